@@ -1,0 +1,100 @@
+package broker
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// ClientConfig says how a client reaches the broker.
+type ClientConfig struct {
+	// URL of the NATS server. Defaults to nats://127.0.0.1:4222.
+	URL string
+	// Token to present. Empty means: read TokenFile; where that does not
+	// exist, connect without a token (a server without auth).
+	Token string
+	// TokenFile is the broker's token file.
+	TokenFile string
+	// Timeout bounds how long Connect waits and retries for the broker, and
+	// how long the connection tries to reconnect once lost. Defaults to 30s.
+	Timeout time.Duration
+	// Name identifies the client to the server, e.g. "consumer C-1".
+	Name string
+}
+
+func (c ClientConfig) withDefaults() ClientConfig {
+	c.URL = cmp.Or(c.URL, "nats://127.0.0.1:4222")
+	c.Timeout = cmp.Or(c.Timeout, 30*time.Second)
+	return c
+}
+
+const retryWait = 250 * time.Millisecond
+
+// Connect connects to the broker, waiting and retrying until cfg.Timeout so
+// that processes can start in any order. A wrong token fails at once.
+func Connect(ctx context.Context, cfg ClientConfig, logger *slog.Logger) (*nats.Conn, error) {
+	cfg = cfg.withDefaults()
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	for attempt := 1; ; attempt++ {
+		nc, final, err := connectOnce(cfg)
+		if err == nil {
+			return nc, nil
+		}
+		if final {
+			return nil, fmt.Errorf("connect %s: %w", cfg.URL, err)
+		}
+		if attempt == 1 {
+			logger.InfoContext(ctx, "waiting for broker", "url", cfg.URL, "timeout", cfg.Timeout, "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("connect %s: %w after %v: %w", cfg.URL, ErrUnreachable, cfg.Timeout, err)
+		case <-time.After(retryWait):
+		}
+	}
+}
+
+// connectOnce makes one attempt. final says that retrying cannot help.
+func connectOnce(cfg ClientConfig) (nc *nats.Conn, final bool, err error) {
+	token, known := cfg.Token, cfg.Token != ""
+	if !known && cfg.TokenFile != "" {
+		token, err = ReadToken(cfg.TokenFile)
+		switch {
+		case err == nil:
+			known = true
+		case !errors.Is(err, fs.ErrNotExist):
+			return nil, true, err
+		}
+	}
+	opts := []nats.Option{
+		nats.Name(cfg.Name),
+		nats.Timeout(2 * time.Second),
+		nats.ReconnectWait(retryWait),
+		nats.MaxReconnects(int(cfg.Timeout / retryWait)),
+	}
+	if token != "" {
+		opts = append(opts, nats.Token(token))
+	}
+	nc, err = nats.Connect(cfg.URL, opts...)
+	if err != nil {
+		// Without a token the broker may be about to write one: retry. With
+		// one, an authorization error is final.
+		authErr := errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired)
+		return nil, authErr && known, err
+	}
+	return nc, false, nil
+}
+
+// Close flushes what the connection still buffers (acks, results) and
+// closes it.
+func Close(nc *nats.Conn) {
+	_ = nc.FlushTimeout(5 * time.Second)
+	nc.Close()
+}

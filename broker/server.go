@@ -1,0 +1,163 @@
+package broker
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Config configures the embedded server.
+type Config struct {
+	// URL gives the host and port to listen on. Port 0 picks a free port.
+	// Defaults to nats://127.0.0.1:4222.
+	URL string
+	// StoreDir is the JetStream file store; it also holds the lock file.
+	// Required.
+	StoreDir string
+	// Token authenticates clients. Empty means: read TokenFile, generating a
+	// random token into it (mode 0600) on first start.
+	Token string
+	// TokenFile is where the token lives. Defaults to <StoreDir>/token.
+	TokenFile string
+	// SyncAlways fsyncs the store before each ack. Defaults to false.
+	SyncAlways bool
+	// ReadyTimeout bounds the wait for the server to accept connections.
+	// Defaults to 10s.
+	ReadyTimeout time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	c.URL = cmp.Or(c.URL, "nats://127.0.0.1:4222")
+	c.TokenFile = cmp.Or(c.TokenFile, c.StoreDir+"/token")
+	c.ReadyTimeout = cmp.Or(c.ReadyTimeout, 10*time.Second)
+	return c
+}
+
+// Server is a running embedded NATS JetStream server.
+type Server struct {
+	ns    *server.Server
+	lock  *dirLock
+	token string
+}
+
+// Start starts the embedded server and returns once it accepts connections
+// with JetStream enabled. It binds the URL's host, 127.0.0.1 when the URL
+// names none, never all interfaces by accident; it owns no signals.
+func Start(cfg Config, logger *slog.Logger) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if cfg.StoreDir == "" {
+		return nil, fmt.Errorf("start broker: store dir is required")
+	}
+	host, port, err := listenAddr(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("start broker: %w", err)
+	}
+	lock, err := lockDir(cfg.StoreDir)
+	if err != nil {
+		return nil, fmt.Errorf("start broker: %w", err)
+	}
+	s, err := start(cfg, host, port, lock, logger)
+	if err != nil {
+		_ = lock.unlock()
+		return nil, fmt.Errorf("start broker on %s:%d: %w", host, port, err)
+	}
+	return s, nil
+}
+
+func start(cfg Config, host string, port int, lock *dirLock, logger *slog.Logger) (*Server, error) {
+	token := cfg.Token
+	if token == "" {
+		var err error
+		if token, err = loadOrCreateToken(cfg.TokenFile); err != nil {
+			return nil, err
+		}
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	opts := &server.Options{
+		ServerName:    "procq",
+		Host:          host,
+		Port:          port,
+		NoSigs:        true,
+		JetStream:     true,
+		StoreDir:      cfg.StoreDir,
+		SyncAlways:    cfg.SyncAlways,
+		Authorization: token,
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, err
+	}
+	ns.SetLoggerV2(&serverLogger{l: logger}, false, false, false)
+	// A port already in use makes Start log and return without serving,
+	// so readiness is checked rather than assumed.
+	if portInUse(host, port) {
+		return nil, fmt.Errorf("%w: port %d is in use", ErrNotReady, port)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(cfg.ReadyTimeout) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("%w within %v", ErrNotReady, cfg.ReadyTimeout)
+	}
+	if !ns.JetStreamEnabled() {
+		ns.Shutdown()
+		return nil, ErrNoJetStream
+	}
+	return &Server{ns: ns, lock: lock, token: token}, nil
+}
+
+// ClientURL is the URL clients use to reach this server, with the real port.
+func (s *Server) ClientURL() string { return s.ns.ClientURL() }
+
+// Token is the token clients must present.
+func (s *Server) Token() string { return s.token }
+
+// Shutdown stops the server, waits for it and releases the store lock.
+func (s *Server) Shutdown() {
+	s.ns.Shutdown()
+	s.ns.WaitForShutdown()
+	_ = s.lock.unlock()
+}
+
+// Run serves until ctx is done, then shuts down.
+func (s *Server) Run(ctx context.Context) error {
+	<-ctx.Done()
+	s.Shutdown()
+	return nil
+}
+
+// listenAddr takes the host and port to listen on from a nats:// URL.
+func listenAddr(rawURL string) (string, int, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "", 0, err
+	}
+	host := cmp.Or(u.Hostname(), "127.0.0.1")
+	port := 4222
+	if p := u.Port(); p != "" {
+		if port, err = strconv.Atoi(p); err != nil {
+			return "", 0, fmt.Errorf("bad port in %q", rawURL)
+		}
+	}
+	return host, port, nil
+}
+
+func portInUse(host string, port int) bool {
+	if port <= 0 {
+		return false
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return true
+	}
+	_ = l.Close()
+	return false
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+
+	"github.com/procq/procq/broker"
+	"github.com/procq/procq/consumer"
+	"github.com/procq/procq/internal/cli"
+	"github.com/procq/procq/task"
+)
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "consumer",
+		Short: "Take tasks from a procq queue until this consumer's sentinel arrives",
+		Long: `consumer pulls tasks from the queue's shared durable consumer, so each
+task goes to exactly one consumer process, runs them, and exits 0 once it takes
+its sentinel (or on SIGINT/SIGTERM, after finishing the task in hand).`,
+		Args: cobra.NoArgs,
+		RunE: runWorker,
+	}
+	cli.AddConfigFlag(root)
+	f := root.Flags()
+	f.String("name", "", "consumer name in output and logs (default C-<pid>)")
+	f.String("queue", "", "queue name (queue.name)")
+	f.Int("concurrency", 0, "tasks run at once (consumers.concurrency)")
+	return root
+}
+
+var workerFlags = map[string]string{
+	"queue":       "queue.name",
+	"concurrency": "consumers.concurrency",
+}
+
+func runWorker(cmd *cobra.Command, _ []string) error {
+	cfg, err := cli.Load(cmd, workerFlags)
+	if err != nil {
+		return err
+	}
+	name, _ := cmd.Flags().GetString("name")
+	if name == "" {
+		name = fmt.Sprintf("C-%d", os.Getpid())
+	}
+	if err := task.ValidName(name); err != nil {
+		return &cli.UsageError{Err: fmt.Errorf("--name: %w", err)}
+	}
+	logger, closeLog, err := cli.Logger("consumer", name, cfg.Log, os.Stderr)
+	if err != nil {
+		return err
+	}
+	defer closeLog.Close()
+
+	ctx := cmd.Context()
+	nc, err := broker.Connect(ctx, cfg.ClientConfig("consumer "+name), logger)
+	if err != nil {
+		return err
+	}
+	defer broker.Close(nc)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	topo, err := broker.EnsureQueue(ctx, js, cfg.QueueConfig())
+	if err != nil {
+		return err
+	}
+	reg := task.Builtins()
+	out := cmd.OutOrStdout()
+	if err := reg.Register(task.KindMessage, consumer.MessageHandler(out, name, cfg.Consumers.WorkMin, cfg.Consumers.WorkMax)); err != nil {
+		return err
+	}
+	w, err := consumer.New(cfg.WorkerConfig(name, out), js, topo, reg, logger)
+	if err != nil {
+		return err
+	}
+	return w.Run(ctx)
+}

@@ -1,0 +1,157 @@
+// Package config loads procq's configuration: config.yaml, overridden by
+// PROCQ_<SECTION>_<KEY> environment variables, overridden by flags. It is the
+// only package that imports viper.
+package config
+
+import (
+	"path/filepath"
+	"time"
+)
+
+// Config is the whole configuration of a procq process. The yaml keys are the
+// mapstructure tags; config.yaml documents each one.
+type Config struct {
+	Broker    Broker    `mapstructure:"broker"`
+	Queue     Queue     `mapstructure:"queue"`
+	Consumers Consumers `mapstructure:"consumers"`
+	Log       Log       `mapstructure:"log"`
+
+	// File is the config file the values were read from; empty when none was.
+	File string `mapstructure:"-"`
+
+	values map[string]any // effective value of every key, for Environ
+}
+
+// Broker says where the NATS server is and how to reach it.
+type Broker struct {
+	// URL is where clients connect and where the embedded server listens.
+	// Port 0 lets the embedded server pick a free port. Defaults to
+	// nats://127.0.0.1:4222.
+	URL string `mapstructure:"url"`
+	// Embedded lets the producer host the broker in-process when no broker
+	// answers at URL. Defaults to true.
+	Embedded bool `mapstructure:"embedded"`
+	// StoreDir is the JetStream file store of the embedded broker; it also
+	// holds the broker's lock and token files. Defaults to data/jetstream.
+	StoreDir string `mapstructure:"store_dir"`
+	// Token authenticates clients. Empty means: the broker generates one into
+	// TokenFile, and clients read it from there. Defaults to "".
+	Token string `mapstructure:"token"`
+	// TokenFile is where the broker writes its token and clients read it.
+	// Defaults to <store_dir>/token.
+	TokenFile string `mapstructure:"token_file"`
+	// ConnectTimeout bounds how long a client waits for the broker to come
+	// up. Defaults to 30s.
+	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
+	// SyncAlways makes the embedded broker fsync before every ack. Defaults
+	// to false (fsync every 2 minutes).
+	SyncAlways bool `mapstructure:"sync_always"`
+}
+
+// Queue configures the work queue and the Queue demo.
+type Queue struct {
+	// Name of the queue; one subject token. Defaults to demo.
+	Name string `mapstructure:"name"`
+	// Messages the Queue demo puts. Defaults to 10.
+	Messages int `mapstructure:"messages"`
+	// PauseMin and PauseMax bound the random pause between puts. Default to
+	// 100ms and 500ms.
+	PauseMin time.Duration `mapstructure:"pause_min"`
+	PauseMax time.Duration `mapstructure:"pause_max"`
+	// AckWait is the task lease: a task not acked in time is redelivered.
+	// Defaults to 30s.
+	AckWait time.Duration `mapstructure:"ack_wait"`
+	// MaxDeliver is how many times a task is delivered before it is
+	// dead-lettered. Defaults to 5.
+	MaxDeliver int `mapstructure:"max_deliver"`
+	// MaxAckPending caps the tasks in flight across all consumers. Defaults
+	// to 1000.
+	MaxAckPending int `mapstructure:"max_ack_pending"`
+	// MaxMessages caps the messages the task stream holds; a full stream
+	// rejects new work. Defaults to 1000000.
+	MaxMessages int64 `mapstructure:"max_messages"`
+}
+
+// Consumers configures the consumer processes.
+type Consumers struct {
+	// Count is how many consumers run, how many sentinels end a run, and how
+	// many processes the producer spawns. Defaults to 2.
+	Count int `mapstructure:"count"`
+	// Spawn lets the producer start and join the consumer processes.
+	// Defaults to true.
+	Spawn bool `mapstructure:"spawn"`
+	// Path is the consumer executable to spawn. Defaults to the consumer
+	// beside the producer executable.
+	Path string `mapstructure:"path"`
+	// WorkMin and WorkMax bound the random work time of a Queue demo message.
+	// Default to 200ms and 800ms.
+	WorkMin time.Duration `mapstructure:"work_min"`
+	WorkMax time.Duration `mapstructure:"work_max"`
+	// Concurrency is how many tasks one consumer process runs at once.
+	// Defaults to 1.
+	Concurrency int `mapstructure:"concurrency"`
+	// MaxRestarts is how many times the producer replaces a spawned consumer
+	// that died before taking its sentinel. Defaults to 3; 0 disables.
+	MaxRestarts int `mapstructure:"max_restarts"`
+}
+
+// Log configures the per-process log files.
+type Log struct {
+	// Dir holds one log file per process. Defaults to logs.
+	Dir string `mapstructure:"dir"`
+	// Level is debug, info, warn or error. Defaults to info.
+	Level string `mapstructure:"level"`
+	// StderrLevel is the level from which lines also go to stderr, so the
+	// demo output on stdout stays readable. Defaults to warn.
+	StderrLevel string `mapstructure:"stderr_level"`
+}
+
+// defaults lists every key with its default value. A key absent here is an
+// unknown key.
+var defaults = map[string]any{
+	"broker.url":             "nats://127.0.0.1:4222",
+	"broker.embedded":        true,
+	"broker.store_dir":       "data/jetstream",
+	"broker.token":           "",
+	"broker.token_file":      "",
+	"broker.connect_timeout": "30s",
+	"broker.sync_always":     false,
+
+	"queue.name":            "demo",
+	"queue.messages":        10,
+	"queue.pause_min":       "100ms",
+	"queue.pause_max":       "500ms",
+	"queue.ack_wait":        "30s",
+	"queue.max_deliver":     5,
+	"queue.max_ack_pending": 1000,
+	"queue.max_messages":    1000000,
+
+	"consumers.count":        2,
+	"consumers.spawn":        true,
+	"consumers.path":         "",
+	"consumers.work_min":     "200ms",
+	"consumers.work_max":     "800ms",
+	"consumers.concurrency":  1,
+	"consumers.max_restarts": 3,
+
+	"log.dir":          "logs",
+	"log.level":        "info",
+	"log.stderr_level": "warn",
+}
+
+// Keys returns every configuration key, for documentation and flag binding.
+func Keys() []string {
+	keys := make([]string, 0, len(defaults))
+	for k := range defaults {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// TokenPath is the token file: TokenFile, or <store_dir>/token.
+func (b Broker) TokenPath() string {
+	if b.TokenFile != "" {
+		return b.TokenFile
+	}
+	return filepath.Join(b.StoreDir, "token")
+}

@@ -1,0 +1,141 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// DefaultPath is the config file read when --config is not given.
+const DefaultPath = "config.yaml"
+
+// EnvPrefix prefixes the environment variables that override config keys:
+// PROCQ_CONSUMERS_COUNT overrides consumers.count.
+const EnvPrefix = "PROCQ"
+
+// Options says where Load finds its values.
+type Options struct {
+	// Path is the config file. Defaults to DefaultPath, which may be missing;
+	// a Path given explicitly must exist.
+	Path string
+	// Flags maps a flag to the key it overrides, e.g. "consumers" ->
+	// "consumers.count". Only flags the user set override.
+	Flags map[*pflag.Flag]string
+}
+
+// Load reads the configuration: defaults, then the config file, then the
+// environment, then flags. Every error is an *Error naming the key and the
+// source of the bad value.
+func Load(opts Options) (*Config, error) {
+	v := viper.New()
+	for k, d := range defaults {
+		v.SetDefault(k, d)
+	}
+	v.SetEnvPrefix(EnvPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+
+	file, err := readFile(v, opts.Path)
+	if err != nil {
+		return nil, err
+	}
+	src := sources{v: v, file: file, flags: opts.Flags}
+	for f, key := range opts.Flags {
+		if err := v.BindPFlag(key, f); err != nil {
+			return nil, &Error{Source: "flag --" + f.Name, Key: key, Err: err}
+		}
+	}
+	if err := checkUnknown(v, file); err != nil {
+		return nil, err
+	}
+	var c Config
+	if err := v.Unmarshal(&c); err != nil {
+		var de *mapstructure.DecodeError
+		if errors.As(err, &de) {
+			return nil, &Error{Source: src.of(de.Name()), Key: de.Name(), Err: errors.Unwrap(de)}
+		}
+		return nil, &Error{Source: src.of(""), Err: err}
+	}
+	c.File = file
+	c.values = make(map[string]any, len(defaults))
+	for k := range defaults {
+		c.values[k] = v.Get(k)
+	}
+	if err := c.validate(); err != nil {
+		var ve *Error
+		if errors.As(err, &ve) {
+			ve.Source = src.of(ve.Key)
+		}
+		return nil, err
+	}
+	return &c, nil
+}
+
+// readFile reads the config file into v and returns its path, or "" when the
+// default file does not exist.
+func readFile(v *viper.Viper, path string) (string, error) {
+	explicit := path != ""
+	if !explicit {
+		path = DefaultPath
+	}
+	v.SetConfigFile(path)
+	v.SetConfigType("yaml")
+	err := v.ReadInConfig()
+	switch {
+	case err == nil:
+		return path, nil
+	case !explicit && errors.Is(err, fs.ErrNotExist):
+		return "", nil
+	default:
+		return "", &Error{Source: path, Err: err}
+	}
+}
+
+// checkUnknown rejects a key in the file that procq does not know, such as a
+// typo (consumer: for consumers:).
+func checkUnknown(v *viper.Viper, file string) error {
+	if file == "" {
+		return nil
+	}
+	var unknown []string
+	for _, k := range v.AllKeys() {
+		if _, ok := defaults[k]; !ok {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	sort.Strings(unknown)
+	return &Error{Source: file, Key: unknown[0], Err: fmt.Errorf("unknown key (known sections: broker, queue, consumers, log)")}
+}
+
+// sources tells where the value of a key came from, for error messages.
+type sources struct {
+	v     *viper.Viper
+	file  string
+	flags map[*pflag.Flag]string
+}
+
+func (s sources) of(key string) string {
+	for f, k := range s.flags {
+		if k == key && f.Changed {
+			return "flag --" + f.Name
+		}
+	}
+	env := EnvName(key)
+	if _, ok := os.LookupEnv(env); ok && key != "" {
+		return "environment " + env
+	}
+	if s.file != "" {
+		return s.file
+	}
+	return "defaults"
+}

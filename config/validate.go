@@ -1,0 +1,105 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/procq/procq/task"
+)
+
+// validate checks every value that decoding alone cannot. Its errors are
+// *Error with the key set; Load fills in the source.
+func (c *Config) validate() error {
+	checks := []struct {
+		key string
+		err error
+	}{
+		{"broker.url", checkURL(c.Broker.URL)},
+		{"broker.store_dir", nonEmpty(c.Broker.StoreDir)},
+		{"broker.connect_timeout", positive(c.Broker.ConnectTimeout)},
+		{"queue.name", task.ValidName(c.Queue.Name)},
+		{"queue.messages", atLeast(c.Queue.Messages, 0)},
+		{"queue.pause_min", notNegative(c.Queue.PauseMin)},
+		{"queue.pause_max", notBelow(c.Queue.PauseMax, c.Queue.PauseMin, "queue.pause_min")},
+		{"queue.ack_wait", atLeastDur(c.Queue.AckWait, time.Second)},
+		{"queue.max_deliver", atLeast(c.Queue.MaxDeliver, 1)},
+		{"queue.max_ack_pending", atLeast(c.Queue.MaxAckPending, 1)},
+		{"queue.max_messages", atLeast(int(c.Queue.MaxMessages), 1)},
+		{"consumers.count", atLeast(c.Consumers.Count, 1)},
+		{"consumers.work_min", notNegative(c.Consumers.WorkMin)},
+		{"consumers.work_max", notBelow(c.Consumers.WorkMax, c.Consumers.WorkMin, "consumers.work_min")},
+		{"consumers.concurrency", atLeast(c.Consumers.Concurrency, 1)},
+		{"consumers.max_restarts", atLeast(c.Consumers.MaxRestarts, 0)},
+		{"log.dir", nonEmpty(c.Log.Dir)},
+		{"log.level", oneOf(c.Log.Level, "debug", "info", "warn", "error")},
+		{"log.stderr_level", oneOf(c.Log.StderrLevel, "debug", "info", "warn", "error")},
+	}
+	for _, ch := range checks {
+		if ch.err != nil {
+			return &Error{Key: ch.key, Err: ch.err}
+		}
+	}
+	return nil
+}
+
+func checkURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return err
+	}
+	if u.Scheme != "nats" && u.Scheme != "tls" {
+		return fmt.Errorf("%q: scheme must be nats:// or tls://", s)
+	}
+	if u.Hostname() == "" {
+		return fmt.Errorf("%q: no host", s)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 0 || n > 65535 {
+			return fmt.Errorf("%q: port must be 0 to 65535", s)
+		}
+	}
+	return nil
+}
+
+func nonEmpty(s string) error {
+	if s == "" {
+		return fmt.Errorf("must not be empty")
+	}
+	return nil
+}
+
+func atLeast(n, lo int) error {
+	if n < lo {
+		return fmt.Errorf("must be at least %d, got %d", lo, n)
+	}
+	return nil
+}
+
+func positive(d time.Duration) error { return atLeastDur(d, time.Nanosecond) }
+
+func atLeastDur(d, lo time.Duration) error {
+	if d < lo {
+		return fmt.Errorf("must be at least %v, got %v", lo, d)
+	}
+	return nil
+}
+
+func notNegative(d time.Duration) error { return atLeastDur(d, 0) }
+
+func notBelow(d, lo time.Duration, loKey string) error {
+	if d < lo {
+		return fmt.Errorf("must not be below %s (%v), got %v", loKey, lo, d)
+	}
+	return nil
+}
+
+func oneOf(s string, allowed ...string) error {
+	for _, a := range allowed {
+		if s == a {
+			return nil
+		}
+	}
+	return fmt.Errorf("%q is not one of %v", s, allowed)
+}

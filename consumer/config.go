@@ -1,0 +1,54 @@
+package consumer
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/procq/procq/task"
+)
+
+// Config configures a Worker.
+type Config struct {
+	// Name identifies the consumer in output, logs and results. Required.
+	Name string
+	// Concurrency is how many tasks the worker runs at once. Defaults to 1.
+	Concurrency int
+	// MaxDeliver is the try limit: a task delivered more often is
+	// dead-lettered without running. Defaults to 5.
+	MaxDeliver int
+	// SentinelRetry is how long a sentinel is handed back for while the queue
+	// still holds unfinished work. Defaults to 500ms.
+	SentinelRetry time.Duration
+	// FetchWait is the long-poll time of one pull request. Defaults to 5s.
+	FetchWait time.Duration
+	// StopTimeout is how long in-flight tasks may run on after the context
+	// is cancelled before their own context is cancelled. Defaults to 10s.
+	StopTimeout time.Duration
+	// Out receives the demo's lines, e.g. "Consumer C-1: Received
+	// sentinel, exiting.". Defaults to io.Discard.
+	Out io.Writer
+}
+
+func (c Config) withDefaults() Config {
+	c.Concurrency = cmp.Or(c.Concurrency, 1)
+	c.MaxDeliver = cmp.Or(c.MaxDeliver, 5)
+	c.SentinelRetry = cmp.Or(c.SentinelRetry, 500*time.Millisecond)
+	c.FetchWait = cmp.Or(c.FetchWait, 5*time.Second)
+	c.StopTimeout = cmp.Or(c.StopTimeout, 10*time.Second)
+	if c.Out == nil {
+		c.Out = io.Discard
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	if err := task.ValidName(c.Name); err != nil {
+		return fmt.Errorf("consumer name: %w", err)
+	}
+	if c.Concurrency < 1 || c.MaxDeliver < 1 {
+		return fmt.Errorf("consumer: concurrency and max deliver must be at least 1")
+	}
+	return nil
+}

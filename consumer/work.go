@@ -1,0 +1,180 @@
+package consumer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/procq/procq/task"
+)
+
+// publishTimeout bounds a result or dead-letter publish, which runs even
+// while the worker stops so that finished work is not lost.
+const publishTimeout = 10 * time.Second
+
+// work runs one task message. It never panics on bad input: a message that
+// can never succeed is dead-lettered and the worker goes on.
+func (w *Worker) work(ctx context.Context, msg jetstream.Msg) {
+	h := msg.Headers()
+	kind := h.Get(task.HeaderKind)
+	attempt := uint64(1)
+	if meta, err := msg.Metadata(); err == nil {
+		attempt = meta.NumDelivered
+	}
+	log := w.log.With("task", kind, "index", h.Get(task.HeaderIndex), "run", h.Get(task.HeaderRun), "attempt", attempt)
+
+	switch {
+	case attempt > uint64(w.cfg.MaxDeliver):
+		w.deadLetter(ctx, msg, fmt.Sprintf("delivered %d times, over max_deliver %d", attempt, w.cfg.MaxDeliver))
+		return
+	case kind == "":
+		w.deadLetter(ctx, msg, "missing "+task.HeaderKind+" header")
+		return
+	case !w.reg.Has(kind):
+		w.deadLetter(ctx, msg, fmt.Sprintf("unknown task kind %q", kind))
+		return
+	}
+	args, err := task.SplitArgs(msg.Data(), h.Get(task.HeaderChunk))
+	if err != nil {
+		w.deadLetter(ctx, msg, err.Error())
+		return
+	}
+	reply := h.Get(task.HeaderReply)
+	if reply != "" {
+		if _, err := strconv.Atoi(h.Get(task.HeaderIndex)); err != nil {
+			w.deadLetter(ctx, msg, "bad "+task.HeaderIndex+" header on a task with a reply subject")
+			return
+		}
+	}
+
+	log.DebugContext(ctx, "task started")
+	start := time.Now()
+	outcomes := w.runAll(ctx, msg, kind, args)
+	if ctx.Err() != nil {
+		// Stopped mid-task: hand it back for another consumer.
+		w.settle(ctx, "nak on stop", msg.Nak())
+		log.WarnContext(ctx, "task interrupted by stop, handed back")
+		return
+	}
+	failed := countFailed(outcomes)
+	if reply == "" && failed > 0 {
+		w.deadLetter(ctx, msg, outcomes[0].Error)
+		return
+	}
+	if reply != "" {
+		if err := w.publishResult(ctx, msg, reply, outcomes); err != nil {
+			log.ErrorContext(ctx, "publish result failed, task handed back", "error", err)
+			w.settle(ctx, "nak", msg.NakWithDelay(retryPause))
+			return
+		}
+	}
+	w.settle(ctx, "ack", msg.Ack())
+	log.InfoContext(ctx, "task done", "inputs", len(args), "failed", failed, "duration", time.Since(start))
+}
+
+// runAll runs every input of the message, keeping the lease alive with
+// InProgress heartbeats while it works.
+func (w *Worker) runAll(ctx context.Context, msg jetstream.Msg, kind string, args []json.RawMessage) []task.Outcome {
+	stop := w.heartbeat(msg)
+	defer stop()
+	out := make([]task.Outcome, len(args))
+	for i, a := range args {
+		res, err := w.reg.Run(ctx, kind, a)
+		if err != nil {
+			out[i].Error = err.Error()
+			continue
+		}
+		out[i].Result = res
+	}
+	return out
+}
+
+// heartbeat sends InProgress every third of the ack wait until stopped, so a
+// long task keeps its lease and is not redelivered while it runs.
+func (w *Worker) heartbeat(msg jetstream.Msg) (stop func()) {
+	if w.ackWait <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(w.ackWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := msg.InProgress(); err != nil {
+					w.log.Warn("heartbeat failed", "error", err)
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+func (w *Worker) publishResult(ctx context.Context, msg jetstream.Msg, subject string, outcomes []task.Outcome) error {
+	body, err := json.Marshal(outcomes)
+	if err != nil {
+		return err
+	}
+	h := msg.Headers()
+	run, index := h.Get(task.HeaderRun), h.Get(task.HeaderIndex)
+	res := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
+	res.Header.Set(task.HeaderRun, run)
+	res.Header.Set(task.HeaderIndex, index)
+	res.Header.Set(task.HeaderChunk, strconv.Itoa(len(outcomes)))
+	res.Header.Set(task.HeaderConsumer, w.cfg.Name)
+	// A redelivered task's second result carries the same id and is dropped
+	// by the results stream's de-duplication window.
+	res.Header.Set(task.HeaderMsgID, run+"."+index)
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+	defer cancel()
+	_, err = w.js.PublishMsg(pctx, res)
+	return err
+}
+
+// deadLetter copies msg with the reason to the dead-letter stream, then
+// terminates it (Term deletes it from the WorkQueue stream, so the copy comes
+// first). If the copy fails the message is handed back instead: nothing is
+// lost.
+func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, reason string) {
+	dl := &nats.Msg{Subject: task.DeadSubject(w.queue), Data: msg.Data(), Header: nats.Header{}}
+	for k, vs := range msg.Headers() {
+		if k != task.HeaderMsgID {
+			dl.Header[k] = vs
+		}
+	}
+	dl.Header.Set(task.HeaderError, reason)
+	dl.Header.Set(task.HeaderSubject, msg.Subject())
+	dl.Header.Set(task.HeaderConsumer, w.cfg.Name)
+	if meta, err := msg.Metadata(); err == nil {
+		dl.Header.Set(task.HeaderDelivered, strconv.FormatUint(meta.NumDelivered, 10))
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+	defer cancel()
+	if _, err := w.js.PublishMsg(pctx, dl); err != nil {
+		w.log.ErrorContext(ctx, "dead-letter publish failed, message handed back", "error", err, "reason", reason)
+		w.settle(ctx, "nak", msg.NakWithDelay(retryPause))
+		return
+	}
+	w.settle(ctx, "term", msg.TermWithReason(reason))
+	w.log.WarnContext(ctx, "dead-lettered", "subject", msg.Subject(), "reason", reason)
+}
+
+func countFailed(outs []task.Outcome) int {
+	n := 0
+	for _, o := range outs {
+		if o.Error != "" {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,103 @@
+// Package cli holds what the three executables share: config loading from
+// cobra flags, the per-process logger, and the mapping of errors to exit
+// codes.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/procq/procq/config"
+)
+
+// Exit codes of every procq executable.
+const (
+	ExitOK      = 0
+	ExitFailure = 1
+	ExitUsage   = 2
+)
+
+// UsageError is bad usage: a bad flag or argument.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// ExitCode maps an error to the process exit code: 0 for nil, 2 for bad
+// usage or bad configuration, 1 for anything else.
+func ExitCode(err error) int {
+	var ce *config.Error
+	var ue *UsageError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &ce), errors.As(err, &ue):
+		return ExitUsage
+	default:
+		return ExitFailure
+	}
+}
+
+// Execute runs root with a context cancelled by SIGINT or SIGTERM, prints
+// the error, if any, to stderr, and returns the exit code.
+func Execute(root *cobra.Command, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root.SilenceErrors = true
+	root.SilenceUsage = true
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{Err: err} })
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	if !ran(cmd) {
+		// Cobra rejected the command line before any command ran.
+		err = &UsageError{Err: err}
+	}
+	fmt.Fprintf(stderr, "%s: %v\n", root.Name(), err)
+	var ue *UsageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
+	}
+	return ExitCode(err)
+}
+
+// ran reports whether cmd's RunE was entered (see Flags.Load).
+func ran(cmd *cobra.Command) bool {
+	return cmd != nil && cmd.Annotations != nil && cmd.Annotations[annotationRan] == "1"
+}
+
+const annotationRan = "procq-ran"
+
+// AddConfigFlag adds the persistent --config flag to root.
+func AddConfigFlag(root *cobra.Command) {
+	root.PersistentFlags().String("config", "", "config file (default ./config.yaml, which may be missing)")
+}
+
+// Load loads the configuration for cmd: --config, then each flag of cmd
+// named in keys overriding the config key it maps to. It also marks cmd as
+// run, so that errors from here on are not taken for usage errors.
+func Load(cmd *cobra.Command, keys map[string]string) (*config.Config, error) {
+	if cmd.Annotations == nil {
+		cmd.Annotations = map[string]string{}
+	}
+	cmd.Annotations[annotationRan] = "1"
+	path, _ := cmd.Flags().GetString("config")
+	flags := make(map[*pflag.Flag]string, len(keys))
+	for name, key := range keys {
+		f := cmd.Flags().Lookup(name)
+		if f == nil {
+			return nil, fmt.Errorf("internal: no flag --%s for %s", name, key)
+		}
+		flags[f] = key
+	}
+	return config.Load(config.Options{Path: path, Flags: flags})
+}

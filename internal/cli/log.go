@@ -1,0 +1,46 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/procq/procq/config"
+)
+
+// Logger returns the process's logger: one line per event appended to
+// <log.dir>/<role>[-<name>].log at log.level, and to stderr at
+// log.stderr_level; each line carries time, level, role, name and pid.
+// Close the returned closer at exit.
+func Logger(role, name string, cfg config.Log, stderr io.Writer) (*slog.Logger, io.Closer, error) {
+	var fileLevel, errLevel slog.Level
+	if err := fileLevel.UnmarshalText([]byte(cfg.Level)); err != nil {
+		return nil, nil, &config.Error{Source: "config", Key: "log.level", Err: err}
+	}
+	if err := errLevel.UnmarshalText([]byte(cfg.StderrLevel)); err != nil {
+		return nil, nil, &config.Error{Source: "config", Key: "log.stderr_level", Err: err}
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("log dir: %w", err)
+	}
+	file := role
+	if name != "" {
+		file += "-" + name
+	}
+	f, err := os.OpenFile(filepath.Join(cfg.Dir, file+".log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, nil, fmt.Errorf("log file: %w", err)
+	}
+	h := slog.NewMultiHandler(
+		slog.NewTextHandler(f, &slog.HandlerOptions{Level: fileLevel}),
+		slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: errLevel}),
+	)
+	attrs := []any{"role", role}
+	if name != "" {
+		attrs = append(attrs, "name", name)
+	}
+	logger := slog.New(h).With(append(attrs, "pid", os.Getpid())...)
+	return logger, f, nil
+}

@@ -1,0 +1,59 @@
+package producer
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"time"
+
+	"github.com/procq/procq/task"
+)
+
+// QueueDemo is the Queue demo: it puts Messages messages "Message 0", ...
+// with a random pause in [PauseMin, PauseMax] between them, then one
+// sentinel per consumer.
+type QueueDemo struct {
+	Messages           int
+	PauseMin, PauseMax time.Duration
+	Consumers          int
+	Out                io.Writer
+}
+
+// Run puts the demo's messages and sentinels as run on q.
+func (d QueueDemo) Run(ctx context.Context, q *Queue, run string) error {
+	out := d.Out
+	if out == nil {
+		out = io.Discard
+	}
+	for i := range d.Messages {
+		text := fmt.Sprintf("Message %d", i)
+		fmt.Fprintf(out, "Producer: Putting '%s' on queue\n", text)
+		if err := q.Put(ctx, run, i, task.KindMessage, task.MessageArgs{Text: text}); err != nil {
+			return err
+		}
+		if err := pause(ctx, d.PauseMin, d.PauseMax); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(out, "Producer: Putting %d sentinels on queue\n", d.Consumers)
+	return q.End(ctx, run, d.Consumers)
+}
+
+func pause(ctx context.Context, lo, hi time.Duration) error {
+	d := lo
+	if hi > lo {
+		d += rand.N(hi - lo)
+	}
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

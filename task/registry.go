@@ -1,0 +1,91 @@
+package task
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// Handler runs one task: it takes the task's JSON arguments and returns a
+// JSON result or an error. Handle must honour ctx for long work.
+type Handler interface {
+	Handle(ctx context.Context, args json.RawMessage) (json.RawMessage, error)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, args json.RawMessage) (json.RawMessage, error)
+
+// Handle calls f.
+func (f HandlerFunc) Handle(ctx context.Context, args json.RawMessage) (json.RawMessage, error) {
+	return f(ctx, args)
+}
+
+// Registry maps task kinds to handlers. It is safe for concurrent use.
+type Registry struct {
+	mu       sync.RWMutex
+	handlers map[string]Handler
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{handlers: make(map[string]Handler)}
+}
+
+// Register adds h under kind. Registering a kind twice returns
+// ErrDuplicateKind; an invalid kind name is an error too.
+func (r *Registry) Register(kind string, h Handler) error {
+	if err := ValidName(kind); err != nil {
+		return fmt.Errorf("register: %w", err)
+	}
+	if h == nil {
+		return fmt.Errorf("register %s: nil handler", kind)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.handlers[kind]; ok {
+		return fmt.Errorf("register %s: %w", kind, ErrDuplicateKind)
+	}
+	r.handlers[kind] = h
+	return nil
+}
+
+// Kinds lists the registered kinds, sorted.
+func (r *Registry) Kinds() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	kinds := make([]string, 0, len(r.handlers))
+	for k := range r.handlers {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	return kinds
+}
+
+// Run runs the handler registered for kind. An unknown kind returns
+// ErrUnknownKind; a handler panic is recovered and returned as *PanicError.
+func (r *Registry) Run(ctx context.Context, kind string, args json.RawMessage) (res json.RawMessage, err error) {
+	r.mu.RLock()
+	h, ok := r.handlers[kind]
+	r.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownKind, kind)
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			res, err = nil, &PanicError{Kind: kind, Value: v}
+		}
+	}()
+	return h.Handle(ctx, args)
+}
+
+// Has reports whether kind is registered.
+func (r *Registry) Has(kind string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	_, ok := r.handlers[kind]
+	return ok
+}
+
+func fmtAny(v any) string { return fmt.Sprint(v) }

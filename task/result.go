@@ -1,0 +1,36 @@
+package task
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+)
+
+// Outcome is the result of one input: Result on success, Error on failure.
+// A result message's body is a JSON array of outcomes, one per input of the
+// task message, in order.
+type Outcome struct {
+	Result json.RawMessage `json:"result,omitempty"`
+	Error  string          `json:"error,omitempty"`
+}
+
+// SplitArgs returns the argument values of a task message body: the body
+// itself, or, where the Procq-Chunk header says n, the n elements of the
+// body's JSON array.
+func SplitArgs(body []byte, chunkHeader string) ([]json.RawMessage, error) {
+	if chunkHeader == "" {
+		return []json.RawMessage{body}, nil
+	}
+	n, err := strconv.Atoi(chunkHeader)
+	if err != nil || n < 1 {
+		return nil, fmt.Errorf("%w: %s %q is not a positive count", ErrBadArgs, HeaderChunk, chunkHeader)
+	}
+	var args []json.RawMessage
+	if err := json.Unmarshal(body, &args); err != nil {
+		return nil, fmt.Errorf("%w: chunk body: %v", ErrBadArgs, err)
+	}
+	if len(args) != n {
+		return nil, fmt.Errorf("%w: %s says %d, body has %d", ErrBadArgs, HeaderChunk, n, len(args))
+	}
+	return args, nil
+}

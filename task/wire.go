@@ -1,0 +1,100 @@
+package task
+
+import (
+	"fmt"
+	"regexp"
+)
+
+// Header names of a procq message. Metadata travels in NATS headers; arguments
+// and results travel as JSON bodies.
+const (
+	// HeaderKind names the task kind, the key a consumer looks up in its
+	// Registry.
+	HeaderKind = "Procq-Kind"
+	// HeaderRun is the id of the producer run the message belongs to.
+	HeaderRun = "Procq-Run"
+	// HeaderIndex is the position of the task in its run, counting from 0.
+	HeaderIndex = "Procq-Index"
+	// HeaderSentinel is "1" on a sentinel: the message that tells one
+	// consumer to exit.
+	HeaderSentinel = "Procq-Sentinel"
+	// HeaderReply is the subject a consumer publishes the task's result to.
+	// A task without it is fire-and-forget (the Queue demo).
+	HeaderReply = "Procq-Reply"
+	// HeaderChunk is the number of inputs packed into one message; the body
+	// is then a JSON array of that many argument values.
+	HeaderChunk = "Procq-Chunk"
+	// HeaderError carries a failed task's error text on a result or a dead
+	// letter.
+	HeaderError = "Procq-Error"
+	// HeaderConsumer names the consumer that produced a result or a dead letter.
+	HeaderConsumer = "Procq-Consumer"
+	// HeaderSubject is the original subject of a dead-lettered message.
+	HeaderSubject = "Procq-Subject"
+	// HeaderDelivered is how many times a dead-lettered message was delivered.
+	HeaderDelivered = "Procq-Delivered"
+	// HeaderMsgID is the JetStream de-duplication header.
+	HeaderMsgID = "Nats-Msg-Id"
+)
+
+// Stream and bucket names of the JetStream topology.
+const (
+	// TasksStream holds the work of every queue, with WorkQueue retention.
+	TasksStream = "PROCQ_TASKS"
+	// ResultsStream holds task results until their producer reads them.
+	ResultsStream = "PROCQ_RESULTS"
+	// DeadStream holds messages that can never succeed, with the reason.
+	DeadStream = "PROCQ_DEAD"
+	// RunsBucket is the key-value bucket that records each queue's current run.
+	RunsBucket = "PROCQ_RUNS"
+)
+
+// Subject prefixes of the topology. Every subject is built by the functions
+// below, so the scheme lives in one place.
+const (
+	TasksPrefix   = "procq.tasks"
+	ResultsPrefix = "procq.results"
+	DeadPrefix    = "procq.dead"
+)
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// ValidName reports whether s can name a queue, a consumer or a pipe: one to 64
+// letters, digits, '-' or '_', so it is a single subject token and a valid
+// stream, consumer and key name.
+func ValidName(s string) error {
+	if !nameRE.MatchString(s) {
+		return fmt.Errorf("%q is not a valid name: use 1 to 64 letters, digits, '-' or '_'", s)
+	}
+	return nil
+}
+
+// WorkSubject is the subject of a queue's work messages.
+func WorkSubject(queue string) string { return TasksPrefix + "." + queue + ".work" }
+
+// SentinelSubject is the subject of a queue's sentinels.
+func SentinelSubject(queue string) string { return TasksPrefix + "." + queue + ".sentinel" }
+
+// QueueFilter matches every message of a queue: work and sentinels.
+func QueueFilter(queue string) string { return TasksPrefix + "." + queue + ".>" }
+
+// ResultSubject is the subject a run's results are published to.
+func ResultSubject(run string) string { return ResultsPrefix + "." + run }
+
+// DeadSubject is the subject a queue's dead letters are stored under.
+func DeadSubject(queue string) string { return DeadPrefix + "." + queue }
+
+// DurableName is the name of the one shared durable pull consumer of a queue.
+func DurableName(queue string) string { return "procq_" + queue }
+
+// MsgID is the de-duplication id of the message or result at index of run.
+func MsgID(run string, index int) string { return fmt.Sprintf("%s.%d", run, index) }
+
+// QueueOfFilter returns the queue name in a filter built by QueueFilter.
+func QueueOfFilter(filter string) string {
+	const prefix = TasksPrefix + "."
+	if len(filter) > len(prefix)+2 {
+		return filter[len(prefix) : len(filter)-2]
+	}
+	return filter
+}
