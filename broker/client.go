@@ -51,7 +51,7 @@ func Connect(ctx context.Context, cfg ClientConfig, logger *slog.Logger) (*nats.
 			return nil, fmt.Errorf("connect %s: %w", cfg.URL, err)
 		}
 		if attempt == 1 {
-			logger.InfoContext(ctx, "waiting for broker", "url", cfg.URL, "timeout", cfg.Timeout, "error", err)
+			logger.WarnContext(ctx, "waiting for broker", "url", cfg.URL, "timeout", cfg.Timeout, "error", err)
 		}
 		select {
 		case <-ctx.Done():

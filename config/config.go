@@ -14,6 +14,7 @@ type Config struct {
 	Broker    Broker    `mapstructure:"broker"`
 	Queue     Queue     `mapstructure:"queue"`
 	Consumers Consumers `mapstructure:"consumers"`
+	Pipe      Pipe      `mapstructure:"pipe"`
 	Log       Log       `mapstructure:"log"`
 
 	// File is the config file the values were read from; empty when none was.
@@ -95,6 +96,16 @@ type Consumers struct {
 	MaxRestarts int `mapstructure:"max_restarts"`
 }
 
+// Pipe configures the Pipe demo.
+type Pipe struct {
+	// Name of the pipe; one subject token. Defaults to demo.
+	Name string `mapstructure:"name"`
+	// PeerTimeout is how long an end waits without a sign of life from its
+	// peer before Recv fails with the peer-gone error. It is also the lease
+	// of an end's claim. Defaults to 10s.
+	PeerTimeout time.Duration `mapstructure:"peer_timeout"`
+}
+
 // Log configures the per-process log files.
 type Log struct {
 	// Dir holds one log file per process. Defaults to logs.
@@ -133,6 +144,9 @@ var defaults = map[string]any{
 	"consumers.work_max":     "800ms",
 	"consumers.concurrency":  1,
 	"consumers.max_restarts": 3,
+
+	"pipe.name":         "demo",
+	"pipe.peer_timeout": "10s",
 
 	"log.dir":          "logs",
 	"log.level":        "info",

@@ -32,6 +32,8 @@ func (c *Config) validate() error {
 		{"consumers.work_max", notBelow(c.Consumers.WorkMax, c.Consumers.WorkMin, "consumers.work_min")},
 		{"consumers.concurrency", atLeast(c.Consumers.Concurrency, 1)},
 		{"consumers.max_restarts", atLeast(c.Consumers.MaxRestarts, 0)},
+		{"pipe.name", task.ValidName(c.Pipe.Name)},
+		{"pipe.peer_timeout", atLeastDur(c.Pipe.PeerTimeout, 100*time.Millisecond)},
 		{"log.dir", nonEmpty(c.Log.Dir)},
 		{"log.level", oneOf(c.Log.Level, "debug", "info", "warn", "error")},
 		{"log.stderr_level", oneOf(c.Log.StderrLevel, "debug", "info", "warn", "error")},

@@ -58,6 +58,10 @@ func Execute(root *cobra.Command, stderr io.Writer) int {
 	if err == nil {
 		return ExitOK
 	}
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		// Stopped by SIGINT/SIGTERM before it finished starting: a clean stop.
+		return ExitOK
+	}
 	if !ran(cmd) {
 		// Cobra rejected the command line before any command ran.
 		err = &UsageError{Err: err}

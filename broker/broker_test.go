@@ -1,0 +1,154 @@
+package broker_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/goleak"
+
+	"github.com/procq/procq/broker"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+var quiet = slog.New(slog.DiscardHandler)
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func TestStartBindsLoopbackAndWritesToken(t *testing.T) {
+	dir := t.TempDir()
+	srv, err := broker.Start(broker.Config{URL: "nats://127.0.0.1:0", StoreDir: dir}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	if !strings.HasPrefix(srv.ClientURL(), "nats://127.0.0.1:") {
+		t.Errorf("ClientURL %q, want a 127.0.0.1 address", srv.ClientURL())
+	}
+	fi, err := os.Stat(filepath.Join(dir, "token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("token file mode %v, want 0600", fi.Mode().Perm())
+	}
+	tok, err := broker.ReadToken(filepath.Join(dir, "token"))
+	if err != nil || tok != srv.Token() || len(tok) != 48 {
+		t.Errorf("token file %q (%v), server token %q", tok, err, srv.Token())
+	}
+	// The server is not reachable on another local address.
+	if _, err := nats.Connect(strings.Replace(srv.ClientURL(), "127.0.0.1", "127.0.0.2", 1), nats.Token(tok), nats.Timeout(time.Second)); err == nil {
+		t.Errorf("server answered on 127.0.0.2: it is not bound to 127.0.0.1 alone")
+	}
+}
+
+func TestTokenKeptAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	s1, err := broker.Start(broker.Config{URL: "nats://127.0.0.1:0", StoreDir: dir}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := s1.Token()
+	s1.Shutdown()
+	s2, err := broker.Start(broker.Config{URL: "nats://127.0.0.1:0", StoreDir: dir}, quiet)
+	if err != nil {
+		t.Fatalf("restart on the same store after shutdown: %v", err)
+	}
+	defer s2.Shutdown()
+	if s2.Token() != tok {
+		t.Errorf("token changed across restart")
+	}
+}
+
+func TestSecondServerOnSameStoreIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	s1, err := broker.Start(broker.Config{URL: "nats://127.0.0.1:0", StoreDir: dir}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s1.Shutdown()
+	_, err = broker.Start(broker.Config{URL: "nats://127.0.0.1:0", StoreDir: dir}, quiet)
+	var le *broker.LockedError
+	if !errors.As(err, &le) || le.Dir != dir || le.PID != strconv.Itoa(os.Getpid()) {
+		t.Fatalf("second Start: err %v, want *LockedError for %s held by pid %d", err, dir, os.Getpid())
+	}
+}
+
+func TestPortInUse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, err = broker.Start(broker.Config{URL: "nats://" + l.Addr().String(), StoreDir: t.TempDir()}, quiet)
+	if !errors.Is(err, broker.ErrNotReady) || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("Start on a taken port: err %v, want ErrNotReady saying in use", err)
+	}
+}
+
+// A client started before the broker waits for it; the token file the
+// broker writes is picked up once it exists.
+func TestConnectWaitsForBroker(t *testing.T) {
+	dir := t.TempDir()
+	addr := freePort(t)
+	url := "nats://" + addr
+	started := make(chan *broker.Server, 1)
+	go func() {
+		time.Sleep(700 * time.Millisecond)
+		srv, err := broker.Start(broker.Config{URL: url, StoreDir: dir}, quiet)
+		if err != nil {
+			t.Error(err)
+		}
+		started <- srv
+	}()
+	nc, err := broker.Connect(context.Background(), broker.ClientConfig{
+		URL: url, TokenFile: filepath.Join(dir, "token"), Timeout: 20 * time.Second,
+	}, quiet)
+	srv := <-started
+	if srv != nil {
+		defer srv.Shutdown()
+	}
+	if err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+	nc.Close()
+}
+
+func TestConnectFailures(t *testing.T) {
+	srv, err := broker.Start(broker.Config{URL: "nats://127.0.0.1:0", StoreDir: t.TempDir()}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	start := time.Now()
+	_, err = broker.Connect(context.Background(), broker.ClientConfig{URL: srv.ClientURL(), Token: "wrong", Timeout: 20 * time.Second}, quiet)
+	if !errors.Is(err, nats.ErrAuthorization) {
+		t.Errorf("wrong token: err %v, want nats.ErrAuthorization", err)
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Errorf("wrong token was retried until the timeout; it must fail at once")
+	}
+	_, err = broker.Connect(context.Background(), broker.ClientConfig{URL: "nats://" + freePort(t), Timeout: 600 * time.Millisecond}, quiet)
+	if !errors.Is(err, broker.ErrUnreachable) {
+		t.Errorf("no broker: err %v, want ErrUnreachable", err)
+	}
+}

@@ -1,0 +1,189 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadDefaultsWithoutFile(t *testing.T) {
+	t.Chdir(t.TempDir())
+	c, err := Load(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.File != "" {
+		t.Errorf("File = %q, want empty without config.yaml", c.File)
+	}
+	if c.Broker.URL != "nats://127.0.0.1:4222" || c.Consumers.Count != 2 || !c.Consumers.Spawn ||
+		c.Broker.StoreDir != "data/jetstream" || c.Log.Dir != "logs" || c.Queue.AckWait != 30*time.Second {
+		t.Errorf("defaults: got %+v", c)
+	}
+	if got, want := c.Broker.TokenPath(), filepath.Join("data/jetstream", "token"); got != want {
+		t.Errorf("TokenPath() = %q, want %q", got, want)
+	}
+}
+
+// The shipped config.yaml must load and say what the defaults say.
+func TestShippedConfigMatchesDefaults(t *testing.T) {
+	c, err := Load(Options{Path: "../config.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("../config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir())
+	d, err := Load(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range c.Environ() {
+		found := false
+		for _, dv := range d.Environ() {
+			found = found || dv == kv
+		}
+		if !found {
+			t.Errorf("config.yaml sets %s, which is not the default", kv)
+		}
+	}
+	for _, k := range Keys() {
+		leaf := k[strings.LastIndex(k, ".")+1:]
+		if !strings.Contains(string(b), "  "+leaf+":") {
+			t.Errorf("config.yaml does not document %s", k)
+		}
+	}
+}
+
+func TestPrecedenceFileEnvFlag(t *testing.T) {
+	path := writeFile(t, "consumers:\n  count: 3\n  concurrency: 2\nqueue:\n  name: jobs\n")
+	t.Setenv("PROCQ_CONSUMERS_COUNT", "4")
+	t.Setenv("PROCQ_QUEUE_NAME", "envjobs")
+	fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+	fs.Int("consumers", 0, "")
+	fs.String("queue", "", "")
+	if err := fs.Parse([]string{"--queue", "flagjobs"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(Options{Path: path, Flags: map[*pflag.Flag]string{
+		fs.Lookup("consumers"): "consumers.count",
+		fs.Lookup("queue"):     "queue.name",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Consumers.Concurrency != 2 {
+		t.Errorf("file value: concurrency = %d, want 2", c.Consumers.Concurrency)
+	}
+	if c.Consumers.Count != 4 {
+		t.Errorf("env over file: count = %d, want 4 (an unset flag does not override)", c.Consumers.Count)
+	}
+	if c.Queue.Name != "flagjobs" {
+		t.Errorf("flag over env: queue = %q, want flagjobs", c.Queue.Name)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name       string
+		yaml       string
+		env        [2]string
+		wantKey    string
+		wantSource string // "file" for the config file
+		wantMsg    string
+	}{
+		{name: "unknown section", yaml: "consumer:\n  count: 2\n", wantKey: "consumer.count", wantSource: "file", wantMsg: "unknown key"},
+		{name: "unknown key", yaml: "broker:\n  urll: x\n", wantKey: "broker.urll", wantSource: "file", wantMsg: "unknown key"},
+		{name: "wrong type", yaml: "consumers:\n  count: two\n", wantKey: "consumers.count", wantSource: "file", wantMsg: "int"},
+		{name: "zero count", yaml: "consumers:\n  count: 0\n", wantKey: "consumers.count", wantSource: "file", wantMsg: "at least 1"},
+		{name: "negative count", yaml: "consumers:\n  count: -3\n", wantKey: "consumers.count", wantSource: "file", wantMsg: "at least 1"},
+		{name: "bad duration", yaml: "queue:\n  ack_wait: 5 parsecs\n", wantKey: "queue.ack_wait", wantSource: "file", wantMsg: "time: unknown unit"},
+		{name: "negative duration", yaml: "queue:\n  pause_min: -1s\n", wantKey: "queue.pause_min", wantSource: "file", wantMsg: "at least 0s"},
+		{name: "max below min", yaml: "consumers:\n  work_min: 2s\n  work_max: 1s\n", wantKey: "consumers.work_max", wantSource: "file", wantMsg: "consumers.work_min"},
+		{name: "unparsable url", yaml: "broker:\n  url: \"nats://[::1\"\n", wantKey: "broker.url", wantSource: "file", wantMsg: "missing ']'"},
+		{name: "url scheme", yaml: "broker:\n  url: http://127.0.0.1:4222\n", wantKey: "broker.url", wantSource: "file", wantMsg: "scheme"},
+		{name: "url port", yaml: "broker:\n  url: nats://127.0.0.1:99999\n", wantKey: "broker.url", wantSource: "file", wantMsg: "port"},
+		{name: "queue name", yaml: "queue:\n  name: a.b\n", wantKey: "queue.name", wantSource: "file", wantMsg: "not a valid name"},
+		{name: "log level", yaml: "log:\n  level: loud\n", wantKey: "log.level", wantSource: "file", wantMsg: "not one of"},
+		{name: "env value", yaml: "", env: [2]string{"PROCQ_CONSUMERS_COUNT", "0"}, wantKey: "consumers.count", wantSource: "environment PROCQ_CONSUMERS_COUNT", wantMsg: "at least 1"},
+		{name: "env type", yaml: "", env: [2]string{"PROCQ_CONSUMERS_SPAWN", "perhaps"}, wantKey: "consumers.spawn", wantSource: "environment PROCQ_CONSUMERS_SPAWN", wantMsg: "bool"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeFile(t, tt.yaml)
+			if tt.env[0] != "" {
+				t.Setenv(tt.env[0], tt.env[1])
+			}
+			_, err := Load(Options{Path: path})
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("Load error %v (%T), want *config.Error", err, err)
+			}
+			if ce.Key != tt.wantKey {
+				t.Errorf("Key = %q, want %q", ce.Key, tt.wantKey)
+			}
+			wantSource := tt.wantSource
+			if wantSource == "file" {
+				wantSource = path
+			}
+			if ce.Source != wantSource {
+				t.Errorf("Source = %q, want %q", ce.Source, wantSource)
+			}
+			if !strings.Contains(err.Error(), tt.wantMsg) || !strings.Contains(err.Error(), tt.wantKey) {
+				t.Errorf("error %q does not contain %q and %q", err, tt.wantMsg, tt.wantKey)
+			}
+		})
+	}
+}
+
+func TestMissingFile(t *testing.T) {
+	_, err := Load(Options{Path: filepath.Join(t.TempDir(), "missing.yaml")})
+	var ce *Error
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Fatalf("explicit missing file: err %v, want a *config.Error naming the file", err)
+	}
+}
+
+func TestMalformedYAML(t *testing.T) {
+	path := writeFile(t, "consumers:\n  count: [1\n")
+	_, err := Load(Options{Path: path})
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Source != path {
+		t.Fatalf("malformed yaml: err %v, want a *config.Error for %s", err, path)
+	}
+}
+
+func TestEnvironRoundTrip(t *testing.T) {
+	path := writeFile(t, "consumers:\n  count: 5\nqueue:\n  ack_wait: 7s\n")
+	c, err := Load(Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir())
+	for _, kv := range c.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	d, err := Load(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Consumers.Count != 5 || d.Queue.AckWait != 7*time.Second {
+		t.Errorf("child config from Environ: count %d ack_wait %v, want 5 and 7s", d.Consumers.Count, d.Queue.AckWait)
+	}
+}

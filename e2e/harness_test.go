@@ -1,0 +1,279 @@
+package e2e
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binDir holds the executables built by TestMain.
+var binDir string
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "procq-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	args := []string{"build", "-o", dir + "/"}
+	if raceEnabled {
+		// The processes under test get the race detector too.
+		args = append(args, "-race")
+	}
+	args = append(args, "../cmd/broker", "../cmd/producer", "../cmd/consumer")
+	build := exec.Command("go", args...)
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build executables:", err)
+		return 1
+	}
+	binDir = dir
+	return m.Run()
+}
+
+// env is one test's world: a working directory (no config.yaml unless the
+// test writes one) and PROCQ_* variables that point every process at the
+// same broker, store and log dir.
+type env struct {
+	t    *testing.T
+	dir  string
+	vars map[string]string
+}
+
+// newEnv makes a test world whose broker listens on url (port 0: the
+// producer's embedded broker picks one).
+func newEnv(t *testing.T, url string) *env {
+	t.Helper()
+	dir := t.TempDir()
+	return &env{t: t, dir: dir, vars: map[string]string{
+		"PROCQ_BROKER_URL":             url,
+		"PROCQ_BROKER_STORE_DIR":       filepath.Join(dir, "data"),
+		"PROCQ_BROKER_CONNECT_TIMEOUT": "20s",
+		"PROCQ_LOG_DIR":                filepath.Join(dir, "logs"),
+		"PROCQ_QUEUE_PAUSE_MIN":        "0s",
+		"PROCQ_QUEUE_PAUSE_MAX":        "10ms",
+		"PROCQ_CONSUMERS_WORK_MIN":     "10ms",
+		"PROCQ_CONSUMERS_WORK_MAX":     "40ms",
+		"PROCQ_QUEUE_ACK_WAIT":         "2s",
+	}}
+}
+
+// freeURL returns a nats:// URL on a loopback port that was free a moment ago.
+func freeURL(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return "nats://" + l.Addr().String()
+}
+
+func (e *env) set(kv ...string) *env {
+	for i := 0; i+1 < len(kv); i += 2 {
+		e.vars[kv[i]] = kv[i+1]
+	}
+	return e
+}
+
+func (e *env) environ() []string {
+	out := os.Environ()
+	for _, kv := range out {
+		if strings.HasPrefix(kv, "PROCQ_") {
+			e.t.Fatalf("test environment already sets %s", kv)
+		}
+	}
+	for k, v := range e.vars {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+// proc is a running executable with its output captured.
+type proc struct {
+	t      *testing.T
+	name   string
+	cmd    *exec.Cmd
+	stdout *syncBuf
+	stderr *syncBuf
+	done   chan struct{}
+	err    error
+}
+
+// start runs bin/<exe> with args in the test world.
+func (e *env) start(exe string, args ...string) *proc {
+	e.t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, exe), args...)
+	cmd.Dir = e.dir
+	cmd.Env = e.environ()
+	p := &proc{t: e.t, name: exe + " " + strings.Join(args, " "), cmd: cmd,
+		stdout: &syncBuf{}, stderr: &syncBuf{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
+	if err := cmd.Start(); err != nil {
+		e.t.Fatalf("start %s: %v", p.name, err)
+	}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	e.t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+		if e.t.Failed() {
+			e.t.Logf("--- %s stdout:\n%s--- %s stderr:\n%s", p.name, p.stdout, p.name, p.stderr)
+		}
+	})
+	return p
+}
+
+// wait waits for the process to exit and returns its exit code.
+func (p *proc) wait(timeout time.Duration) int {
+	p.t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		_ = p.cmd.Process.Signal(syscall.SIGQUIT) // dump goroutines into stderr
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		p.t.Fatalf("%s did not exit within %v", p.name, timeout)
+	}
+	var ee *exec.ExitError
+	if errors.As(p.err, &ee) {
+		return ee.ExitCode()
+	}
+	if p.err != nil {
+		p.t.Fatalf("%s: %v", p.name, p.err)
+	}
+	return 0
+}
+
+// mustExit waits and checks the exit code.
+func (p *proc) mustExit(code int, timeout time.Duration) {
+	p.t.Helper()
+	if got := p.wait(timeout); got != code {
+		p.t.Fatalf("%s exited %d, want %d\nstderr:\n%s", p.name, got, code, p.stderr)
+	}
+}
+
+// running reports whether the process has not exited yet.
+func (p *proc) running() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// waitOutput waits until the pattern matches stdout or stderr.
+func (p *proc) waitOutput(re *regexp.Regexp, timeout time.Duration) string {
+	p.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if m := re.FindString(p.stdout.String()); m != "" {
+			return m
+		}
+		if m := re.FindString(p.stderr.String()); m != "" {
+			return m
+		}
+		select {
+		case <-p.done:
+			p.t.Fatalf("%s exited before printing %q", p.name, re)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	p.t.Fatalf("%s did not print %q within %v", p.name, re, timeout)
+	return ""
+}
+
+// syncBuf is a bytes.Buffer safe for the writer goroutine and the test.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var gotRE = regexp.MustCompile(`(?m)^Consumer (\S+): Got 'Message (\d+)' from queue$`)
+
+// gots maps each message index to the consumers that printed it as got.
+func gots(outputs ...string) map[int][]string {
+	m := map[int][]string{}
+	for _, out := range outputs {
+		for _, g := range gotRE.FindAllStringSubmatch(out, -1) {
+			i, _ := strconv.Atoi(g[2])
+			m[i] = append(m[i], g[1])
+		}
+	}
+	return m
+}
+
+// checkExactlyOnce checks that messages 0..n-1 were each got exactly once.
+func checkExactlyOnce(t *testing.T, n int, outputs ...string) {
+	t.Helper()
+	g := gots(outputs...)
+	if len(g) != n {
+		t.Errorf("got %d distinct messages, want %d: %v", len(g), n, g)
+	}
+	for i := range n {
+		if len(g[i]) != 1 {
+			t.Errorf("Message %d got by %v, want exactly one consumer", i, g[i])
+		}
+	}
+}
+
+// sentinelCount counts "Received sentinel" lines per consumer.
+func sentinelCount(outputs ...string) map[string]int {
+	re := regexp.MustCompile(`(?m)^Consumer (\S+): Received sentinel, exiting\.$`)
+	m := map[string]int{}
+	for _, out := range outputs {
+		for _, g := range re.FindAllStringSubmatch(out, -1) {
+			m[g[1]]++
+		}
+	}
+	return m
+}
+
+func keys(m map[string]int) []string {
+	var k []string
+	for s := range m {
+		k = append(k, s)
+	}
+	sort.Strings(k)
+	return k
+}

@@ -1,0 +1,159 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const exitWait = 60 * time.Second
+
+// Spawn mode: the producer hosts the broker, starts two consumer processes,
+// puts ten messages and two sentinels, and joins its children.
+func TestQueueSpawnTwoConsumers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "nats://127.0.0.1:0")
+	p := e.start("producer", "queue")
+	p.mustExit(0, exitWait)
+	out := p.stdout.String()
+
+	for i := range 10 {
+		want := "Producer: Putting 'Message " + strconv.Itoa(i) + "' on queue\n"
+		if strings.Count(out, want) != 1 {
+			t.Errorf("stdout has %q %d times, want once", want, strings.Count(out, want))
+		}
+	}
+	checkExactlyOnce(t, 10, out)
+	sc := sentinelCount(out)
+	if sc["C-1"] != 1 || sc["C-2"] != 1 || len(sc) != 2 {
+		t.Errorf("sentinels taken %v, want C-1 and C-2 once each", sc)
+	}
+	for _, f := range []string{"producer.log", "consumer-C-1.log", "consumer-C-2.log"} {
+		b, err := os.ReadFile(filepath.Join(e.dir, "logs", f))
+		if err != nil {
+			t.Fatalf("log file: %v", err)
+		}
+		if !regexp.MustCompile(`(?m)^time=\S+ level=INFO msg=.* role=\w+ .*pid=\d+`).Match(b) {
+			t.Errorf("%s has no line with time, level, role and pid:\n%s", f, b)
+		}
+	}
+}
+
+// By hand: consumers start before the broker, then the broker, then the
+// producer, each a separate process.
+func TestQueueByHandConsumersFirst(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, freeURL(t)).set("PROCQ_CONSUMERS_SPAWN", "false", "PROCQ_BROKER_EMBEDDED", "false")
+	c1 := e.start("consumer", "--name", "C-1")
+	c2 := e.start("consumer", "--name", "C-2")
+	c1.waitOutput(regexp.MustCompile(`waiting for broker`), 20*time.Second)
+	b := e.start("broker")
+	b.waitOutput(regexp.MustCompile(`Broker: listening on nats://127\.0\.0\.1:\d+`), 20*time.Second)
+	p := e.start("producer", "queue")
+	p.mustExit(0, exitWait)
+	c1.mustExit(0, exitWait)
+	c2.mustExit(0, exitWait)
+
+	checkExactlyOnce(t, 10, c1.stdout.String(), c2.stdout.String())
+	if sc := sentinelCount(c1.stdout.String(), c2.stdout.String()); sc["C-1"] != 1 || sc["C-2"] != 1 {
+		t.Errorf("sentinels taken %v, want C-1 and C-2 once each", sc)
+	}
+	if n := len(gots(p.stdout.String())); n != 0 {
+		t.Errorf("producer printed %d consumer lines with spawning off", n)
+	}
+	_ = b.cmd.Process.Signal(syscall.SIGTERM)
+	b.mustExit(0, exitWait)
+}
+
+// A consumer killed with kill -9 while it holds a message: the message is
+// redelivered after the ack wait and processed by the live consumer before it
+// takes its sentinel; every live process exits 0.
+func TestQueueKilledConsumerMessageIsRedelivered(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, freeURL(t)).set(
+		"PROCQ_CONSUMERS_SPAWN", "false", "PROCQ_BROKER_EMBEDDED", "false",
+		"PROCQ_QUEUE_ACK_WAIT", "1s",
+		"PROCQ_CONSUMERS_WORK_MIN", "300ms", "PROCQ_CONSUMERS_WORK_MAX", "300ms")
+	b := e.start("broker")
+	b.waitOutput(regexp.MustCompile(`Broker: listening`), 20*time.Second)
+	c1 := e.start("consumer", "--name", "C-1")
+	c2 := e.start("consumer", "--name", "C-2")
+	p := e.start("producer", "queue")
+
+	held := c2.waitOutput(regexp.MustCompile(`Consumer C-2: Got 'Message \d+' from queue`), 30*time.Second)
+	if err := c2.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if code := c2.wait(10 * time.Second); code != -1 {
+		t.Fatalf("killed consumer exit code %d, want -1 (signal)", code)
+	}
+	p.mustExit(0, exitWait)
+	c1.mustExit(0, exitWait)
+
+	idx, _ := strconv.Atoi(gotRE.FindStringSubmatch(held)[2])
+	c1Got := gots(c1.stdout.String())
+	all := gots(c1.stdout.String(), c2.stdout.String())
+	for i := range 10 {
+		if len(all[i]) == 0 {
+			t.Errorf("Message %d was never got", i)
+		}
+	}
+	if len(c1Got[idx]) != 1 {
+		t.Errorf("held Message %d got by C-1 %d times, want once after redelivery", idx, len(c1Got[idx]))
+	}
+	if sc := sentinelCount(c1.stdout.String()); sc["C-1"] != 1 {
+		t.Errorf("C-1 took %d sentinels, want 1", sc["C-1"])
+	}
+	_ = b.cmd.Process.Signal(syscall.SIGTERM)
+	b.mustExit(0, exitWait)
+}
+
+// A sentinel left over from an earlier run (three sentinels, two consumers)
+// does not stop a later run's consumers, even when they start before that
+// run's producer.
+func TestQueueStaleSentinelIgnored(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, freeURL(t)).set("PROCQ_CONSUMERS_SPAWN", "false", "PROCQ_BROKER_EMBEDDED", "false",
+		"PROCQ_QUEUE_MESSAGES", "4")
+	b := e.start("broker")
+	b.waitOutput(regexp.MustCompile(`Broker: listening`), 20*time.Second)
+
+	// Run 1: three sentinels, two consumers: one sentinel is left over.
+	p1 := e.start("producer", "queue", "--consumers", "3")
+	a1 := e.start("consumer", "--name", "C-1")
+	a2 := e.start("consumer", "--name", "C-2")
+	p1.mustExit(0, exitWait)
+	a1.mustExit(0, exitWait)
+	a2.mustExit(0, exitWait)
+	checkExactlyOnce(t, 4, a1.stdout.String(), a2.stdout.String())
+
+	// Run 2: the consumers start first and meet the leftover sentinel.
+	c1 := e.start("consumer", "--name", "C-1")
+	c2 := e.start("consumer", "--name", "C-2")
+	stale := regexp.MustCompile(`dropped stale sentinel`)
+	deadline := time.Now().Add(20 * time.Second)
+	for !stale.MatchString(c1.stderr.String()+c2.stderr.String()) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !stale.MatchString(c1.stderr.String() + c2.stderr.String()) {
+		t.Fatalf("no consumer reported the stale sentinel")
+	}
+	if !c1.running() || !c2.running() {
+		t.Fatalf("a consumer exited on a stale sentinel: C-1 running %v, C-2 running %v", c1.running(), c2.running())
+	}
+	p2 := e.start("producer", "queue", "--consumers", "2")
+	p2.mustExit(0, exitWait)
+	c1.mustExit(0, exitWait)
+	c2.mustExit(0, exitWait)
+	checkExactlyOnce(t, 4, c1.stdout.String(), c2.stdout.String())
+	if sc := sentinelCount(c1.stdout.String(), c2.stdout.String()); sc["C-1"] != 1 || sc["C-2"] != 1 {
+		t.Errorf("run 2 sentinels taken %v (%v), want C-1 and C-2 once each", sc, keys(sc))
+	}
+	_ = b.cmd.Process.Signal(syscall.SIGTERM)
+	b.mustExit(0, exitWait)
+}

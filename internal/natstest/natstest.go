@@ -1,0 +1,67 @@
+// Package natstest starts a real embedded NATS JetStream server per test:
+// a random loopback port, a store in t.TempDir(), shut down in t.Cleanup.
+package natstest
+
+import (
+	"log/slog"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/procq/procq/broker"
+)
+
+// Token is the client token of every test server.
+const Token = "natstest-token"
+
+// Broker is a running test server.
+type Broker struct {
+	URL      string
+	StoreDir string
+	Token    string
+	Server   *broker.Server
+}
+
+// Start starts a server on 127.0.0.1 with a random port and a temporary
+// store; it is shut down when the test ends.
+func Start(t testing.TB) *Broker {
+	t.Helper()
+	dir := t.TempDir()
+	srv, err := broker.Start(broker.Config{
+		URL:      "nats://127.0.0.1:0",
+		StoreDir: dir,
+		Token:    Token,
+	}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("start test broker: %v", err)
+	}
+	t.Cleanup(srv.Shutdown)
+	return &Broker{URL: srv.ClientURL(), StoreDir: dir, Token: Token, Server: srv}
+}
+
+// Conn connects to the server; the connection is closed when the test ends.
+func (b *Broker) Conn(t testing.TB) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(b.URL, nats.Token(b.Token))
+	if err != nil {
+		t.Fatalf("connect test broker: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// JetStream returns a JetStream context on a new connection.
+func (b *Broker) JetStream(t testing.TB) jetstream.JetStream {
+	t.Helper()
+	js, err := jetstream.New(b.Conn(t))
+	if err != nil {
+		t.Fatalf("jetstream: %v", err)
+	}
+	return js
+}
+
+// ClientConfig is how a procq client reaches the server.
+func (b *Broker) ClientConfig(name string) broker.ClientConfig {
+	return broker.ClientConfig{URL: b.URL, Token: b.Token, Name: name}
+}
