@@ -23,12 +23,15 @@ type QueueConfig struct {
 	// MaxMessages caps the task stream; when full it rejects new work
 	// (DiscardNew) instead of dropping queued work. Defaults to 1000000.
 	MaxMessages int64
+	// ResultsMaxAge is how long an unread result is kept. Defaults to 1h.
+	ResultsMaxAge time.Duration
 }
 
 func (c QueueConfig) withDefaults() QueueConfig {
 	c.AckWait = cmp.Or(c.AckWait, 30*time.Second)
 	c.MaxAckPending = cmp.Or(c.MaxAckPending, 1000)
 	c.MaxMessages = cmp.Or(c.MaxMessages, 1_000_000)
+	c.ResultsMaxAge = cmp.Or(c.ResultsMaxAge, time.Hour)
 	return c
 }
 
@@ -36,6 +39,7 @@ func (c QueueConfig) withDefaults() QueueConfig {
 type Topology struct {
 	Tasks    jetstream.Stream
 	Consumer jetstream.Consumer
+	Results  jetstream.Stream
 	Dead     jetstream.Stream
 	Runs     jetstream.KeyValue
 }
@@ -78,6 +82,19 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", task.DurableName(cfg.Name), err)
 	}
+	results, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        task.ResultsStream,
+		Description: "procq task results, read by their producer and then removed",
+		Subjects:    []string{task.ResultsPrefix + ".>"},
+		Storage:     jetstream.FileStorage,
+		MaxAge:      cfg.ResultsMaxAge,
+		// The de-duplication window drops a redelivered task's second
+		// result (same Nats-Msg-Id); the producer also keeps only the first.
+		Duplicates: 2 * time.Minute,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", task.ResultsStream, err)
+	}
 	dead, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        task.DeadStream,
 		Description: "procq dead letters: messages that can never succeed, with the reason",
@@ -96,5 +113,5 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", task.RunsBucket, err)
 	}
-	return &Topology{Tasks: tasks, Consumer: cons, Dead: dead, Runs: runs}, nil
+	return &Topology{Tasks: tasks, Consumer: cons, Results: results, Dead: dead, Runs: runs}, nil
 }

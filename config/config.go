@@ -14,6 +14,8 @@ type Config struct {
 	Broker    Broker    `mapstructure:"broker"`
 	Queue     Queue     `mapstructure:"queue"`
 	Consumers Consumers `mapstructure:"consumers"`
+	Pool      Pool      `mapstructure:"pool"`
+	Compare   Compare   `mapstructure:"compare"`
 	Pipe      Pipe      `mapstructure:"pipe"`
 	Log       Log       `mapstructure:"log"`
 
@@ -96,6 +98,37 @@ type Consumers struct {
 	MaxRestarts int `mapstructure:"max_restarts"`
 }
 
+// Pool configures "producer pool".
+type Pool struct {
+	// Processes is the pool size: consumer processes to spawn. 0 means the
+	// logical CPU count. Defaults to 0.
+	Processes int `mapstructure:"processes"`
+	// Kind is the task kind to map. Defaults to sumsquares.
+	Kind string `mapstructure:"kind"`
+	// Inputs is a comma list of JSON values or a range such as 1..10.
+	// Defaults to the seed's 50000000,50000001,50000002,50000003,49999999.
+	Inputs string `mapstructure:"inputs"`
+	// ChunkSize is how many inputs travel in one message; 0 picks one like
+	// Python's Pool.map does. Defaults to 0.
+	ChunkSize int `mapstructure:"chunk_size"`
+	// Window caps the task messages in flight. Defaults to 256.
+	Window int `mapstructure:"window"`
+	// Sleep is the square kind's sleep per input. Defaults to 100ms.
+	Sleep time.Duration `mapstructure:"sleep"`
+	// ResultsMaxAge is how long an unread result is kept. Defaults to 1h.
+	ResultsMaxAge time.Duration `mapstructure:"results_max_age"`
+}
+
+// Compare configures "producer compare".
+type Compare struct {
+	// N is the sumsquares input of each task; big enough that the
+	// synchronous part takes seconds. Defaults to 3000000000.
+	N int64 `mapstructure:"n"`
+	// Tasks is how many tasks run one after another, then in as many
+	// consumer processes at once. Defaults to 2.
+	Tasks int `mapstructure:"tasks"`
+}
+
 // Pipe configures the Pipe demo.
 type Pipe struct {
 	// Name of the pipe; one subject token. Defaults to demo.
@@ -144,6 +177,17 @@ var defaults = map[string]any{
 	"consumers.work_max":     "800ms",
 	"consumers.concurrency":  1,
 	"consumers.max_restarts": 3,
+
+	"pool.processes":       0,
+	"pool.kind":            "sumsquares",
+	"pool.inputs":          "50000000,50000001,50000002,50000003,49999999",
+	"pool.chunk_size":      0,
+	"pool.window":          256,
+	"pool.sleep":           "100ms",
+	"pool.results_max_age": "1h",
+
+	"compare.n":     3000000000,
+	"compare.tasks": 2,
 
 	"pipe.name":         "demo",
 	"pipe.peer_timeout": "10s",

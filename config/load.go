@@ -114,7 +114,7 @@ func checkUnknown(v *viper.Viper, file string) error {
 		return nil
 	}
 	sort.Strings(unknown)
-	return &Error{Source: file, Key: unknown[0], Err: fmt.Errorf("unknown key (known sections: broker, queue, consumers, pipe, log)")}
+	return &Error{Source: file, Key: unknown[0], Err: fmt.Errorf("unknown key (known sections: broker, queue, consumers, pool, compare, pipe, log)")}
 }
 
 // sources tells where the value of a key came from, for error messages.

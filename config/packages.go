@@ -39,6 +39,7 @@ func (c *Config) QueueConfig() broker.QueueConfig {
 		AckWait:       c.Queue.AckWait,
 		MaxAckPending: c.Queue.MaxAckPending,
 		MaxMessages:   c.Queue.MaxMessages,
+		ResultsMaxAge: c.Pool.ResultsMaxAge,
 	}
 }
 

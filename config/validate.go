@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/procq/procq/producer"
 	"github.com/procq/procq/task"
 )
 
@@ -32,6 +33,15 @@ func (c *Config) validate() error {
 		{"consumers.work_max", notBelow(c.Consumers.WorkMax, c.Consumers.WorkMin, "consumers.work_min")},
 		{"consumers.concurrency", atLeast(c.Consumers.Concurrency, 1)},
 		{"consumers.max_restarts", atLeast(c.Consumers.MaxRestarts, 0)},
+		{"pool.processes", atLeast(c.Pool.Processes, 0)},
+		{"pool.kind", task.ValidName(c.Pool.Kind)},
+		{"pool.inputs", parses(c.Pool.Inputs)},
+		{"pool.chunk_size", atLeast(c.Pool.ChunkSize, 0)},
+		{"pool.window", atLeast(c.Pool.Window, 1)},
+		{"pool.sleep", notNegative(c.Pool.Sleep)},
+		{"pool.results_max_age", atLeastDur(c.Pool.ResultsMaxAge, time.Second)},
+		{"compare.n", inRange(c.Compare.N, 1, task.MaxSumSquaresN)},
+		{"compare.tasks", atLeast(c.Compare.Tasks, 1)},
 		{"pipe.name", task.ValidName(c.Pipe.Name)},
 		{"pipe.peer_timeout", atLeastDur(c.Pipe.PeerTimeout, 100*time.Millisecond)},
 		{"log.dir", nonEmpty(c.Log.Dir)},
@@ -61,6 +71,18 @@ func checkURL(s string) error {
 		if n, err := strconv.Atoi(p); err != nil || n < 0 || n > 65535 {
 			return fmt.Errorf("%q: port must be 0 to 65535", s)
 		}
+	}
+	return nil
+}
+
+func parses(inputs string) error {
+	_, err := producer.ParseInputs(inputs)
+	return err
+}
+
+func inRange(n, lo, hi int64) error {
+	if n < lo || n > hi {
+		return fmt.Errorf("must be in [%d, %d], got %d", lo, hi, n)
 	}
 	return nil
 }

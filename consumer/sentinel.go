@@ -84,12 +84,15 @@ func (w *Worker) currentRun(ctx context.Context) (task.RunRecord, error) {
 // in flight, or waiting for redelivery. WorkQueue retention deletes a
 // message once it is acked.
 func (w *Worker) unfinished(ctx context.Context) (uint64, error) {
-	subject := task.WorkSubject(w.queue)
-	info, err := w.topo.Tasks.Info(ctx, jetstream.WithSubjectFilter(subject))
+	info, err := w.topo.Tasks.Info(ctx, jetstream.WithSubjectFilter(task.WorkFilter(w.queue)))
 	if err != nil {
 		return 0, err
 	}
-	return info.State.Subjects[subject], nil
+	var n uint64
+	for _, c := range info.State.Subjects {
+		n += c
+	}
+	return n, nil
 }
 
 // overRun returns the queue's run if it was already over when the worker

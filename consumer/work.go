@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strconv"
 	"time"
 
@@ -78,13 +79,21 @@ func (w *Worker) work(ctx context.Context, msg jetstream.Msg) {
 }
 
 // runAll runs every input of the message, keeping the lease alive with
-// InProgress heartbeats while it works.
+// InProgress heartbeats while it works. A labelled task (the Process demo)
+// prints its start and finish lines with this process's PID.
 func (w *Worker) runAll(ctx context.Context, msg jetstream.Msg, kind string, args []json.RawMessage) []task.Outcome {
 	stop := w.heartbeat(msg)
 	defer stop()
+	label := msg.Headers().Get(task.HeaderLabel)
 	out := make([]task.Outcome, len(args))
 	for i, a := range args {
+		if label != "" {
+			fmt.Fprintln(w.cfg.Out, task.StartLine(label, os.Getpid()))
+		}
 		res, err := w.reg.Run(ctx, kind, a)
+		if label != "" {
+			fmt.Fprintln(w.cfg.Out, task.FinishLine(label, res, err))
+		}
 		if err != nil {
 			out[i].Error = err.Error()
 			continue

@@ -124,7 +124,7 @@ func TestBadMessagesAreDeadLettered(t *testing.T) {
 	})); err != nil {
 		t.Fatal(err)
 	}
-	ws := task.WorkSubject(q)
+	ws := task.WorkSubject(q, "r1")
 	f.publish(t, ws, nil, "no kind header")
 	f.publish(t, ws, map[string]string{task.HeaderKind: "nope"}, "{}")
 	f.publish(t, ws, map[string]string{task.HeaderKind: "double"}, `{"X":1}`)
@@ -179,7 +179,7 @@ func TestBadMessagesAreDeadLettered(t *testing.T) {
 func TestTryLimitDeadLetters(t *testing.T) {
 	const q = "tries"
 	f := setup(t, q)
-	f.publish(t, task.WorkSubject(q), map[string]string{task.HeaderKind: "square"}, `{"x":3}`)
+	f.publish(t, task.WorkSubject(q, "r1"), map[string]string{task.HeaderKind: "square"}, `{"x":3}`)
 	// Take the message twice without acking, as two crashed consumers would.
 	for range 2 {
 		m, err := f.topo.Consumer.Next(jetstream.FetchMaxWait(5 * time.Second))
@@ -212,12 +212,7 @@ func TestTryLimitDeadLetters(t *testing.T) {
 func TestResultsPublished(t *testing.T) {
 	const q = "res"
 	f := setup(t, q)
-	if _, err := f.js.CreateOrUpdateStream(context.Background(), jetstream.StreamConfig{
-		Name: "RES", Subjects: []string{"procq.results.>"}, Storage: jetstream.MemoryStorage,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	f.publish(t, task.WorkSubject(q), map[string]string{
+	f.publish(t, task.WorkSubject(q, "r1"), map[string]string{
 		task.HeaderKind: "square", task.HeaderReply: task.ResultSubject("run1"),
 		task.HeaderRun: "run1", task.HeaderIndex: "4", task.HeaderChunk: "3",
 	}, `[{"x":2},{"x":5000000000},{"x":-6}]`)
@@ -226,11 +221,7 @@ func TestResultsPublished(t *testing.T) {
 	if err := f.run(t, task.Builtins(), consumer.Config{Name: "C-7"}); err != nil {
 		t.Fatal(err)
 	}
-	s, err := f.js.Stream(context.Background(), "RES")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := s.GetLastMsgForSubject(context.Background(), task.ResultSubject("run1"))
+	m, err := f.topo.Results.GetLastMsgForSubject(context.Background(), task.ResultSubject("run1"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,7 +66,7 @@ func (q *Queue) Put(ctx context.Context, run string, index int, kind string, arg
 }
 
 func (q *Queue) taskMsg(run string, index int, kind string, body []byte) *nats.Msg {
-	m := &nats.Msg{Subject: task.WorkSubject(q.name), Data: body, Header: nats.Header{}}
+	m := &nats.Msg{Subject: task.WorkSubject(q.name, run), Data: body, Header: nats.Header{}}
 	m.Header.Set(task.HeaderKind, kind)
 	m.Header.Set(task.HeaderRun, run)
 	m.Header.Set(task.HeaderIndex, strconv.Itoa(index))

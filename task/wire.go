@@ -33,6 +33,9 @@ const (
 	HeaderSubject = "Procq-Subject"
 	// HeaderDelivered is how many times a dead-lettered message was delivered.
 	HeaderDelivered = "Procq-Delivered"
+	// HeaderLabel names a task for the Process demo: a consumer prints
+	// "Process <label> (PID: <pid>) starting..." and a finished line for it.
+	HeaderLabel = "Procq-Label"
 	// HeaderMsgID is the JetStream de-duplication header.
 	HeaderMsgID = "Nats-Msg-Id"
 )
@@ -69,8 +72,12 @@ func ValidName(s string) error {
 	return nil
 }
 
-// WorkSubject is the subject of a queue's work messages.
-func WorkSubject(queue string) string { return TasksPrefix + "." + queue + ".work" }
+// WorkSubject is the subject of a queue's work messages of one run (or one
+// pool map): the run token lets a cancelled map's unfinished tasks be purged.
+func WorkSubject(queue, run string) string { return TasksPrefix + "." + queue + ".work." + run }
+
+// WorkFilter matches every work message of a queue, of any run.
+func WorkFilter(queue string) string { return TasksPrefix + "." + queue + ".work.>" }
 
 // SentinelSubject is the subject of a queue's sentinels.
 func SentinelSubject(queue string) string { return TasksPrefix + "." + queue + ".sentinel" }

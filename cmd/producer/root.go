@@ -16,6 +16,6 @@ joins them; with broker.embedded (the default) it hosts the broker in-process
 when none is running.`,
 	}
 	cli.AddConfigFlag(root)
-	root.AddCommand(newQueueCmd())
+	root.AddCommand(newQueueCmd(), newPoolCmd(), newCompareCmd())
 	return root
 }

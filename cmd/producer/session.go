@@ -23,14 +23,16 @@ import (
 // connection (hosting the broker when configured and none runs) and the
 // queue's topology.
 type session struct {
-	cfg    *config.Config
-	log    *slog.Logger
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	topo   *broker.Topology
-	reach  broker.ClientConfig // how children reach the broker
-	srv    *broker.Server
-	closer io.Closer
+	cfg *config.Config
+	// childOut receives the spawned consumers' stdout; nil means ours.
+	childOut io.Writer
+	log      *slog.Logger
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	topo     *broker.Topology
+	reach    broker.ClientConfig // how children reach the broker
+	srv      *broker.Server
+	closer   io.Closer
 }
 
 func openSession(ctx context.Context, cfg *config.Config) (*session, error) {
@@ -93,6 +95,7 @@ func (s *session) spawn(ctx context.Context, n int) (*producer.Group, error) {
 		Env:         env,
 		Names:       names,
 		MaxRestarts: s.cfg.Consumers.MaxRestarts,
+		Stdout:      s.childOut,
 	}, s.log)
 }
 
@@ -114,4 +117,35 @@ func join(g *producer.Group, err error) error {
 		return err
 	}
 	return errors.Join(err, g.Wait())
+}
+
+// withWorkers runs fn as one run of the queue served by n consumer
+// processes: it opens the run, spawns the consumers (when consumers.spawn)
+// and waits until they are idle and connected, runs fn, then puts one
+// sentinel per consumer and joins the children.
+func (s *session) withWorkers(ctx context.Context, n int, fn func(ctx context.Context, q *producer.Queue, g *producer.Group) error) error {
+	q := producer.NewQueue(s.cfg.Queue.Name, s.js, s.topo, s.log)
+	run, err := q.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	group, err := s.spawn(ctx, n)
+	if err != nil {
+		return err
+	}
+	if group != nil {
+		err = q.WaitReady(ctx, n*s.cfg.Consumers.Concurrency, s.cfg.Broker.ConnectTimeout)
+	}
+	if err == nil {
+		err = fn(ctx, q, group)
+	}
+	if err == nil {
+		err = q.End(ctx, run, n)
+	}
+	if err != nil {
+		cancel() // stop the children rather than wait for sentinels never sent
+	}
+	return join(group, err)
 }

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/shirou/gopsutil/v3/cpu"
+	"github.com/shirou/gopsutil/v3/process"
+	"github.com/spf13/cobra"
+
+	"github.com/procq/procq/internal/cli"
+	"github.com/procq/procq/producer"
+	"github.com/procq/procq/task"
+)
+
+func newCompareCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "compare",
+		Short: "The Process demo: the same CPU-bound tasks one after another, then in parallel processes",
+		Long: `compare prints the CPU's logical and physical core counts and this process's
+PID (from gopsutil), runs compare.tasks sumsquares(compare.n) tasks one after
+another in this process, then the same tasks at once in as many consumer
+processes, and prints both times and the speedup. The parallel time is taken
+once the consumer processes are up and idle, so it measures the work.`,
+		Args: cobra.NoArgs,
+		RunE: runCompare,
+	}
+	cmd.Flags().Int64("n", 0, "sumsquares input of each task (compare.n)")
+	cmd.Flags().Int("tasks", 0, "tasks, and consumer processes (compare.tasks)")
+	return cmd
+}
+
+var compareFlags = map[string]string{"n": "compare.n", "tasks": "compare.tasks"}
+
+func runCompare(cmd *cobra.Command, _ []string) error {
+	cfg, err := cli.Load(cmd, compareFlags)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	ctx := cmd.Context()
+	logical, physical := cpuCounts()
+	fmt.Fprintf(out, "Logical CPU cores: %d\nPhysical CPU cores: %d\nMain process PID: %d\n", logical, physical, os.Getpid())
+
+	n, tasks := cfg.Compare.N, cfg.Compare.Tasks
+	syncTime, err := runSync(ctx, out, n, tasks)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Synchronous execution time: %.3f s\n", syncTime.Seconds())
+
+	s, err := openSession(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	var parTime time.Duration
+	err = s.withWorkers(ctx, tasks, func(ctx context.Context, q *producer.Queue, g *producer.Group) error {
+		pool := producer.NewPool(q, producer.PoolConfig{ChunkSize: 1, Workers: tasks, Label: "Parallel"})
+		args := make([]any, tasks)
+		for i := range args {
+			args[i] = task.SumSquaresArgs{N: n}
+		}
+		start := time.Now()
+		res, err := pool.Map(ctx, task.KindSumSquares, args)
+		parTime = time.Since(start)
+		if err != nil {
+			return err
+		}
+		for _, r := range res {
+			if r.Err != nil {
+				return r.Err
+			}
+		}
+		fmt.Fprintf(out, "Multiprocessed execution time (CPU-bound): %.3f s\n", parTime.Seconds())
+		printProcessFacts(out, g)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Speedup: %.2fx with %d processes on %d logical cores\n", syncTime.Seconds()/parTime.Seconds(), tasks, logical)
+	return nil
+}
+
+// runSync runs the tasks one after another in this process, as the seed's
+// synchronous part does.
+func runSync(ctx context.Context, out io.Writer, n int64, tasks int) (time.Duration, error) {
+	start := time.Now()
+	for i := range tasks {
+		label := fmt.Sprintf("Sync-%d", i+1)
+		fmt.Fprintln(out, task.StartLine(label, os.Getpid()))
+		sum, err := task.SumSquares(ctx, n)
+		if err != nil {
+			return 0, err
+		}
+		fmt.Fprintln(out, task.FinishLine(label, []byte(`"`+sum.String()+`"`), nil))
+	}
+	return time.Since(start), nil
+}
+
+// printProcessFacts prints each consumer process's CPU time and memory, read
+// with gopsutil while the processes are still alive.
+func printProcessFacts(out io.Writer, g *producer.Group) {
+	if g == nil {
+		return
+	}
+	pids := g.PIDs()
+	names := make([]string, 0, len(pids))
+	for name := range pids {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		p, err := process.NewProcess(int32(pids[name]))
+		if err != nil {
+			continue
+		}
+		times, errT := p.Times()
+		mem, errM := p.MemoryInfo()
+		if errT != nil || errM != nil {
+			continue
+		}
+		fmt.Fprintf(out, "Consumer %s (PID: %d): CPU %.2f s, RSS %.1f MiB\n",
+			name, pids[name], times.User+times.System, float64(mem.RSS)/(1<<20))
+	}
+}
+
+// cpuCounts returns the logical and physical core counts from gopsutil.
+func cpuCounts() (logical, physical int) {
+	logical, _ = cpu.Counts(true)
+	physical, _ = cpu.Counts(false)
+	return max(logical, 1), max(physical, 1)
+}
+
+func logicalCPUs() int {
+	l, _ := cpuCounts()
+	return l
+}

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/procq/procq/internal/cli"
+	"github.com/procq/procq/producer"
+	"github.com/procq/procq/task"
+)
+
+func newPoolCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "pool",
+		Short: "Map a task kind over inputs across consumer processes; results in input order",
+		Long: `pool is Python's Pool.map across processes: it starts pool.processes consumer
+processes (0: one per logical CPU), maps --kind over --inputs, prints each result
+in input order as it arrives and the total time, then sends the sentinels and
+joins the children. A failed input prints its error; the map still completes.
+A consumer killed mid-map does not hang it: its task is redelivered and the
+process is replaced.`,
+		Args: cobra.NoArgs,
+		RunE: runPool,
+	}
+	f := cmd.Flags()
+	f.String("kind", "", "task kind (pool.kind): sumsquares, square, or your own")
+	f.String("inputs", "", "inputs (pool.inputs): a comma list or a range such as 1..10")
+	f.Int("processes", 0, "consumer processes to spawn (pool.processes; 0: logical CPUs)")
+	f.Int("chunk-size", 0, "inputs per message (pool.chunk_size; 0: automatic)")
+	f.Duration("sleep", 0, "sleep of each square task (pool.sleep)")
+	f.Bool("spawn", false, "start the consumer processes (consumers.spawn)")
+	f.Int("concurrency", 0, "tasks each consumer runs at once (consumers.concurrency)")
+	f.Bool("json", false, "print one JSON array, one element per input in input order")
+	f.Bool("quiet", false, "print only the summary line")
+	return cmd
+}
+
+var poolFlags = map[string]string{
+	"kind":        "pool.kind",
+	"inputs":      "pool.inputs",
+	"processes":   "pool.processes",
+	"chunk-size":  "pool.chunk_size",
+	"sleep":       "pool.sleep",
+	"spawn":       "consumers.spawn",
+	"concurrency": "consumers.concurrency",
+}
+
+func runPool(cmd *cobra.Command, _ []string) error {
+	cfg, err := cli.Load(cmd, poolFlags)
+	if err != nil {
+		return err
+	}
+	inputs, err := producer.ParseInputs(cfg.Pool.Inputs) // validated by Load
+	if err != nil {
+		return err
+	}
+	asJSON, _ := cmd.Flags().GetBool("json")
+	quiet, _ := cmd.Flags().GetBool("quiet")
+	ctx := cmd.Context()
+	s, err := openSession(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	if asJSON {
+		s.childOut = cmd.ErrOrStderr() // keep stdout one JSON document
+	}
+	workers := s.poolSize()
+	return s.withWorkers(ctx, workers, func(ctx context.Context, q *producer.Queue, _ *producer.Group) error {
+		chunk := cfg.Pool.ChunkSize
+		if chunk == 0 {
+			chunk = producer.AutoChunk(len(inputs), workers)
+		}
+		pool := producer.NewPool(q, producer.PoolConfig{ChunkSize: chunk, Workers: workers, Window: cfg.Pool.Window})
+		out := cmd.OutOrStdout()
+		if !asJSON {
+			fmt.Fprintf(out, "Pool: mapping %s over %d inputs with %d consumer processes, chunk size %d\n",
+				cfg.Pool.Kind, len(inputs), workers, chunk)
+		}
+		p := &poolPrinter{out: out, kind: cfg.Pool.Kind, inputs: inputs, json: asJSON, quiet: quiet}
+		progress := newProgress(len(inputs), s.log)
+		start := time.Now()
+		var mapErr error
+		for r, err := range pool.Imap(ctx, cfg.Pool.Kind, slices.Values(taskArgs(cfg.Pool.Kind, inputs, cfg.Pool.Sleep))) {
+			if err != nil {
+				mapErr = err
+				break
+			}
+			progress.add()
+			p.print(r)
+		}
+		elapsed := time.Since(start)
+		progress.finish()
+		p.end()
+		if mapErr != nil {
+			return mapErr
+		}
+		s.log.Info("map done", "task", cfg.Pool.Kind, "inputs", len(inputs), "failed", p.failed, "seconds", elapsed.Seconds())
+		if !asJSON {
+			fmt.Fprintf(out, "Pool: %d results in input order, %d failed, in %.3f s (%.0f inputs/s)\n",
+				len(inputs), p.failed, elapsed.Seconds(), float64(len(inputs))/elapsed.Seconds())
+		}
+		return nil
+	})
+}
+
+// poolSize is the number of consumer processes a pool map uses: the
+// processes to spawn, or consumers.count when the user starts them.
+func (s *session) poolSize() int {
+	if !s.cfg.Consumers.Spawn {
+		return s.cfg.Consumers.Count
+	}
+	if n := s.cfg.Pool.Processes; n > 0 {
+		return n
+	}
+	return logicalCPUs()
+}
+
+// taskArgs turns the pool's inputs into the kind's arguments: the built-in
+// kinds take {"n": input} and {"x": input, "sleep": ...}; any other kind
+// gets each input as its arguments.
+func taskArgs(kind string, inputs []any, sleep time.Duration) []any {
+	args := make([]any, len(inputs))
+	for i, in := range inputs {
+		switch kind {
+		case task.KindSumSquares:
+			args[i] = map[string]any{"n": in}
+		case task.KindSquare:
+			a := map[string]any{"x": in}
+			if sleep > 0 {
+				a["sleep"] = sleep.String()
+			}
+			args[i] = a
+		default:
+			args[i] = in
+		}
+	}
+	return args
+}
+
+// poolPrinter prints results as lines, or as one JSON array written
+// element by element.
+type poolPrinter struct {
+	out    io.Writer
+	kind   string
+	inputs []any
+	json   bool
+	quiet  bool
+	failed int
+	n      int
+}
+
+type jsonResult struct {
+	Index  int             `json:"index"`
+	Input  any             `json:"input"`
+	Result json.RawMessage `json:"result"`
+	Error  *string         `json:"error"`
+}
+
+func (p *poolPrinter) print(r producer.Result) {
+	if r.Err != nil {
+		p.failed++
+	}
+	switch {
+	case p.json:
+		sep := ",\n "
+		if p.n == 0 {
+			sep = "[\n "
+		}
+		jr := jsonResult{Index: r.Index, Input: p.inputs[r.Index], Result: r.Value}
+		if r.Err != nil {
+			msg := r.Err.(*producer.TaskError).Message
+			jr.Error = &msg
+		}
+		b, _ := json.Marshal(jr)
+		fmt.Fprintf(p.out, "%s%s", sep, b)
+	case p.quiet:
+	case r.Err != nil:
+		fmt.Fprintf(p.out, "%s(%v) failed: %s\n", p.kind, p.inputs[r.Index], r.Err.(*producer.TaskError).Message)
+	default:
+		fmt.Fprintf(p.out, "%s(%v) = %s\n", p.kind, p.inputs[r.Index], display(r.Value))
+	}
+	p.n++
+}
+
+func (p *poolPrinter) end() {
+	if !p.json {
+		return
+	}
+	if p.n == 0 {
+		fmt.Fprintln(p.out, "[]")
+		return
+	}
+	fmt.Fprintln(p.out, "\n]")
+}
+
+// display shows a JSON result, unquoting strings such as big integers.
+func display(v json.RawMessage) string {
+	var s string
+	if json.Unmarshal(v, &s) == nil {
+		return s
+	}
+	return string(v)
+}

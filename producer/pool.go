@@ -1,0 +1,507 @@
+package producer
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/procq/procq/task"
+)
+
+// PoolConfig configures a Pool.
+type PoolConfig struct {
+	// ChunkSize is how many inputs travel in one task message. 0 picks one:
+	// for Map, like Python's Pool.map, len(inputs)/(4*Workers) rounded up
+	// (at most MaxAutoChunk); for the streaming forms, 1.
+	ChunkSize int
+	// Workers is how many consumer processes serve the pool; it only sizes
+	// the automatic chunk. Defaults to 1.
+	Workers int
+	// Window caps the task messages in flight: published but not yet
+	// answered (unordered) or not yet yielded (ordered). It bounds memory
+	// for any number of inputs. Defaults to 256.
+	Window int
+	// Label, when set, names each task message "<Label>-<n>" (n from 1) in
+	// a Procq-Label header: the consumer prints its start and finish lines
+	// with its PID, as the Process demo shows.
+	Label string
+}
+
+// MaxAutoChunk caps the automatic chunk size, so a chunk stays far below
+// the broker's 1 MiB message limit for small arguments.
+const MaxAutoChunk = 1000
+
+func (c PoolConfig) withDefaults() PoolConfig {
+	c.Workers = cmp.Or(c.Workers, 1)
+	c.Window = cmp.Or(c.Window, 256)
+	return c
+}
+
+// AutoChunk is the chunk size Map uses for n inputs on workers processes.
+func AutoChunk(n, workers int) int {
+	if n <= 0 {
+		return 1
+	}
+	per := max(workers, 1) * 4
+	return min(max((n+per-1)/per, 1), MaxAutoChunk)
+}
+
+// Pool maps task kinds over inputs across the consumer processes of one
+// queue, like Python's multiprocessing.Pool, with results travelling back
+// through JetStream.
+type Pool struct {
+	q   *Queue
+	cfg PoolConfig
+	log *slog.Logger
+}
+
+// NewPool returns a pool that puts its tasks on q.
+func NewPool(q *Queue, cfg PoolConfig) *Pool {
+	return &Pool{q: q, cfg: cfg.withDefaults(), log: q.log}
+}
+
+// Result is the outcome of one input.
+type Result struct {
+	// Index is the input's position, from 0.
+	Index int
+	// Value is the task's JSON result; nil when Err is set.
+	Value json.RawMessage
+	// Err is a *TaskError when the task failed.
+	Err error
+}
+
+// TaskError is the error a task returned for one input.
+type TaskError struct {
+	Index   int
+	Kind    string
+	Message string
+}
+
+func (e *TaskError) Error() string {
+	return fmt.Sprintf("%s #%d: %s", e.Kind, e.Index, e.Message)
+}
+
+// IncompleteError says a map stopped before every input had its result.
+type IncompleteError struct {
+	// Unfinished lists the submitted inputs without a result, sorted.
+	Unfinished []int
+	// NotSubmitted is the index of the first input never submitted, or -1.
+	// Map folds the inputs from there on into Unfinished.
+	NotSubmitted int
+	// Err is why the map stopped (a context error, or a broker failure).
+	Err error
+}
+
+func (e *IncompleteError) Error() string {
+	s := fmt.Sprintf("map stopped with %d inputs unfinished (%s)", len(e.Unfinished), formatRanges(e.Unfinished))
+	if e.NotSubmitted >= 0 {
+		s += fmt.Sprintf(", inputs from #%d on never submitted", e.NotSubmitted)
+	}
+	return s + ": " + e.Err.Error()
+}
+
+func (e *IncompleteError) Unwrap() error { return e.Err }
+
+// Map runs kind over args and returns one result per input, in input
+// order, like Pool.map. A failed task gives an error in its Result; Map
+// itself fails only when the map cannot complete (ctx ends, the broker
+// fails), with an *IncompleteError naming the unfinished inputs.
+func (p *Pool) Map(ctx context.Context, kind string, args []any) ([]Result, error) {
+	chunk := p.cfg.ChunkSize
+	if chunk <= 0 {
+		chunk = AutoChunk(len(args), p.cfg.Workers)
+	}
+	out := make([]Result, 0, len(args))
+	for r, err := range p.stream(ctx, kind, slices.Values(args), chunk, true) {
+		if err != nil {
+			var ie *IncompleteError
+			if errors.As(err, &ie) && ie.NotSubmitted >= 0 {
+				for i := ie.NotSubmitted; i < len(args); i++ {
+					ie.Unfinished = append(ie.Unfinished, i)
+				}
+				ie.NotSubmitted = -1
+			}
+			return out, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// Imap yields results in input order while the map runs, like Pool.imap.
+// At most Window task messages are in flight, so memory stays bounded for
+// any number of inputs. A final error, if any, is yielded last. Breaking
+// out of the loop cancels the map.
+func (p *Pool) Imap(ctx context.Context, kind string, args iter.Seq[any]) iter.Seq2[Result, error] {
+	return p.stream(ctx, kind, args, max(p.cfg.ChunkSize, 1), true)
+}
+
+// ImapUnordered yields results as they complete, like
+// Pool.imap_unordered.
+func (p *Pool) ImapUnordered(ctx context.Context, kind string, args iter.Seq[any]) iter.Seq2[Result, error] {
+	return p.stream(ctx, kind, args, max(p.cfg.ChunkSize, 1), false)
+}
+
+func (p *Pool) stream(ctx context.Context, kind string, args iter.Seq[any], chunk int, ordered bool) iter.Seq2[Result, error] {
+	return func(yield func(Result, error) bool) {
+		m := &mapping{
+			pool: p, kind: kind, id: nuid.Next(), chunk: chunk, ordered: ordered,
+			pending: make(map[int]int), slots: make(chan struct{}, p.cfg.Window),
+			notSubmitted: -1,
+		}
+		m.run(ctx, args, yield)
+	}
+}
+
+// mapping is one running map.
+type mapping struct {
+	pool    *Pool
+	kind    string
+	id      string // the map's run id: its task subject and result subject
+	chunk   int
+	ordered bool
+	slots   chan struct{} // the window: one token per task message in flight
+
+	mu           sync.Mutex
+	pending      map[int]int // first index -> inputs, of chunks without a result
+	notSubmitted int
+}
+
+// published is what the publisher reports when it stops: how many inputs
+// it submitted and why it stopped early, if it did.
+type published struct {
+	total int
+	err   error
+}
+
+func (m *mapping) run(ctx context.Context, args iter.Seq[any], yield func(Result, error) bool) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	log := m.pool.log.With("map", m.id, "task", m.kind)
+
+	results, stopResults, err := m.subscribe(ctx)
+	if err != nil {
+		yield(Result{}, &IncompleteError{NotSubmitted: 0, Err: err})
+		return
+	}
+	pubDone := make(chan published, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() { pubDone <- m.publish(ctx, args) })
+
+	cause := m.collect(ctx, results, pubDone, yield)
+	cancel()
+	stopResults()
+	wg.Wait()
+	m.cleanup(ctx, cause != nil, log)
+	if cause != nil && !errors.Is(cause, errStopped) {
+		// Built once the publisher has stopped, so it knows what was
+		// never submitted.
+		yield(Result{}, m.incomplete(cause))
+	}
+}
+
+// errStopped marks a map the caller broke out of.
+var errStopped = errors.New("map stopped by the caller")
+
+// subscribe starts reading the map's results with an ordered consumer.
+func (m *mapping) subscribe(ctx context.Context) (<-chan jetstream.Msg, func(), error) {
+	q := m.pool.q
+	cons, err := q.js.OrderedConsumer(ctx, task.ResultsStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{task.ResultSubject(m.id)},
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("results consumer: %w", err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return nil, nil, fmt.Errorf("results consumer: %w", err)
+	}
+	ch := make(chan jetstream.Msg, 64)
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(ch)
+		for {
+			msg, err := it.Next()
+			if err != nil {
+				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					q.log.Warn("results iterator", "error", err)
+				}
+				return
+			}
+			select {
+			case ch <- msg:
+			case <-quit:
+				return
+			}
+		}
+	})
+	stop := func() {
+		close(quit)
+		it.Stop()
+		wg.Wait()
+	}
+	return ch, stop, nil
+}
+
+// publish submits the inputs in chunks, holding a window slot per chunk.
+// It returns how many inputs it submitted and, when it stopped early, why.
+func (m *mapping) publish(ctx context.Context, args iter.Seq[any]) published {
+	submitted := 0
+	batch := make([]json.RawMessage, 0, m.chunk)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		select {
+		case m.slots <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		m.mu.Lock()
+		m.pending[submitted] = len(batch)
+		m.mu.Unlock()
+		if err := m.send(ctx, submitted, batch); err != nil {
+			m.mu.Lock()
+			delete(m.pending, submitted)
+			m.mu.Unlock()
+			return err
+		}
+		submitted += len(batch)
+		batch = batch[:0]
+		return nil
+	}
+	stop := func(err error) published {
+		m.mu.Lock()
+		m.notSubmitted = submitted
+		m.mu.Unlock()
+		return published{total: submitted, err: err}
+	}
+	for a := range args {
+		raw, err := json.Marshal(a)
+		if err != nil {
+			return stop(fmt.Errorf("input #%d: %w", submitted+len(batch), err))
+		}
+		batch = append(batch, raw)
+		if len(batch) == m.chunk {
+			if err := flush(); err != nil {
+				return stop(err)
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return stop(err)
+	}
+	return published{total: submitted}
+}
+
+// errCodeStoreFailed is JetStream's error code for a publish the stream
+// refused to store, e.g. "maximum messages exceeded" under DiscardNew.
+const errCodeStoreFailed jetstream.ErrorCode = 10077
+
+// send publishes one task message and waits for the stream to store it.
+// A full stream (DiscardNew) is retried until ctx ends.
+func (m *mapping) send(ctx context.Context, start int, batch []json.RawMessage) error {
+	q := m.pool.q
+	var body []byte
+	msg := q.taskMsg(m.id, start, m.kind, nil)
+	if len(batch) == 1 {
+		body = batch[0]
+	} else {
+		body, _ = json.Marshal(batch) // RawMessages that were marshalled already
+		msg.Header.Set(task.HeaderChunk, strconv.Itoa(len(batch)))
+	}
+	msg.Data = body
+	msg.Header.Set(task.HeaderReply, task.ResultSubject(m.id))
+	if l := m.pool.cfg.Label; l != "" {
+		msg.Header.Set(task.HeaderLabel, l+"-"+strconv.Itoa(start/m.chunk+1))
+	}
+	for {
+		_, err := q.js.PublishMsg(ctx, msg)
+		if err == nil {
+			return nil
+		}
+		var apiErr *jetstream.APIError
+		if !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeStoreFailed {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("submit #%d: %w", start, err)
+		}
+		q.log.Warn("task stream full, retrying", "index", start)
+		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+// collect reads results until every submitted input has one, the
+// publisher failed, or ctx ends; it yields each result in the map's order.
+func (m *mapping) collect(ctx context.Context, results <-chan jetstream.Msg, pubDone <-chan published, yield func(Result, error) bool) error {
+	total := -1  // known once the publisher is done
+	yielded := 0 // results handed to the caller
+	next := 0    // ordered: the next index to yield
+	buf := map[int][]Result{}
+	var pubErr error
+	emit := func(rs []Result) bool {
+		for _, r := range rs {
+			if !yield(r, nil) {
+				return false
+			}
+			yielded++
+		}
+		<-m.slots
+		return true
+	}
+	for total < 0 || yielded < total {
+		if pubErr != nil && total >= 0 && m.inFlight() == 0 && len(buf) == 0 {
+			break // everything submitted was answered; the rest never will be
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case p := <-pubDone:
+			total, pubErr = p.total, p.err
+			pubDone = nil
+		case msg, ok := <-results:
+			if !ok {
+				return errors.New("results consumer stopped")
+			}
+			start, rs, ok := m.parse(msg)
+			if !ok {
+				continue
+			}
+			if !m.ordered {
+				if !emit(rs) {
+					return errStopped
+				}
+				continue
+			}
+			buf[start] = rs
+			for rs, ok := buf[next]; ok; rs, ok = buf[next] {
+				delete(buf, next)
+				next += len(rs)
+				if !emit(rs) {
+					return errStopped
+				}
+			}
+		}
+	}
+	return pubErr
+}
+
+// parse decodes a result message. It returns ok=false for a duplicate (a
+// redelivered task's second result) or a malformed message, which it logs.
+func (m *mapping) parse(msg jetstream.Msg) (int, []Result, bool) {
+	h := msg.Headers()
+	start, err := strconv.Atoi(h.Get(task.HeaderIndex))
+	var outs []task.Outcome
+	if err == nil {
+		err = json.Unmarshal(msg.Data(), &outs)
+	}
+	m.mu.Lock()
+	n, known := m.pending[start]
+	if err == nil && known && n == len(outs) {
+		delete(m.pending, start)
+	}
+	m.mu.Unlock()
+	switch {
+	case err != nil:
+		m.pool.log.Warn("malformed result ignored", "map", m.id, "error", err)
+		return 0, nil, false
+	case !known:
+		m.pool.log.Debug("duplicate result ignored", "map", m.id, "index", start)
+		return 0, nil, false
+	case n != len(outs):
+		m.pool.log.Warn("result with wrong input count ignored", "map", m.id, "index", start, "want", n, "got", len(outs))
+		return 0, nil, false
+	}
+	rs := make([]Result, len(outs))
+	for i, o := range outs {
+		rs[i] = Result{Index: start + i, Value: o.Result}
+		if o.Error != "" {
+			rs[i] = Result{Index: start + i, Err: &TaskError{Index: start + i, Kind: m.kind, Message: o.Error}}
+		}
+	}
+	return start, rs, true
+}
+
+func (m *mapping) inFlight() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.pending)
+}
+
+func (m *mapping) incomplete(err error) *IncompleteError {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var idx []int
+	for start, n := range m.pending {
+		for i := range n {
+			idx = append(idx, start+i)
+		}
+	}
+	slices.Sort(idx)
+	return &IncompleteError{Unfinished: idx, NotSubmitted: m.notSubmitted, Err: err}
+}
+
+// cleanup removes the map's results and, when it stopped early, its
+// unfinished tasks, so nothing of it piles up in the broker.
+func (m *mapping) cleanup(ctx context.Context, early bool, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	q := m.pool.q
+	if early {
+		if err := q.topo.Tasks.Purge(ctx, jetstream.WithPurgeSubject(task.WorkSubject(q.name, m.id))); err != nil {
+			log.Warn("purge unfinished tasks", "error", err)
+		}
+	}
+	if err := q.topo.Results.Purge(ctx, jetstream.WithPurgeSubject(task.ResultSubject(m.id))); err != nil {
+		log.Warn("purge results", "error", err)
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// formatRanges renders sorted indexes compactly: "0-3, 7, 9-12".
+func formatRanges(idx []int) string {
+	if len(idx) == 0 {
+		return "none"
+	}
+	var s []byte
+	for i := 0; i < len(idx); {
+		j := i
+		for j+1 < len(idx) && idx[j+1] == idx[j]+1 {
+			j++
+		}
+		if len(s) > 0 {
+			s = append(s, ", "...)
+		}
+		s = strconv.AppendInt(s, int64(idx[i]), 10)
+		if j > i {
+			s = append(append(s, '-'), strconv.Itoa(idx[j])...)
+		}
+		i = j + 1
+	}
+	return string(s)
+}

@@ -1,0 +1,319 @@
+package producer_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/goleak"
+
+	"github.com/procq/procq/broker"
+	"github.com/procq/procq/consumer"
+	"github.com/procq/procq/internal/natstest"
+	"github.com/procq/procq/producer"
+	"github.com/procq/procq/task"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+type env struct {
+	js   jetstream.JetStream
+	topo *broker.Topology
+	q    *producer.Queue
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	b := natstest.Start(t)
+	js := b.JetStream(t)
+	topo, err := broker.EnsureQueue(context.Background(), js, broker.QueueConfig{Name: "pool", AckWait: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{js: js, topo: topo, q: producer.NewQueue("pool", js, topo, nil)}
+}
+
+// workers runs n in-process consumer workers with reg until the test ends.
+func (e *env) workers(t *testing.T, n, concurrency int, reg *task.Registry) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i := range n {
+		w, err := consumer.New(consumer.Config{Name: fmt.Sprintf("W-%d", i+1), Concurrency: concurrency,
+			FetchWait: 500 * time.Millisecond}, e.js, e.topo, reg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			if err := w.Run(ctx); err != nil {
+				t.Errorf("worker: %v", err)
+			}
+		})
+	}
+	t.Cleanup(func() { cancel(); wg.Wait() })
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func values(t *testing.T, rs []producer.Result) []string {
+	t.Helper()
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		if r.Index != i {
+			t.Fatalf("result %d has index %d", i, r.Index)
+		}
+		if r.Err != nil {
+			out[i] = "error"
+			continue
+		}
+		out[i] = string(r.Value)
+	}
+	return out
+}
+
+func TestMapSeedInputsExactInOrder(t *testing.T) {
+	e := newEnv(t)
+	e.workers(t, 2, 1, task.Builtins())
+	inputs := []int64{50000000, 50000001, 50000002, 50000003, 49999999}
+	args := make([]any, len(inputs))
+	for i, n := range inputs {
+		args[i] = task.SumSquaresArgs{N: n}
+	}
+	rs, err := producer.NewPool(e.q, producer.PoolConfig{Workers: 2}).Map(ctxT(t), task.KindSumSquares, args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`"41666665416666675000000"`, `"41666667916666675000000"`, `"41666670416666775000001"`,
+		`"41666672916666975000005"`, `"41666662916666774999999"`,
+	}
+	if got := values(t, rs); !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+func squares(n int) []any {
+	args := make([]any, n)
+	for i := range args {
+		args[i] = task.SquareArgs{X: int64(i + 1)}
+	}
+	return args
+}
+
+// Every chunk size, automatic included, gives identical results; one
+// failing input gives an error for its index only.
+func TestMapChunkSizesAndPerItemErrors(t *testing.T) {
+	e := newEnv(t)
+	e.workers(t, 2, 2, task.Builtins())
+	args := squares(25)
+	args[6] = task.SquareArgs{X: 5_000_000_000} // overflows: an error for index 6
+	var want []string
+	for i := range 25 {
+		want = append(want, fmt.Sprint((i+1)*(i+1)))
+	}
+	want[6] = "error"
+	for _, chunk := range []int{0, 1, 2, 3, 7, 25, 100} {
+		t.Run(fmt.Sprintf("chunk=%d", chunk), func(t *testing.T) {
+			rs, err := producer.NewPool(e.q, producer.PoolConfig{ChunkSize: chunk, Workers: 2}).Map(ctxT(t), task.KindSquare, args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := values(t, rs); !slices.Equal(got, want) {
+				t.Errorf("got %v, want %v", got, want)
+			}
+			var te *producer.TaskError
+			if !errors.As(rs[6].Err, &te) || te.Index != 6 || te.Kind != task.KindSquare {
+				t.Errorf("index 6: err %v, want a *TaskError for square #6", rs[6].Err)
+			}
+		})
+	}
+}
+
+func TestAutoChunk(t *testing.T) {
+	tests := []struct{ n, workers, want int }{
+		{0, 2, 1}, {5, 2, 1}, {8, 2, 1}, {9, 2, 2}, {100_000, 2, 1000}, {1000, 4, 63},
+	}
+	for _, tt := range tests {
+		if got := producer.AutoChunk(tt.n, tt.workers); got != tt.want {
+			t.Errorf("AutoChunk(%d, %d) = %d, want %d", tt.n, tt.workers, got, tt.want)
+		}
+	}
+}
+
+// slowFirst makes early inputs finish last, so completion order is the
+// reverse of input order.
+func slowFirst() *task.Registry {
+	reg := task.NewRegistry()
+	_ = reg.Register("slowfirst", task.HandlerFunc(func(ctx context.Context, raw json.RawMessage) (json.RawMessage, error) {
+		var i int
+		if err := json.Unmarshal(raw, &i); err != nil {
+			return nil, err
+		}
+		select {
+		case <-time.After(time.Duration(8-i) * 40 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return json.Marshal(i * 10)
+	}))
+	return reg
+}
+
+func TestImapYieldsInInputOrder(t *testing.T) {
+	e := newEnv(t)
+	e.workers(t, 2, 4, slowFirst())
+	var got []int
+	pool := producer.NewPool(e.q, producer.PoolConfig{})
+	for r, err := range pool.Imap(ctxT(t), "slowfirst", slices.Values([]any{0, 1, 2, 3, 4, 5, 6, 7})) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(r.Value) != fmt.Sprint(r.Index*10) {
+			t.Errorf("index %d value %s", r.Index, r.Value)
+		}
+		got = append(got, r.Index)
+	}
+	if !slices.Equal(got, []int{0, 1, 2, 3, 4, 5, 6, 7}) {
+		t.Errorf("Imap order %v, want 0..7", got)
+	}
+}
+
+func TestImapUnorderedYieldsAllAsCompleted(t *testing.T) {
+	e := newEnv(t)
+	e.workers(t, 2, 4, slowFirst())
+	var got []int
+	pool := producer.NewPool(e.q, producer.PoolConfig{})
+	for r, err := range pool.ImapUnordered(ctxT(t), "slowfirst", slices.Values([]any{0, 1, 2, 3, 4, 5, 6, 7})) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, r.Index)
+	}
+	if len(got) != 8 {
+		t.Fatalf("got %d results, want 8", len(got))
+	}
+	if got[0] == 0 {
+		t.Errorf("first completed was index 0, the slowest: results not yielded as completed (%v)", got)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []int{0, 1, 2, 3, 4, 5, 6, 7}) {
+		t.Errorf("ImapUnordered yielded %v, want each of 0..7 once", got)
+	}
+}
+
+// With no consumer running, a deadline stops the map, names every
+// unfinished input and removes its tasks and results from the broker.
+func TestMapDeadlineNamesUnfinished(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_, err := producer.NewPool(e.q, producer.PoolConfig{ChunkSize: 2, Window: 2}).Map(ctx, task.KindSquare, squares(7))
+	var ie *producer.IncompleteError
+	if !errors.As(err, &ie) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err %v, want *IncompleteError wrapping DeadlineExceeded", err)
+	}
+	if !slices.Equal(ie.Unfinished, []int{0, 1, 2, 3, 4, 5, 6}) {
+		t.Errorf("Unfinished %v, want 0..6", ie.Unfinished)
+	}
+	info, err := e.topo.Tasks.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 0 {
+		t.Errorf("%d task messages left after the cancelled map, want 0", info.State.Msgs)
+	}
+}
+
+// Breaking out of Imap cancels the map and leaks nothing.
+func TestImapBreak(t *testing.T) {
+	e := newEnv(t)
+	e.workers(t, 1, 1, task.Builtins())
+	n := 0
+	for _, err := range producer.NewPool(e.q, producer.PoolConfig{}).Imap(ctxT(t), task.KindSquare, slices.Values(squares(50))) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n++; n == 3 {
+			break
+		}
+	}
+	if n != 3 {
+		t.Errorf("got %d results before break, want 3", n)
+	}
+}
+
+// The window bounds the task messages in the broker at any moment.
+func TestWindowBoundsInFlight(t *testing.T) {
+	e := newEnv(t)
+	var maxSeen atomic.Int64
+	reg := task.NewRegistry()
+	_ = reg.Register("probe", task.HandlerFunc(func(ctx context.Context, raw json.RawMessage) (json.RawMessage, error) {
+		info, err := e.topo.Tasks.Info(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for {
+			cur := maxSeen.Load()
+			if int64(info.State.Msgs) <= cur || maxSeen.CompareAndSwap(cur, int64(info.State.Msgs)) {
+				break
+			}
+		}
+		return raw, nil
+	}))
+	e.workers(t, 2, 2, reg)
+	args := make([]any, 300)
+	for i := range args {
+		args[i] = i
+	}
+	count := 0
+	for _, err := range producer.NewPool(e.q, producer.PoolConfig{Window: 5}).ImapUnordered(ctxT(t), "probe", slices.Values(args)) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		count++
+	}
+	if count != 300 {
+		t.Errorf("got %d results, want 300", count)
+	}
+	// The window (5) caps tasks published and unanswered; a task answered
+	// but not yet acked (at most one per worker slot, 2x2 here) is still in
+	// the stream for a moment.
+	if m := maxSeen.Load(); m > 5+4 || m < 1 {
+		t.Errorf("up to %d task messages in the stream, want at most 9", m)
+	}
+}
+
+func TestParseInputs(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    []any
+		wantErr bool
+	}{
+		{in: "1..4", want: []any{int64(1), int64(2), int64(3), int64(4)}},
+		{in: "50000000, 7", want: []any{int64(50000000), int64(7)}},
+		{in: `2.5,"a b",x`, want: []any{2.5, "a b", "x"}},
+		{in: "5..1", wantErr: true},
+		{in: "1..x", wantErr: true},
+		{in: "", wantErr: true},
+		{in: "1,,2", wantErr: true},
+	}
+	for _, tt := range tests {
+		got, err := producer.ParseInputs(tt.in)
+		if (err != nil) != tt.wantErr || !slices.Equal(got, tt.want) {
+			t.Errorf("ParseInputs(%q) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}

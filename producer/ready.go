@@ -1,0 +1,28 @@
+package producer
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// WaitReady waits until at least n pull requests wait on the queue's
+// consumer: that many consumer slots are connected and idle, so a map
+// timed from now measures work, not process start-up.
+func (q *Queue) WaitReady(ctx context.Context, n int, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		info, err := q.topo.Consumer.Info(ctx)
+		if err == nil && info.NumWaiting >= n {
+			return nil
+		}
+		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
+			waiting := 0
+			if info != nil {
+				waiting = info.NumWaiting
+			}
+			return fmt.Errorf("wait for %d idle consumers (%d ready): %w", n, waiting, err)
+		}
+	}
+}
