@@ -93,6 +93,10 @@ type Consumers struct {
 	// Concurrency is how many tasks one consumer process runs at once.
 	// Defaults to 1.
 	Concurrency int `mapstructure:"concurrency"`
+	// Prefetch is how many tasks a consumer pulls ahead; 0 means
+	// concurrency (hold little more than the work in hand). Raise it for
+	// many tiny tasks. Defaults to 0.
+	Prefetch int `mapstructure:"prefetch"`
 	// MaxRestarts is how many times the producer replaces a spawned consumer
 	// that died before taking its sentinel. Defaults to 3; 0 disables.
 	MaxRestarts int `mapstructure:"max_restarts"`
@@ -176,6 +180,7 @@ var defaults = map[string]any{
 	"consumers.work_min":     "200ms",
 	"consumers.work_max":     "800ms",
 	"consumers.concurrency":  1,
+	"consumers.prefetch":     0,
 	"consumers.max_restarts": 3,
 
 	"pool.processes":       0,

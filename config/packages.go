@@ -48,6 +48,7 @@ func (c *Config) WorkerConfig(name string, out io.Writer) consumer.Config {
 	return consumer.Config{
 		Name:        name,
 		Concurrency: c.Consumers.Concurrency,
+		Prefetch:    c.Consumers.Prefetch,
 		MaxDeliver:  c.Queue.MaxDeliver,
 		Out:         out,
 	}

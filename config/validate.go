@@ -32,6 +32,7 @@ func (c *Config) validate() error {
 		{"consumers.work_min", notNegative(c.Consumers.WorkMin)},
 		{"consumers.work_max", notBelow(c.Consumers.WorkMax, c.Consumers.WorkMin, "consumers.work_min")},
 		{"consumers.concurrency", atLeast(c.Consumers.Concurrency, 1)},
+		{"consumers.prefetch", atLeast(c.Consumers.Prefetch, 0)},
 		{"consumers.max_restarts", atLeast(c.Consumers.MaxRestarts, 0)},
 		{"pool.processes", atLeast(c.Pool.Processes, 0)},
 		{"pool.kind", task.ValidName(c.Pool.Kind)},

@@ -15,13 +15,19 @@ type Config struct {
 	Name string
 	// Concurrency is how many tasks the worker runs at once. Defaults to 1.
 	Concurrency int
+	// Prefetch is how many messages the worker pulls ahead of its slots; it
+	// is raised to Concurrency. More prefetch means fewer round trips per
+	// task, at the cost of holding work another consumer could run.
+	// Defaults to Concurrency.
+	Prefetch int
 	// MaxDeliver is the try limit: a task delivered more often is
 	// dead-lettered without running. Defaults to 5.
 	MaxDeliver int
 	// SentinelRetry is how long a sentinel is handed back for while the queue
 	// still holds unfinished work. Defaults to 500ms.
 	SentinelRetry time.Duration
-	// FetchWait is the long-poll time of one pull request. Defaults to 5s.
+	// FetchWait is the expiry of one pull request, at least 1s. Defaults
+	// to 5s.
 	FetchWait time.Duration
 	// StopTimeout is how long in-flight tasks may run on after the context
 	// is cancelled before their own context is cancelled. Defaults to 10s.
@@ -35,7 +41,7 @@ func (c Config) withDefaults() Config {
 	c.Concurrency = cmp.Or(c.Concurrency, 1)
 	c.MaxDeliver = cmp.Or(c.MaxDeliver, 5)
 	c.SentinelRetry = cmp.Or(c.SentinelRetry, 500*time.Millisecond)
-	c.FetchWait = cmp.Or(c.FetchWait, 5*time.Second)
+	c.FetchWait = max(cmp.Or(c.FetchWait, 5*time.Second), time.Second)
 	c.StopTimeout = cmp.Or(c.StopTimeout, 10*time.Second)
 	if c.Out == nil {
 		c.Out = io.Discard

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"time"
@@ -67,16 +68,55 @@ func (w *Worker) work(ctx context.Context, msg jetstream.Msg) {
 		w.deadLetter(ctx, msg, outcomes[0].Error)
 		return
 	}
+	log = log.With("inputs", len(args), "failed", failed, "duration", time.Since(start))
 	if reply != "" {
-		if err := w.publishResult(ctx, msg, reply, outcomes); err != nil {
+		f, err := w.publishResult(msg, reply, outcomes)
+		if err != nil {
 			log.ErrorContext(ctx, "publish result failed, task handed back", "error", err)
 			w.settle(ctx, "nak", msg.NakWithDelay(retryPause))
 			return
 		}
+		// The task is acked once the result is stored (ackLoop).
+		w.acks <- pendingAck{result: f, msg: msg, log: log}
+		return
 	}
 	w.settle(ctx, "ack", msg.Ack())
-	log.InfoContext(ctx, "task done", "inputs", len(args), "failed", failed, "duration", time.Since(start))
+	log.DebugContext(ctx, "task done")
 }
+
+// pendingAck is a task whose result was published asynchronously: the task
+// is acked when the stream confirms the result, handed back if it fails.
+type pendingAck struct {
+	result jetstream.PubAckFuture
+	msg    jetstream.Msg
+	log    *slog.Logger
+}
+
+// ackLoop acks each task once its result is stored. Publishing results
+// asynchronously lets a worker go on to its next task instead of waiting a
+// round trip per result; acking only after the stream's confirmation keeps
+// the at-least-once promise.
+func (w *Worker) ackLoop() {
+	ctx := context.Background()
+	for p := range w.acks {
+		t := time.NewTimer(publishTimeout)
+		select {
+		case <-p.result.Ok():
+			w.settle(ctx, "ack", p.msg.Ack())
+			p.log.Debug("task done")
+		case err := <-p.result.Err():
+			p.log.Error("result not stored, task handed back", "error", err)
+			w.settle(ctx, "nak", p.msg.NakWithDelay(retryPause))
+		case <-t.C:
+			p.log.Error("result not confirmed in time, task handed back", "timeout", publishTimeout)
+			w.settle(ctx, "nak", p.msg.NakWithDelay(retryPause))
+		}
+		t.Stop()
+	}
+}
+
+// ackQueue bounds the results awaiting the stream's confirmation.
+const ackQueue = 1024
 
 // runAll runs every input of the message, keeping the lease alive with
 // InProgress heartbeats while it works. A labelled task (the Process demo)
@@ -129,10 +169,10 @@ func (w *Worker) heartbeat(msg jetstream.Msg) (stop func()) {
 	return func() { close(done); <-finished }
 }
 
-func (w *Worker) publishResult(ctx context.Context, msg jetstream.Msg, subject string, outcomes []task.Outcome) error {
+func (w *Worker) publishResult(msg jetstream.Msg, subject string, outcomes []task.Outcome) (jetstream.PubAckFuture, error) {
 	body, err := json.Marshal(outcomes)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	h := msg.Headers()
 	run, index := h.Get(task.HeaderRun), h.Get(task.HeaderIndex)
@@ -144,10 +184,7 @@ func (w *Worker) publishResult(ctx context.Context, msg jetstream.Msg, subject s
 	// A redelivered task's second result carries the same id and is dropped
 	// by the results stream's de-duplication window.
 	res.Header.Set(task.HeaderMsgID, run+"."+index)
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
-	defer cancel()
-	_, err = w.js.PublishMsg(pctx, res)
-	return err
+	return w.js.PublishMsgAsync(res)
 }
 
 // deadLetter copies msg with the reason to the dead-letter stream, then

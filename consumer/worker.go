@@ -28,8 +28,9 @@ type Worker struct {
 	log     *slog.Logger
 	ackWait time.Duration
 
-	honored atomic.Bool // a sentinel was taken: stop
-	skipRun string      // a run that was over when the worker started
+	honored atomic.Bool      // a sentinel was taken: stop
+	skipRun string           // a run that was over when the worker started
+	acks    chan pendingAck // results published, waiting for the stream's ack
 }
 
 // New builds a worker for the queue topo was declared for. The registry
@@ -57,7 +58,7 @@ func New(cfg Config, js jetstream.JetStream, topo *broker.Topology, reg *task.Re
 // Run pulls and runs tasks until the worker takes its sentinel (it returns
 // nil) or ctx ends. On ctx's end it stops fetching, lets in-flight tasks
 // finish for StopTimeout, then cancels them; it returns only after every
-// goroutine it started has exited.
+// goroutine it started has exited and every finished task is acked.
 func (w *Worker) Run(ctx context.Context) error {
 	skip, err := w.overRun(ctx)
 	if err != nil {
@@ -65,30 +66,54 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.skipRun = skip
 	w.log.InfoContext(ctx, "consumer started", "queue", w.queue,
-		"concurrency", w.cfg.Concurrency, "skip_run", skip)
+		"concurrency", w.cfg.Concurrency, "prefetch", w.prefetch(), "skip_run", skip)
 
+	it, err := w.topo.Consumer.Messages(
+		jetstream.PullMaxMessages(w.prefetch()),
+		jetstream.PullExpiry(w.cfg.FetchWait))
+	if err != nil {
+		return fmt.Errorf("consumer %s: %w", w.cfg.Name, err)
+	}
 	fetchCtx, stopFetching := context.WithCancel(ctx)
 	defer stopFetching()
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 
+	w.acks = make(chan pendingAck, ackQueue)
+	msgs := make(chan jetstream.Msg)
+	var g errgroup.Group
+	g.Go(func() error { return w.fetch(fetchCtx, it, msgs) })
+	var slots sync.WaitGroup
+	for range w.cfg.Concurrency {
+		slots.Go(func() {
+			for msg := range msgs {
+				if w.process(workCtx, msg) {
+					stopFetching()
+				}
+			}
+		})
+	}
+	var acker sync.WaitGroup
+	acker.Go(w.ackLoop)
 	loopsDone := make(chan struct{})
 	var grace sync.WaitGroup
 	grace.Go(func() { w.graceTimer(ctx, loopsDone, cancelWork) })
 
-	var g errgroup.Group
-	for range w.cfg.Concurrency {
-		g.Go(func() error { return w.loop(fetchCtx, workCtx, stopFetching) })
-	}
 	err = g.Wait()
+	slots.Wait()
 	close(loopsDone)
 	grace.Wait()
+	close(w.acks)
+	acker.Wait()
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", w.cfg.Name, err)
 	}
 	w.log.InfoContext(ctx, "consumer stopped", "sentinel", w.honored.Load())
 	return nil
 }
+
+// prefetch is how many messages the worker asks for ahead of its slots.
+func (w *Worker) prefetch() int { return max(w.cfg.Prefetch, w.cfg.Concurrency) }
 
 // TookSentinel reports whether Run ended on a sentinel.
 func (w *Worker) TookSentinel() bool { return w.honored.Load() }
@@ -111,37 +136,46 @@ func (w *Worker) graceTimer(ctx context.Context, loopsDone <-chan struct{}, canc
 	}
 }
 
-// loop is one fetch-and-run slot; Concurrency of them run at once. Each
-// holds at most the one message it works on, so no consumer hoards work or
-// sentinels.
-func (w *Worker) loop(fetchCtx, workCtx context.Context, stopFetching func()) error {
-	for fetchCtx.Err() == nil {
-		msg, err := w.next(fetchCtx)
-		switch {
-		case err == nil:
-		case errors.Is(err, nats.ErrConnectionClosed):
-			return err
-		case fetchCtx.Err() != nil, errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
-			continue
-		default:
+// fetch feeds the slots from the pull iterator until ctx ends. It then
+// drains the iterator and hands every prefetched message back at once, so
+// a stopping consumer keeps no work and no sentinel from the others.
+func (w *Worker) fetch(ctx context.Context, it jetstream.MessagesContext, msgs chan<- jetstream.Msg) error {
+	defer close(msgs)
+	var err error
+	for ctx.Err() == nil {
+		var msg jetstream.Msg
+		msg, err = it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				err = nil
+				break
+			}
+			if errors.Is(err, nats.ErrConnectionClosed) {
+				break
+			}
 			w.log.Warn("fetch failed", "error", err)
-			sleepCtx(fetchCtx, retryPause)
+			sleepCtx(ctx, retryPause)
+			err = nil
 			continue
 		}
-		if w.process(workCtx, msg) {
-			stopFetching()
+		select {
+		case msgs <- msg:
+		case <-ctx.Done():
+			w.settle(ctx, "hand back", msg.Nak())
 		}
 	}
-	return nil
+	it.Drain()
+	for {
+		msg, derr := it.Next(jetstream.NextMaxWait(time.Second))
+		if derr != nil {
+			break
+		}
+		w.settle(ctx, "hand back", msg.Nak())
+	}
+	return err
 }
 
 const retryPause = 250 * time.Millisecond
-
-func (w *Worker) next(ctx context.Context) (jetstream.Msg, error) {
-	ctx, cancel := context.WithTimeout(ctx, w.cfg.FetchWait)
-	defer cancel()
-	return w.topo.Consumer.Next(jetstream.FetchContext(ctx))
-}
 
 // process handles one message and reports whether it was this worker's
 // sentinel.

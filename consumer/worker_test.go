@@ -67,7 +67,7 @@ func (f *fixture) sentinel(t *testing.T, queue, run string) {
 func (f *fixture) run(t *testing.T, reg *task.Registry, cfg consumer.Config) error {
 	t.Helper()
 	cfg.Out = f.out
-	cfg.FetchWait = 500 * time.Millisecond
+	cfg.FetchWait = time.Second
 	w, err := consumer.New(cfg, f.js, f.topo, reg, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
@@ -158,6 +159,7 @@ func (p *Pool) stream(ctx context.Context, kind string, args iter.Seq[any], chun
 		m := &mapping{
 			pool: p, kind: kind, id: nuid.Next(), chunk: chunk, ordered: ordered,
 			pending: make(map[int]int), slots: make(chan struct{}, p.cfg.Window),
+			sent: make(chan sentChunk, p.cfg.Window), fatal: make(chan error, 1),
 			notSubmitted: -1,
 		}
 		m.run(ctx, args, yield)
@@ -173,9 +175,18 @@ type mapping struct {
 	ordered bool
 	slots   chan struct{} // the window: one token per task message in flight
 
+	sent  chan sentChunk // published asynchronously, awaiting the stream's ack
+	fatal chan error     // a chunk the stream would not store
+
 	mu           sync.Mutex
 	pending      map[int]int // first index -> inputs, of chunks without a result
 	notSubmitted int
+}
+
+// sentChunk is a task message published asynchronously.
+type sentChunk struct {
+	msg    *nats.Msg
+	stored jetstream.PubAckFuture
 }
 
 // published is what the publisher reports when it stops: how many inputs
@@ -197,7 +208,11 @@ func (m *mapping) run(ctx context.Context, args iter.Seq[any], yield func(Result
 	}
 	pubDone := make(chan published, 1)
 	var wg sync.WaitGroup
-	wg.Go(func() { pubDone <- m.publish(ctx, args) })
+	wg.Go(func() {
+		defer close(m.sent)
+		pubDone <- m.publish(ctx, args)
+	})
+	wg.Go(func() { m.confirm(ctx) })
 
 	cause := m.collect(ctx, results, pubDone, yield)
 	cancel()
@@ -306,12 +321,9 @@ func (m *mapping) publish(ctx context.Context, args iter.Seq[any]) published {
 	return published{total: submitted}
 }
 
-// errCodeStoreFailed is JetStream's error code for a publish the stream
-// refused to store, e.g. "maximum messages exceeded" under DiscardNew.
-const errCodeStoreFailed jetstream.ErrorCode = 10077
-
-// send publishes one task message and waits for the stream to store it.
-// A full stream (DiscardNew) is retried until ctx ends.
+// send publishes one task message without waiting for the stream's ack;
+// confirm checks the acks in the background. Waiting a round trip per
+// message would cap a map at the broker's request rate.
 func (m *mapping) send(ctx context.Context, start int, batch []json.RawMessage) error {
 	q := m.pool.q
 	var body []byte
@@ -327,19 +339,59 @@ func (m *mapping) send(ctx context.Context, start int, batch []json.RawMessage) 
 	if l := m.pool.cfg.Label; l != "" {
 		msg.Header.Set(task.HeaderLabel, l+"-"+strconv.Itoa(start/m.chunk+1))
 	}
+	f, err := q.js.PublishMsgAsync(msg)
+	if err != nil {
+		return fmt.Errorf("submit #%d: %w", start, err)
+	}
+	select {
+	case m.sent <- sentChunk{msg: msg, stored: f}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// confirm waits for the stream's ack of every chunk sent. A chunk the
+// stream refused is published again synchronously (its Nats-Msg-Id makes a
+// duplicate harmless); a full stream (DiscardNew) is retried until ctx
+// ends. Any other failure stops the map.
+func (m *mapping) confirm(ctx context.Context) {
+	for sc := range m.sent {
+		select {
+		case <-sc.stored.Ok():
+			continue
+		case <-sc.stored.Err():
+		case <-ctx.Done():
+			continue // drain m.sent so the publisher never blocks
+		}
+		if err := m.resend(ctx, sc.msg); err != nil {
+			select {
+			case m.fatal <- err:
+			default:
+			}
+		}
+	}
+}
+
+// errCodeStoreFailed is JetStream's error code for a publish the stream
+// refused to store, e.g. "maximum messages exceeded" under DiscardNew.
+const errCodeStoreFailed jetstream.ErrorCode = 10077
+
+func (m *mapping) resend(ctx context.Context, msg *nats.Msg) error {
+	q := m.pool.q
 	for {
 		_, err := q.js.PublishMsg(ctx, msg)
 		if err == nil {
 			return nil
 		}
 		var apiErr *jetstream.APIError
-		if !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeStoreFailed {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("submit #%d: %w", start, err)
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		q.log.Warn("task stream full, retrying", "index", start)
+		if !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeStoreFailed {
+			return fmt.Errorf("submit #%s: %w", msg.Header.Get(task.HeaderIndex), err)
+		}
+		q.log.Warn("task stream full, retrying", "index", msg.Header.Get(task.HeaderIndex))
 		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
 			return err
 		}
@@ -374,6 +426,8 @@ func (m *mapping) collect(ctx context.Context, results <-chan jetstream.Msg, pub
 		case p := <-pubDone:
 			total, pubErr = p.total, p.err
 			pubDone = nil
+		case err := <-m.fatal:
+			return err
 		case msg, ok := <-results:
 			if !ok {
 				return errors.New("results consumer stopped")

@@ -31,7 +31,7 @@ type env struct {
 	q    *producer.Queue
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	b := natstest.Start(t)
 	js := b.JetStream(t)
@@ -43,13 +43,17 @@ func newEnv(t *testing.T) *env {
 }
 
 // workers runs n in-process consumer workers with reg until the test ends.
-func (e *env) workers(t *testing.T, n, concurrency int, reg *task.Registry) {
+func (e *env) workers(t testing.TB, n, concurrency int, reg *task.Registry) {
+	e.workersPrefetch(t, n, concurrency, 0, reg)
+}
+
+func (e *env) workersPrefetch(t testing.TB, n, concurrency, prefetch int, reg *task.Registry) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for i := range n {
 		w, err := consumer.New(consumer.Config{Name: fmt.Sprintf("W-%d", i+1), Concurrency: concurrency,
-			FetchWait: 500 * time.Millisecond}, e.js, e.topo, reg, nil)
+			Prefetch: prefetch, FetchWait: time.Second}, e.js, e.topo, reg, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -72,7 +72,8 @@ func runPool(cmd *cobra.Command, _ []string) error {
 		s.childOut = cmd.ErrOrStderr() // keep stdout one JSON document
 	}
 	workers := s.poolSize()
-	return s.withWorkers(ctx, workers, func(ctx context.Context, q *producer.Queue, _ *producer.Group) error {
+	failed := 0
+	err = s.withWorkers(ctx, workers, func(ctx context.Context, q *producer.Queue, _ *producer.Group) error {
 		chunk := cfg.Pool.ChunkSize
 		if chunk == 0 {
 			chunk = producer.AutoChunk(len(inputs), workers)
@@ -106,8 +107,14 @@ func runPool(cmd *cobra.Command, _ []string) error {
 			fmt.Fprintf(out, "Pool: %d results in input order, %d failed, in %.3f s (%.0f inputs/s)\n",
 				len(inputs), p.failed, elapsed.Seconds(), float64(len(inputs))/elapsed.Seconds())
 		}
+		failed = p.failed
 		return nil
 	})
+	if err == nil && failed > 0 {
+		// Every result was printed; the exit code tells scripts some failed.
+		err = fmt.Errorf("%d of %d inputs failed", failed, len(inputs))
+	}
+	return err
 }
 
 // poolSize is the number of consumer processes a pool map uses: the
@@ -127,16 +134,21 @@ func (s *session) poolSize() int {
 // gets each input as its arguments.
 func taskArgs(kind string, inputs []any, sleep time.Duration) []any {
 	args := make([]any, len(inputs))
+	sleepArg := ""
+	if sleep > 0 {
+		sleepArg = sleep.String()
+	}
 	for i, in := range inputs {
-		switch kind {
-		case task.KindSumSquares:
-			args[i] = map[string]any{"n": in}
-		case task.KindSquare:
-			a := map[string]any{"x": in}
-			if sleep > 0 {
-				a["sleep"] = sleep.String()
-			}
-			args[i] = a
+		n, isInt := in.(int64)
+		switch {
+		case kind == task.KindSumSquares && isInt:
+			args[i] = task.SumSquaresArgs{N: n}
+		case kind == task.KindSumSquares:
+			args[i] = map[string]any{"n": in} // the task reports the bad input
+		case kind == task.KindSquare && isInt:
+			args[i] = task.SquareArgs{X: n, Sleep: sleepArg}
+		case kind == task.KindSquare:
+			args[i] = map[string]any{"x": in, "sleep": sleepArg}
 		default:
 			args[i] = in
 		}
