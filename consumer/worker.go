@@ -28,8 +28,8 @@ type Worker struct {
 	log     *slog.Logger
 	ackWait time.Duration
 
-	honored atomic.Bool      // a sentinel was taken: stop
-	skipRun string           // a run that was over when the worker started
+	honored atomic.Bool     // a sentinel was taken: stop
+	skipRun string          // a run that was over when the worker started
 	acks    chan pendingAck // results published, waiting for the stream's ack
 }
 

@@ -1,13 +1,13 @@
 // Command consumer takes tasks from a procq queue until it takes its
-// sentinel; "consumer pipe" is the receiver end of a pipe.
+// sentinel. It runs the built-in task kinds; see package consumer/app to
+// build a consumer with your own.
 package main
 
 import (
-	"os"
-
-	"github.com/procq/procq/internal/cli"
+	"github.com/procq/procq/consumer/app"
+	"github.com/procq/procq/task"
 )
 
 func main() {
-	os.Exit(cli.Execute(newRoot(), os.Stderr))
+	app.Main(task.Builtins())
 }

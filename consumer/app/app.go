@@ -1,4 +1,14 @@
-package main
+// Package app is the consumer executable as a library: Main runs the
+// consumer command line (flags, config.yaml, logs, sentinels) with the task
+// kinds of a registry, so a program that registers its own kinds gets a
+// complete consumer in one call:
+//
+//	func main() {
+//		reg := task.Builtins()
+//		_ = reg.Register("upper", upperHandler)
+//		app.Main(reg)
+//	}
+package app
 
 import (
 	"fmt"
@@ -13,7 +23,15 @@ import (
 	"github.com/procq/procq/task"
 )
 
-func newRoot() *cobra.Command {
+// Main runs the consumer command line with the kinds in reg and exits the
+// process with its exit code.
+func Main(reg *task.Registry) {
+	os.Exit(cli.Execute(New(reg), os.Stderr))
+}
+
+// New returns the consumer command with the kinds in reg (plus the Queue
+// demo's message kind).
+func New(reg *task.Registry) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "consumer",
 		Short: "Take tasks from a procq queue until this consumer's sentinel arrives",
@@ -21,7 +39,7 @@ func newRoot() *cobra.Command {
 task goes to exactly one consumer process, runs them, and exits 0 once it takes
 its sentinel (or on SIGINT/SIGTERM, after finishing the task in hand).`,
 		Args: cobra.NoArgs,
-		RunE: runWorker,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runWorker(cmd, reg) },
 	}
 	cli.AddConfigFlag(root)
 	f := root.Flags()
@@ -36,7 +54,7 @@ var workerFlags = map[string]string{
 	"concurrency": "consumers.concurrency",
 }
 
-func runWorker(cmd *cobra.Command, _ []string) error {
+func runWorker(cmd *cobra.Command, reg *task.Registry) error {
 	cfg, err := cli.Load(cmd, workerFlags)
 	if err != nil {
 		return err
@@ -68,10 +86,11 @@ func runWorker(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
-	reg := task.Builtins()
 	out := cmd.OutOrStdout()
-	if err := reg.Register(task.KindMessage, consumer.MessageHandler(out, name, cfg.Consumers.WorkMin, cfg.Consumers.WorkMax)); err != nil {
-		return err
+	if !reg.Has(task.KindMessage) {
+		if err := reg.Register(task.KindMessage, consumer.MessageHandler(out, name, cfg.Consumers.WorkMin, cfg.Consumers.WorkMax)); err != nil {
+			return err
+		}
 	}
 	w, err := consumer.New(cfg.WorkerConfig(name, out), js, topo, reg, logger)
 	if err != nil {
