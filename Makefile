@@ -8,15 +8,22 @@ CMDS := broker producer consumer
 build:
 	$(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
 
+# The demos on the embedded broker: Queue, Pool, then Process (compare).
 run: build
 	$(BIN)/producer queue
+	$(BIN)/producer pool
+	$(BIN)/producer compare
 
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 12m ./...
 
+# Benchmarks: the Go ones, then pool throughput next to Python's Pool.map
+# and the compare speedup, each side by side in one run (see BENCHMARKS.md).
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./...
+	bench/pool.sh 100000 3
+	bench/compare.sh 3
 
 clean:
 	rm -rf $(BIN) data logs

@@ -2,7 +2,11 @@ package producer_test
 
 import (
 	"fmt"
+	"runtime/metrics"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/procq/procq/producer"
 	"github.com/procq/procq/task"
@@ -35,4 +39,65 @@ func BenchmarkMapSquare(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkImapMillion streams up to a million inputs from an iterator
+// (never a slice) through the broker and reports the peak live heap
+// (broker, workers and map together, in this one process), sampled while
+// the map runs: the window, not the input count, bounds it,
+// so ten times the inputs should not take ten times the memory.
+func BenchmarkImapMillion(b *testing.B) {
+	for _, n := range []int{100_000, 1_000_000, 3_000_000} {
+		b.Run(fmt.Sprintf("inputs=%d", n), func(b *testing.B) { benchImap(b, n) })
+	}
+}
+
+func benchImap(b *testing.B, n int) {
+	e := newEnv(b)
+	e.workersPrefetch(b, 2, 1, 0, task.Builtins())
+	pool := producer.NewPool(e.q, producer.PoolConfig{ChunkSize: 1000, Workers: 2, Window: 16})
+	inputs := func(yield func(any) bool) {
+		for i := range n {
+			if !yield(task.SquareArgs{X: int64(i % 1000)}) {
+				return
+			}
+		}
+	}
+	var peak atomic.Uint64
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		// The live heap as of the last GC: what the map holds, not garbage.
+		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		for {
+			metrics.Read(sample)
+			if v := sample[0].Value.Uint64(); v > peak.Load() {
+				peak.Store(v)
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	})
+	for b.Loop() {
+		count := 0
+		for r, err := range pool.Imap(b.Context(), task.KindSquare, inputs) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			if want := fmt.Sprint((r.Index % 1000) * (r.Index % 1000)); string(r.Value) != want {
+				b.Fatalf("index %d: %s, want %s", r.Index, r.Value, want)
+			}
+			count++
+		}
+		if count != n {
+			b.Fatalf("%d results, want %d", count, n)
+		}
+	}
+	close(done)
+	wg.Wait()
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "inputs/s")
+	b.ReportMetric(float64(peak.Load())/(1<<20), "peak-live-heap-MiB")
 }

@@ -175,8 +175,9 @@ type mapping struct {
 	ordered bool
 	slots   chan struct{} // the window: one token per task message in flight
 
-	sent  chan sentChunk // published asynchronously, awaiting the stream's ack
-	fatal chan error     // a chunk the stream would not store
+	sent     chan sentChunk // published asynchronously, awaiting the stream's ack
+	fatal    chan error     // a chunk the stream would not store
+	received int            // result messages read, for trim
 
 	mu           sync.Mutex
 	pending      map[int]int // first index -> inputs, of chunks without a result
@@ -238,7 +239,9 @@ func (m *mapping) subscribe(ctx context.Context) (<-chan jetstream.Msg, func(), 
 	if err != nil {
 		return nil, nil, fmt.Errorf("results consumer: %w", err)
 	}
-	it, err := cons.Messages()
+	// Buffer at most a window of results in the client, so memory does not
+	// depend on how big a map's results are.
+	it, err := cons.Messages(jetstream.PullMaxMessages(min(m.pool.cfg.Window, 500)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("results consumer: %w", err)
 	}
@@ -432,6 +435,7 @@ func (m *mapping) collect(ctx context.Context, results <-chan jetstream.Msg, pub
 			if !ok {
 				return errors.New("results consumer stopped")
 			}
+			m.trim(ctx, msg)
 			start, rs, ok := m.parse(msg)
 			if !ok {
 				continue
@@ -453,6 +457,28 @@ func (m *mapping) collect(ctx context.Context, results <-chan jetstream.Msg, pub
 		}
 	}
 	return pubErr
+}
+
+// trimEvery is how many result messages the map reads between purges of
+// the ones it has read, so the results stream stays small during a long map.
+const trimEvery = 256
+
+// trim purges the map's results up to msg every trimEvery messages: the map
+// has copied what it needs, so the broker need not keep them.
+func (m *mapping) trim(ctx context.Context, msg jetstream.Msg) {
+	m.received++
+	if m.received%trimEvery != 0 {
+		return
+	}
+	meta, err := msg.Metadata()
+	if err != nil {
+		return
+	}
+	err = m.pool.q.topo.Results.Purge(ctx, jetstream.WithPurgeSubject(task.ResultSubject(m.id)),
+		jetstream.WithPurgeSequence(meta.Sequence.Stream+1))
+	if err != nil && ctx.Err() == nil {
+		m.pool.log.Warn("trim results", "map", m.id, "error", err)
+	}
 }
 
 // parse decodes a result message. It returns ok=false for a duplicate (a
