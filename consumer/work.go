@@ -30,28 +30,28 @@ func (w *Worker) work(ctx context.Context, msg jetstream.Msg) {
 	}
 	log := w.log.With("task", kind, "index", h.Get(task.HeaderIndex), "run", h.Get(task.HeaderRun), "attempt", attempt)
 
-	switch {
-	case attempt > uint64(w.cfg.MaxDeliver):
-		w.deadLetter(ctx, msg, fmt.Sprintf("delivered %d times, over max_deliver %d", attempt, w.cfg.MaxDeliver))
-		return
-	case kind == "":
-		w.deadLetter(ctx, msg, "missing "+task.HeaderKind+" header")
-		return
-	case !w.reg.Has(kind):
-		w.deadLetter(ctx, msg, fmt.Sprintf("unknown task kind %q", kind))
-		return
-	}
-	args, err := task.SplitArgs(msg.Data(), h.Get(task.HeaderChunk))
-	if err != nil {
-		w.deadLetter(ctx, msg, err.Error())
-		return
-	}
 	reply := h.Get(task.HeaderReply)
 	if reply != "" {
 		if _, err := strconv.Atoi(h.Get(task.HeaderIndex)); err != nil {
 			w.deadLetter(ctx, msg, "bad "+task.HeaderIndex+" header on a task with a reply subject")
 			return
 		}
+	}
+	switch {
+	case attempt > uint64(w.cfg.MaxDeliver):
+		w.reject(ctx, msg, fmt.Sprintf("delivered %d times, over max_deliver %d", attempt, w.cfg.MaxDeliver))
+		return
+	case kind == "":
+		w.reject(ctx, msg, "missing "+task.HeaderKind+" header")
+		return
+	case !w.reg.Has(kind):
+		w.reject(ctx, msg, fmt.Sprintf("%v: %q", task.ErrUnknownKind, kind))
+		return
+	}
+	args, err := task.SplitArgs(msg.Data(), h.Get(task.HeaderChunk))
+	if err != nil {
+		w.reject(ctx, msg, err.Error())
+		return
 	}
 
 	log.DebugContext(ctx, "task started")
@@ -185,6 +185,47 @@ func (w *Worker) publishResult(msg jetstream.Msg, subject string, outcomes []tas
 	// by the results stream's de-duplication window.
 	res.Header.Set(task.HeaderMsgID, run+"."+index)
 	return w.js.PublishMsgAsync(res)
+}
+
+// reject answers a task that can never run: where a producer waits for its
+// result, each of its inputs gets the reason as its error (so a map never
+// hangs on it), then the message is dead-lettered.
+func (w *Worker) reject(ctx context.Context, msg jetstream.Msg, reason string) {
+	h := msg.Headers()
+	if reply := h.Get(task.HeaderReply); reply != "" {
+		n, err := strconv.Atoi(h.Get(task.HeaderChunk))
+		if err != nil || n < 1 {
+			n = 1
+		}
+		outcomes := make([]task.Outcome, n)
+		for i := range outcomes {
+			outcomes[i].Error = reason
+		}
+		if err := w.awaitResult(ctx, msg, reply, outcomes); err != nil {
+			w.log.ErrorContext(ctx, "publish error result failed, task handed back", "error", err)
+			w.settle(ctx, "nak", msg.NakWithDelay(retryPause))
+			return
+		}
+	}
+	w.deadLetter(ctx, msg, reason)
+}
+
+// awaitResult publishes a result and waits until the stream stores it.
+func (w *Worker) awaitResult(ctx context.Context, msg jetstream.Msg, reply string, outcomes []task.Outcome) error {
+	f, err := w.publishResult(msg, reply, outcomes)
+	if err != nil {
+		return err
+	}
+	t := time.NewTimer(publishTimeout)
+	defer t.Stop()
+	select {
+	case <-f.Ok():
+		return nil
+	case err := <-f.Err():
+		return err
+	case <-t.C:
+		return fmt.Errorf("result not confirmed within %v", publishTimeout)
+	}
 }
 
 // deadLetter copies msg with the reason to the dead-letter stream, then

@@ -144,7 +144,7 @@ func TestBadMessagesAreDeadLettered(t *testing.T) {
 	dl := deadLetters(t, f, q)
 	wantReasons := []string{
 		"missing Procq-Kind header",
-		`unknown task kind "nope"`,
+		`unknown task kind: "nope"`,
 		"bad task arguments", // not json: the handler's error
 		"Procq-Chunk says 3, body has 1",
 		"bad Procq-Index header",

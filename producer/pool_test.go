@@ -321,3 +321,31 @@ func TestParseInputs(t *testing.T) {
 		}
 	}
 }
+
+// A kind no consumer knows gives every input an error; the map completes
+// instead of waiting for results that never come, and the tasks are
+// dead-lettered.
+func TestMapUnknownKindCompletesWithErrors(t *testing.T) {
+	e := newEnv(t)
+	e.workers(t, 1, 1, task.Builtins())
+	rs, err := producer.NewPool(e.q, producer.PoolConfig{ChunkSize: 2}).Map(ctxT(t), "nope", []any{1, 2, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 3 {
+		t.Fatalf("%d results, want 3", len(rs))
+	}
+	for i, r := range rs {
+		var te *producer.TaskError
+		if !errors.As(r.Err, &te) || te.Index != i || te.Message != `unknown task kind: "nope"` {
+			t.Errorf("result %d: err %v, want the unknown kind error", i, r.Err)
+		}
+	}
+	info, err := e.topo.Dead.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 2 {
+		t.Errorf("%d dead letters, want 2 (two task messages)", info.State.Msgs)
+	}
+}
