@@ -154,7 +154,7 @@ func (w *Worker) fetch(ctx context.Context, it jetstream.MessagesContext, msgs c
 				break
 			}
 			w.log.Warn("fetch failed", "error", err)
-			sleepCtx(ctx, retryPause)
+			_ = task.Sleep(ctx, retryPause)
 			err = nil
 			continue
 		}
@@ -185,13 +185,4 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg) bool {
 	}
 	w.work(ctx, msg)
 	return false
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
 }

@@ -11,8 +11,8 @@ import (
 )
 
 // QueueDemo is the Queue demo: it puts Messages messages "Message 0", ...
-// with a random pause in [PauseMin, PauseMax] between them, then one
-// sentinel per consumer.
+// with a random pause in [PauseMin, PauseMax] between them, then announces
+// one sentinel per consumer, which the caller puts with Queue.End.
 type QueueDemo struct {
 	Messages           int
 	PauseMin, PauseMax time.Duration
@@ -20,7 +20,7 @@ type QueueDemo struct {
 	Out                io.Writer
 }
 
-// Run puts the demo's messages and sentinels as run on q.
+// Run puts the demo's messages as run on q.
 func (d QueueDemo) Run(ctx context.Context, q *Queue, run string) error {
 	out := d.Out
 	if out == nil {
@@ -37,7 +37,7 @@ func (d QueueDemo) Run(ctx context.Context, q *Queue, run string) error {
 		}
 	}
 	fmt.Fprintf(out, "Producer: Putting %d sentinels on queue\n", d.Consumers)
-	return q.End(ctx, run, d.Consumers)
+	return nil
 }
 
 func pause(ctx context.Context, lo, hi time.Duration) error {
@@ -45,15 +45,5 @@ func pause(ctx context.Context, lo, hi time.Duration) error {
 	if hi > lo {
 		d += rand.N(hi - lo)
 	}
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return task.Sleep(ctx, d)
 }

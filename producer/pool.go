@@ -395,7 +395,7 @@ func (m *mapping) resend(ctx context.Context, msg *nats.Msg) error {
 			return fmt.Errorf("submit #%s: %w", msg.Header.Get(task.HeaderIndex), err)
 		}
 		q.log.Warn("task stream full, retrying", "index", msg.Header.Get(task.HeaderIndex))
-		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+		if err := task.Sleep(ctx, 100*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -549,17 +549,6 @@ func (m *mapping) cleanup(ctx context.Context, early bool, log *slog.Logger) {
 	}
 	if err := q.topo.Results.Purge(ctx, jetstream.WithPurgeSubject(task.ResultSubject(m.id))); err != nil {
 		log.Warn("purge results", "error", err)
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 

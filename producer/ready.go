@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/procq/procq/task"
 )
 
 // WaitReady waits until at least n pull requests wait on the queue's
@@ -17,7 +19,7 @@ func (q *Queue) WaitReady(ctx context.Context, n int, timeout time.Duration) err
 		if err == nil && info.NumWaiting >= n {
 			return nil
 		}
-		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
+		if err := task.Sleep(ctx, 20*time.Millisecond); err != nil {
 			waiting := 0
 			if info != nil {
 				waiting = info.NumWaiting

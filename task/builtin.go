@@ -93,7 +93,7 @@ func squareHandler(ctx context.Context, raw json.RawMessage) (json.RawMessage, e
 		if err != nil {
 			return nil, fmt.Errorf("%w: sleep: %v", ErrBadArgs, err)
 		}
-		if err := sleep(ctx, d); err != nil {
+		if err := Sleep(ctx, d); err != nil {
 			return nil, err
 		}
 	}
@@ -118,7 +118,8 @@ func abs(x int64) int64 {
 	return x
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
+// Sleep waits for d or until ctx ends, and returns ctx.Err() then.
+func Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

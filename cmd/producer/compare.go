@@ -59,7 +59,7 @@ func runCompare(cmd *cobra.Command, _ []string) error {
 	}
 	defer s.close()
 	var parTime time.Duration
-	err = s.withWorkers(ctx, tasks, func(ctx context.Context, q *producer.Queue, g *producer.Group) error {
+	err = s.withWorkers(ctx, tasks, func(ctx context.Context, q *producer.Queue, _ string, g *producer.Group) error {
 		pool := producer.NewPool(q, producer.PoolConfig{ChunkSize: 1, Workers: tasks, Label: "Parallel"})
 		args := make([]any, tasks)
 		for i := range args {

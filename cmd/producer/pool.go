@@ -73,7 +73,7 @@ func runPool(cmd *cobra.Command, _ []string) error {
 	}
 	workers := s.poolSize()
 	failed := 0
-	err = s.withWorkers(ctx, workers, func(ctx context.Context, q *producer.Queue, _ *producer.Group) error {
+	err = s.withWorkers(ctx, workers, func(ctx context.Context, q *producer.Queue, _ string, _ *producer.Group) error {
 		chunk := cfg.Pool.ChunkSize
 		if chunk == 0 {
 			chunk = producer.AutoChunk(len(inputs), workers)

@@ -50,27 +50,15 @@ func runQueue(cmd *cobra.Command, _ []string) error {
 }
 
 func (s *session) queueDemo(ctx context.Context, cmd *cobra.Command) error {
-	q := producer.NewQueue(s.cfg.Queue.Name, s.js, s.topo, s.log)
-	run, err := q.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	group, err := s.spawn(ctx, s.cfg.Consumers.Count)
-	if err != nil {
-		return err
-	}
-	demo := producer.QueueDemo{
-		Messages:  s.cfg.Queue.Messages,
-		PauseMin:  s.cfg.Queue.PauseMin,
-		PauseMax:  s.cfg.Queue.PauseMax,
-		Consumers: s.cfg.Consumers.Count,
-		Out:       cmd.OutOrStdout(),
-	}
-	err = demo.Run(ctx, q, run)
-	if err != nil {
-		cancel() // stop the children rather than wait for sentinels never sent
-	}
-	return join(group, err)
+	n := s.cfg.Consumers.Count
+	return s.withWorkers(ctx, n, func(ctx context.Context, q *producer.Queue, run string, _ *producer.Group) error {
+		demo := producer.QueueDemo{
+			Messages:  s.cfg.Queue.Messages,
+			PauseMin:  s.cfg.Queue.PauseMin,
+			PauseMax:  s.cfg.Queue.PauseMax,
+			Consumers: n,
+			Out:       cmd.OutOrStdout(),
+		}
+		return demo.Run(ctx, q, run)
+	})
 }

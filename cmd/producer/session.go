@@ -122,8 +122,9 @@ func join(g *producer.Group, err error) error {
 // withWorkers runs fn as one run of the queue served by n consumer
 // processes: it opens the run, spawns the consumers (when consumers.spawn)
 // and waits until they are idle and connected, runs fn, then puts one
-// sentinel per consumer and joins the children.
-func (s *session) withWorkers(ctx context.Context, n int, fn func(ctx context.Context, q *producer.Queue, g *producer.Group) error) error {
+// sentinel per consumer and joins the children, like the seed's main
+// process does.
+func (s *session) withWorkers(ctx context.Context, n int, fn func(ctx context.Context, q *producer.Queue, run string, g *producer.Group) error) error {
 	q := producer.NewQueue(s.cfg.Queue.Name, s.js, s.topo, s.log)
 	run, err := q.Begin(ctx)
 	if err != nil {
@@ -139,7 +140,7 @@ func (s *session) withWorkers(ctx context.Context, n int, fn func(ctx context.Co
 		err = q.WaitReady(ctx, n*s.cfg.Consumers.Concurrency, s.cfg.Broker.ConnectTimeout)
 	}
 	if err == nil {
-		err = fn(ctx, q, group)
+		err = fn(ctx, q, run, group)
 	}
 	if err == nil {
 		err = q.End(ctx, run, n)
