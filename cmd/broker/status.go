@@ -5,7 +5,6 @@ import (
 	"os"
 	"text/tabwriter"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/procq/procq/broker"
@@ -35,15 +34,11 @@ func runStatus(cmd *cobra.Command, _ []string) error {
 	}
 	defer closeLog.Close()
 	ctx := cmd.Context()
-	nc, err := broker.Connect(ctx, cfg.ClientConfig("broker status"), logger)
+	nc, js, err := cli.Connect(ctx, cfg, "broker status", logger)
 	if err != nil {
 		return err
 	}
 	defer broker.Close(nc)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "STREAM\tMESSAGES\tBYTES\tCONSUMERS\n")
 	for _, name := range []string{task.TasksStream, task.ResultsStream, task.DeadStream} {

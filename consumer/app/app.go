@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/procq/procq/broker"
@@ -73,15 +72,11 @@ func runWorker(cmd *cobra.Command, reg *task.Registry) error {
 	defer closeLog.Close()
 
 	ctx := cmd.Context()
-	nc, err := broker.Connect(ctx, cfg.ClientConfig("consumer "+name), logger)
+	nc, js, err := cli.Connect(ctx, cfg, "consumer "+name, logger)
 	if err != nil {
 		return err
 	}
 	defer broker.Close(nc)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
 	topo, err := broker.EnsureQueue(ctx, js, cfg.QueueConfig())
 	if err != nil {
 		return err
