@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -276,4 +277,35 @@ func (l *lockedBuf) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// A task that runs longer than the ack wait keeps its lease with
+// heartbeats: it is not redelivered to the other worker meanwhile.
+func TestLongTaskKeepsLease(t *testing.T) {
+	const q = "long"
+	f := setup(t, q) // ack wait 1s
+	var runs atomic.Int32
+	reg := task.NewRegistry()
+	if err := reg.Register("long", task.HandlerFunc(func(ctx context.Context, _ json.RawMessage) (json.RawMessage, error) {
+		runs.Add(1)
+		return nil, task.Sleep(ctx, 2500*time.Millisecond)
+	})); err != nil {
+		t.Fatal(err)
+	}
+	f.publish(t, task.WorkSubject(q, "r1"), map[string]string{task.HeaderKind: "long"}, `{}`)
+	f.startRun(t, q, "r1")
+	f.sentinel(t, q, "r1")
+	f.sentinel(t, q, "r1")
+	var wg sync.WaitGroup
+	for _, name := range []string{"C-1", "C-2"} {
+		wg.Go(func() {
+			if err := f.run(t, reg, consumer.Config{Name: name}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := runs.Load(); n != 1 {
+		t.Errorf("long task ran %d times, want 1 (heartbeats keep the lease)", n)
+	}
 }
