@@ -36,6 +36,8 @@ const (
 	// HeaderLabel names a task for the Process demo: a consumer prints
 	// "Process <label> (PID: <pid>) starting..." and a finished line for it.
 	HeaderLabel = "Procq-Label"
+	// HeaderPipe is "eof" on the last message of a pipe end.
+	HeaderPipe = "Procq-Pipe"
 	// HeaderMsgID is the JetStream de-duplication header.
 	HeaderMsgID = "Nats-Msg-Id"
 )
@@ -50,6 +52,10 @@ const (
 	DeadStream = "PROCQ_DEAD"
 	// RunsBucket is the key-value bucket that records each queue's current run.
 	RunsBucket = "PROCQ_RUNS"
+	// PipesStream holds the messages of every pipe.
+	PipesStream = "PROCQ_PIPES"
+	// PipeEndsBucket holds the claims on pipe ends.
+	PipeEndsBucket = "PROCQ_PIPE_ENDS"
 )
 
 // Subject prefixes of the topology. Every subject is built by the functions
@@ -58,6 +64,7 @@ const (
 	TasksPrefix   = "procq.tasks"
 	ResultsPrefix = "procq.results"
 	DeadPrefix    = "procq.dead"
+	PipePrefix    = "procq.pipe"
 )
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
