@@ -17,6 +17,7 @@
 // and the peer's Recv, once it has read everything, fails with ErrPeerGone
 // instead of waiting forever for a process that was killed.
 //
-// When both ends have closed, the pipe's messages and claims are removed;
+// Close ends both directions, as Connection.close does in Python. When both
+// ends have closed, the pipe's messages and claims are removed;
 // while it is open, the reader purges what it has read every 256 messages.
 package pipe
