@@ -70,6 +70,17 @@ func (s *session) close() {
 // this session's configuration and broker, or returns nil when
 // consumers.spawn is off.
 func (s *session) spawn(ctx context.Context, n int) (*producer.Group, error) {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = "C-" + strconv.Itoa(i+1)
+	}
+	return s.spawnProcs(ctx, nil, names, s.cfg.Consumers.MaxRestarts)
+}
+
+// spawnProcs starts one consumer process per name with args (a subcommand
+// and its flags), this session's configuration and broker, or returns nil
+// when consumers.spawn is off.
+func (s *session) spawnProcs(ctx context.Context, args, names []string, restarts int) (*producer.Group, error) {
 	if !s.cfg.Consumers.Spawn {
 		return nil, nil
 	}
@@ -77,24 +88,19 @@ func (s *session) spawn(ctx context.Context, n int) (*producer.Group, error) {
 	if err != nil {
 		return nil, err
 	}
-	names := make([]string, n)
-	for i := range names {
-		names[i] = "C-" + strconv.Itoa(i+1)
-	}
 	env := append(s.cfg.Environ(),
 		config.EnvName("broker.url")+"="+s.reach.URL,
 		config.EnvName("broker.token")+"="+s.reach.Token,
 	)
-	var args []string
 	if s.cfg.File != "" {
-		args = []string{"--config", s.cfg.File}
+		args = append([]string{"--config", s.cfg.File}, args...)
 	}
 	return producer.Spawn(ctx, producer.SpawnConfig{
 		Path:        path,
 		Args:        args,
 		Env:         env,
 		Names:       names,
-		MaxRestarts: s.cfg.Consumers.MaxRestarts,
+		MaxRestarts: restarts,
 		Stdout:      s.childOut,
 	}, s.log)
 }

@@ -45,6 +45,7 @@ its sentinel (or on SIGINT/SIGTERM, after finishing the task in hand).`,
 	f.String("name", "", "consumer name in output and logs (default C-<pid>)")
 	f.String("queue", "", "queue name (queue.name)")
 	f.Int("concurrency", 0, "tasks run at once (consumers.concurrency)")
+	root.AddCommand(newPipeCmd())
 	return root
 }
 
