@@ -8,10 +8,11 @@ CMDS := broker producer consumer
 build:
 	$(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
 
-# The demos on the embedded broker: Queue, Pool, then Process (compare).
+# The demos on the embedded broker: Queue, Pool, Pipe, then Process (compare).
 run: build
 	$(BIN)/producer queue
 	$(BIN)/producer pool
+	$(BIN)/producer pipe
 	$(BIN)/producer compare
 
 test:
@@ -21,7 +22,8 @@ test:
 # Benchmarks: the Go ones, then pool throughput next to Python's Pool.map
 # and the compare speedup, each side by side in one run (see BENCHMARKS.md).
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 3x ./...
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./producer
+	$(GO) test -run '^$$' -bench . -benchtime 5000x -count 3 ./pipe
 	bench/pool.sh 100000 3
 	bench/compare.sh 3
 
