@@ -111,6 +111,22 @@ func TestPoolSquareInOrder(t *testing.T) {
 	}
 }
 
+// Consumers running two tasks at once still give every result in order.
+func TestPoolConcurrency(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "nats://127.0.0.1:0")
+	p := e.start("producer", "pool", "--processes", "2", "--concurrency", "2", "--kind", "square",
+		"--inputs", "1..8", "--sleep", "50ms")
+	p.mustExit(0, exitWait)
+	var want []string
+	for i := 1; i <= 8; i++ {
+		want = append(want, fmt.Sprintf("square(%d) = %d", i, i*i))
+	}
+	if got := resultLines(p.stdout.String()); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("results:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 // Pool size 0 means the logical CPU count, read with gopsutil.
 func TestPoolSizeZeroIsCPUCount(t *testing.T) {
 	t.Parallel()

@@ -9,8 +9,8 @@ import (
 )
 
 // WaitReady waits until at least n pull requests wait on the queue's
-// consumer: that many consumer slots are connected and idle, so a map
-// timed from now measures work, not process start-up.
+// consumer: an idle consumer process keeps one waiting, so n idle consumers
+// are connected, and a map timed from now measures work, not start-up.
 func (q *Queue) WaitReady(ctx context.Context, n int, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

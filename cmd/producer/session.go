@@ -143,7 +143,8 @@ func (s *session) withWorkers(ctx context.Context, n int, fn func(ctx context.Co
 		return err
 	}
 	if group != nil {
-		err = q.WaitReady(ctx, n*s.cfg.Consumers.Concurrency, s.cfg.Broker.ConnectTimeout)
+		// An idle consumer process keeps one pull request waiting.
+		err = q.WaitReady(ctx, n, s.cfg.Broker.ConnectTimeout)
 	}
 	if err == nil {
 		err = fn(ctx, q, run, group)
