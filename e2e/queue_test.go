@@ -38,8 +38,8 @@ func TestQueueSpawnTwoConsumers(t *testing.T) {
 		if err != nil {
 			t.Fatalf("log file: %v", err)
 		}
-		if !regexp.MustCompile(`(?m)^time=\S+ level=INFO msg=.* role=\w+ .*pid=\d+`).Match(b) {
-			t.Errorf("%s has no line with time, level, role and pid:\n%s", f, b)
+		if !regexp.MustCompile(`(?m)^time=\S+ level=INFO msg=.* role=\w+ name=\S+ pid=\d+`).Match(b) {
+			t.Errorf("%s has no line with time, level, role, name and pid:\n%s", f, b)
 		}
 	}
 }

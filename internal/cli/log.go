@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,7 +13,8 @@ import (
 
 // Logger returns the process's logger: one line per event appended to
 // <log.dir>/<role>[-<name>].log at log.level, and to stderr at
-// log.stderr_level; each line carries time, level, role, name and pid.
+// log.stderr_level; each line carries time, level, role, name (the role
+// when the process has no name of its own) and pid.
 // Close the returned closer at exit.
 func Logger(role, name string, cfg config.Log, stderr io.Writer) (*slog.Logger, io.Closer, error) {
 	var fileLevel, errLevel slog.Level
@@ -37,10 +39,6 @@ func Logger(role, name string, cfg config.Log, stderr io.Writer) (*slog.Logger, 
 		slog.NewTextHandler(f, &slog.HandlerOptions{Level: fileLevel}),
 		slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: errLevel}),
 	)
-	attrs := []any{"role", role}
-	if name != "" {
-		attrs = append(attrs, "name", name)
-	}
-	logger := slog.New(h).With(append(attrs, "pid", os.Getpid())...)
+	logger := slog.New(h).With("role", role, "name", cmp.Or(name, role), "pid", os.Getpid())
 	return logger, f, nil
 }
