@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,8 +17,7 @@ func TestBrokerRefusesClientWithoutToken(t *testing.T) {
 	t.Parallel()
 	url := freeURL(t)
 	e := newEnv(t, url)
-	b := e.start("broker")
-	b.waitOutput(regexp.MustCompile(`Broker: listening`), 20*time.Second)
+	b := e.startBroker()
 
 	tokenFile := filepath.Join(e.dir, "data", "token")
 	fi, err := os.Stat(tokenFile)
@@ -52,8 +50,7 @@ func TestBrokerRefusesClientWithoutToken(t *testing.T) {
 	if !strings.Contains(strings.ToLower(wrong.stderr.String()), "authorization") {
 		t.Errorf("consumer with a wrong token: stderr %q does not say authorization", wrong.stderr)
 	}
-	_ = b.cmd.Process.Signal(syscall.SIGTERM)
-	b.mustExit(0, exitWait)
+	b.stop()
 }
 
 // A second broker on the same store directory is refused with a clear
@@ -61,8 +58,7 @@ func TestBrokerRefusesClientWithoutToken(t *testing.T) {
 func TestSecondBrokerOnSameStoreRefused(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, freeURL(t))
-	b1 := e.start("broker")
-	b1.waitOutput(regexp.MustCompile(`Broker: listening`), 20*time.Second)
+	b1 := e.startBroker()
 	e2 := newEnv(t, freeURL(t))
 	e2.dir = e.dir
 	e2.vars["PROCQ_BROKER_STORE_DIR"] = e.vars["PROCQ_BROKER_STORE_DIR"]
@@ -74,8 +70,7 @@ func TestSecondBrokerOnSameStoreRefused(t *testing.T) {
 	if !b1.running() {
 		t.Fatal("first broker stopped")
 	}
-	_ = b1.cmd.Process.Signal(syscall.SIGTERM)
-	b1.mustExit(0, exitWait)
+	b1.stop()
 }
 
 // A broker whose port is taken fails at once and says so.
@@ -83,16 +78,14 @@ func TestBrokerPortInUse(t *testing.T) {
 	t.Parallel()
 	url := freeURL(t)
 	e := newEnv(t, url)
-	b1 := e.start("broker")
-	b1.waitOutput(regexp.MustCompile(`Broker: listening`), 20*time.Second)
+	b1 := e.startBroker()
 	other := newEnv(t, url)
 	b2 := other.start("broker")
 	b2.mustExit(1, 20*time.Second)
 	if !strings.Contains(b2.stderr.String(), "in use") {
 		t.Errorf("stderr %q does not say the port is in use", b2.stderr)
 	}
-	_ = b1.cmd.Process.Signal(syscall.SIGTERM)
-	b1.mustExit(0, exitWait)
+	b1.stop()
 }
 
 // "broker status" lists the streams and the queue.
@@ -100,8 +93,7 @@ func TestBrokerStatus(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, freeURL(t)).set("PROCQ_CONSUMERS_SPAWN", "false", "PROCQ_BROKER_EMBEDDED", "false",
 		"PROCQ_QUEUE_MESSAGES", "3", "PROCQ_QUEUE_NAME", "jobs")
-	b := e.start("broker")
-	b.waitOutput(regexp.MustCompile(`Broker: listening`), 20*time.Second)
+	b := e.startBroker()
 	e.start("producer", "queue").mustExit(0, exitWait)
 	s := e.start("broker", "status")
 	s.mustExit(0, 20*time.Second)
@@ -113,6 +105,5 @@ func TestBrokerStatus(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^jobs\s+5\s+0\s`).MatchString(out) {
 		t.Errorf("status does not show queue jobs with 5 pending, 0 in flight:\n%s", out)
 	}
-	_ = b.cmd.Process.Signal(syscall.SIGTERM)
-	b.mustExit(0, exitWait)
+	b.stop()
 }

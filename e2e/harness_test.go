@@ -147,6 +147,21 @@ func (e *env) start(exe string, args ...string) *proc {
 	return p
 }
 
+// startBroker starts a standalone broker and waits until it listens.
+func (e *env) startBroker() *proc {
+	e.t.Helper()
+	b := e.start("broker")
+	b.waitOutput(regexp.MustCompile(`Broker: listening on nats://127\.0\.0\.1:\d+`), 20*time.Second)
+	return b
+}
+
+// stop sends SIGTERM and checks the process exits 0.
+func (p *proc) stop() {
+	p.t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	p.mustExit(0, 60*time.Second)
+}
+
 // wait waits for the process to exit and returns its exit code.
 func (p *proc) wait(timeout time.Duration) int {
 	p.t.Helper()

@@ -66,8 +66,7 @@ func TestPipeReply(t *testing.T) {
 func TestPipeLateReceiverAndThirdOpener(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, freeURL(t)).set("PROCQ_CONSUMERS_SPAWN", "false", "PROCQ_BROKER_EMBEDDED", "false")
-	b := e.start("broker")
-	b.waitOutput(regexp.MustCompile(`Broker: listening`), 20*time.Second)
+	b := e.startBroker()
 	e.start("producer", "pipe", "--pipe", "late", "--pause", "0s").mustExit(0, exitWait)
 	r := e.start("consumer", "pipe", "--pipe", "late")
 	r.mustExit(0, exitWait)
@@ -85,10 +84,8 @@ func TestPipeLateReceiverAndThirdOpener(t *testing.T) {
 	if !strings.Contains(third.stderr.String(), "pipe end in use") {
 		t.Errorf("third opener stderr %q, want it to say the end is in use", third.stderr)
 	}
-	_ = held.cmd.Process.Signal(syscall.SIGTERM)
-	held.mustExit(0, exitWait)
-	_ = b.cmd.Process.Signal(syscall.SIGTERM)
-	b.mustExit(0, exitWait)
+	held.stop()
+	b.stop()
 }
 
 // kill -9 of the sender: the receiver fails with the peer-gone error in
@@ -97,8 +94,7 @@ func TestPipeSenderKilled(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, freeURL(t)).set("PROCQ_CONSUMERS_SPAWN", "false", "PROCQ_BROKER_EMBEDDED", "false",
 		"PROCQ_PIPE_PEER_TIMEOUT", "1s")
-	b := e.start("broker")
-	b.waitOutput(regexp.MustCompile(`Broker: listening`), 20*time.Second)
+	b := e.startBroker()
 	r := e.start("consumer", "pipe", "--pipe", "doomed")
 	s := e.start("producer", "pipe", "--pipe", "doomed", "--pause", "1h")
 	r.waitOutput(regexp.MustCompile(`Receiver: Received 'Hello from sender!'`), 30*time.Second)
@@ -111,6 +107,5 @@ func TestPipeSenderKilled(t *testing.T) {
 		t.Errorf("receiver stderr %q, want it to say the peer is gone", r.stderr)
 	}
 	t.Logf("receiver failed %v after the kill (peer timeout 1s)", time.Since(killed).Round(time.Millisecond))
-	_ = b.cmd.Process.Signal(syscall.SIGTERM)
-	b.mustExit(0, exitWait)
+	b.stop()
 }

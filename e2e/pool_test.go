@@ -48,6 +48,17 @@ var resultRE = regexp.MustCompile(`(?m)^\w+\(.*\) (=|failed:) .*$`)
 
 func resultLines(out string) []string { return resultRE.FindAllString(out, -1) }
 
+// wantSquares checks the output has exactly the results square(1..n), once
+// each, in input order.
+func wantSquares(t *testing.T, out string, n int) {
+	t.Helper()
+	var want []string
+	for i := 1; i <= n; i++ {
+		want = append(want, fmt.Sprintf("square(%d) = %d", i, i*i))
+	}
+	wantLines(t, resultLines(out), want)
+}
+
 // --json prints one JSON array in input order and nothing else on stdout;
 // a failing input has its error and a null result, the others succeed, and
 // the exit code says that one failed.
@@ -102,13 +113,7 @@ func TestPoolSquareInOrder(t *testing.T) {
 	e := newEnv(t, "nats://127.0.0.1:0")
 	p := e.start("producer", "pool", "--processes", "4", "--kind", "square", "--inputs", "1..10", "--sleep", "100ms")
 	p.mustExit(0, exitWait)
-	var want []string
-	for i := 1; i <= 10; i++ {
-		want = append(want, fmt.Sprintf("square(%d) = %d", i, i*i))
-	}
-	if got := resultLines(p.stdout.String()); strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("results:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	wantSquares(t, p.stdout.String(), 10)
 }
 
 // Consumers running two tasks at once still give every result in order.
@@ -118,13 +123,7 @@ func TestPoolConcurrency(t *testing.T) {
 	p := e.start("producer", "pool", "--processes", "2", "--concurrency", "2", "--kind", "square",
 		"--inputs", "1..8", "--sleep", "50ms")
 	p.mustExit(0, exitWait)
-	var want []string
-	for i := 1; i <= 8; i++ {
-		want = append(want, fmt.Sprintf("square(%d) = %d", i, i*i))
-	}
-	if got := resultLines(p.stdout.String()); strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("results:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	wantSquares(t, p.stdout.String(), 8)
 }
 
 // Pool size 0 means the logical CPU count, read with gopsutil.
@@ -160,13 +159,7 @@ func TestPoolSurvivesKilledConsumer(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.mustExit(0, exitWait)
-	var want []string
-	for i := 1; i <= 12; i++ {
-		want = append(want, fmt.Sprintf("square(%d) = %d", i, i*i))
-	}
-	if got := resultLines(p.stdout.String()); strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("results:\n%s\nwant exactly one per input, in order:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	wantSquares(t, p.stdout.String(), 12)
 	if !strings.Contains(p.stdout.String(), fmt.Sprintf("consumer C-2 (pid %d) died", pid)) {
 		t.Errorf("producer did not report the dead consumer:\n%s", p.stdout)
 	}

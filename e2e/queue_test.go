@@ -52,8 +52,7 @@ func TestQueueByHandConsumersFirst(t *testing.T) {
 	c1 := e.start("consumer", "--name", "C-1")
 	c2 := e.start("consumer", "--name", "C-2")
 	c1.waitOutput(regexp.MustCompile(`waiting for broker`), 20*time.Second)
-	b := e.start("broker")
-	b.waitOutput(regexp.MustCompile(`Broker: listening on nats://127\.0\.0\.1:\d+`), 20*time.Second)
+	b := e.startBroker()
 	p := e.start("producer", "queue")
 	p.mustExit(0, exitWait)
 	c1.mustExit(0, exitWait)
@@ -66,8 +65,7 @@ func TestQueueByHandConsumersFirst(t *testing.T) {
 	if n := len(gots(p.stdout.String())); n != 0 {
 		t.Errorf("producer printed %d consumer lines with spawning off", n)
 	}
-	_ = b.cmd.Process.Signal(syscall.SIGTERM)
-	b.mustExit(0, exitWait)
+	b.stop()
 }
 
 // A consumer killed with kill -9 while it holds a message: the message is
@@ -79,8 +77,7 @@ func TestQueueKilledConsumerMessageIsRedelivered(t *testing.T) {
 		"PROCQ_CONSUMERS_SPAWN", "false", "PROCQ_BROKER_EMBEDDED", "false",
 		"PROCQ_QUEUE_ACK_WAIT", "1s",
 		"PROCQ_CONSUMERS_WORK_MIN", "300ms", "PROCQ_CONSUMERS_WORK_MAX", "300ms")
-	b := e.start("broker")
-	b.waitOutput(regexp.MustCompile(`Broker: listening`), 20*time.Second)
+	b := e.startBroker()
 	c1 := e.start("consumer", "--name", "C-1")
 	c2 := e.start("consumer", "--name", "C-2")
 	p := e.start("producer", "queue")
@@ -109,8 +106,7 @@ func TestQueueKilledConsumerMessageIsRedelivered(t *testing.T) {
 	if sc := sentinelCount(c1.stdout.String()); sc["C-1"] != 1 {
 		t.Errorf("C-1 took %d sentinels, want 1", sc["C-1"])
 	}
-	_ = b.cmd.Process.Signal(syscall.SIGTERM)
-	b.mustExit(0, exitWait)
+	b.stop()
 }
 
 // A sentinel left over from an earlier run (three sentinels, two consumers)
@@ -120,8 +116,7 @@ func TestQueueStaleSentinelIgnored(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, freeURL(t)).set("PROCQ_CONSUMERS_SPAWN", "false", "PROCQ_BROKER_EMBEDDED", "false",
 		"PROCQ_QUEUE_MESSAGES", "4")
-	b := e.start("broker")
-	b.waitOutput(regexp.MustCompile(`Broker: listening`), 20*time.Second)
+	b := e.startBroker()
 
 	// Run 1: three sentinels, two consumers: one sentinel is left over.
 	p1 := e.start("producer", "queue", "--consumers", "3")
@@ -154,6 +149,5 @@ func TestQueueStaleSentinelIgnored(t *testing.T) {
 	if sc := sentinelCount(c1.stdout.String(), c2.stdout.String()); sc["C-1"] != 1 || sc["C-2"] != 1 {
 		t.Errorf("run 2 sentinels taken %v (%v), want C-1 and C-2 once each", sc, keys(sc))
 	}
-	_ = b.cmd.Process.Signal(syscall.SIGTERM)
-	b.mustExit(0, exitWait)
+	b.stop()
 }
