@@ -153,7 +153,13 @@ func (w *Worker) fetch(ctx context.Context, it jetstream.MessagesContext, msgs c
 			if errors.Is(err, nats.ErrConnectionClosed) {
 				break
 			}
-			w.log.Warn("fetch failed", "error", err)
+			level := slog.LevelWarn
+			if errors.Is(err, jetstream.ErrNoHeartbeat) {
+				// A missed idle heartbeat on a loaded machine; the iterator
+				// pulls again by itself.
+				level = slog.LevelInfo
+			}
+			w.log.Log(ctx, level, "fetch failed", "error", err)
 			_ = task.Sleep(ctx, retryPause)
 			err = nil
 			continue
