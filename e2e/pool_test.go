@@ -240,3 +240,22 @@ func TestCompare(t *testing.T) {
 		}
 	}
 }
+
+// SIGTERM stops a map: the producer stops its consumers, says which inputs
+// are unfinished and exits 1, so a script never takes it for success.
+func TestPoolInterrupted(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "nats://127.0.0.1:0")
+	p := e.start("producer", "pool", "--processes", "1", "--kind", "square", "--inputs", "1..20", "--sleep", "300ms")
+	p.waitOutput(regexp.MustCompile(`(?m)^square\(1\) = 1$`), 30*time.Second)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	p.mustExit(1, exitWait)
+	if !regexp.MustCompile(`map stopped with \d+ inputs unfinished \(\d+-19\): context canceled`).MatchString(p.stderr.String()) {
+		t.Errorf("stderr does not name the unfinished inputs:\n%s", p.stderr)
+	}
+	if strings.Contains(p.stderr.String(), "consumer process failed") {
+		t.Errorf("a consumer told to stop was reported as failed:\n%s", p.stderr)
+	}
+}

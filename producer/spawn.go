@@ -107,7 +107,9 @@ func (g *Group) supervise(ctx context.Context, name string, cmd *exec.Cmd) {
 	for restarts := 0; ; restarts++ {
 		err := cmd.Wait()
 		pid := cmd.Process.Pid
-		if err == nil {
+		// Wait reports a cancelled context even when the child, told to
+		// stop, exited 0: that is a clean stop.
+		if err == nil || cmd.ProcessState != nil && cmd.ProcessState.Success() {
 			g.log.Info("consumer process exited", "consumer", name, "child_pid", pid, "code", 0)
 			return
 		}

@@ -38,7 +38,12 @@ func New(reg *task.Registry) *cobra.Command {
 task goes to exactly one consumer process, runs them, and exits 0 once it takes
 its sentinel (or on SIGINT/SIGTERM, after finishing the task in hand).`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runWorker(cmd, reg) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := runWorker(cmd, reg); !cli.Stopped(cmd.Context(), err) {
+				return err
+			}
+			return nil
+		},
 	}
 	cli.AddConfigFlag(root)
 	f := root.Flags()

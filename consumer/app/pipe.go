@@ -22,7 +22,12 @@ func newPipeCmd() *cobra.Command {
 With --reply it answers each message. If the sender dies without closing, it
 fails within about pipe.peer_timeout, saying the peer is gone.`,
 		Args: cobra.NoArgs,
-		RunE: runPipe,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := runPipe(cmd); !cli.Stopped(cmd.Context(), err) {
+				return err
+			}
+			return nil
+		},
 	}
 	f := cmd.Flags()
 	f.String("pipe", "", "pipe name (pipe.name)")
@@ -31,7 +36,7 @@ fails within about pipe.peer_timeout, saying the peer is gone.`,
 	return cmd
 }
 
-func runPipe(cmd *cobra.Command, _ []string) error {
+func runPipe(cmd *cobra.Command) error {
 	cfg, err := cli.Load(cmd, map[string]string{"pipe": "pipe.name"})
 	if err != nil {
 		return err

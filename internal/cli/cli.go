@@ -35,6 +35,13 @@ type UsageError struct{ Err error }
 func (e *UsageError) Error() string { return e.Err.Error() }
 func (e *UsageError) Unwrap() error { return e.Err }
 
+// Stopped reports whether err only says that ctx was cancelled: for a
+// consumer or a broker, a stop by SIGINT/SIGTERM is a clean exit, even one
+// that comes while it is still starting.
+func Stopped(ctx context.Context, err error) bool {
+	return ctx.Err() != nil && errors.Is(err, context.Canceled)
+}
+
 // ExitCode maps an error to the process exit code: 0 for nil, 2 for bad
 // usage or bad configuration, 1 for anything else.
 func ExitCode(err error) int {
@@ -60,10 +67,6 @@ func Execute(root *cobra.Command, stderr io.Writer) int {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{Err: err} })
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
-		return ExitOK
-	}
-	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
-		// Stopped by SIGINT/SIGTERM before it finished starting: a clean stop.
 		return ExitOK
 	}
 	if !ran(cmd) {
