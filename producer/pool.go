@@ -252,11 +252,17 @@ func (m *mapping) subscribe(ctx context.Context) (<-chan jetstream.Msg, func(), 
 		defer close(ch)
 		for {
 			msg, err := it.Next()
-			if err != nil {
-				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-					q.log.Warn("results iterator", "error", err)
-				}
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, nats.ErrConnectionClosed) {
 				return
+			}
+			if err != nil {
+				// A missed heartbeat and the like: the ordered consumer
+				// recovers by itself, so the map goes on.
+				q.log.Info("results iterator", "map", m.id, "error", err)
+				if task.Sleep(ctx, 50*time.Millisecond) != nil {
+					return
+				}
+				continue
 			}
 			select {
 			case ch <- msg:
