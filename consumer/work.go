@@ -70,48 +70,133 @@ func (w *Worker) work(ctx context.Context, msg jetstream.Msg) {
 	}
 	log = log.With("inputs", len(args), "failed", failed, "duration", time.Since(start))
 	if reply != "" {
-		f, err := w.publishResult(msg, reply, outcomes)
-		if err != nil {
-			log.ErrorContext(ctx, "publish result failed, task handed back", "error", err)
-			w.settle(ctx, "nak", msg.NakWithDelay(retryPause))
-			return
-		}
-		// The task is acked once the result is stored (ackLoop).
-		w.acks <- pendingAck{result: f, msg: msg, log: log}
+		// Acked once its result is stored (resultLoop).
+		index, _ := strconv.Atoi(h.Get(task.HeaderIndex))
+		w.results <- finished{msg: msg, reply: reply, run: h.Get(task.HeaderRun),
+			answer: task.Answer{Index: index, Outcomes: outcomes}, log: log}
 		return
 	}
 	w.settle(ctx, "ack", msg.Ack())
 	log.DebugContext(ctx, "task done")
 }
 
-// pendingAck is a task whose result was published asynchronously: the task
-// is acked when the stream confirms the result, handed back if it fails.
-type pendingAck struct {
-	result jetstream.PubAckFuture
+// finished is a task whose result waits to be published.
+type finished struct {
 	msg    jetstream.Msg
+	reply  string
+	run    string
+	answer task.Answer
 	log    *slog.Logger
 }
 
-// ackLoop acks each task once its result is stored. Publishing results
-// asynchronously lets a worker go on to its next task instead of waiting a
-// round trip per result; acking only after the stream's confirmation keeps
-// the at-least-once promise.
-func (w *Worker) ackLoop() {
-	ctx := context.Background()
-	for p := range w.acks {
-		t := time.NewTimer(publishTimeout)
-		select {
-		case <-p.result.Ok():
-			w.settle(ctx, "ack", p.msg.Ack())
-			p.log.Debug("task done")
-		case err := <-p.result.Err():
-			p.log.Error("result not stored, task handed back", "error", err)
-			w.settle(ctx, "nak", p.msg.NakWithDelay(retryPause))
-		case <-t.C:
-			p.log.Error("result not confirmed in time, task handed back", "timeout", publishTimeout)
-			w.settle(ctx, "nak", p.msg.NakWithDelay(retryPause))
+// maxBatch caps the answers one result message carries.
+const maxBatch = 128
+
+// resultLoop publishes the results of finished tasks and acks each task once
+// its result is stored, which keeps the at-least-once promise. It sends what
+// has piled up while it waited for the previous confirmation as one message:
+// no wait when the worker is idle, far fewer broker messages when it is busy
+// with many small tasks.
+func (w *Worker) resultLoop() {
+	for {
+		first, ok := <-w.results
+		if !ok {
+			return
 		}
-		t.Stop()
+		batch := []finished{first}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case f, ok := <-w.results:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, f)
+			default:
+				break fill
+			}
+		}
+		for _, group := range byReply(batch) {
+			w.settleAll(group, w.storeResults(group))
+		}
+	}
+}
+
+// byReply splits a batch by result subject, keeping order.
+func byReply(batch []finished) [][]finished {
+	if len(batch) == 1 || allSame(batch) {
+		return [][]finished{batch}
+	}
+	idx := map[string]int{}
+	var groups [][]finished
+	for _, f := range batch {
+		i, ok := idx[f.reply]
+		if !ok {
+			i = len(groups)
+			idx[f.reply] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], f)
+	}
+	return groups
+}
+
+func allSame(batch []finished) bool {
+	for _, f := range batch[1:] {
+		if f.reply != batch[0].reply {
+			return false
+		}
+	}
+	return true
+}
+
+// storeResults publishes one result message for group and waits until the
+// stream stores it.
+func (w *Worker) storeResults(group []finished) error {
+	answers := make([]task.Answer, len(group))
+	for i, f := range group {
+		answers[i] = f.answer
+	}
+	body, err := json.Marshal(answers)
+	if err != nil {
+		return err
+	}
+	res := &nats.Msg{Subject: group[0].reply, Data: body, Header: nats.Header{}}
+	res.Header.Set(task.HeaderRun, group[0].run)
+	res.Header.Set(task.HeaderConsumer, w.cfg.Name)
+	if len(group) == 1 {
+		// A redelivered task's second result carries the same id and is
+		// dropped by the results stream; the producer also keeps only the
+		// first answer per index, which covers batches.
+		res.Header.Set(task.HeaderMsgID, task.MsgID(group[0].run, group[0].answer.Index))
+	}
+	f, err := w.js.PublishMsgAsync(res)
+	if err != nil {
+		return err
+	}
+	t := time.NewTimer(publishTimeout)
+	defer t.Stop()
+	select {
+	case <-f.Ok():
+		return nil
+	case err := <-f.Err():
+		return err
+	case <-t.C:
+		return fmt.Errorf("result not confirmed within %v", publishTimeout)
+	}
+}
+
+// settleAll acks the tasks whose results were stored, or hands them back.
+func (w *Worker) settleAll(group []finished, err error) {
+	ctx := context.Background()
+	for _, f := range group {
+		if err != nil {
+			f.log.Error("result not stored, task handed back", "error", err)
+			w.settle(ctx, "nak", f.msg.NakWithDelay(retryPause))
+			continue
+		}
+		w.settle(ctx, "ack", f.msg.Ack())
+		f.log.Debug("task done")
 	}
 }
 
@@ -169,24 +254,6 @@ func (w *Worker) heartbeat(msg jetstream.Msg) (stop func()) {
 	return func() { close(done); <-finished }
 }
 
-func (w *Worker) publishResult(msg jetstream.Msg, subject string, outcomes []task.Outcome) (jetstream.PubAckFuture, error) {
-	body, err := json.Marshal(outcomes)
-	if err != nil {
-		return nil, err
-	}
-	h := msg.Headers()
-	run, index := h.Get(task.HeaderRun), h.Get(task.HeaderIndex)
-	res := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
-	res.Header.Set(task.HeaderRun, run)
-	res.Header.Set(task.HeaderIndex, index)
-	res.Header.Set(task.HeaderChunk, strconv.Itoa(len(outcomes)))
-	res.Header.Set(task.HeaderConsumer, w.cfg.Name)
-	// A redelivered task's second result carries the same id and is dropped
-	// by the results stream's de-duplication window.
-	res.Header.Set(task.HeaderMsgID, run+"."+index)
-	return w.js.PublishMsgAsync(res)
-}
-
 // reject answers a task that can never run: where a producer waits for its
 // result, each of its inputs gets the reason as its error (so a map never
 // hangs on it), then the message is dead-lettered.
@@ -201,31 +268,16 @@ func (w *Worker) reject(ctx context.Context, msg jetstream.Msg, reason string) {
 		for i := range outcomes {
 			outcomes[i].Error = reason
 		}
-		if err := w.awaitResult(ctx, msg, reply, outcomes); err != nil {
+		index, _ := strconv.Atoi(h.Get(task.HeaderIndex))
+		one := []finished{{msg: msg, reply: reply, run: h.Get(task.HeaderRun),
+			answer: task.Answer{Index: index, Outcomes: outcomes}}}
+		if err := w.storeResults(one); err != nil {
 			w.log.ErrorContext(ctx, "publish error result failed, task handed back", "error", err)
 			w.settle(ctx, "nak", msg.NakWithDelay(retryPause))
 			return
 		}
 	}
 	w.deadLetter(ctx, msg, reason)
-}
-
-// awaitResult publishes a result and waits until the stream stores it.
-func (w *Worker) awaitResult(ctx context.Context, msg jetstream.Msg, reply string, outcomes []task.Outcome) error {
-	f, err := w.publishResult(msg, reply, outcomes)
-	if err != nil {
-		return err
-	}
-	t := time.NewTimer(publishTimeout)
-	defer t.Stop()
-	select {
-	case <-f.Ok():
-		return nil
-	case err := <-f.Err():
-		return err
-	case <-t.C:
-		return fmt.Errorf("result not confirmed within %v", publishTimeout)
-	}
 }
 
 // deadLetter copies msg with the reason to the dead-letter stream, then

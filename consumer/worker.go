@@ -28,9 +28,9 @@ type Worker struct {
 	log     *slog.Logger
 	ackWait time.Duration
 
-	honored atomic.Bool     // a sentinel was taken: stop
-	skipRun string          // a run that was over when the worker started
-	acks    chan pendingAck // results published, waiting for the stream's ack
+	honored atomic.Bool   // a sentinel was taken: stop
+	skipRun string        // a run that was over when the worker started
+	results chan finished // tasks whose results wait to be published
 }
 
 // New builds a worker for the queue topo was declared for. The registry
@@ -79,7 +79,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 
-	w.acks = make(chan pendingAck, ackQueue)
+	w.results = make(chan finished, ackQueue)
 	msgs := make(chan jetstream.Msg)
 	var g errgroup.Group
 	g.Go(func() error { return w.fetch(fetchCtx, it, msgs) })
@@ -94,7 +94,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		})
 	}
 	var acker sync.WaitGroup
-	acker.Go(w.ackLoop)
+	acker.Go(w.resultLoop)
 	loopsDone := make(chan struct{})
 	var grace sync.WaitGroup
 	grace.Go(func() { w.graceTimer(ctx, loopsDone, cancelWork) })
@@ -103,7 +103,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	slots.Wait()
 	close(loopsDone)
 	grace.Wait()
-	close(w.acks)
+	close(w.results)
 	acker.Wait()
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", w.cfg.Name, err)

@@ -226,14 +226,18 @@ func TestResultsPublished(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var outs []task.Outcome
-	if err := json.Unmarshal(m.Data, &outs); err != nil {
+	var answers []task.Answer
+	if err := json.Unmarshal(m.Data, &answers); err != nil {
 		t.Fatal(err)
 	}
+	if len(answers) != 1 || answers[0].Index != 4 {
+		t.Fatalf("answers %+v, want one for index 4", answers)
+	}
+	outs := answers[0].Outcomes
 	if len(outs) != 3 || string(outs[0].Result) != "4" || outs[1].Error == "" || outs[1].Result != nil || string(outs[2].Result) != "36" {
 		t.Errorf("outcomes %+v, want [4, error, 36]", outs)
 	}
-	for k, want := range map[string]string{task.HeaderIndex: "4", task.HeaderRun: "run1", task.HeaderConsumer: "C-7", task.HeaderMsgID: "run1.4"} {
+	for k, want := range map[string]string{task.HeaderRun: "run1", task.HeaderConsumer: "C-7", task.HeaderMsgID: "run1.4"} {
 		if got := m.Header.Get(k); got != want {
 			t.Errorf("result header %s = %q, want %q", k, got, want)
 		}

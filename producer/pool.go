@@ -442,22 +442,20 @@ func (m *mapping) collect(ctx context.Context, results <-chan jetstream.Msg, pub
 				return errors.New("results consumer stopped")
 			}
 			m.trim(ctx, msg)
-			start, rs, ok := m.parse(msg)
-			if !ok {
-				continue
-			}
-			if !m.ordered {
-				if !emit(rs) {
-					return errStopped
+			for _, a := range m.parse(msg) {
+				if !m.ordered {
+					if !emit(a.results) {
+						return errStopped
+					}
+					continue
 				}
-				continue
-			}
-			buf[start] = rs
-			for rs, ok := buf[next]; ok; rs, ok = buf[next] {
-				delete(buf, next)
-				next += len(rs)
-				if !emit(rs) {
-					return errStopped
+				buf[a.start] = a.results
+				for rs, ok := buf[next]; ok; rs, ok = buf[next] {
+					delete(buf, next)
+					next += len(rs)
+					if !emit(rs) {
+						return errStopped
+					}
 				}
 			}
 		}
@@ -487,40 +485,48 @@ func (m *mapping) trim(ctx context.Context, msg jetstream.Msg) {
 	}
 }
 
-// parse decodes a result message. It returns ok=false for a duplicate (a
-// redelivered task's second result) or a malformed message, which it logs.
-func (m *mapping) parse(msg jetstream.Msg) (int, []Result, bool) {
-	h := msg.Headers()
-	start, err := strconv.Atoi(h.Get(task.HeaderIndex))
-	var outs []task.Outcome
-	if err == nil {
-		err = json.Unmarshal(msg.Data(), &outs)
-	}
-	m.mu.Lock()
-	n, known := m.pending[start]
-	if err == nil && known && n == len(outs) {
-		delete(m.pending, start)
-	}
-	m.mu.Unlock()
-	switch {
-	case err != nil:
+// answered is the results of one task message.
+type answered struct {
+	start   int
+	results []Result
+}
+
+// parse decodes a result message into the answers still awaited. A
+// duplicate answer (a redelivered task's second result) or a malformed one
+// is dropped and logged.
+func (m *mapping) parse(msg jetstream.Msg) []answered {
+	var answers []task.Answer
+	if err := json.Unmarshal(msg.Data(), &answers); err != nil {
 		m.pool.log.Warn("malformed result ignored", "map", m.id, "error", err)
-		return 0, nil, false
-	case !known:
-		m.pool.log.Debug("duplicate result ignored", "map", m.id, "index", start)
-		return 0, nil, false
-	case n != len(outs):
-		m.pool.log.Warn("result with wrong input count ignored", "map", m.id, "index", start, "want", n, "got", len(outs))
-		return 0, nil, false
+		return nil
 	}
-	rs := make([]Result, len(outs))
-	for i, o := range outs {
-		rs[i] = Result{Index: start + i, Value: o.Result}
-		if o.Error != "" {
-			rs[i] = Result{Index: start + i, Err: &TaskError{Index: start + i, Kind: m.kind, Message: o.Error}}
+	out := make([]answered, 0, len(answers))
+	for _, a := range answers {
+		m.mu.Lock()
+		n, known := m.pending[a.Index]
+		if known && n == len(a.Outcomes) {
+			delete(m.pending, a.Index)
 		}
+		m.mu.Unlock()
+		switch {
+		case !known:
+			m.pool.log.Debug("duplicate result ignored", "map", m.id, "index", a.Index)
+			continue
+		case n != len(a.Outcomes):
+			m.pool.log.Warn("result with wrong input count ignored", "map", m.id, "index", a.Index, "want", n, "got", len(a.Outcomes))
+			continue
+		}
+		rs := make([]Result, n)
+		for i, o := range a.Outcomes {
+			idx := a.Index + i
+			rs[i] = Result{Index: idx, Value: o.Result}
+			if o.Error != "" {
+				rs[i] = Result{Index: idx, Err: &TaskError{Index: idx, Kind: m.kind, Message: o.Error}}
+			}
+		}
+		out = append(out, answered{start: a.Index, results: rs})
 	}
-	return start, rs, true
+	return out
 }
 
 func (m *mapping) inFlight() int {

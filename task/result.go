@@ -7,11 +7,18 @@ import (
 )
 
 // Outcome is the result of one input: Result on success, Error on failure.
-// A result message's body is a JSON array of outcomes, one per input of the
-// task message, in order.
 type Outcome struct {
 	Result json.RawMessage `json:"result,omitempty"`
 	Error  string          `json:"error,omitempty"`
+}
+
+// Answer is the result of one task message: the task's Procq-Index and one
+// outcome per input, in order. A result message's body is a JSON array of
+// answers: a consumer that finishes several tasks of the same run at once
+// sends them together.
+type Answer struct {
+	Index    int       `json:"index"`
+	Outcomes []Outcome `json:"outcomes"`
 }
 
 // SplitArgs returns the argument values of a task message body: the body
