@@ -14,17 +14,17 @@ trap 'rm -rf "$work"' EXIT
 export PROCQ_BROKER_URL=nats://127.0.0.1:0 PROCQ_BROKER_STORE_DIR="$work/data" PROCQ_LOG_DIR="$work/logs"
 
 procq() { # chunk prefetch [window] -> inputs/s
-  PROCQ_CONSUMERS_PREFETCH=$2 PROCQ_POOL_WINDOW=${3:-256} bin/producer pool --kind square --sleep 0s --inputs "1..$n" \
+  PROCQ_CONSUMERS_PREFETCH=$2 PROCQ_POOL_WINDOW=${3:-1024} bin/producer pool --kind square --sleep 0s --inputs "1..$n" \
     --processes 2 --chunk-size "$1" --quiet 2>/dev/null |
     sed -n 's/.*(\([0-9]*\) inputs\/s)$/\1/p'
 }
 
 printf 'case\titems/s (%d inputs, 2 processes, %d rounds, median)\n' "$n" "$rounds"
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-for c in "1 0" "1 256" "1 256 1024" "0 0" "0 256"; do
+for c in "1 0" "1 256 256" "1 256" "0 0" "0 256"; do
   set -- $c
-  label="procq chunk=$1 prefetch=$2 window=${3:-256}"
-  [ "$1" = 0 ] && label="procq chunk=auto prefetch=$2 window=${3:-256}"
+  label="procq chunk=$1 prefetch=$2 window=${3:-1024}"
+  [ "$1" = 0 ] && label="procq chunk=auto prefetch=$2 window=${3:-1024}"
   printf '%s\t%s\n' "$label" "$(for _ in $(seq "$rounds"); do procq "$@"; done | median)"
 done
 if command -v python3 >/dev/null; then

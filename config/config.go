@@ -115,7 +115,7 @@ type Pool struct {
 	// ChunkSize is how many inputs travel in one message; 0 picks one like
 	// Python's Pool.map does. Defaults to 0.
 	ChunkSize int `mapstructure:"chunk_size"`
-	// Window caps the task messages in flight. Defaults to 256.
+	// Window caps the task messages in flight. Defaults to 1024.
 	Window int `mapstructure:"window"`
 	// Sleep is the square kind's sleep per input. Defaults to 100ms.
 	Sleep time.Duration `mapstructure:"sleep"`
@@ -187,7 +187,7 @@ var defaults = map[string]any{
 	"pool.kind":            "sumsquares",
 	"pool.inputs":          "50000000,50000001,50000002,50000003,49999999",
 	"pool.chunk_size":      0,
-	"pool.window":          256,
+	"pool.window":          1024,
 	"pool.sleep":           "100ms",
 	"pool.results_max_age": "1h",
 

@@ -31,7 +31,7 @@ type PoolConfig struct {
 	Workers int
 	// Window caps the task messages in flight: published but not yet
 	// answered (unordered) or not yet yielded (ordered). It bounds memory
-	// for any number of inputs. Defaults to 256.
+	// for any number of inputs. Defaults to 1024.
 	Window int
 	// Label, when set, names each task message "<Label>-<n>" (n from 1) in
 	// a Procq-Label header: the consumer prints its start and finish lines
@@ -45,7 +45,7 @@ const MaxAutoChunk = 1000
 
 func (c PoolConfig) withDefaults() PoolConfig {
 	c.Workers = cmp.Or(c.Workers, 1)
-	c.Window = cmp.Or(c.Window, 256)
+	c.Window = cmp.Or(c.Window, 1024)
 	return c
 }
 
