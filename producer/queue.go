@@ -32,9 +32,6 @@ func NewQueue(name string, js jetstream.JetStream, topo *broker.Topology, logger
 	return &Queue{name: name, js: js, topo: topo, log: logger}
 }
 
-// Name is the queue's name.
-func (q *Queue) Name() string { return q.name }
-
 // Begin opens a new run: it removes sentinels left over from earlier runs
 // and records the run as the queue's current one, so that only this run's
 // sentinels stop consumers. It returns the run id.
