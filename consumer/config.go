@@ -26,12 +26,21 @@ type Config struct {
 	// SentinelRetry is how long a sentinel is handed back for while the queue
 	// still holds unfinished work. Defaults to 500ms.
 	SentinelRetry time.Duration
-	// FetchWait is the expiry of one pull request, at least 1s. Defaults
-	// to 5s.
+	// FetchWait is the expiry of one pull request, at least 1s; a stopping
+	// worker waits at most this long for its last pull. Defaults to 2s.
 	FetchWait time.Duration
 	// StopTimeout is how long in-flight tasks may run on after the context
 	// is cancelled before their own context is cancelled. Defaults to 10s.
 	StopTimeout time.Duration
+	// Run is the run the worker was started for: a producer that spawns a
+	// consumer tells it, so that it takes that run's sentinel however late
+	// it starts. Empty for a consumer started by hand. Defaults to "".
+	Run string
+	// Holds, when set, receives a line for each message the worker takes
+	// ("+<ack subject>") and settles ("-<ack subject>"): a spawned
+	// consumer's report to its producer, which hands a dead child's
+	// messages back at once. Defaults to nil.
+	Holds io.Writer
 	// Out receives the demo's lines, e.g. "Consumer C-1: Received
 	// sentinel, exiting.". Defaults to io.Discard.
 	Out io.Writer
@@ -41,7 +50,7 @@ func (c Config) withDefaults() Config {
 	c.Concurrency = cmp.Or(c.Concurrency, 1)
 	c.MaxDeliver = cmp.Or(c.MaxDeliver, 5)
 	c.SentinelRetry = cmp.Or(c.SentinelRetry, 500*time.Millisecond)
-	c.FetchWait = max(cmp.Or(c.FetchWait, 5*time.Second), time.Second)
+	c.FetchWait = max(cmp.Or(c.FetchWait, 2*time.Second), time.Second)
 	c.StopTimeout = cmp.Or(c.StopTimeout, 10*time.Second)
 	if c.Out == nil {
 		c.Out = io.Discard

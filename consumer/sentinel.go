@@ -5,56 +5,68 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/procq/procq/task"
 )
 
-// sentinel decides what a sentinel means for this worker and reports whether
-// the worker must stop:
-//   - a sentinel of a run other than the queue's current run, or of a run that
-//     was already over when the worker started, is stale: it is removed and
-//     the worker goes on;
-//   - while the queue still holds unfinished work (say, a task whose consumer
-//     was killed, waiting for redelivery), the sentinel is handed back with a
-//     delay, so live consumers finish that work before they exit;
-//   - otherwise the worker takes it and stops.
+// sentinel applies the run protocol (task.JudgeSentinel) to a message on
+// the sentinel subject and reports whether the worker must stop.
 func (w *Worker) sentinel(ctx context.Context, msg jetstream.Msg) bool {
-	run := msg.Headers().Get(task.HeaderRun)
-	log := w.log.With("run", run)
-	if w.honored.Load() {
-		// One sentinel per consumer: leave this one to another consumer.
-		w.settle(ctx, "nak sentinel", msg.Nak())
+	h := msg.Headers()
+	c := task.SentinelCase{
+		IsSentinel: h.Get(task.HeaderSentinel) == "1",
+		Run:        h.Get(task.HeaderRun),
+		Bound:      w.cfg.Run,
+		Skip:       w.skipRun,
+		Took:       w.took.Load(),
+	}
+	log := w.log.With("run", c.Run)
+	if c.IsSentinel && c.Run != "" && !c.Took {
+		current, err := w.currentRun(ctx)
+		if err == nil {
+			c.Current = current.Run
+			c.Unfinished, err = w.unfinished(ctx, c.Run)
+		}
+		if err != nil {
+			log.WarnContext(ctx, "cannot judge sentinel; handed back", "error", err)
+			w.nak(ctx, msg, w.cfg.SentinelRetry, "hand back sentinel")
+			return false
+		}
+	}
+	verdict := task.JudgeSentinel(c)
+	switch verdict {
+	case task.SentinelReject:
+		j, _ := w.read(msg)
+		w.deadLetter(ctx, j, "not a sentinel: a message on the sentinel subject needs "+
+			task.HeaderSentinel+": 1 and "+task.HeaderRun)
+	case task.SentinelDrop:
+		log.WarnContext(ctx, "dropped stale sentinel", "current_run", c.Current, "skip_run", c.Skip)
+		w.ack(ctx, msg)
+	case task.SentinelPass:
+		w.nak(ctx, msg, w.cfg.SentinelRetry, "pass sentinel on")
+	case task.SentinelWait:
+		log.InfoContext(ctx, "sentinel waits for unfinished work of its run",
+			"unfinished", c.Unfinished, "waiting_for", "the run's unfinished tasks")
+		w.nak(ctx, msg, w.cfg.SentinelRetry, "hand back sentinel")
+	case task.SentinelTake:
+		return w.take(ctx, msg, log)
+	}
+	return false
+}
+
+// take acknowledges the worker's sentinel (confirmed: it must be gone
+// before the process exits) and reports whether the worker stops.
+func (w *Worker) take(ctx context.Context, msg jetstream.Msg, log *slog.Logger) bool {
+	if !w.took.CompareAndSwap(false, true) {
+		w.nak(ctx, msg, 0, "pass sentinel on")
 		return false
 	}
-	current, err := w.currentRun(ctx)
-	if err != nil {
-		log.WarnContext(ctx, "cannot read current run", "error", err)
-		w.settle(ctx, "nak sentinel", msg.NakWithDelay(w.cfg.SentinelRetry))
-		return false
-	}
-	if run == w.skipRun || run != current.Run {
-		log.WarnContext(ctx, "dropped stale sentinel", "current_run", current.Run)
-		w.settle(ctx, "ack stale sentinel", msg.Ack())
-		return false
-	}
-	unfinished, err := w.unfinished(ctx)
-	if err != nil {
-		log.WarnContext(ctx, "cannot count unfinished work", "error", err)
-	}
-	if err != nil || unfinished > 0 {
-		log.InfoContext(ctx, "sentinel waits for unfinished work", "unfinished", unfinished)
-		w.settle(ctx, "nak sentinel", msg.NakWithDelay(w.cfg.SentinelRetry))
-		return false
-	}
-	if !w.honored.CompareAndSwap(false, true) {
-		w.settle(ctx, "nak sentinel", msg.Nak())
-		return false
-	}
-	// Confirmed ack: the sentinel must be gone before the process exits.
+	w.leases.release(msg)
 	if err := msg.DoubleAck(context.WithoutCancel(ctx)); err != nil {
-		w.honored.Store(false)
+		w.took.Store(false)
 		log.ErrorContext(ctx, "ack sentinel failed", "error", err)
 		return false
 	}
@@ -80,16 +92,24 @@ func (w *Worker) currentRun(ctx context.Context) (task.RunRecord, error) {
 	return rec, nil
 }
 
-// unfinished counts the queue's work messages still in the stream: queued,
-// in flight, or waiting for redelivery. WorkQueue retention deletes a
-// message once it is acked.
-func (w *Worker) unfinished(ctx context.Context) (uint64, error) {
-	info, err := w.topo.Tasks.Info(ctx, jetstream.WithSubjectFilter(task.WorkFilter(w.queue)))
+// unfinished counts the work messages of run still in the stream: queued,
+// held, or waiting for redelivery (WorkQueue retention deletes a message
+// once it is acked). Only the run's own subjects count, so work that other
+// clients put on the queue never holds up a run's sentinels.
+func (w *Worker) unfinished(ctx context.Context, run string) (uint64, error) {
+	info, err := w.topo.Tasks.Info(ctx, jetstream.WithSubjectFilter(task.RunWorkPrefix(w.queue, run)+".>"))
 	if err != nil {
 		return 0, err
 	}
 	var n uint64
 	for _, c := range info.State.Subjects {
+		n += c
+	}
+	own, err := w.topo.Tasks.Info(ctx, jetstream.WithSubjectFilter(task.RunWorkPrefix(w.queue, run)))
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range own.State.Subjects {
 		n += c
 	}
 	return n, nil
@@ -103,17 +123,9 @@ func (w *Worker) overRun(ctx context.Context) (string, error) {
 	if err != nil || rec.State != task.RunClosed {
 		return "", err
 	}
-	n, err := w.unfinished(ctx)
+	n, err := w.unfinished(ctx, rec.Run)
 	if err != nil || n > 0 {
 		return "", err
 	}
 	return rec.Run, nil
-}
-
-// settle logs a failed ack, nak or term; the message then comes back after
-// the ack wait, which is safe.
-func (w *Worker) settle(ctx context.Context, what string, err error) {
-	if err != nil {
-		w.log.WarnContext(ctx, what+" failed", "error", err)
-	}
 }

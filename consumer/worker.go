@@ -20,17 +20,19 @@ import (
 // Worker takes tasks from one queue until it takes its sentinel or its
 // context ends.
 type Worker struct {
-	cfg     Config
-	queue   string
-	js      jetstream.JetStream
-	topo    *broker.Topology
-	reg     *task.Registry
-	log     *slog.Logger
-	ackWait time.Duration
+	cfg        Config
+	queue      string
+	js         jetstream.JetStream
+	topo       *broker.Topology
+	reg        *task.Registry
+	log        *slog.Logger
+	ackWait    time.Duration
+	maxPayload int
 
-	honored atomic.Bool   // a sentinel was taken: stop
-	skipRun string        // a run that was over when the worker started
-	results chan finished // tasks whose results wait to be published
+	leases  *leases
+	took    atomic.Bool   // a sentinel was taken: stop
+	skipRun string        // by hand: a run that was over when the worker started
+	results chan finished // tasks whose results wait to be stored
 }
 
 // New builds a worker for the queue topo was declared for. The registry
@@ -44,52 +46,68 @@ func New(cfg Config, js jetstream.JetStream, topo *broker.Topology, reg *task.Re
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	log := logger.With("consumer", cfg.Name)
+	maxPayload := int(js.Conn().MaxPayload())
+	if maxPayload <= 0 {
+		maxPayload = 1 << 20
+	}
 	return &Worker{
-		cfg:     cfg,
-		queue:   task.QueueOfFilter(info.Config.FilterSubject),
-		js:      js,
-		topo:    topo,
-		reg:     reg,
-		log:     logger.With("consumer", cfg.Name),
-		ackWait: info.Config.AckWait,
+		cfg:        cfg,
+		queue:      task.QueueOfFilter(info.Config.FilterSubject),
+		js:         js,
+		topo:       topo,
+		reg:        reg,
+		log:        log,
+		ackWait:    info.Config.AckWait,
+		maxPayload: maxPayload,
+		leases:     newLeases(info.Config.AckWait, cfg.Holds, log),
 	}, nil
 }
 
 // Run pulls and runs tasks until the worker takes its sentinel (it returns
-// nil) or ctx ends. On ctx's end it stops fetching, lets in-flight tasks
-// finish for StopTimeout, then cancels them; it returns only after every
-// goroutine it started has exited and every finished task is acked.
+// nil) or ctx ends. On ctx's end it stops fetching, hands back what it has
+// not started, lets in-flight tasks finish for StopTimeout, then cancels
+// them; it returns only after every goroutine it started has exited and
+// every finished task is settled. It returns ErrBrokerLost when the
+// connection is closed for good.
 func (w *Worker) Run(ctx context.Context) error {
-	skip, err := w.overRun(ctx)
-	if err != nil {
-		return fmt.Errorf("consumer %s: %w", w.cfg.Name, err)
+	if w.cfg.Run == "" {
+		skip, err := w.overRun(ctx)
+		if err != nil {
+			return fmt.Errorf("consumer %s: %w", w.cfg.Name, err)
+		}
+		w.skipRun = skip
 	}
-	w.skipRun = skip
-	w.log.InfoContext(ctx, "consumer started", "queue", w.queue,
-		"concurrency", w.cfg.Concurrency, "prefetch", w.prefetch(), "skip_run", skip)
+	w.log.InfoContext(ctx, "consumer started", "queue", w.queue, "concurrency", w.cfg.Concurrency,
+		"prefetch", w.prefetch(), "run", w.cfg.Run, "skip_run", w.skipRun, "ack_wait", w.ackWait)
 
-	it, err := w.topo.Consumer.Messages(
-		jetstream.PullMaxMessages(w.prefetch()),
-		jetstream.PullExpiry(w.cfg.FetchWait))
-	if err != nil {
-		return fmt.Errorf("consumer %s: %w", w.cfg.Name, err)
-	}
 	fetchCtx, stopFetching := context.WithCancel(ctx)
 	defer stopFetching()
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
+	leaseCtx, stopLeases := context.WithCancel(context.WithoutCancel(ctx))
+	var keeper sync.WaitGroup
+	keeper.Go(func() { w.leases.keep(leaseCtx) })
 
 	w.results = make(chan finished, ackQueue)
-	msgs := make(chan jetstream.Msg)
+	msgs := make(chan jetstream.Msg, w.prefetch())
+	free := make(chan struct{}, w.prefetch())
+	for range w.prefetch() {
+		free <- struct{}{}
+	}
 	var g errgroup.Group
-	g.Go(func() error { return w.fetch(fetchCtx, it, msgs) })
+	g.Go(func() error { return w.fetch(fetchCtx, msgs, free) })
 	var slots sync.WaitGroup
 	for range w.cfg.Concurrency {
 		slots.Go(func() {
 			for msg := range msgs {
-				if w.process(workCtx, msg) {
+				if fetchCtx.Err() != nil {
+					// Stopping: what was not started goes back at once.
+					w.nak(ctx, msg, 0, "hand back on stop")
+				} else if w.process(workCtx, msg) {
 					stopFetching()
 				}
+				free <- struct{}{}
 			}
 		})
 	}
@@ -99,24 +117,27 @@ func (w *Worker) Run(ctx context.Context) error {
 	var grace sync.WaitGroup
 	grace.Go(func() { w.graceTimer(ctx, loopsDone, cancelWork) })
 
-	err = g.Wait()
+	err := g.Wait()
 	slots.Wait()
 	close(loopsDone)
 	grace.Wait()
 	close(w.results)
 	acker.Wait()
+	stopLeases()
+	keeper.Wait()
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", w.cfg.Name, err)
 	}
-	w.log.InfoContext(ctx, "consumer stopped", "sentinel", w.honored.Load())
+	w.log.InfoContext(ctx, "consumer stopped", "sentinel", w.took.Load())
 	return nil
 }
 
-// prefetch is how many messages the worker asks for ahead of its slots.
+// prefetch is how many messages the worker holds at most: running or
+// waiting for a slot.
 func (w *Worker) prefetch() int { return max(w.cfg.Prefetch, w.cfg.Concurrency) }
 
 // TookSentinel reports whether Run ended on a sentinel.
-func (w *Worker) TookSentinel() bool { return w.honored.Load() }
+func (w *Worker) TookSentinel() bool { return w.took.Load() }
 
 // graceTimer cancels in-flight work StopTimeout after ctx ends, unless the
 // loops finish first.
@@ -136,49 +157,68 @@ func (w *Worker) graceTimer(ctx context.Context, loopsDone <-chan struct{}, canc
 	}
 }
 
-// fetch feeds the slots from the pull iterator until ctx ends. It then
-// drains the iterator and hands every prefetched message back at once, so
-// a stopping consumer keeps no work and no sentinel from the others.
-func (w *Worker) fetch(ctx context.Context, it jetstream.MessagesContext, msgs chan<- jetstream.Msg) error {
+// fetch pulls as many messages as the worker has free room for, one pull
+// request at a time, and feeds them to the slots until ctx ends. Nothing
+// is buffered out of the worker's sight: every message it receives is held
+// (its lease kept) from the moment it arrives until it is settled.
+func (w *Worker) fetch(ctx context.Context, msgs chan<- jetstream.Msg, free chan struct{}) error {
 	defer close(msgs)
-	var err error
-	for ctx.Err() == nil {
-		var msg jetstream.Msg
-		msg, err = it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				err = nil
-				break
-			}
-			if errors.Is(err, nats.ErrConnectionClosed) {
-				break
-			}
-			level := slog.LevelWarn
-			if errors.Is(err, jetstream.ErrNoHeartbeat) {
-				// A missed idle heartbeat on a loaded machine; the iterator
-				// pulls again by itself.
-				level = slog.LevelInfo
-			}
-			w.log.Log(ctx, level, "fetch failed", "error", err)
-			_ = task.Sleep(ctx, retryPause)
-			err = nil
-			continue
-		}
-		select {
-		case msgs <- msg:
-		case <-ctx.Done():
-			w.settle(ctx, "hand back", msg.Nak())
-		}
-	}
-	it.Drain()
 	for {
-		msg, derr := it.Next(jetstream.NextMaxWait(time.Second))
-		if derr != nil {
-			break
+		select {
+		case <-free:
+		case <-ctx.Done():
+			return nil
 		}
-		w.settle(ctx, "hand back", msg.Nak())
+		n := 1
+	more:
+		for n < w.prefetch() {
+			select {
+			case <-free:
+				n++
+			default:
+				break more
+			}
+		}
+		got, err := w.pull(ctx, n, msgs)
+		for range n - got {
+			free <- struct{}{}
+		}
+		if err != nil {
+			return err
+		}
 	}
-	return err
+}
+
+// pull makes one pull request for up to n messages, waiting up to
+// FetchWait, and reports how many it received.
+func (w *Worker) pull(ctx context.Context, n int, msgs chan<- jetstream.Msg) (int, error) {
+	batch, err := w.topo.Consumer.Fetch(n, jetstream.FetchMaxWait(w.cfg.FetchWait))
+	if err == nil {
+		got := 0
+		for msg := range batch.Messages() {
+			got++
+			w.leases.hold(msg)
+			msgs <- msg // room was reserved: never blocks
+		}
+		if err = batch.Error(); err == nil {
+			return got, nil
+		}
+		if got > 0 {
+			return got, nil
+		}
+	}
+	if w.js.Conn().IsClosed() || errors.Is(err, nats.ErrConnectionClosed) {
+		return 0, fmt.Errorf("%w: %v", ErrBrokerLost, err)
+	}
+	if ctx.Err() == nil {
+		level := slog.LevelWarn
+		if errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, nats.ErrTimeout) {
+			level = slog.LevelInfo
+		}
+		w.log.Log(ctx, level, "pull failed; retrying", "error", err, "waiting_for", "the broker")
+		_ = task.Sleep(ctx, retryPause)
+	}
+	return 0, nil
 }
 
 const retryPause = 250 * time.Millisecond

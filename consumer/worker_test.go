@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -67,20 +69,26 @@ func (f *fixture) sentinel(t *testing.T, queue, run string) {
 
 func (f *fixture) run(t *testing.T, reg *task.Registry, cfg consumer.Config) error {
 	t.Helper()
+	return f.runWorker(reg, cfg)
+}
+
+// runWorker runs a worker until it takes its sentinel; it reports every
+// failure as its error, so that it may run in a goroutine of the test.
+func (f *fixture) runWorker(reg *task.Registry, cfg consumer.Config) error {
 	cfg.Out = f.out
 	cfg.FetchWait = time.Second
 	w, err := consumer.New(cfg, f.js, f.topo, reg, nil)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err = w.Run(ctx)
 	if ctx.Err() != nil {
-		t.Fatalf("worker did not stop on its sentinel: %v", ctx.Err())
+		return fmt.Errorf("worker %s did not stop on its sentinel: %v", cfg.Name, ctx.Err())
 	}
-	if !w.TookSentinel() {
-		t.Errorf("TookSentinel() = false after a sentinel")
+	if err == nil && !w.TookSentinel() {
+		return fmt.Errorf("worker %s: TookSentinel() = false after a sentinel", cfg.Name)
 	}
 	return err
 }
@@ -146,16 +154,16 @@ func TestBadMessagesAreDeadLettered(t *testing.T) {
 	wantReasons := []string{
 		"missing Procq-Kind header",
 		`unknown task kind: "nope"`,
-		"bad task arguments", // not json: the handler's error
+		"input 0 of the message: invalid character", // not json: the handler's error
 		"Procq-Chunk says 3, body has 1",
-		"bad Procq-Index header",
+		`Procq-Index "x" is not an index from 0`,
 	}
 	if len(dl) != len(wantReasons) {
 		t.Fatalf("%d dead letters, want %d", len(dl), len(wantReasons))
 	}
 	for i, m := range dl {
 		reason := m.Header.Get(task.HeaderError)
-		if !bytes.Contains([]byte(reason), []byte(wantReasons[i])) && !(i == 2 && reason != "") {
+		if !strings.Contains(reason, wantReasons[i]) {
 			t.Errorf("dead letter %d reason %q, want it to contain %q", i, reason, wantReasons[i])
 		}
 		if m.Header.Get(task.HeaderSubject) != ws || m.Header.Get(task.HeaderConsumer) != "C-1" {
@@ -303,13 +311,165 @@ func TestLongTaskKeepsLease(t *testing.T) {
 	var wg sync.WaitGroup
 	for _, name := range []string{"C-1", "C-2"} {
 		wg.Go(func() {
-			if err := f.run(t, reg, consumer.Config{Name: name}); err != nil {
-				t.Error(err)
+			if err := f.runWorker(reg, consumer.Config{Name: name}); err != nil {
+				t.Error(err) // Error, not Fatal: this is a goroutine of the test
 			}
 		})
 	}
 	wg.Wait()
 	if n := runs.Load(); n != 1 {
 		t.Errorf("long task ran %d times, want 1 (heartbeats keep the lease)", n)
+	}
+}
+
+// answersOn returns every answer stored on subject, in order.
+func answersOn(t *testing.T, f *fixture, subject string) []task.Answer {
+	t.Helper()
+	ctx := context.Background()
+	info, err := f.topo.Results.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []task.Answer
+	if info.State.Msgs == 0 {
+		return nil
+	}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := f.topo.Results.GetMsg(ctx, seq)
+		if err != nil || m.Subject != subject {
+			continue
+		}
+		var as []task.Answer
+		if err := json.Unmarshal(m.Data, &as); err != nil {
+			t.Fatalf("result body %s: %v", m.Data, err)
+		}
+		out = append(out, as...)
+	}
+	return out
+}
+
+// Every rejected message is dead-lettered once, with a reason, keeping its
+// original headers, and answered when it has a reply subject; nothing
+// loops, and the worker goes on to its sentinel.
+func TestRejectedMessagesDeadLetteredAndAnswered(t *testing.T) {
+	const q = "rej"
+	f := setup(t, q)
+	ws := task.WorkSubject(q, "r1")
+	reply := task.ResultSubject("m1")
+	hdr := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	K, R, I, C := task.HeaderKind, task.HeaderReply, task.HeaderIndex, task.HeaderChunk
+	// 0: a reply subject no stream stores: dead-lettered at once, never a loop.
+	f.publish(t, ws, hdr("Test-Case", "0", K, "square", R, "procq.nowhere.x", I, "0", task.HeaderMsgID, "m1.0"), `{"x":2}`)
+	// 1: malformed arguments with a reply: answered with the error, and dead-lettered.
+	f.publish(t, ws, hdr("Test-Case", "1", K, "square", R, reply, I, "1", task.HeaderRun, "m1"), `{"x":"two"}`)
+	// 2: a chunk without a reply whose first input succeeds and the second fails.
+	f.publish(t, ws, hdr("Test-Case", "2", K, "square", C, "2"), `[{"x":3},{"x":5000000000}]`)
+	// 3: a reply but no index: answered with index -1, and dead-lettered.
+	f.publish(t, ws, hdr("Test-Case", "3", K, "square", R, reply, task.HeaderRun, "m1"), `{"x":4}`)
+	// 4: sumsquares of null is refused, not answered 0.
+	f.publish(t, ws, hdr("Test-Case", "4", K, "sumsquares", R, reply, I, "4", task.HeaderRun, "m1"), `null`)
+	// 5: a message task with a reply answers {"result": null}; not dead-lettered.
+	f.publish(t, ws, hdr("Test-Case", "5", K, "message", R, reply, I, "5", task.HeaderRun, "m1"), `{"text":"hi"}`)
+	// 6: a message on the sentinel subject without Procq-Sentinel.
+	f.publish(t, task.SentinelSubject(q), hdr("Test-Case", "6", task.HeaderRun, "r1"), "not a sentinel")
+
+	reg := task.Builtins()
+	if err := reg.Register(task.KindMessage, consumer.MessageHandler(f.out, "C-1", 0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	f.startRun(t, q, "r1")
+	f.sentinel(t, q, "r1")
+	if err := f.run(t, reg, consumer.Config{Name: "C-1"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Each message carries its case number in a header of its own, which its
+	// dead letter must keep like every other original header.
+	dl := map[string]*jetstream.RawStreamMsg{}
+	for _, m := range deadLetters(t, f, q) {
+		c := m.Header.Get("Test-Case")
+		if dl[c] != nil {
+			t.Errorf("case %s dead-lettered twice", c)
+		}
+		dl[c] = m
+	}
+	want := map[string]struct{ subject, reason string }{
+		"0": {ws, `reply subject "procq.nowhere.x" is stored by no stream`},
+		"1": {ws, "input #1: bad task arguments"},
+		"2": {ws, "input 1 of the message: bad task arguments: x*x overflows int64 for x=5000000000"},
+		"3": {ws, `Procq-Index "" is not an index from 0`},
+		"4": {ws, `input #4: bad task arguments: want a JSON object, got "null"`},
+		"6": {task.SentinelSubject(q), "not a sentinel"},
+	}
+	if len(dl) != len(want) {
+		for c, m := range dl {
+			t.Logf("dead letter of case %s: %s", c, m.Header.Get(task.HeaderError))
+		}
+		t.Fatalf("%d dead letters, want %d (cases 0-4 and 6)", len(dl), len(want))
+	}
+	for c, w := range want {
+		m := dl[c]
+		if m == nil {
+			t.Errorf("case %s: no dead letter", c)
+			continue
+		}
+		if got := m.Header.Get(task.HeaderError); !strings.Contains(got, w.reason) {
+			t.Errorf("case %s: reason %q, want it to contain %q", c, got, w.reason)
+		}
+		if got := m.Header.Get(task.HeaderSubject); got != w.subject {
+			t.Errorf("case %s: %s = %q, want %q", c, task.HeaderSubject, got, w.subject)
+		}
+		if got := m.Header.Get(task.HeaderDelivered); got != "1" {
+			t.Errorf("case %s: delivered %q, want 1 (no loop)", c, got)
+		}
+	}
+	if got := dl["0"].Header.Get(task.HeaderOrigMsgID); got != "m1.0" {
+		t.Errorf("dead letter keeps the original id as %s = %q, want m1.0", task.HeaderOrigMsgID, got)
+	}
+	if got := dl["0"].Header.Get(task.HeaderMsgID); got != "" {
+		t.Errorf("dead letter carries %s %q, want none", task.HeaderMsgID, got)
+	}
+	if got := dl["0"].Header.Get(task.HeaderReply); got != "procq.nowhere.x" {
+		t.Errorf("dead letter lost its original %s: %q", task.HeaderReply, got)
+	}
+
+	answers := answersOn(t, f, reply)
+	byIndex := map[int]string{}
+	for _, a := range answers {
+		b, _ := json.Marshal(a.Outcomes)
+		byIndex[a.Index] = string(b)
+	}
+	wantAnswers := map[int]string{
+		1:  `[{"error":"input 0 of the message`, // prefix check below
+		-1: `[{"error":"Procq-Index \"\" is not an index from 0 on a task with Procq-Reply"}]`,
+		4:  `[{"error":"bad task arguments: want a JSON object, got \"null\""}]`,
+		5:  `[{"result":null}]`,
+	}
+	if len(byIndex) != len(wantAnswers) {
+		t.Errorf("answers %v, want indexes 1, -1, 4, 5", byIndex)
+	}
+	for idx, w := range wantAnswers {
+		got, ok := byIndex[idx]
+		switch {
+		case !ok:
+			t.Errorf("no answer for index %d", idx)
+		case idx == 1 && !strings.HasPrefix(got, `[{"error":"bad task arguments`):
+			t.Errorf("answer %d = %s, want a bad-arguments error", idx, got)
+		case idx != 1 && got != w:
+			t.Errorf("answer %d = %s, want %s", idx, got, w)
+		}
+	}
+	info, err := f.topo.Tasks.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 0 {
+		t.Errorf("%d messages left in the task stream, want 0", info.State.Msgs)
 	}
 }

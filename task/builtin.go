@@ -1,6 +1,7 @@
 package task
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -71,11 +72,16 @@ func SumSquares(ctx context.Context, n int64) (*big.Int, error) {
 }
 
 func sumSquaresHandler(ctx context.Context, raw json.RawMessage) (json.RawMessage, error) {
-	var args SumSquaresArgs
+	var args struct {
+		N *int64 `json:"n"`
+	}
 	if err := decodeArgs(raw, &args); err != nil {
 		return nil, err
 	}
-	sum, err := SumSquares(ctx, args.N)
+	if args.N == nil {
+		return nil, fmt.Errorf("%w: want {\"n\": integer}, got %.100s", ErrBadArgs, raw)
+	}
+	sum, err := SumSquares(ctx, *args.N)
 	if err != nil {
 		return nil, err
 	}
@@ -84,10 +90,17 @@ func sumSquaresHandler(ctx context.Context, raw json.RawMessage) (json.RawMessag
 }
 
 func squareHandler(ctx context.Context, raw json.RawMessage) (json.RawMessage, error) {
-	var args SquareArgs
-	if err := decodeArgs(raw, &args); err != nil {
+	var in struct {
+		X     *int64 `json:"x"`
+		Sleep string `json:"sleep"`
+	}
+	if err := decodeArgs(raw, &in); err != nil {
 		return nil, err
 	}
+	if in.X == nil {
+		return nil, fmt.Errorf("%w: want {\"x\": integer}, got %.100s", ErrBadArgs, raw)
+	}
+	args := SquareArgs{X: *in.X, Sleep: in.Sleep}
 	if args.Sleep != "" {
 		d, err := time.ParseDuration(args.Sleep)
 		if err != nil {
@@ -104,7 +117,12 @@ func squareHandler(ctx context.Context, raw json.RawMessage) (json.RawMessage, e
 	return json.Marshal(int64(lo))
 }
 
+// decodeArgs decodes a task's JSON object arguments; null, a missing body
+// or anything but an object is refused.
 func decodeArgs(raw json.RawMessage, v any) error {
+	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' {
+		return fmt.Errorf("%w: want a JSON object, got %.100q", ErrBadArgs, raw)
+	}
 	if err := json.Unmarshal(raw, v); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadArgs, err)
 	}

@@ -7,9 +7,29 @@ import (
 )
 
 // Outcome is the result of one input: Result on success, Error on failure.
+// On the wire it is exactly {"result": <JSON>} or {"error": "<text>"}; a
+// handler that returns no result gives {"result": null}.
 type Outcome struct {
 	Result json.RawMessage `json:"result,omitempty"`
 	Error  string          `json:"error,omitempty"`
+}
+
+var jsonNull = json.RawMessage("null")
+
+// MarshalJSON writes exactly one of the two outcome shapes.
+func (o Outcome) MarshalJSON() ([]byte, error) {
+	if o.Error != "" {
+		return json.Marshal(struct {
+			Error string `json:"error"`
+		}{o.Error})
+	}
+	r := o.Result
+	if len(r) == 0 {
+		r = jsonNull
+	}
+	return json.Marshal(struct {
+		Result json.RawMessage `json:"result"`
+	}{r})
 }
 
 // Answer is the result of one task message: the task's Procq-Index and one
@@ -40,4 +60,13 @@ func SplitArgs(body []byte, chunkHeader string) ([]json.RawMessage, error) {
 		return nil, fmt.Errorf("%w: %s says %d, body has %d", ErrBadArgs, HeaderChunk, n, len(args))
 	}
 	return args, nil
+}
+
+// ParseIndex parses a Procq-Index header: a decimal integer from 0.
+func ParseIndex(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%s %q is not an index from 0", HeaderIndex, s)
+	}
+	return n, nil
 }

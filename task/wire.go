@@ -40,6 +40,13 @@ const (
 	HeaderPipe = "Procq-Pipe"
 	// HeaderMsgID is the JetStream de-duplication header.
 	HeaderMsgID = "Nats-Msg-Id"
+	// HeaderOrigMsgID keeps a dead letter's original Nats-Msg-Id. It is
+	// renamed so that the dead-letter stream does not de-duplicate by it and
+	// a requeued copy is not taken for a duplicate of the original.
+	HeaderOrigMsgID = "Procq-Msg-Id"
+	// HeaderTrimmed is set on a dead letter whose body was cut to fit the
+	// broker's max payload: the original body's size in bytes.
+	HeaderTrimmed = "Procq-Trimmed"
 )
 
 // Stream and bucket names of the JetStream topology.
@@ -83,6 +90,17 @@ func ValidName(s string) error {
 // pool map): the run token lets a cancelled map's unfinished tasks be purged.
 func WorkSubject(queue, run string) string { return TasksPrefix + "." + queue + ".work." + run }
 
+// RunWorkPrefix is the prefix of the work subjects of one run: the run's
+// own (WorkSubject(queue, run)) and its maps' (WorkSubject(queue, run+"."+map)).
+func RunWorkPrefix(queue, run string) string { return WorkSubject(queue, run) }
+
+// IsRunWork reports whether subject is work of run: the run's own subject
+// or one below it.
+func IsRunWork(subject, queue, run string) bool {
+	p := RunWorkPrefix(queue, run)
+	return subject == p || len(subject) > len(p) && subject[:len(p)] == p && subject[len(p)] == '.'
+}
+
 // WorkFilter matches every work message of a queue, of any run.
 func WorkFilter(queue string) string { return TasksPrefix + "." + queue + ".work.>" }
 
@@ -112,3 +130,17 @@ func QueueOfFilter(filter string) string {
 	}
 	return filter
 }
+
+// PipeEOF is the value of HeaderPipe on the end-of-file marker, the last
+// message an end of a pipe publishes.
+const PipeEOF = "eof"
+
+// PipeSubject is the subject end ("a" or "b") of the named pipe publishes
+// on; its peer reads it.
+func PipeSubject(name, end string) string { return PipePrefix + "." + name + "." + end }
+
+// PipeFilter matches the messages of both ends of the named pipe.
+func PipeFilter(name string) string { return PipePrefix + "." + name + ".>" }
+
+// PipeKey is the key of an end's claim in PipeEndsBucket.
+func PipeKey(name, end string) string { return name + "." + end }
