@@ -42,7 +42,13 @@ type Topology struct {
 	Results  jetstream.Stream
 	Dead     jetstream.Stream
 	Runs     jetstream.KeyValue
+	// Presence holds a key per live consumer process (PresenceTTL).
+	Presence jetstream.KeyValue
 }
+
+// PresenceTTL is how long a consumer's presence key outlives its last
+// refresh; a live consumer refreshes it every PresenceTTL/4.
+const PresenceTTL = 8 * time.Second
 
 // DeadMaxAge is how long dead letters are kept.
 const DeadMaxAge = 7 * 24 * time.Hour
@@ -113,5 +119,14 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", task.RunsBucket, err)
 	}
-	return &Topology{Tasks: tasks, Consumer: cons, Results: results, Dead: dead, Runs: runs}, nil
+	presence, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      task.ConsumersBucket,
+		Description: "live consumer processes, one key each, gone when not refreshed",
+		Storage:     jetstream.MemoryStorage,
+		TTL:         PresenceTTL,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", task.ConsumersBucket, err)
+	}
+	return &Topology{Tasks: tasks, Consumer: cons, Results: results, Dead: dead, Runs: runs, Presence: presence}, nil
 }

@@ -252,7 +252,7 @@ func TestPoolInterrupted(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.mustExit(1, exitWait)
-	if !regexp.MustCompile(`map stopped with \d+ inputs unfinished \(\d+-19\): context canceled`).MatchString(p.stderr.String()) {
+	if !regexp.MustCompile(`map stopped with \d+ inputs unfinished \(\d+-19\): terminated signal received`).MatchString(p.stderr.String()) {
 		t.Errorf("stderr does not name the unfinished inputs:\n%s", p.stderr)
 	}
 	if strings.Contains(p.stderr.String(), "consumer process failed") {

@@ -3,6 +3,7 @@ package producer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -10,7 +11,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nuid"
 
 	"github.com/procq/procq/broker"
 	"github.com/procq/procq/task"
@@ -22,6 +22,11 @@ type Queue struct {
 	js   jetstream.JetStream
 	topo *broker.Topology
 	log  *slog.Logger
+
+	// PutTimeout is how long Put and End wait for room in a full queue
+	// (queue.max_messages) before they fail, like a bounded Python
+	// Queue(maxsize).put(timeout=...). Defaults to 30s.
+	PutTimeout time.Duration
 }
 
 // NewQueue returns a Queue for the queue topo was declared for.
@@ -29,24 +34,11 @@ func NewQueue(name string, js jetstream.JetStream, topo *broker.Topology, logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Queue{name: name, js: js, topo: topo, log: logger}
+	return &Queue{name: name, js: js, topo: topo, log: logger, PutTimeout: 30 * time.Second}
 }
 
-// Begin opens a new run: it removes sentinels left over from earlier runs
-// and records the run as the queue's current one, so that only this run's
-// sentinels stop consumers. It returns the run id.
-func (q *Queue) Begin(ctx context.Context) (string, error) {
-	run := nuid.Next()
-	if err := q.topo.Tasks.Purge(ctx, jetstream.WithPurgeSubject(task.SentinelSubject(q.name))); err != nil {
-		return "", fmt.Errorf("purge stale sentinels: %w", err)
-	}
-	rec := task.RunRecord{Run: run, State: task.RunOpen, Started: time.Now().UTC()}
-	if err := q.putRecord(ctx, rec); err != nil {
-		return "", err
-	}
-	q.log.InfoContext(ctx, "run started", "run", run, "queue", q.name)
-	return run, nil
-}
+// Name is the queue's name.
+func (q *Queue) Name() string { return q.name }
 
 // Put publishes one task of run at index and waits for the stream to store
 // it. The message id run.index makes a retried Put store it once.
@@ -56,10 +48,47 @@ func (q *Queue) Put(ctx context.Context, run string, index int, kind string, arg
 		return fmt.Errorf("put %s #%d: %w", kind, index, err)
 	}
 	msg := q.taskMsg(run, index, kind, body)
-	if _, err := q.js.PublishMsg(ctx, msg); err != nil {
+	if err := q.publish(ctx, msg); err != nil {
 		return fmt.Errorf("put %s #%d: %w", kind, index, err)
 	}
 	return nil
+}
+
+// publish stores msg, waiting up to PutTimeout for room while the queue
+// is full; a full queue never drops queued work (DiscardNew), it pushes
+// back. Its Nats-Msg-Id makes a retried publish store it once.
+func (q *Queue) publish(ctx context.Context, msg *nats.Msg) error {
+	var deadline time.Time
+	for {
+		_, err := q.js.PublishMsg(ctx, msg)
+		if err == nil || !isFull(err) {
+			return err
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(q.PutTimeout)
+			q.log.WarnContext(ctx, "queue full, waiting for room", "queue", q.name,
+				"waiting_for", "consumers to take work", "timeout", q.PutTimeout)
+		}
+		if time.Now().After(deadline) {
+			return &FullError{Queue: q.name, Waited: q.PutTimeout}
+		}
+		if err := task.Sleep(ctx, fullRetry); err != nil {
+			return err
+		}
+	}
+}
+
+// fullRetry is how often a put retries while the queue is full.
+const fullRetry = 100 * time.Millisecond
+
+// errCodeStoreFailed is JetStream's error code for a publish the stream
+// refused to store, e.g. "maximum messages exceeded" under DiscardNew.
+const errCodeStoreFailed jetstream.ErrorCode = 10077
+
+// isFull reports whether a publish failed because the stream is full.
+func isFull(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStoreFailed
 }
 
 func (q *Queue) taskMsg(run string, index int, kind string, body []byte) *nats.Msg {
@@ -71,24 +100,15 @@ func (q *Queue) taskMsg(run string, index int, kind string, body []byte) *nats.M
 	return m
 }
 
-// End puts n sentinels of run, one per consumer, and records the run as
-// closed.
+// End puts n sentinels of run, one per consumer, waiting for room in a
+// full queue, and records the run as closed.
 func (q *Queue) End(ctx context.Context, run string, n int) error {
-	for i := range n {
-		m := &nats.Msg{Subject: task.SentinelSubject(q.name), Header: nats.Header{}}
-		m.Header.Set(task.HeaderSentinel, "1")
-		m.Header.Set(task.HeaderRun, run)
-		m.Header.Set(task.HeaderMsgID, run+".sentinel."+strconv.Itoa(i))
-		if _, err := q.js.PublishMsg(ctx, m); err != nil {
-			return fmt.Errorf("put sentinel %d: %w", i, err)
-		}
+	if err := q.putSentinels(ctx, run, n, "end"); err != nil {
+		return err
 	}
 	rec := task.RunRecord{Run: run, State: task.RunClosed, Sentinels: n, Started: time.Now().UTC()}
-	if e, err := q.topo.Runs.Get(ctx, q.name); err == nil {
-		var old task.RunRecord
-		if json.Unmarshal(e.Value(), &old) == nil && old.Run == run {
-			rec.Started = old.Started
-		}
+	if old, err := q.record(ctx); err == nil && old.Run == run {
+		rec.Started = old.Started
 	}
 	if err := q.putRecord(ctx, rec); err != nil {
 		return err

@@ -33,6 +33,12 @@ type SpawnConfig struct {
 	// StopGrace is how long a child has to exit after SIGTERM before it is
 	// killed. Defaults to 15s.
 	StopGrace time.Duration
+	// Run, when set, is passed to every child as --run: the run it serves.
+	Run string
+	// Handback, when set, gets the ack subjects of the messages a child
+	// held when it died, which it reported on a pipe (--holds-fd 3), so
+	// they can be handed back at once instead of after their lease.
+	Handback func(ackSubjects []string)
 }
 
 // ChildError says which children failed.
@@ -56,6 +62,8 @@ type Group struct {
 	fail []string
 	pids map[string]int
 
+	live   int           // children running or being replaced
+	dead   chan struct{} // closed when every child failed for good
 	cancel context.CancelFunc
 }
 
@@ -69,65 +77,125 @@ func Spawn(ctx context.Context, cfg SpawnConfig, logger *slog.Logger) (*Group, e
 		return nil, fmt.Errorf("consumer executable: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	g := &Group{cfg: cfg, log: logger, pids: make(map[string]int), cancel: cancel}
+	g := &Group{cfg: cfg, log: logger, pids: make(map[string]int), cancel: cancel,
+		live: len(cfg.Names), dead: make(chan struct{})}
 	for _, name := range cfg.Names {
-		cmd, err := g.start(ctx, name)
+		c, err := g.start(ctx, name)
 		if err != nil {
 			// Stop and join the children already started.
 			cancel()
 			g.wg.Wait()
 			return nil, err
 		}
-		g.wg.Go(func() { g.supervise(ctx, name, cmd) })
+		g.wg.Go(func() { g.supervise(ctx, name, c) })
 	}
 	return g, nil
 }
 
-func (g *Group) start(ctx context.Context, name string) (*exec.Cmd, error) {
+// child is one started consumer process and what it reports it holds.
+type child struct {
+	cmd   *exec.Cmd
+	holds *holdSet // nil without Handback
+}
+
+func (g *Group) start(ctx context.Context, name string) (*child, error) {
 	args := append(append([]string{}, g.cfg.Args...), "--name", name)
+	if g.cfg.Run != "" {
+		args = append(args, "--run", g.cfg.Run)
+	}
 	cmd := exec.CommandContext(ctx, g.cfg.Path, args...)
 	cmd.Env = append(os.Environ(), g.cfg.Env...)
 	cmd.Stdout, cmd.Stderr = g.cfg.Stdout, g.cfg.Stderr
 	cmd.SysProcAttr = childAttr()
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = g.cfg.StopGrace
-	if err := cmd.Start(); err != nil {
+	c := &child{cmd: cmd}
+	var pw *os.File
+	if g.cfg.Handback != nil {
+		pr, w, err := os.Pipe()
+		if err != nil {
+			return nil, fmt.Errorf("start consumer %s: %w", name, err)
+		}
+		pw = w
+		cmd.ExtraFiles = []*os.File{pw} // fd 3 in the child
+		cmd.Args = append(cmd.Args, "--holds-fd", "3")
+		c.holds = readHolds(pr)
+	}
+	err := cmd.Start()
+	if pw != nil {
+		_ = pw.Close() // the child has its copy; EOF comes when it exits
+	}
+	if err != nil {
+		if c.holds != nil {
+			c.holds.wait()
+		}
 		return nil, fmt.Errorf("start consumer %s: %w", name, err)
 	}
 	g.mu.Lock()
 	g.pids[name] = cmd.Process.Pid
 	g.mu.Unlock()
-	g.log.Info("consumer process started", "consumer", name, "child_pid", cmd.Process.Pid)
-	return cmd, nil
+	g.log.Info("consumer process started", "consumer", name, "child_pid", cmd.Process.Pid, "run", g.cfg.Run)
+	return c, nil
 }
 
 // supervise waits for a child, replacing it while it dies and restarts
 // remain.
-func (g *Group) supervise(ctx context.Context, name string, cmd *exec.Cmd) {
+func (g *Group) supervise(ctx context.Context, name string, c *child) {
 	for restarts := 0; ; restarts++ {
-		err := cmd.Wait()
-		pid := cmd.Process.Pid
+		err := c.cmd.Wait()
+		pid := c.cmd.Process.Pid
+		if c.holds != nil {
+			if held := c.holds.wait(); len(held) > 0 {
+				g.log.Warn("handing back what the consumer held", "consumer", name, "child_pid", pid, "messages", len(held))
+				g.cfg.Handback(held)
+			}
+		}
 		// Wait reports a cancelled context even when the child, told to
 		// stop, exited 0: that is a clean stop.
-		if err == nil || cmd.ProcessState != nil && cmd.ProcessState.Success() {
+		if err == nil || c.cmd.ProcessState != nil && c.cmd.ProcessState.Success() {
 			g.log.Info("consumer process exited", "consumer", name, "child_pid", pid, "code", 0)
+			g.exited(false)
 			return
 		}
-		code := cmd.ProcessState.ExitCode()
+		code := c.cmd.ProcessState.ExitCode()
 		g.log.Warn("consumer process failed", "consumer", name, "child_pid", pid, "code", code, "error", err)
 		if ctx.Err() != nil || code == exitUsage || restarts >= g.cfg.MaxRestarts {
 			g.failed(fmt.Sprintf("%s (pid %d: %v)", name, pid, err))
+			g.exited(true)
 			return
 		}
 		fmt.Fprintf(g.cfg.Stdout, "Producer: consumer %s (pid %d) died (%v); starting a replacement\n", name, pid, err)
 		next, serr := g.start(ctx, name)
 		if serr != nil {
 			g.failed(fmt.Sprintf("%s (%v)", name, serr))
+			g.exited(true)
 			return
 		}
-		cmd = next
+		c = next
 	}
 }
+
+// exited counts a child gone for good; when the last one failed, Dead is
+// closed.
+func (g *Group) exited(failed bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.live--
+	if g.live == 0 && len(g.fail) > 0 && failed {
+		close(g.dead)
+	}
+}
+
+// Live is how many children are running (or being replaced).
+func (g *Group) Live() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.live
+}
+
+// Dead is closed when every child is gone and the last one failed: nobody
+// is left to do the work.
+func (g *Group) Dead() <-chan struct{} { return g.dead }
 
 func (g *Group) failed(s string) {
 	g.mu.Lock()

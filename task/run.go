@@ -28,3 +28,13 @@ type RunRecord struct {
 	Sentinels int       `json:"sentinels"`
 	Started   time.Time `json:"started"`
 }
+
+// Presence is the value of a consumer's key in ConsumersBucket.
+type Presence struct {
+	Name    string    `json:"name"`
+	PID     int       `json:"pid"`
+	Host    string    `json:"host"`
+	Queue   string    `json:"queue"`
+	Run     string    `json:"run,omitempty"`
+	Started time.Time `json:"started"`
+}

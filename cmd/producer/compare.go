@@ -59,8 +59,8 @@ func runCompare(cmd *cobra.Command, _ []string) error {
 	}
 	defer s.close()
 	var parTime time.Duration
-	err = s.withWorkers(ctx, tasks, func(ctx context.Context, q *producer.Queue, _ string, g *producer.Group) error {
-		pool := producer.NewPool(q, producer.PoolConfig{ChunkSize: 1, Workers: tasks, Label: "Parallel"})
+	err = s.withWorkers(ctx, tasks, func(ctx context.Context, r *producer.Run) error {
+		pool := producer.NewPool(r.Queue(), producer.PoolConfig{ChunkSize: 1, Workers: tasks, Label: "Parallel", Run: r.ID()})
 		args := make([]any, tasks)
 		for i := range args {
 			args[i] = task.SumSquaresArgs{N: n}
@@ -77,7 +77,7 @@ func runCompare(cmd *cobra.Command, _ []string) error {
 			}
 		}
 		fmt.Fprintf(out, "Multiprocessed execution time (CPU-bound): %.3f s\n", parTime.Seconds())
-		printProcessFacts(out, g)
+		printProcessFacts(out, r.Group())
 		return nil
 	})
 	if err != nil {

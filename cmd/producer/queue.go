@@ -51,7 +51,7 @@ func runQueue(cmd *cobra.Command, _ []string) error {
 
 func (s *session) queueDemo(ctx context.Context, cmd *cobra.Command) error {
 	n := s.cfg.Consumers.Count
-	return s.withWorkers(ctx, n, func(ctx context.Context, q *producer.Queue, run string, _ *producer.Group) error {
+	return s.withWorkers(ctx, n, func(ctx context.Context, r *producer.Run) error {
 		demo := producer.QueueDemo{
 			Messages:  s.cfg.Queue.Messages,
 			PauseMin:  s.cfg.Queue.PauseMin,
@@ -59,6 +59,6 @@ func (s *session) queueDemo(ctx context.Context, cmd *cobra.Command) error {
 			Consumers: n,
 			Out:       cmd.OutOrStdout(),
 		}
-		return demo.Run(ctx, q, run)
+		return demo.Run(ctx, r.Queue(), r.ID())
 	})
 }

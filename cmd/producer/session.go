@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -66,21 +67,10 @@ func (s *session) close() {
 	_ = s.closer.Close()
 }
 
-// spawn starts consumers.count consumer processes named C-1, C-2, ... with
-// this session's configuration and broker, or returns nil when
-// consumers.spawn is off.
-func (s *session) spawn(ctx context.Context, n int) (*producer.Group, error) {
-	names := make([]string, n)
-	for i := range names {
-		names[i] = "C-" + strconv.Itoa(i+1)
-	}
-	return s.spawnProcs(ctx, nil, names, s.cfg.Consumers.MaxRestarts)
-}
-
-// spawnProcs starts one consumer process per name with args (a subcommand
-// and its flags), this session's configuration and broker, or returns nil
-// when consumers.spawn is off.
-func (s *session) spawnProcs(ctx context.Context, args, names []string, restarts int) (*producer.Group, error) {
+// spawnConfig says how this session starts consumer processes named
+// names with args (a subcommand and its flags), its configuration and its
+// broker; nil when consumers.spawn is off.
+func (s *session) spawnConfig(args, names []string, restarts int) (*producer.SpawnConfig, error) {
 	if !s.cfg.Consumers.Spawn {
 		return nil, nil
 	}
@@ -95,14 +85,33 @@ func (s *session) spawnProcs(ctx context.Context, args, names []string, restarts
 	if s.cfg.File != "" {
 		args = append([]string{"--config", s.cfg.File}, args...)
 	}
-	return producer.Spawn(ctx, producer.SpawnConfig{
+	return &producer.SpawnConfig{
 		Path:        path,
 		Args:        args,
 		Env:         env,
 		Names:       names,
 		MaxRestarts: restarts,
 		Stdout:      s.childOut,
-	}, s.log)
+	}, nil
+}
+
+// spawnProcs starts one consumer process per name, not bound to a run
+// (the pipe receiver), or returns nil when consumers.spawn is off.
+func (s *session) spawnProcs(ctx context.Context, args, names []string, restarts int) (*producer.Group, error) {
+	sc, err := s.spawnConfig(args, names, restarts)
+	if sc == nil || err != nil {
+		return nil, err
+	}
+	return producer.Spawn(ctx, *sc, s.log)
+}
+
+// consumerNames are C-1, C-2, ... C-n.
+func consumerNames(n int) []string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = "C-" + strconv.Itoa(i+1)
+	}
+	return names
 }
 
 // consumerPath is consumers.path, or the consumer executable beside this one.
@@ -125,35 +134,40 @@ func join(g *producer.Group, err error) error {
 	return errors.Join(err, g.Wait())
 }
 
-// withWorkers runs fn as one run of the queue served by n consumer
-// processes: it opens the run, spawns the consumers (when consumers.spawn)
-// and waits until they are idle and connected, runs fn, then puts one
-// sentinel per consumer and joins the children, like the seed's main
-// process does.
-func (s *session) withWorkers(ctx context.Context, n int, fn func(ctx context.Context, q *producer.Queue, run string, g *producer.Group) error) error {
+// withWorkers runs fn as one run of the queue served by n consumers (see
+// producer.Run): it begins the run, spawns the consumers (when
+// consumers.spawn) and waits until they pull, runs fn with a context that
+// ends when no consumer is left, then puts one sentinel per consumer and
+// joins the children, like the seed's main process does.
+func (s *session) withWorkers(ctx context.Context, n int, fn func(ctx context.Context, r *producer.Run) error) error {
 	q := producer.NewQueue(s.cfg.Queue.Name, s.js, s.topo, s.log)
-	run, err := q.Begin(ctx)
+	q.PutTimeout = 30 * time.Second // TODO(config): queue.put_timeout
+	sc, err := s.spawnConfig(nil, consumerNames(n), s.cfg.Consumers.MaxRestarts)
+	if err != nil {
+		return err
+	}
+	r, err := producer.Begin(ctx, q, producer.RunConfig{
+		Consumers:    n,
+		Spawn:        sc,
+		ReadyTimeout: s.cfg.Broker.ConnectTimeout,
+		IdleTimeout:  30 * time.Second, // TODO(config): pool.idle_timeout
+	})
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	group, err := s.spawn(ctx, n)
-	if err != nil {
-		return err
-	}
-	if group != nil {
-		// An idle consumer process keeps one pull request waiting.
-		err = q.WaitReady(ctx, n, s.cfg.Broker.ConnectTimeout)
+	err = r.Spawn(ctx)
+	if err == nil {
+		wctx, stop := r.Watch(ctx)
+		err = fn(wctx, r)
+		stop()
 	}
 	if err == nil {
-		err = fn(ctx, q, run, group)
-	}
-	if err == nil {
-		err = q.End(ctx, run, n)
+		err = r.End(ctx)
 	}
 	if err != nil {
 		cancel() // stop the children rather than wait for sentinels never sent
 	}
-	return join(group, err)
+	return errors.Join(s.withStoreFacts(err), r.Join(ctx))
 }

@@ -50,6 +50,9 @@ its sentinel (or on SIGINT/SIGTERM, after finishing the task in hand).`,
 	f.String("name", "", "consumer name in output and logs (default C-<pid>)")
 	f.String("queue", "", "queue name (queue.name)")
 	f.Int("concurrency", 0, "tasks run at once (consumers.concurrency)")
+	f.String("run", "", "the run this consumer serves; set by a producer that spawns it")
+	f.Int("holds-fd", 0, "file descriptor to report held messages on; set by a producer that spawns it")
+	_ = f.MarkHidden("holds-fd")
 	root.AddCommand(newPipeCmd())
 	return root
 }
@@ -93,9 +96,27 @@ func runWorker(cmd *cobra.Command, reg *task.Registry) error {
 			return err
 		}
 	}
-	w, err := consumer.New(cfg.WorkerConfig(name, out), js, topo, reg, logger)
+	wcfg := cfg.WorkerConfig(name, out)
+	wcfg.Run, _ = cmd.Flags().GetString("run")
+	if fd, _ := cmd.Flags().GetInt("holds-fd"); fd > 0 {
+		holds := os.NewFile(uintptr(fd), "holds")
+		defer holds.Close()
+		wcfg.Holds = holds
+	}
+	w, err := consumer.New(wcfg, js, topo, reg, logger)
 	if err != nil {
 		return err
 	}
-	return w.Run(ctx)
+	if wcfg.Run == "" {
+		return w.Run(ctx)
+	}
+	// A spawned consumer lives as long as its producer: when the producer
+	// dies it stops, hands back what it holds, and exits 1 (orphaned), so
+	// a supervisor sees a failure.
+	wctx, stop := watchParent(ctx, logger)
+	err = w.Run(wctx)
+	if orphan := stop(); orphan != nil {
+		return orphan
+	}
+	return err
 }

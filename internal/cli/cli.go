@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/nats-io/nats.go"
@@ -57,9 +58,27 @@ func ExitCode(err error) int {
 	}
 }
 
+// PanicError is a panic recovered in a command: a bug, exit code 1 (the
+// Go runtime's own code for a panic, 2, is kept for bad usage).
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("internal error: panic: %v\n%s", e.Value, e.Stack)
+}
+
 // Execute runs root with a context cancelled by SIGINT or SIGTERM, prints
-// the error, if any, to stderr, and returns the exit code.
-func Execute(root *cobra.Command, stderr io.Writer) int {
+// the error, if any, to stderr, and returns the exit code. A panic in the
+// command is recovered and exits 1.
+func Execute(root *cobra.Command, stderr io.Writer) (code int) {
+	defer func() {
+		if v := recover(); v != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", root.Name(), &PanicError{Value: v, Stack: debug.Stack()})
+			code = ExitFailure
+		}
+	}()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root.SilenceErrors = true
