@@ -37,8 +37,13 @@ const headerRoom = 4 << 10
 // sends what has piled up while it waited for the previous confirmation
 // together: no wait when the worker is idle, far fewer broker messages when
 // it is busy with many small tasks.
-func (w *Worker) resultLoop() {
+//
+// Once the worker is stopping (stop ends) and a store has failed, it stops
+// trying: the rest is handed back at once for another consumer, so that a
+// failing broker cannot hold a stop for publishTimeout per batch.
+func (w *Worker) resultLoop(stop context.Context) {
 	ctx := context.Background()
+	giveUp := false
 	for {
 		first, ok := <-w.results
 		if !ok {
@@ -58,7 +63,15 @@ func (w *Worker) resultLoop() {
 			}
 		}
 		for _, group := range byReply(batch) {
-			w.settleAll(ctx, group, w.storeAnswers(group))
+			if giveUp {
+				for _, f := range group {
+					w.nak(ctx, f.job.msg, 0, "hand back on stop")
+				}
+				continue
+			}
+			err := w.storeAnswers(group)
+			w.settleAll(ctx, group, err)
+			giveUp = err != nil && stop.Err() != nil
 		}
 	}
 }
@@ -101,43 +114,44 @@ func (w *Worker) settleAll(ctx context.Context, group []finished, err error) {
 
 // storeAnswers publishes the answers of one reply subject in as few
 // messages as the broker's max payload allows and waits until the stream
-// stores them all. An answer too large for any message becomes an error
-// for each of its inputs.
+// stores them all. An answer too large for one message travels in parts
+// (each an answer for a run of its inputs); a single result too large for
+// any message becomes that input's error.
 func (w *Worker) storeAnswers(group []finished) error {
 	limit := w.maxPayload - headerRoom
+	var pieces []piece
+	for i := range group {
+		pieces = append(pieces, w.pieces(&group[i], limit)...)
+	}
 	var futures []jetstream.PubAckFuture
 	var body []byte
-	n := 0
+	var in []piece
 	flush := func() error {
-		if n == 0 {
+		if len(in) == 0 {
 			return nil
 		}
 		body = append(body, ']')
-		f, err := w.js.PublishMsgAsync(w.resultMsg(group, n, body))
-		body, n = nil, 0
+		f, err := w.js.PublishMsgAsync(w.resultMsg(group, in, body))
+		body, in = nil, nil
 		if err != nil {
 			return err
 		}
 		futures = append(futures, f)
 		return nil
 	}
-	for i := range group {
-		b, err := w.encodeAnswer(&group[i], limit)
-		if err != nil {
-			return err
-		}
-		if n > 0 && len(body)+len(b)+1 > limit {
+	for _, p := range pieces {
+		if len(in) > 0 && len(body)+len(p.b)+1 > limit {
 			if err := flush(); err != nil {
 				return err
 			}
 		}
-		if n == 0 {
+		if len(in) == 0 {
 			body = append(body, '[')
 		} else {
 			body = append(body, ',')
 		}
-		body = append(body, b...)
-		n++
+		body = append(body, p.b...)
+		in = append(in, p)
 	}
 	if err := flush(); err != nil {
 		return err
@@ -145,36 +159,59 @@ func (w *Worker) storeAnswers(group []finished) error {
 	return awaitAll(futures)
 }
 
-// encodeAnswer encodes f's answer; one over limit is replaced by an error
-// per input that says so.
-func (w *Worker) encodeAnswer(f *finished, limit int) ([]byte, error) {
-	b, err := json.Marshal(f.answer)
-	if err != nil || len(b) <= limit {
-		return b, err
-	}
-	why := fmt.Sprintf("result of %d bytes is over the broker's max payload of %d bytes", len(b), w.maxPayload)
-	f.job.log.Warn("answer too large, answered with an error", "bytes", len(b), "max_payload", w.maxPayload)
-	out := make([]task.Outcome, len(f.answer.Outcomes))
-	for i := range out {
-		out[i].Error = why
-	}
-	f.answer.Outcomes = out
-	if f.dead == "" {
-		f.dead = why
-	}
-	return json.Marshal(f.answer)
+// piece is one encoded answer, or a part of one.
+type piece struct {
+	b     []byte
+	whole bool
 }
 
-// resultMsg is one result message of group carrying n answers.
-func (w *Worker) resultMsg(group []finished, n int, body []byte) *nats.Msg {
+// answerOverhead bounds what an answer adds to its outcomes' encoding.
+const answerOverhead = 64
+
+// pieces encodes f's answer, in parts where it is over limit.
+func (w *Worker) pieces(f *finished, limit int) []piece {
+	if b, err := json.Marshal(f.answer); err == nil && len(b) <= limit {
+		return []piece{{b: b, whole: true}}
+	}
+	outs := f.answer.Outcomes
+	var out []piece
+	for start := 0; start < len(outs); {
+		size, end := answerOverhead, start
+		for end < len(outs) {
+			ob, _ := json.Marshal(outs[end])
+			if size+len(ob)+1 <= limit {
+				size += len(ob) + 1
+				end++
+				continue
+			}
+			if end > start {
+				break
+			}
+			why := fmt.Sprintf("result of %d bytes is over the broker's max payload of %d bytes", len(ob), w.maxPayload)
+			f.job.log.Warn("result too large, answered with an error", "input", f.answer.Index+end, "bytes", len(ob))
+			outs[end] = task.Outcome{Error: why}
+			if f.dead == "" {
+				f.dead = fmt.Sprintf("input #%d: %s", f.answer.Index+end, why)
+			}
+		}
+		b, _ := json.Marshal(task.Answer{Index: f.answer.Index + start, Outcomes: outs[start:end]})
+		out = append(out, piece{b: b})
+		start = end
+	}
+	f.job.log.Info("answer sent in parts", "parts", len(out))
+	return out
+}
+
+// resultMsg is one result message of group carrying the pieces in.
+func (w *Worker) resultMsg(group []finished, in []piece, body []byte) *nats.Msg {
 	first := group[0].job
 	res := &nats.Msg{Subject: first.reply, Data: body, Header: nats.Header{}}
 	res.Header.Set(task.HeaderRun, first.run)
 	res.Header.Set(task.HeaderConsumer, w.cfg.Name)
-	if n == 1 && len(group) == 1 && first.index >= 0 {
+	if len(group) == 1 && len(in) == 1 && in[0].whole && first.index >= 0 {
 		// A redelivered task's second result carries the same id and is
 		// dropped by the results stream; the producer also keeps only the
-		// first answer per index, which covers batches.
+		// first answer per index, which covers batches and parts.
 		res.Header.Set(task.HeaderMsgID, task.MsgID(first.run, first.index))
 	}
 	return res

@@ -152,6 +152,10 @@ func (w *Worker) runAll(ctx context.Context, j *job) []task.Outcome {
 			}
 			continue
 		}
+		if len(res) > 0 && !json.Valid(res) {
+			out[i].Error = "task returned invalid JSON"
+			continue
+		}
 		out[i].Result = res
 	}
 	return out
@@ -191,8 +195,18 @@ func (w *Worker) answerFailed(ctx context.Context, j *job, err error) (why strin
 		return fmt.Sprintf("answer not stored after %d deliveries: %v", j.attempt, err), true
 	}
 	j.log.ErrorContext(ctx, "answer not stored, task handed back", "error", err, "reply", j.reply)
+	w.notice(j, err)
 	w.nak(ctx, j.msg, backoff(j.attempt), "hand back unanswered task")
 	return "", false
+}
+
+// notice tells the task's producer, over core NATS, that its answer could
+// not be stored; the producer fails the map when its results keep failing.
+func (w *Worker) notice(j *job, err error) {
+	if j.run == "" {
+		return
+	}
+	_ = w.js.Conn().Publish(task.NoticeSubject(j.run), []byte(truncate(err.Error(), 1024)))
 }
 
 // backoff is the delay before a task whose answer or dead letter could not

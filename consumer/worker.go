@@ -88,6 +88,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	leaseCtx, stopLeases := context.WithCancel(context.WithoutCancel(ctx))
 	var keeper sync.WaitGroup
 	keeper.Go(func() { w.leases.keep(leaseCtx) })
+	keeper.Go(func() { w.announce(leaseCtx) })
 
 	w.results = make(chan finished, ackQueue)
 	msgs := make(chan jetstream.Msg, w.prefetch())
@@ -112,7 +113,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		})
 	}
 	var acker sync.WaitGroup
-	acker.Go(w.resultLoop)
+	acker.Go(func() { w.resultLoop(ctx) })
 	loopsDone := make(chan struct{})
 	var grace sync.WaitGroup
 	grace.Go(func() { w.graceTimer(ctx, loopsDone, cancelWork) })

@@ -33,6 +33,9 @@ type PoolConfig struct {
 	// answered (unordered) or not yet yielded (ordered). It bounds memory
 	// for any number of inputs. Defaults to 1024.
 	Window int
+	// Run, when set, is the run the map belongs to (see Run): its tasks go
+	// on the run's subjects, so the run's sentinels wait for them.
+	Run string
 	// Label, when set, names each task message "<Label>-<n>" (n from 1) in
 	// a Procq-Label header: the consumer prints its start and finish lines
 	// with its PID, as the Process demo shows.
@@ -156,9 +159,14 @@ func (p *Pool) ImapUnordered(ctx context.Context, kind string, args iter.Seq[any
 
 func (p *Pool) stream(ctx context.Context, kind string, args iter.Seq[any], chunk int, ordered bool) iter.Seq2[Result, error] {
 	return func(yield func(Result, error) bool) {
+		id := nuid.Next()
+		subject := task.WorkSubject(p.q.name, id)
+		if p.cfg.Run != "" {
+			subject = task.WorkSubject(p.q.name, p.cfg.Run+"."+id)
+		}
 		m := &mapping{
-			pool: p, kind: kind, id: nuid.Next(), chunk: chunk, ordered: ordered,
-			pending: make(map[int]int), slots: make(chan struct{}, p.cfg.Window),
+			pool: p, kind: kind, id: id, subject: subject, chunk: chunk, ordered: ordered,
+			pending: make(map[int]int), parts: make(map[int]*partial), slots: make(chan struct{}, p.cfg.Window),
 			sent: make(chan sentChunk, p.cfg.Window), fatal: make(chan error, 1),
 			notSubmitted: -1,
 		}
@@ -170,17 +178,20 @@ func (p *Pool) stream(ctx context.Context, kind string, args iter.Seq[any], chun
 type mapping struct {
 	pool    *Pool
 	kind    string
-	id      string // the map's run id: its task subject and result subject
+	id      string // the map's id: its result subject and message ids
+	subject string // its tasks' subject
 	chunk   int
 	ordered bool
 	slots   chan struct{} // the window: one token per task message in flight
 
+	notices  <-chan string  // consumers' reports of results they could not store
 	sent     chan sentChunk // published asynchronously, awaiting the stream's ack
 	fatal    chan error     // a chunk the stream would not store
 	received int            // result messages read, for trim
 
 	mu           sync.Mutex
-	pending      map[int]int // first index -> inputs, of chunks without a result
+	pending      map[int]int      // first index -> inputs, of chunks without a result
+	parts        map[int]*partial // chunks whose answer arrives in parts
 	notSubmitted int
 }
 
@@ -207,6 +218,20 @@ func (m *mapping) run(ctx context.Context, args iter.Seq[any], yield func(Result
 		yield(Result{}, &IncompleteError{NotSubmitted: 0, Err: err})
 		return
 	}
+	notices := make(chan string, 1)
+	noticeSub, err := m.pool.q.js.Conn().Subscribe(task.NoticeSubject(m.id), func(n *nats.Msg) {
+		select {
+		case notices <- string(n.Data):
+		default: // one pending report is enough to judge by
+		}
+	})
+	if err != nil {
+		stopResults()
+		yield(Result{}, &IncompleteError{NotSubmitted: 0, Err: err})
+		return
+	}
+	defer func() { _ = noticeSub.Unsubscribe() }()
+	m.notices = notices
 	pubDone := make(chan published, 1)
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -214,12 +239,25 @@ func (m *mapping) run(ctx context.Context, args iter.Seq[any], yield func(Result
 		pubDone <- m.publish(ctx, args)
 	})
 	wg.Go(func() { m.confirm(ctx) })
+	wg.Go(func() { m.keepLease(ctx) })
 
+	// The goroutines are stopped and the broker cleaned up however the map
+	// ends: completed, failed, broken out of, or a panic in the caller's
+	// loop body (which unwinds through yield).
+	early := true
+	var once sync.Once
+	finish := func() {
+		once.Do(func() {
+			cancel()
+			stopResults()
+			wg.Wait()
+			m.cleanup(ctx, early, log)
+		})
+	}
+	defer finish()
 	cause := m.collect(ctx, results, pubDone, yield)
-	cancel()
-	stopResults()
-	wg.Wait()
-	m.cleanup(ctx, cause != nil, log)
+	early = cause != nil
+	finish()
 	if cause != nil && !errors.Is(cause, errStopped) {
 		// Built once the publisher has stopped, so it knows what was
 		// never submitted.
@@ -337,6 +375,7 @@ func (m *mapping) send(ctx context.Context, start int, batch []json.RawMessage) 
 	q := m.pool.q
 	var body []byte
 	msg := q.taskMsg(m.id, start, m.kind, nil)
+	msg.Subject = m.subject
 	if len(batch) == 1 {
 		body = batch[0]
 	} else {
@@ -382,10 +421,6 @@ func (m *mapping) confirm(ctx context.Context) {
 	}
 }
 
-// errCodeStoreFailed is JetStream's error code for a publish the stream
-// refused to store, e.g. "maximum messages exceeded" under DiscardNew.
-const errCodeStoreFailed jetstream.ErrorCode = 10077
-
 func (m *mapping) resend(ctx context.Context, msg *nats.Msg) error {
 	q := m.pool.q
 	for {
@@ -415,6 +450,7 @@ func (m *mapping) collect(ctx context.Context, results <-chan jetstream.Msg, pub
 	next := 0    // ordered: the next index to yield
 	buf := map[int][]Result{}
 	var pubErr error
+	var failing storeFailures
 	emit := func(rs []Result) bool {
 		for _, r := range rs {
 			if !yield(r, nil) {
@@ -431,16 +467,21 @@ func (m *mapping) collect(ctx context.Context, results <-chan jetstream.Msg, pub
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return context.Cause(ctx)
 		case p := <-pubDone:
 			total, pubErr = p.total, p.err
 			pubDone = nil
 		case err := <-m.fatal:
 			return err
+		case n := <-m.notices:
+			if err := failing.add(n); err != nil {
+				return err
+			}
 		case msg, ok := <-results:
 			if !ok {
 				return errors.New("results consumer stopped")
 			}
+			failing = storeFailures{}
 			m.trim(ctx, msg)
 			for _, a := range m.parse(msg) {
 				if !m.ordered {
@@ -461,6 +502,32 @@ func (m *mapping) collect(ctx context.Context, results <-chan jetstream.Msg, pub
 		}
 	}
 	return pubErr
+}
+
+// storeFailures tracks consumers' reports that the map's results could not
+// be stored since the last result arrived.
+type storeFailures struct {
+	since time.Time
+	n     int
+	last  string
+}
+
+// storeFailWindow is how long results may keep failing to be stored, with
+// no result arriving, before the map fails.
+const storeFailWindow = 20 * time.Second
+
+// add records one report and returns an error once the map must fail.
+func (f *storeFailures) add(msg string) error {
+	if f.n == 0 {
+		f.since = time.Now()
+	}
+	f.n++
+	f.last = msg
+	if d := time.Since(f.since); f.n >= 3 && d >= storeFailWindow {
+		return fmt.Errorf("%w: consumers kept reporting failures for %v and no result was stored, the last: %s; its store may be full or failing (the broker's log names the cause)",
+			ErrResultsNotStored, d.Round(time.Second), f.last)
+	}
+	return nil
 }
 
 // trimEvery is how many result messages the map reads between purges of
@@ -502,31 +569,63 @@ func (m *mapping) parse(msg jetstream.Msg) []answered {
 	}
 	out := make([]answered, 0, len(answers))
 	for _, a := range answers {
-		m.mu.Lock()
-		n, known := m.pending[a.Index]
-		if known && n == len(a.Outcomes) {
-			delete(m.pending, a.Index)
+		if rs, ok := m.accept(a); ok {
+			out = append(out, answered{start: rs[0].Index, results: rs})
 		}
-		m.mu.Unlock()
-		switch {
-		case !known:
-			m.pool.log.Debug("duplicate result ignored", "map", m.id, "index", a.Index)
-			continue
-		case n != len(a.Outcomes):
-			m.pool.log.Warn("result with wrong input count ignored", "map", m.id, "index", a.Index, "want", n, "got", len(a.Outcomes))
-			continue
-		}
-		rs := make([]Result, n)
-		for i, o := range a.Outcomes {
-			idx := a.Index + i
-			rs[i] = Result{Index: idx, Value: o.Result}
-			if o.Error != "" {
-				rs[i] = Result{Index: idx, Err: &TaskError{Index: idx, Kind: m.kind, Message: o.Error}}
-			}
-		}
-		out = append(out, answered{start: a.Index, results: rs})
 	}
 	return out
+}
+
+// accept takes one answer: a whole chunk's, or a part of one (a consumer
+// splits an answer too large for one message). It returns the chunk's
+// results once the chunk is complete. A duplicate (a redelivered task's
+// second answer) or a malformed answer is dropped and logged.
+func (m *mapping) accept(a task.Answer) ([]Result, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	start := a.Index
+	if start >= 0 && m.chunk > 0 {
+		start -= a.Index % m.chunk
+	}
+	n, known := m.pending[start]
+	switch {
+	case !known:
+		m.pool.log.Debug("duplicate result ignored", "map", m.id, "index", a.Index)
+		return nil, false
+	case len(a.Outcomes) == 0 || a.Index+len(a.Outcomes) > start+n:
+		m.pool.log.Warn("result with wrong input count ignored", "map", m.id, "index", a.Index, "chunk", n, "got", len(a.Outcomes))
+		return nil, false
+	}
+	p := m.parts[start]
+	if p == nil {
+		p = &partial{rs: make([]Result, n), have: make([]bool, n)}
+	}
+	for i, o := range a.Outcomes {
+		idx := a.Index + i
+		if p.have[idx-start] {
+			continue
+		}
+		p.have[idx-start] = true
+		p.got++
+		p.rs[idx-start] = Result{Index: idx, Value: o.Result}
+		if o.Error != "" {
+			p.rs[idx-start] = Result{Index: idx, Err: &TaskError{Index: idx, Kind: m.kind, Message: o.Error}}
+		}
+	}
+	if p.got < n {
+		m.parts[start] = p
+		return nil, false
+	}
+	delete(m.parts, start)
+	delete(m.pending, start)
+	return p.rs, true
+}
+
+// partial is a chunk whose answer arrives in parts.
+type partial struct {
+	rs   []Result
+	have []bool
+	got  int
 }
 
 func (m *mapping) inFlight() int {
@@ -555,7 +654,7 @@ func (m *mapping) cleanup(ctx context.Context, early bool, log *slog.Logger) {
 	defer cancel()
 	q := m.pool.q
 	if early {
-		if err := q.topo.Tasks.Purge(ctx, jetstream.WithPurgeSubject(task.WorkSubject(q.name, m.id))); err != nil {
+		if err := q.topo.Tasks.Purge(ctx, jetstream.WithPurgeSubject(m.subject)); err != nil {
 			log.Warn("purge unfinished tasks", "error", err)
 		}
 	}

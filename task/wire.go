@@ -59,6 +59,10 @@ const (
 	DeadStream = "PROCQ_DEAD"
 	// RunsBucket is the key-value bucket that records each queue's current run.
 	RunsBucket = "PROCQ_RUNS"
+	// ConsumersBucket holds one key per live consumer process,
+	// "<queue>.<name>", refreshed while it runs and gone by itself
+	// (the bucket's TTL) once it stops refreshing.
+	ConsumersBucket = "PROCQ_CONSUMERS"
 	// PipesStream holds the messages of every pipe.
 	PipesStream = "PROCQ_PIPES"
 	// PipeEndsBucket holds the claims on pipe ends.
@@ -72,6 +76,7 @@ const (
 	ResultsPrefix = "procq.results"
 	DeadPrefix    = "procq.dead"
 	PipePrefix    = "procq.pipe"
+	NoticePrefix  = "procq.notice"
 )
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -113,11 +118,23 @@ func QueueFilter(queue string) string { return TasksPrefix + "." + queue + ".>" 
 // ResultSubject is the subject a run's results are published to.
 func ResultSubject(run string) string { return ResultsPrefix + "." + run }
 
+// NoticeSubject is the core NATS subject (stored by no stream) on which
+// consumers tell a map's producer that they could not store its results,
+// so that a broker whose store is failing makes the map fail loudly
+// instead of wait.
+func NoticeSubject(run string) string { return NoticePrefix + "." + run }
+
 // DeadSubject is the subject a queue's dead letters are stored under.
 func DeadSubject(queue string) string { return DeadPrefix + "." + queue }
 
 // DurableName is the name of the one shared durable pull consumer of a queue.
 func DurableName(queue string) string { return "procq_" + queue }
+
+// PresenceKey is a consumer's key in ConsumersBucket.
+func PresenceKey(queue, name string) string { return queue + "." + name }
+
+// PresenceFilter matches the presence keys of a queue's consumers.
+func PresenceFilter(queue string) string { return queue + ".*" }
 
 // MsgID is the de-duplication id of the message or result at index of run.
 func MsgID(run string, index int) string { return fmt.Sprintf("%s.%d", run, index) }

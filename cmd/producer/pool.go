@@ -73,12 +73,12 @@ func runPool(cmd *cobra.Command, _ []string) error {
 	}
 	workers := s.poolSize()
 	failed := 0
-	err = s.withWorkers(ctx, workers, func(ctx context.Context, q *producer.Queue, _ string, _ *producer.Group) error {
+	err = s.withWorkers(ctx, workers, func(ctx context.Context, r *producer.Run) error {
 		chunk := cfg.Pool.ChunkSize
 		if chunk == 0 {
 			chunk = producer.AutoChunk(len(inputs), workers)
 		}
-		pool := producer.NewPool(q, producer.PoolConfig{ChunkSize: chunk, Workers: workers, Window: cfg.Pool.Window})
+		pool := producer.NewPool(r.Queue(), producer.PoolConfig{ChunkSize: chunk, Workers: workers, Window: cfg.Pool.Window, Run: r.ID()})
 		out := cmd.OutOrStdout()
 		if !asJSON {
 			fmt.Fprintf(out, "Pool: mapping %s over %d inputs with %d consumer processes, chunk size %d\n",

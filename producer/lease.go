@@ -1,0 +1,157 @@
+package producer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/procq/procq/task"
+)
+
+// A running map keeps a lease in the runs bucket, under
+// "<queue>.map.<id>", refreshed every leaseBeat. A producer that starts a
+// run removes what maps whose producer is gone left behind: their queued
+// tasks (nobody would read their results) and their results. A map's
+// producer is gone when, on the same host, its pid no longer runs, or,
+// anywhere, its lease was not refreshed for leaseStale by the server's
+// clock and still is not after another look.
+const (
+	leaseBeat  = 2 * time.Second
+	leaseStale = 10 * time.Second
+)
+
+// mapLease is the value of a map's lease.
+type mapLease struct {
+	Subject string `json:"subject"` // its tasks' subject
+	Results string `json:"results"` // its results' subject
+	PID     int    `json:"pid"`
+	Host    string `json:"host"`
+}
+
+func mapLeaseKey(queue, id string) string { return queue + ".map." + id }
+
+// keepLease holds the map's lease until ctx ends, then removes it.
+func (m *mapping) keepLease(ctx context.Context) {
+	q := m.pool.q
+	host, _ := os.Hostname()
+	val, _ := json.Marshal(mapLease{Subject: m.subject, Results: task.ResultSubject(m.id), PID: os.Getpid(), Host: host})
+	key := mapLeaseKey(q.name, m.id)
+	t := time.NewTicker(leaseBeat)
+	defer t.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, leaseBeat)
+		if _, err := q.topo.Runs.Put(pctx, key, val); err != nil && ctx.Err() == nil {
+			q.log.InfoContext(ctx, "map lease not refreshed", "map", m.id, "error", err)
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			_ = q.topo.Runs.Purge(dctx, key)
+			cancel()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Reap removes what the maps of abandoned producers left on the queue:
+// their queued tasks and their results. Begin calls it. It waits at most
+// about leaseStale for a map that only looks abandoned to show a sign of
+// life, and logs what it waits for.
+func (q *Queue) Reap(ctx context.Context) error {
+	now, err := q.serverNow(ctx)
+	if err != nil {
+		return err
+	}
+	lister, err := q.topo.Runs.ListKeysFiltered(ctx, q.name+".map.*")
+	if err != nil {
+		return fmt.Errorf("list map leases: %w", err)
+	}
+	host, _ := os.Hostname()
+	suspects := map[string]uint64{}
+	for key := range lister.Keys() {
+		e, err := q.topo.Runs.Get(ctx, key)
+		if err != nil {
+			continue // removed meanwhile
+		}
+		var l mapLease
+		_ = json.Unmarshal(e.Value(), &l)
+		switch {
+		case l.Host == host && l.PID > 0 && l.PID != os.Getpid() && !pidAlive(l.PID):
+			q.reap(ctx, key, l, "its producer (pid "+fmt.Sprint(l.PID)+") is gone")
+		case now.Sub(e.Created()) > leaseStale:
+			suspects[key] = e.Revision()
+		}
+	}
+	if len(suspects) == 0 {
+		return nil
+	}
+	q.log.InfoContext(ctx, "maps look abandoned; waiting for a sign of life", "maps", len(suspects),
+		"waiting_for", "their producers to refresh their leases", "timeout", 2*leaseBeat)
+	if err := task.Sleep(ctx, 2*leaseBeat); err != nil {
+		return err
+	}
+	for key, rev := range suspects {
+		e, err := q.topo.Runs.Get(ctx, key)
+		if err != nil || e.Revision() != rev {
+			continue // removed or refreshed: alive
+		}
+		var l mapLease
+		_ = json.Unmarshal(e.Value(), &l)
+		q.reap(ctx, key, l, "its lease was not refreshed")
+	}
+	return nil
+}
+
+// reap removes an abandoned map's tasks, results and lease.
+func (q *Queue) reap(ctx context.Context, key string, l mapLease, why string) {
+	id := strings.TrimPrefix(key, q.name+".map.")
+	tasks := q.count(ctx, q.topo.Tasks, l.Subject)
+	results := q.count(ctx, q.topo.Results, l.Results)
+	var errs []error
+	if strings.HasPrefix(l.Subject, task.TasksPrefix+"."+q.name+".work.") {
+		errs = append(errs, q.topo.Tasks.Purge(ctx, jetstream.WithPurgeSubject(l.Subject)))
+	}
+	if strings.HasPrefix(l.Results, task.ResultsPrefix+".") {
+		errs = append(errs, q.topo.Results.Purge(ctx, jetstream.WithPurgeSubject(l.Results)))
+	}
+	errs = append(errs, q.topo.Runs.Purge(ctx, key))
+	if err := errors.Join(errs...); err != nil {
+		q.log.WarnContext(ctx, "remove abandoned map", "map", id, "error", err)
+		return
+	}
+	q.log.WarnContext(ctx, "removed abandoned map", "map", id, "why", why, "tasks", tasks, "results", results)
+}
+
+// count is how many messages stream holds on subject (-1 if unknown).
+func (q *Queue) count(ctx context.Context, s jetstream.Stream, subject string) int64 {
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		return -1
+	}
+	var n uint64
+	for _, c := range info.State.Subjects {
+		n += c
+	}
+	return int64(n)
+}
+
+// serverNow is the broker's clock: the time it stamps on a write.
+func (q *Queue) serverNow(ctx context.Context) (time.Time, error) {
+	key := q.name + ".clock"
+	if _, err := q.topo.Runs.Put(ctx, key, nil); err != nil {
+		return time.Time{}, fmt.Errorf("read the broker's clock: %w", err)
+	}
+	e, err := q.topo.Runs.Get(ctx, key)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read the broker's clock: %w", err)
+	}
+	return e.Created(), nil
+}
