@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -61,7 +62,7 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (
 	if err := task.ValidName(cfg.Name); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
-	tasks, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	tasks, err := ensureStream(ctx, js, jetstream.StreamConfig{
 		Name:        task.TasksStream,
 		Description: "procq work queues",
 		Subjects:    []string{task.TasksPrefix + ".>"},
@@ -73,7 +74,7 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", task.TasksStream, err)
 	}
-	cons, err := tasks.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+	cons, err := ensureConsumer(ctx, tasks, jetstream.ConsumerConfig{
 		Durable:       task.DurableName(cfg.Name),
 		Description:   "shared by every consumer of queue " + cfg.Name,
 		FilterSubject: task.QueueFilter(cfg.Name),
@@ -88,7 +89,7 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", task.DurableName(cfg.Name), err)
 	}
-	results, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	results, err := ensureStream(ctx, js, jetstream.StreamConfig{
 		Name:        task.ResultsStream,
 		Description: "procq task results, read by their producer and then removed",
 		Subjects:    []string{task.ResultsPrefix + ".>"},
@@ -101,7 +102,7 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", task.ResultsStream, err)
 	}
-	dead, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	dead, err := ensureStream(ctx, js, jetstream.StreamConfig{
 		Name:        task.DeadStream,
 		Description: "procq dead letters: messages that can never succeed, with the reason",
 		Subjects:    []string{task.DeadPrefix + ".>"},
@@ -111,7 +112,7 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", task.DeadStream, err)
 	}
-	runs, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	runs, err := ensureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      task.RunsBucket,
 		Description: "the current run of each queue",
 		Storage:     jetstream.FileStorage,
@@ -119,7 +120,7 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", task.RunsBucket, err)
 	}
-	presence, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	presence, err := ensureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      task.ConsumersBucket,
 		Description: "live consumer processes, one key each, gone when not refreshed",
 		Storage:     jetstream.MemoryStorage,
@@ -129,4 +130,44 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (
 		return nil, fmt.Errorf("bucket %s: %w", task.ConsumersBucket, err)
 	}
 	return &Topology{Tasks: tasks, Consumer: cons, Results: results, Dead: dead, Runs: runs, Presence: presence}, nil
+}
+
+// ensureStream returns the stream, creating it, or updating it only where
+// its configuration differs from cfg: every process declares the topology
+// at start, and needless updates from many processes at once would churn
+// the broker (and race with consumer creation inside nats-server).
+func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	if s, err := js.Stream(ctx, cfg.Name); err == nil && streamCurrent(s.CachedInfo().Config, cfg) {
+		return s, nil
+	}
+	return js.CreateOrUpdateStream(ctx, cfg)
+}
+
+// streamCurrent reports whether have already has every field want sets.
+func streamCurrent(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) && have.Description == want.Description &&
+		have.Retention == want.Retention && have.Storage == want.Storage && have.Discard == want.Discard &&
+		(want.MaxMsgs == 0 || have.MaxMsgs == want.MaxMsgs) &&
+		(want.MaxAge == 0 || have.MaxAge == want.MaxAge) &&
+		(want.Duplicates == 0 || have.Duplicates == want.Duplicates)
+}
+
+// ensureConsumer is ensureStream for the queue's durable consumer.
+func ensureConsumer(ctx context.Context, s jetstream.Stream, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	if c, err := s.Consumer(ctx, cfg.Durable); err == nil {
+		have := c.CachedInfo().Config
+		if have.FilterSubject == cfg.FilterSubject && have.AckPolicy == cfg.AckPolicy && have.AckWait == cfg.AckWait &&
+			have.MaxDeliver == cfg.MaxDeliver && have.MaxAckPending == cfg.MaxAckPending && have.Description == cfg.Description {
+			return c, nil
+		}
+	}
+	return s.CreateOrUpdateConsumer(ctx, cfg)
+}
+
+// ensureKeyValue returns the bucket, creating it if it does not exist.
+func ensureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	if kv, err := js.KeyValue(ctx, cfg.Bucket); err == nil {
+		return kv, nil
+	}
+	return js.CreateOrUpdateKeyValue(ctx, cfg)
 }

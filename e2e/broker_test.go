@@ -15,9 +15,9 @@ import (
 // with a wrong one, is refused; a client with it gets in.
 func TestBrokerRefusesClientWithoutToken(t *testing.T) {
 	t.Parallel()
-	url := freeURL(t)
-	e := newEnv(t, url)
+	e := newEnv(t, anyPort)
 	b := e.startBroker()
+	url := e.url()
 
 	tokenFile := filepath.Join(e.dir, "data", "token")
 	fi, err := os.Stat(tokenFile)
@@ -57,9 +57,9 @@ func TestBrokerRefusesClientWithoutToken(t *testing.T) {
 // error, and the first keeps serving.
 func TestSecondBrokerOnSameStoreRefused(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, freeURL(t))
+	e := newEnv(t, anyPort)
 	b1 := e.startBroker()
-	e2 := newEnv(t, freeURL(t))
+	e2 := newEnv(t, anyPort)
 	e2.dir = e.dir
 	e2.vars["PROCQ_BROKER_STORE_DIR"] = e.vars["PROCQ_BROKER_STORE_DIR"]
 	b2 := e2.start("broker")
@@ -76,10 +76,9 @@ func TestSecondBrokerOnSameStoreRefused(t *testing.T) {
 // A broker whose port is taken fails at once and says so.
 func TestBrokerPortInUse(t *testing.T) {
 	t.Parallel()
-	url := freeURL(t)
-	e := newEnv(t, url)
+	e := newEnv(t, anyPort)
 	b1 := e.startBroker()
-	other := newEnv(t, url)
+	other := newEnv(t, e.url())
 	b2 := other.start("broker")
 	b2.mustExit(1, 20*time.Second)
 	if !strings.Contains(b2.stderr.String(), "in use") {
@@ -91,7 +90,7 @@ func TestBrokerPortInUse(t *testing.T) {
 // "broker status" lists the streams and the queue.
 func TestBrokerStatus(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, freeURL(t)).set("PROCQ_CONSUMERS_SPAWN", "false", "PROCQ_BROKER_EMBEDDED", "false",
+	e := newEnv(t, anyPort).set("PROCQ_CONSUMERS_SPAWN", "false", "PROCQ_BROKER_EMBEDDED", "false",
 		"PROCQ_QUEUE_MESSAGES", "3", "PROCQ_QUEUE_NAME", "jobs")
 	b := e.startBroker()
 	e.start("producer", "queue").mustExit(0, exitWait)

@@ -2,9 +2,10 @@ package e2e
 
 import (
 	"bytes"
+	"math/rand/v2"
+	"net"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,16 +76,10 @@ func newEnv(t *testing.T, url string) *env {
 	}}
 }
 
-// freeURL returns a nats:// URL on a loopback port that was free a moment ago.
-func freeURL(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return "nats://" + l.Addr().String()
-}
+// anyPort is the broker URL of a test world whose standalone broker picks
+// a free port itself: startBroker reads the bound address from the
+// broker's output, so parallel tests never race for a port.
+const anyPort = "nats://127.0.0.1:0"
 
 func (e *env) set(kv ...string) *env {
 	for i := 0; i+1 < len(kv); i += 2 {
@@ -147,13 +142,43 @@ func (e *env) start(exe string, args ...string) *proc {
 	return p
 }
 
-// startBroker starts a standalone broker and waits until it listens.
+var listeningRE = regexp.MustCompile(`Broker: listening on (nats://127\.0\.0\.1:\d+)`)
+
+// startBroker starts a standalone broker and waits until it listens. Where
+// the world's URL says port 0, the broker picks one and the world's URL
+// becomes the bound address, for every process started after it (and a
+// restarted broker, which binds the same port).
 func (e *env) startBroker() *proc {
 	e.t.Helper()
 	b := e.start("broker")
-	b.waitOutput(regexp.MustCompile(`Broker: listening on nats://127\.0\.0\.1:\d+`), 20*time.Second)
+	m := listeningRE.FindStringSubmatch(b.waitOutput(listeningRE, 20*time.Second))
+	if strings.HasSuffix(e.vars["PROCQ_BROKER_URL"], ":0") {
+		e.vars["PROCQ_BROKER_URL"] = m[1]
+	}
 	return b
 }
+
+// fixedURL is for the one kind of test that needs the broker's address
+// before the broker exists (clients started first): a free port below the
+// kernel's ephemeral range (32768 on), where the brokers of other tests,
+// which bind port 0, never land.
+func fixedURL(t *testing.T) string {
+	t.Helper()
+	for range 100 {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		_ = l.Close()
+		return fmt.Sprintf("nats://127.0.0.1:%d", port)
+	}
+	t.Fatal("no free port found")
+	return ""
+}
+
+// url is the world's broker URL.
+func (e *env) url() string { return e.vars["PROCQ_BROKER_URL"] }
 
 // stop sends SIGTERM and checks the process exits 0.
 func (p *proc) stop() {
@@ -226,16 +251,35 @@ func (p *proc) waitOutput(re *regexp.Regexp, timeout time.Duration) string {
 	return ""
 }
 
-// syncBuf is a bytes.Buffer safe for the writer goroutine and the test.
+// syncBuf is a bytes.Buffer safe for the writer goroutine and the test; it
+// also notes when each line arrived.
 type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu    sync.Mutex
+	b     bytes.Buffer
+	times []time.Time // arrival of each complete line
 }
 
 func (s *syncBuf) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := time.Now()
+	for range bytes.Count(p, []byte("\n")) {
+		s.times = append(s.times, now)
+	}
 	return s.b.Write(p)
+}
+
+// firstAfter returns when the first line matching re that arrived after t
+// arrived, or the zero time.
+func (s *syncBuf) firstAfter(t time.Time, re *regexp.Regexp) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, line := range strings.Split(s.b.String(), "\n") {
+		if i < len(s.times) && s.times[i].After(t) && re.MatchString(line) {
+			return s.times[i]
+		}
+	}
+	return time.Time{}
 }
 
 func (s *syncBuf) String() string {

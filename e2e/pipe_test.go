@@ -65,7 +65,7 @@ func TestPipeReply(t *testing.T) {
 // refused.
 func TestPipeLateReceiverAndThirdOpener(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, freeURL(t)).set("PROCQ_CONSUMERS_SPAWN", "false", "PROCQ_BROKER_EMBEDDED", "false")
+	e := newEnv(t, anyPort).set("PROCQ_CONSUMERS_SPAWN", "false", "PROCQ_BROKER_EMBEDDED", "false")
 	b := e.startBroker()
 	e.start("producer", "pipe", "--pipe", "late", "--pause", "0s").mustExit(0, exitWait)
 	r := e.start("consumer", "pipe", "--pipe", "late")
@@ -92,7 +92,7 @@ func TestPipeLateReceiverAndThirdOpener(t *testing.T) {
 // bounded time instead of waiting forever.
 func TestPipeSenderKilled(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, freeURL(t)).set("PROCQ_CONSUMERS_SPAWN", "false", "PROCQ_BROKER_EMBEDDED", "false",
+	e := newEnv(t, anyPort).set("PROCQ_CONSUMERS_SPAWN", "false", "PROCQ_BROKER_EMBEDDED", "false",
 		"PROCQ_PIPE_PEER_TIMEOUT", "1s")
 	b := e.startBroker()
 	r := e.start("consumer", "pipe", "--pipe", "doomed")

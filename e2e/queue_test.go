@@ -48,7 +48,7 @@ func TestQueueSpawnTwoConsumers(t *testing.T) {
 // producer, each a separate process.
 func TestQueueByHandConsumersFirst(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, freeURL(t)).set("PROCQ_CONSUMERS_SPAWN", "false", "PROCQ_BROKER_EMBEDDED", "false")
+	e := newEnv(t, fixedURL(t)).set("PROCQ_CONSUMERS_SPAWN", "false", "PROCQ_BROKER_EMBEDDED", "false")
 	c1 := e.start("consumer", "--name", "C-1")
 	c2 := e.start("consumer", "--name", "C-2")
 	c1.waitOutput(regexp.MustCompile(`waiting for broker`), 20*time.Second)
@@ -70,13 +70,15 @@ func TestQueueByHandConsumersFirst(t *testing.T) {
 
 // A consumer killed with kill -9 while it holds a message: the message is
 // redelivered after the ack wait and processed by the live consumer before it
-// takes its sentinel; every live process exits 0.
+// takes its sentinel; every live process exits 0. Each message takes 1.5s,
+// so the kill, sent as soon as C-2 prints that it got one, lands while it
+// holds it.
 func TestQueueKilledConsumerMessageIsRedelivered(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, freeURL(t)).set(
+	e := newEnv(t, anyPort).set(
 		"PROCQ_CONSUMERS_SPAWN", "false", "PROCQ_BROKER_EMBEDDED", "false",
-		"PROCQ_QUEUE_ACK_WAIT", "1s",
-		"PROCQ_CONSUMERS_WORK_MIN", "300ms", "PROCQ_CONSUMERS_WORK_MAX", "300ms")
+		"PROCQ_QUEUE_ACK_WAIT", "1s", "PROCQ_QUEUE_MESSAGES", "4",
+		"PROCQ_CONSUMERS_WORK_MIN", "1500ms", "PROCQ_CONSUMERS_WORK_MAX", "1500ms")
 	b := e.startBroker()
 	c1 := e.start("consumer", "--name", "C-1")
 	c2 := e.start("consumer", "--name", "C-2")
@@ -95,7 +97,7 @@ func TestQueueKilledConsumerMessageIsRedelivered(t *testing.T) {
 	idx, _ := strconv.Atoi(gotRE.FindStringSubmatch(held)[2])
 	c1Got := gots(c1.stdout.String())
 	all := gots(c1.stdout.String(), c2.stdout.String())
-	for i := range 10 {
+	for i := range 4 {
 		if len(all[i]) == 0 {
 			t.Errorf("Message %d was never got", i)
 		}
@@ -114,7 +116,7 @@ func TestQueueKilledConsumerMessageIsRedelivered(t *testing.T) {
 // run's producer.
 func TestQueueStaleSentinelIgnored(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, freeURL(t)).set("PROCQ_CONSUMERS_SPAWN", "false", "PROCQ_BROKER_EMBEDDED", "false",
+	e := newEnv(t, anyPort).set("PROCQ_CONSUMERS_SPAWN", "false", "PROCQ_BROKER_EMBEDDED", "false",
 		"PROCQ_QUEUE_MESSAGES", "4")
 	b := e.startBroker()
 
@@ -159,7 +161,7 @@ func TestQueueStaleSentinelIgnored(t *testing.T) {
 // at-least-once promise.
 func TestQueueSurvivesBrokerRestart(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, freeURL(t)).set("PROCQ_CONSUMERS_SPAWN", "false", "PROCQ_BROKER_EMBEDDED", "false",
+	e := newEnv(t, anyPort).set("PROCQ_CONSUMERS_SPAWN", "false", "PROCQ_BROKER_EMBEDDED", "false",
 		"PROCQ_QUEUE_MESSAGES", "20", "PROCQ_QUEUE_PAUSE_MIN", "100ms", "PROCQ_QUEUE_PAUSE_MAX", "100ms",
 		"PROCQ_CONSUMERS_WORK_MIN", "50ms", "PROCQ_CONSUMERS_WORK_MAX", "50ms")
 	b := e.startBroker()

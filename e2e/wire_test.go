@@ -19,9 +19,9 @@ import (
 // message of an unknown kind is dead-lettered while the consumer goes on.
 func TestWireFormatByHand(t *testing.T) {
 	t.Parallel()
-	url := freeURL(t)
-	e := newEnv(t, url)
+	e := newEnv(t, anyPort)
 	b := e.startBroker()
+	url := e.url()
 	c := e.start("consumer", "--name", "C-1")
 	token, err := os.ReadFile(filepath.Join(e.dir, "data", "token"))
 	if err != nil {

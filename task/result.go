@@ -62,8 +62,13 @@ func SplitArgs(body []byte, chunkHeader string) ([]json.RawMessage, error) {
 	return args, nil
 }
 
-// ParseIndex parses a Procq-Index header: a decimal integer from 0.
+// ParseIndex parses a Procq-Index header: decimal digits only, no sign.
 func ParseIndex(s string) (int, error) {
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return 0, fmt.Errorf("%s %q is not an index from 0", HeaderIndex, s)
+		}
+	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 0 {
 		return 0, fmt.Errorf("%s %q is not an index from 0", HeaderIndex, s)
