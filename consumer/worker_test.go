@@ -473,3 +473,70 @@ func TestRejectedMessagesDeadLetteredAndAnswered(t *testing.T) {
 		t.Errorf("%d messages left in the task stream, want 0", info.State.Msgs)
 	}
 }
+
+// No message procq publishes exceeds the broker's max payload: an answer
+// too large for one message travels in parts, and a single result too
+// large for any message becomes that input's error and a dead letter,
+// never a loop.
+func TestOversizeAnswers(t *testing.T) {
+	const q = "big"
+	f := setup(t, q)
+	reg := task.NewRegistry()
+	if err := reg.Register("blob", task.HandlerFunc(func(_ context.Context, raw json.RawMessage) (json.RawMessage, error) {
+		var kib int
+		if err := json.Unmarshal(raw, &kib); err != nil {
+			return nil, err
+		}
+		return json.Marshal(strings.Repeat("x", kib<<10))
+	})); err != nil {
+		t.Fatal(err)
+	}
+	ws := task.WorkSubject(q, "r1")
+	parts, single := task.ResultSubject("parts"), task.ResultSubject("single")
+	// Five results of 300 KiB: 1.5 MiB in all, over the 1 MiB max payload.
+	f.publish(t, ws, map[string]string{task.HeaderKind: "blob", task.HeaderReply: parts, task.HeaderRun: "parts",
+		task.HeaderIndex: "10", task.HeaderChunk: "5"}, `[300,300,300,300,300]`)
+	// One result of 1.2 MiB: too large for any message.
+	f.publish(t, ws, map[string]string{task.HeaderKind: "blob", task.HeaderReply: single, task.HeaderRun: "single",
+		task.HeaderIndex: "3"}, `1200`)
+	f.startRun(t, q, "r1")
+	f.sentinel(t, q, "r1")
+	if err := f.run(t, reg, consumer.Config{Name: "C-1"}); err != nil {
+		t.Fatal(err)
+	}
+
+	got := map[int]int{} // index -> result length
+	for _, a := range answersOn(t, f, parts) {
+		for i, o := range a.Outcomes {
+			var s string
+			if o.Error != "" || json.Unmarshal(o.Result, &s) != nil {
+				t.Errorf("index %d: outcome %.80s, want a 300 KiB string", a.Index+i, o.Error)
+			}
+			if _, dup := got[a.Index+i]; dup {
+				t.Errorf("index %d answered twice", a.Index+i)
+			}
+			got[a.Index+i] = len(s)
+		}
+	}
+	for i := 10; i < 15; i++ {
+		if got[i] != 300<<10 {
+			t.Errorf("index %d: result of %d bytes, want %d", i, got[i], 300<<10)
+		}
+	}
+	if len(got) != 5 {
+		t.Errorf("answers for %d indexes, want 5 (10-14)", len(got))
+	}
+	if n := len(answersOn(t, f, parts)); n < 2 {
+		t.Errorf("%d answers, want the chunk's answer in at least 2 parts", n)
+	}
+
+	as := answersOn(t, f, single)
+	if len(as) != 1 || as[0].Index != 3 || len(as[0].Outcomes) != 1 ||
+		!strings.Contains(as[0].Outcomes[0].Error, "over the broker's max payload") {
+		t.Fatalf("answers %+v, want one error for index 3 naming the max payload", as)
+	}
+	dl := deadLetters(t, f, q)
+	if len(dl) != 1 || !strings.Contains(dl[0].Header.Get(task.HeaderError), "input #3: result of") {
+		t.Fatalf("dead letters %d, want 1 for input #3", len(dl))
+	}
+}
