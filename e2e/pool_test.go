@@ -259,3 +259,23 @@ func TestPoolInterrupted(t *testing.T) {
 		t.Errorf("a consumer told to stop was reported as failed:\n%s", p.stderr)
 	}
 }
+
+// Integers beyond 2^53 (where float64 loses digits) pass through unchanged:
+// from the command line to the consumer and back, in --json and in text.
+func TestPoolBigIntegersPassThrough(t *testing.T) {
+	t.Parallel()
+	const big = "9007199254740993" // 2^53 + 1
+	e := newEnv(t, "nats://127.0.0.1:0")
+	p := e.start("producer", "pool", "--processes", "1", "--kind", "square", "--inputs", big+",3", "--sleep", "0s", "--json")
+	p.mustExit(1, exitWait) // the square overflows: one failed input
+	for _, want := range []string{`"input":` + big + `,`, `x*x overflows int64 for x=` + big, `"input":3,"result":9,`} {
+		if !strings.Contains(p.stdout.String(), want) {
+			t.Errorf("--json output lacks %s:\n%s", want, p.stdout)
+		}
+	}
+	p = e.start("producer", "pool", "--processes", "1", "--kind", "square", "--inputs", big, "--sleep", "0s")
+	p.mustExit(1, exitWait)
+	if want := "square(" + big + ") failed: bad task arguments: x*x overflows int64 for x=" + big; !strings.Contains(p.stdout.String(), want) {
+		t.Errorf("text output lacks %q:\n%s", want, p.stdout)
+	}
+}

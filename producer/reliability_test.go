@@ -130,3 +130,25 @@ func TestImapPanicCleansUp(t *testing.T) {
 		t.Errorf("%d tasks left after a panic in the loop body, want 0", n)
 	}
 }
+
+// Integers beyond 2^53 pass through the Go API unchanged, as arguments and
+// as results.
+func TestMapBigIntegersPassThrough(t *testing.T) {
+	e := newEnv(t)
+	reg := task.NewRegistry()
+	if err := reg.Register("echo", task.HandlerFunc(func(_ context.Context, raw json.RawMessage) (json.RawMessage, error) {
+		return raw, nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	e.workers(t, 1, 1, reg)
+	in := []any{json.Number("9007199254740993"), int64(9223372036854775807), json.Number("-9223372036854775808"), json.Number("123456789012345678901234567890")}
+	res, err := producer.NewPool(e.q, producer.PoolConfig{ChunkSize: 2}).Map(ctxT(t), "echo", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"9007199254740993", "9223372036854775807", "-9223372036854775808", "123456789012345678901234567890"}
+	if got := values(t, res); !slices.Equal(got, want) {
+		t.Errorf("results %v, want %v", got, want)
+	}
+}
