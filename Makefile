@@ -3,7 +3,7 @@ GO ?= go
 BIN := bin
 CMDS := broker producer consumer
 
-.PHONY: build run test bench clean
+.PHONY: build run test bench reliability clean
 
 build:
 	$(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
@@ -18,6 +18,15 @@ run: build
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 12m ./...
+
+# The fault suite with its figures: one row per scenario, as RELIABILITY.md
+# shows them (the store-full scenario needs root to mount a tmpfs).
+reliability:
+	rm -f reliability.rows
+	RELIABILITY_OUT=$(CURDIR)/reliability.rows $(GO) test -race -count=1 -timeout 20m -run '^(TestFault|TestBrokerRefusesClientWithoutToken|TestSecondBrokerOnSameStoreRefused)' ./e2e
+	@echo '| scenario | submitted | results | exact | duplicates dropped | dead-lettered | lost | recover (s) | what "recover" measures |'
+	@echo '|---|---|---|---|---|---|---|---|---|'
+	@sort reliability.rows
 
 # Benchmarks: the Go ones, then pool throughput next to Python's Pool.map
 # and the compare speedup, each side by side in one run (see BENCHMARKS.md).

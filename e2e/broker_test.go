@@ -45,11 +45,14 @@ func TestBrokerRefusesClientWithoutToken(t *testing.T) {
 
 	// A consumer given a wrong token fails at once with exit 1.
 	e.set("PROCQ_BROKER_TOKEN", "wrong")
+	start := time.Now()
 	wrong := e.start("consumer", "--name", "C-9")
 	wrong.mustExit(1, 10*time.Second)
 	if !strings.Contains(strings.ToLower(wrong.stderr.String()), "authorization") {
 		t.Errorf("consumer with a wrong token: stderr %q does not say authorization", wrong.stderr)
 	}
+	report(t, row{scenario: "a consumer with a wrong token", exact: !t.Failed(), recover: time.Since(start),
+		note: "time to exit 1 saying authorization (no retry loop)"})
 	b.stop()
 }
 
@@ -70,6 +73,8 @@ func TestSecondBrokerOnSameStoreRefused(t *testing.T) {
 	if !b1.running() {
 		t.Fatal("first broker stopped")
 	}
+	report(t, row{scenario: "a second broker on the same store", exact: !t.Failed(),
+		note: "refused, exit 1, naming the holder's pid; the first keeps serving"})
 	b1.stop()
 }
 
