@@ -138,6 +138,15 @@ func squareResults(out string, n int) (results int, exact bool) {
 	return len(ms), exact
 }
 
+// squares starts "producer pool" mapping square over 1..n on the given
+// number of consumer processes, with more flags.
+func (e *env) squares(processes, n int, flags ...string) *proc {
+	e.t.Helper()
+	args := append([]string{"pool", "--processes", strconv.Itoa(processes), "--kind", "square",
+		"--inputs", "1.." + strconv.Itoa(n)}, flags...)
+	return e.start("producer", args...)
+}
+
 // stall is the longest wait, after any of the faults, for the next result.
 func stall(out *syncBuf, faults []time.Time) time.Duration {
 	var worst time.Duration
@@ -171,8 +180,7 @@ func TestFaultConsumersKilledRepeatedly(t *testing.T) {
 	t.Parallel()
 	const n = 20000
 	e, b := faultEnv(t, "PROCQ_LOG_LEVEL", "info")
-	p := e.start("producer", "pool", "--processes", "2", "--kind", "square", "--inputs", "1.."+strconv.Itoa(n),
-		"--sleep", "0s", "--chunk-size", "1")
+	p := e.squares(2, n, "--sleep", "0s", "--chunk-size", "1")
 	p.waitOutput(regexp.MustCompile(`(?m)^square\(100\) = `), 60*time.Second)
 	var faults []time.Time
 	for p.running() && len(faults) < 30 {
@@ -203,8 +211,7 @@ func TestFaultAllConsumersDead(t *testing.T) {
 	t.Parallel()
 	const n = 200
 	e, b := faultEnv(t, "PROCQ_CONSUMERS_MAX_RESTARTS", "0")
-	p := e.start("producer", "pool", "--processes", "2", "--kind", "square", "--inputs", "1.."+strconv.Itoa(n),
-		"--sleep", "100ms", "--chunk-size", "1")
+	p := e.squares(2, n, "--sleep", "100ms", "--chunk-size", "1")
 	p.waitOutput(regexp.MustCompile(`(?m)^square\(1\) = 1$`), 60*time.Second)
 	for _, pid := range consumerPIDs(p) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
@@ -233,8 +240,7 @@ func TestFaultBrokerKilledThrice(t *testing.T) {
 	t.Parallel()
 	const n = 3000
 	e, b := faultEnv(t, "PROCQ_BROKER_CONNECT_TIMEOUT", "60s")
-	p := e.start("producer", "pool", "--processes", "2", "--kind", "square", "--inputs", "1.."+strconv.Itoa(n),
-		"--sleep", "2ms", "--chunk-size", "1")
+	p := e.squares(2, n, "--sleep", "2ms", "--chunk-size", "1")
 	var faults []time.Time
 	for i := range 3 {
 		p.waitOutput(regexp.MustCompile(fmt.Sprintf(`(?m)^square\(%d\) = `, 300+i*800)), 2*exitWait)
@@ -265,8 +271,7 @@ func TestFaultConsumerFrozen(t *testing.T) {
 	t.Parallel()
 	const n = 60
 	e, b := faultEnv(t)
-	p := e.start("producer", "pool", "--processes", "2", "--kind", "square", "--inputs", "1.."+strconv.Itoa(n),
-		"--sleep", "100ms", "--chunk-size", "1")
+	p := e.squares(2, n, "--sleep", "100ms", "--chunk-size", "1")
 	p.waitOutput(regexp.MustCompile(`(?m)^square\(5\) = `), 60*time.Second)
 	pids := consumerPIDs(p)
 	if len(pids) == 0 {
@@ -326,8 +331,7 @@ func TestFaultPoisonMixedIntoMap(t *testing.T) {
 	t.Parallel()
 	const n = 2000
 	e, b := faultEnv(t)
-	p := e.start("producer", "pool", "--processes", "2", "--kind", "square", "--inputs", "1.."+strconv.Itoa(n),
-		"--sleep", "1ms", "--chunk-size", "1")
+	p := e.squares(2, n, "--sleep", "1ms", "--chunk-size", "1")
 	p.waitOutput(regexp.MustCompile(`(?m)^square\(10\) = `), 60*time.Second)
 	js := e.js(t)
 	ws := task.WorkSubject("demo", "outside")
@@ -378,8 +382,7 @@ func TestFaultOversizeChunk(t *testing.T) {
 	const n = 60000
 	e := newEnv(t, "nats://127.0.0.1:0")
 	start := time.Now()
-	p := e.start("producer", "pool", "--processes", "1", "--kind", "square", "--inputs", "1.."+strconv.Itoa(n),
-		"--chunk-size", strconv.Itoa(n), "--sleep", "0s")
+	p := e.squares(1, n, "--chunk-size", strconv.Itoa(n), "--sleep", "0s")
 	p.mustExit(0, exitWait)
 	results, exact := squareResults(p.stdout.String(), n)
 	report(t, row{scenario: "one 60,000-input chunk whose result is over the 1 MiB max payload", submitted: n,
@@ -416,8 +419,7 @@ func TestFaultProducerKilledMidMap(t *testing.T) {
 	t.Parallel()
 	const n = 5000
 	e, b := faultEnv(t)
-	p := e.start("producer", "pool", "--processes", "2", "--kind", "square", "--inputs", "1.."+strconv.Itoa(n),
-		"--sleep", "5ms", "--chunk-size", "1")
+	p := e.squares(2, n, "--sleep", "5ms", "--chunk-size", "1")
 	p.waitOutput(regexp.MustCompile(`(?m)^square\(100\) = `), 60*time.Second)
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	p.wait(10 * time.Second)
@@ -527,8 +529,7 @@ func TestFaultStoreFull(t *testing.T) {
 	const n = 20000
 	e := newEnv(t, "nats://127.0.0.1:0").set("PROCQ_BROKER_STORE_DIR", filepath.Join(mnt, "js"))
 	start := time.Now()
-	p := e.start("producer", "pool", "--processes", "2", "--kind", "square", "--inputs", "1.."+strconv.Itoa(n),
-		"--sleep", "0s", "--chunk-size", "1", "--quiet")
+	p := e.squares(2, n, "--sleep", "0s", "--chunk-size", "1", "--quiet")
 	p.mustExit(1, 3*exitWait)
 	took := time.Since(start)
 	for _, want := range []string{"the broker cannot store results", "store dir " + filepath.Join(mnt, "js") + ": 0.0 MiB free of 2.0 MiB"} {
