@@ -2,10 +2,10 @@ package e2e
 
 import (
 	"bytes"
-	"math/rand/v2"
-	"net"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
