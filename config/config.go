@@ -62,7 +62,9 @@ type Queue struct {
 	PauseMin time.Duration `mapstructure:"pause_min"`
 	PauseMax time.Duration `mapstructure:"pause_max"`
 	// AckWait is the task lease: a task not acked in time is redelivered.
-	// Defaults to 30s.
+	// Consumers keep the lease of every task they hold with heartbeats, so
+	// it can be short: it is how long a dead consumer's tasks wait before
+	// they run again. 1s to 1h. Defaults to 4s.
 	AckWait time.Duration `mapstructure:"ack_wait"`
 	// MaxDeliver is how many times a task is delivered before it is
 	// dead-lettered. Defaults to 5.
@@ -71,8 +73,11 @@ type Queue struct {
 	// to 1000.
 	MaxAckPending int `mapstructure:"max_ack_pending"`
 	// MaxMessages caps the messages the task stream holds; a full stream
-	// rejects new work. Defaults to 1000000.
+	// makes puts wait for room. 1 to 1e9. Defaults to 1000000.
 	MaxMessages int64 `mapstructure:"max_messages"`
+	// PutTimeout is how long putting a task or a sentinel waits for room in
+	// a full queue before it fails. 100ms to 24h. Defaults to 30s.
+	PutTimeout time.Duration `mapstructure:"put_timeout"`
 }
 
 // Consumers configures the consumer processes.
@@ -121,6 +126,10 @@ type Pool struct {
 	Sleep time.Duration `mapstructure:"sleep"`
 	// ResultsMaxAge is how long an unread result is kept. Defaults to 1h.
 	ResultsMaxAge time.Duration `mapstructure:"results_max_age"`
+	// IdleTimeout is how long a map waits with no live consumer on its
+	// queue (consumers started by hand) before it fails. 1s to 24h.
+	// Defaults to 30s.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
 }
 
 // Compare configures "producer compare".
@@ -169,10 +178,11 @@ var defaults = map[string]any{
 	"queue.messages":        10,
 	"queue.pause_min":       "100ms",
 	"queue.pause_max":       "500ms",
-	"queue.ack_wait":        "30s",
+	"queue.ack_wait":        "4s",
 	"queue.max_deliver":     5,
 	"queue.max_ack_pending": 1000,
 	"queue.max_messages":    1000000,
+	"queue.put_timeout":     "30s",
 
 	"consumers.count":        2,
 	"consumers.spawn":        true,
@@ -190,6 +200,7 @@ var defaults = map[string]any{
 	"pool.window":          1024,
 	"pool.sleep":           "100ms",
 	"pool.results_max_age": "1h",
+	"pool.idle_timeout":    "30s",
 
 	"compare.n":     3000000000,
 	"compare.tasks": 2,

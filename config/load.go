@@ -42,6 +42,9 @@ func Load(opts Options) (*Config, error) {
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
 
+	if err := checkEnv(os.Environ()); err != nil {
+		return nil, err
+	}
 	file, err := readFile(v, opts.Path)
 	if err != nil {
 		return nil, err
@@ -115,6 +118,22 @@ func checkUnknown(v *viper.Viper, file string) error {
 	}
 	sort.Strings(unknown)
 	return &Error{Source: file, Key: unknown[0], Err: fmt.Errorf("unknown key (known sections: broker, queue, consumers, pool, compare, pipe, log)")}
+}
+
+// checkEnv rejects a PROCQ_ variable that names no key, such as a typo
+// (PROCQ_CONSUMERS_COUNTT), as checkUnknown rejects one in the file.
+func checkEnv(environ []string) error {
+	known := make(map[string]bool, len(defaults))
+	for k := range defaults {
+		known[EnvName(k)] = true
+	}
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, EnvPrefix+"_") && !known[name] {
+			return &Error{Source: "environment " + name, Err: fmt.Errorf("names no configuration key (%s_<SECTION>_<KEY>, e.g. %s)", EnvPrefix, EnvName("consumers.count"))}
+		}
+	}
+	return nil
 }
 
 // sources tells where the value of a key came from, for error messages.

@@ -30,7 +30,7 @@ func TestLoadDefaultsWithoutFile(t *testing.T) {
 		t.Errorf("File = %q, want empty without config.yaml", c.File)
 	}
 	if c.Broker.URL != "nats://127.0.0.1:4222" || c.Consumers.Count != 2 || !c.Consumers.Spawn ||
-		c.Broker.StoreDir != "data/jetstream" || c.Log.Dir != "logs" || c.Queue.AckWait != 30*time.Second {
+		c.Broker.StoreDir != "data/jetstream" || c.Log.Dir != "logs" || c.Queue.AckWait != 4*time.Second {
 		t.Errorf("defaults: got %+v", c)
 	}
 	if got, want := c.Broker.TokenPath(), filepath.Join("data/jetstream", "token"); got != want {
@@ -110,18 +110,32 @@ func TestLoadErrors(t *testing.T) {
 		{name: "unknown section", yaml: "consumer:\n  count: 2\n", wantKey: "consumer.count", wantSource: "file", wantMsg: "unknown key"},
 		{name: "unknown key", yaml: "broker:\n  urll: x\n", wantKey: "broker.urll", wantSource: "file", wantMsg: "unknown key"},
 		{name: "wrong type", yaml: "consumers:\n  count: two\n", wantKey: "consumers.count", wantSource: "file", wantMsg: "int"},
-		{name: "zero count", yaml: "consumers:\n  count: 0\n", wantKey: "consumers.count", wantSource: "file", wantMsg: "at least 1"},
-		{name: "negative count", yaml: "consumers:\n  count: -3\n", wantKey: "consumers.count", wantSource: "file", wantMsg: "at least 1"},
+		{name: "zero count", yaml: "consumers:\n  count: 0\n", wantKey: "consumers.count", wantSource: "file", wantMsg: "must be in [1, 1024], got 0"},
+		{name: "negative count", yaml: "consumers:\n  count: -3\n", wantKey: "consumers.count", wantSource: "file", wantMsg: "got -3"},
 		{name: "bad duration", yaml: "queue:\n  ack_wait: 5 parsecs\n", wantKey: "queue.ack_wait", wantSource: "file", wantMsg: "time: unknown unit"},
-		{name: "negative duration", yaml: "queue:\n  pause_min: -1s\n", wantKey: "queue.pause_min", wantSource: "file", wantMsg: "at least 0s"},
+		{name: "negative duration", yaml: "queue:\n  pause_min: -1s\n", wantKey: "queue.pause_min", wantSource: "file", wantMsg: "must be in [0s, 1h0m0s], got -1s"},
 		{name: "max below min", yaml: "consumers:\n  work_min: 2s\n  work_max: 1s\n", wantKey: "consumers.work_max", wantSource: "file", wantMsg: "consumers.work_min"},
 		{name: "unparsable url", yaml: "broker:\n  url: \"nats://[::1\"\n", wantKey: "broker.url", wantSource: "file", wantMsg: "missing ']'"},
 		{name: "url scheme", yaml: "broker:\n  url: http://127.0.0.1:4222\n", wantKey: "broker.url", wantSource: "file", wantMsg: "scheme"},
 		{name: "url port", yaml: "broker:\n  url: nats://127.0.0.1:99999\n", wantKey: "broker.url", wantSource: "file", wantMsg: "port"},
 		{name: "queue name", yaml: "queue:\n  name: a.b\n", wantKey: "queue.name", wantSource: "file", wantMsg: "not a valid name"},
 		{name: "log level", yaml: "log:\n  level: loud\n", wantKey: "log.level", wantSource: "file", wantMsg: "not one of"},
-		{name: "env value", yaml: "", env: [2]string{"PROCQ_CONSUMERS_COUNT", "0"}, wantKey: "consumers.count", wantSource: "environment PROCQ_CONSUMERS_COUNT", wantMsg: "at least 1"},
+		{name: "env value", yaml: "", env: [2]string{"PROCQ_CONSUMERS_COUNT", "0"}, wantKey: "consumers.count", wantSource: "environment PROCQ_CONSUMERS_COUNT", wantMsg: "must be in [1, 1024]"},
 		{name: "env type", yaml: "", env: [2]string{"PROCQ_CONSUMERS_SPAWN", "perhaps"}, wantKey: "consumers.spawn", wantSource: "environment PROCQ_CONSUMERS_SPAWN", wantMsg: "bool"},
+		{name: "env misspelled", yaml: "", env: [2]string{"PROCQ_CONSUMERS_COUNTT", "3"}, wantKey: "", wantSource: "environment PROCQ_CONSUMERS_COUNTT", wantMsg: "names no configuration key"},
+		// Huge values are refused with the key named, never a panic or an
+		// out-of-memory: each was a crash before the bounds.
+		{name: "huge window", yaml: "pool:\n  window: 1e14\n", wantKey: "pool.window", wantSource: "file", wantMsg: "must be in [1, 100000], got 100000000000000"},
+		{name: "huge chunk", yaml: "pool:\n  chunk_size: 100000000000000000\n", wantKey: "pool.chunk_size", wantSource: "file", wantMsg: "must be in [0, 100000]"},
+		{name: "huge concurrency", yaml: "consumers:\n  concurrency: 100000000\n", wantKey: "consumers.concurrency", wantSource: "file", wantMsg: "must be in [1, 1024]"},
+		{name: "huge range", yaml: "", env: [2]string{"PROCQ_POOL_INPUTS", "-9000000000000000000..9000000000000000000"}, wantKey: "pool.inputs", wantSource: "environment PROCQ_POOL_INPUTS", wantMsg: "more than 10000000 inputs"},
+		{name: "whole int64 range", yaml: "pool:\n  inputs: -9223372036854775808..9223372036854775807\n", wantKey: "pool.inputs", wantSource: "file", wantMsg: "more than 10000000 inputs"},
+		{name: "prefetch over max_ack_pending", yaml: "consumers:\n  prefetch: 600\nqueue:\n  max_ack_pending: 500\n", wantKey: "consumers.prefetch", wantSource: "file", wantMsg: "queue.max_ack_pending"},
+		{name: "huge processes", yaml: "pool:\n  processes: 5000\n", wantKey: "pool.processes", wantSource: "file", wantMsg: "must be in [0, 1024]"},
+		{name: "huge max_messages", yaml: "queue:\n  max_messages: 1e12\n", wantKey: "queue.max_messages", wantSource: "file", wantMsg: "must be in [1, 1000000000]"},
+		{name: "long ack_wait", yaml: "queue:\n  ack_wait: 2h\n", wantKey: "queue.ack_wait", wantSource: "file", wantMsg: "must be in [1s, 1h0m0s]"},
+		{name: "short put_timeout", yaml: "queue:\n  put_timeout: 1ms\n", wantKey: "queue.put_timeout", wantSource: "file", wantMsg: "must be in [100ms, 24h0m0s]"},
+		{name: "short idle_timeout", yaml: "pool:\n  idle_timeout: 10ms\n", wantKey: "pool.idle_timeout", wantSource: "file", wantMsg: "must be in [1s, 24h0m0s]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,7 +158,7 @@ func TestLoadErrors(t *testing.T) {
 			if ce.Source != wantSource {
 				t.Errorf("Source = %q, want %q", ce.Source, wantSource)
 			}
-			if !strings.Contains(err.Error(), tt.wantMsg) || !strings.Contains(err.Error(), tt.wantKey) {
+			if !strings.Contains(err.Error(), tt.wantMsg) || !strings.Contains(err.Error(), tt.wantKey) || !strings.Contains(err.Error(), ce.Source) {
 				t.Errorf("error %q does not contain %q and %q", err, tt.wantMsg, tt.wantKey)
 			}
 		})
@@ -186,4 +200,29 @@ func TestEnvironRoundTrip(t *testing.T) {
 	if d.Consumers.Count != 5 || d.Queue.AckWait != 7*time.Second {
 		t.Errorf("child config from Environ: count %d ack_wait %v, want 5 and 7s", d.Consumers.Count, d.Queue.AckWait)
 	}
+}
+
+// Config loading never panics, whatever the file says, and every failure
+// is a *config.Error.
+func FuzzLoad(f *testing.F) {
+	f.Add("consumers:\n  count: 2\n")
+	f.Add("pool:\n  window: 1e14\n")
+	f.Add("pool:\n  chunk_size: 1e17\n")
+	f.Add("pool:\n  inputs: -9223372036854775808..9223372036854775807\n")
+	f.Add("queue:\n  ack_wait: 1e30s\n")
+	f.Add("consumers:\n  concurrency: 100000000\n")
+	f.Add("broker: [1, 2]\n")
+	f.Add("compare:\n  n: 1e400\n")
+	f.Add(": : :\n")
+	f.Fuzz(func(t *testing.T, yaml string) {
+		path := filepath.Join(t.TempDir(), "config.yaml")
+		if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(Options{Path: path})
+		var ce *Error
+		if err != nil && !errors.As(err, &ce) {
+			t.Fatalf("Load error %v (%T), want *config.Error", err, err)
+		}
+	})
 }

@@ -13,38 +13,48 @@ import (
 // validate checks every value that decoding alone cannot. Its errors are
 // *Error with the key set; Load fills in the source.
 func (c *Config) validate() error {
+	const (
+		day   = 24 * time.Hour
+		procs = 1024 // processes, consumers, slots
+	)
 	checks := []struct {
 		key string
 		err error
 	}{
 		{"broker.url", checkURL(c.Broker.URL)},
 		{"broker.store_dir", nonEmpty(c.Broker.StoreDir)},
-		{"broker.connect_timeout", positive(c.Broker.ConnectTimeout)},
+		{"broker.connect_timeout", durIn(c.Broker.ConnectTimeout, time.Nanosecond, day)},
 		{"queue.name", task.ValidName(c.Queue.Name)},
-		{"queue.messages", atLeast(c.Queue.Messages, 0)},
-		{"queue.pause_min", notNegative(c.Queue.PauseMin)},
+		{"queue.messages", in(c.Queue.Messages, 0, 10_000_000)},
+		{"queue.pause_min", durIn(c.Queue.PauseMin, 0, time.Hour)},
 		{"queue.pause_max", notBelow(c.Queue.PauseMax, c.Queue.PauseMin, "queue.pause_min")},
-		{"queue.ack_wait", atLeastDur(c.Queue.AckWait, time.Second)},
-		{"queue.max_deliver", atLeast(c.Queue.MaxDeliver, 1)},
-		{"queue.max_ack_pending", atLeast(c.Queue.MaxAckPending, 1)},
-		{"queue.max_messages", atLeast(int(c.Queue.MaxMessages), 1)},
-		{"consumers.count", atLeast(c.Consumers.Count, 1)},
-		{"consumers.work_min", notNegative(c.Consumers.WorkMin)},
+		{"queue.pause_max", durIn(c.Queue.PauseMax, 0, time.Hour)},
+		{"queue.ack_wait", durIn(c.Queue.AckWait, time.Second, time.Hour)},
+		{"queue.max_deliver", in(c.Queue.MaxDeliver, 1, 1000)},
+		{"queue.max_ack_pending", in(c.Queue.MaxAckPending, 1, 1_000_000)},
+		{"queue.max_messages", inRange(c.Queue.MaxMessages, 1, 1_000_000_000)},
+		{"queue.put_timeout", durIn(c.Queue.PutTimeout, 100*time.Millisecond, day)},
+		{"consumers.count", in(c.Consumers.Count, 1, procs)},
+		{"consumers.work_min", durIn(c.Consumers.WorkMin, 0, time.Hour)},
 		{"consumers.work_max", notBelow(c.Consumers.WorkMax, c.Consumers.WorkMin, "consumers.work_min")},
-		{"consumers.concurrency", atLeast(c.Consumers.Concurrency, 1)},
-		{"consumers.prefetch", atLeast(c.Consumers.Prefetch, 0)},
-		{"consumers.max_restarts", atLeast(c.Consumers.MaxRestarts, 0)},
-		{"pool.processes", atLeast(c.Pool.Processes, 0)},
+		{"consumers.work_max", durIn(c.Consumers.WorkMax, 0, time.Hour)},
+		{"consumers.concurrency", in(c.Consumers.Concurrency, 1, procs)},
+		{"consumers.concurrency", notAbove(c.Consumers.Concurrency, c.Queue.MaxAckPending, "queue.max_ack_pending")},
+		{"consumers.prefetch", in(c.Consumers.Prefetch, 0, 10_000)},
+		{"consumers.prefetch", notAbove(c.Consumers.Prefetch, c.Queue.MaxAckPending, "queue.max_ack_pending")},
+		{"consumers.max_restarts", in(c.Consumers.MaxRestarts, 0, 1000)},
+		{"pool.processes", in(c.Pool.Processes, 0, procs)},
 		{"pool.kind", task.ValidName(c.Pool.Kind)},
 		{"pool.inputs", parses(c.Pool.Inputs)},
-		{"pool.chunk_size", atLeast(c.Pool.ChunkSize, 0)},
-		{"pool.window", atLeast(c.Pool.Window, 1)},
-		{"pool.sleep", notNegative(c.Pool.Sleep)},
-		{"pool.results_max_age", atLeastDur(c.Pool.ResultsMaxAge, time.Second)},
+		{"pool.chunk_size", in(c.Pool.ChunkSize, 0, 100_000)},
+		{"pool.window", in(c.Pool.Window, 1, 100_000)},
+		{"pool.sleep", durIn(c.Pool.Sleep, 0, time.Hour)},
+		{"pool.results_max_age", durIn(c.Pool.ResultsMaxAge, time.Second, 30*day)},
+		{"pool.idle_timeout", durIn(c.Pool.IdleTimeout, time.Second, day)},
 		{"compare.n", inRange(c.Compare.N, 1, task.MaxSumSquaresN)},
-		{"compare.tasks", atLeast(c.Compare.Tasks, 1)},
+		{"compare.tasks", in(c.Compare.Tasks, 1, procs)},
 		{"pipe.name", task.ValidName(c.Pipe.Name)},
-		{"pipe.peer_timeout", atLeastDur(c.Pipe.PeerTimeout, 100*time.Millisecond)},
+		{"pipe.peer_timeout", durIn(c.Pipe.PeerTimeout, 100*time.Millisecond, time.Hour)},
 		{"log.dir", nonEmpty(c.Log.Dir)},
 		{"log.level", oneOf(c.Log.Level, "debug", "info", "warn", "error")},
 		{"log.stderr_level", oneOf(c.Log.StderrLevel, "debug", "info", "warn", "error")},
@@ -88,30 +98,28 @@ func inRange(n, lo, hi int64) error {
 	return nil
 }
 
+func in(n, lo, hi int) error { return inRange(int64(n), int64(lo), int64(hi)) }
+
+func durIn(d, lo, hi time.Duration) error {
+	if d < lo || d > hi {
+		return fmt.Errorf("must be in [%v, %v], got %v", lo, hi, d)
+	}
+	return nil
+}
+
+func notAbove(n, hi int, hiKey string) error {
+	if n > hi {
+		return fmt.Errorf("must not be above %s (%d), got %d: a consumer could hold more tasks than the queue lets out", hiKey, hi, n)
+	}
+	return nil
+}
+
 func nonEmpty(s string) error {
 	if s == "" {
 		return fmt.Errorf("must not be empty")
 	}
 	return nil
 }
-
-func atLeast(n, lo int) error {
-	if n < lo {
-		return fmt.Errorf("must be at least %d, got %d", lo, n)
-	}
-	return nil
-}
-
-func positive(d time.Duration) error { return atLeastDur(d, time.Nanosecond) }
-
-func atLeastDur(d, lo time.Duration) error {
-	if d < lo {
-		return fmt.Errorf("must be at least %v, got %v", lo, d)
-	}
-	return nil
-}
-
-func notNegative(d time.Duration) error { return atLeastDur(d, 0) }
 
 func notBelow(d, lo time.Duration, loKey string) error {
 	if d < lo {

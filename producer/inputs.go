@@ -24,12 +24,14 @@ func ParseInputs(s string) ([]any, error) {
 		if errA != nil || errB != nil || b < a {
 			return nil, fmt.Errorf("range %q: want a..b with integers a <= b", s)
 		}
-		if b-a >= MaxRange {
+		// The difference in uint64 cannot overflow, whatever the signs.
+		if uint64(b)-uint64(a) >= MaxRange {
 			return nil, fmt.Errorf("range %q has more than %d inputs", s, MaxRange)
 		}
-		out := make([]any, 0, b-a+1)
-		for i := a; i <= b; i++ {
-			out = append(out, i)
+		n := uint64(b) - uint64(a) + 1
+		out := make([]any, 0, n)
+		for i := range n {
+			out = append(out, a+int64(i)) // a loop "i <= b; i++" never ends at b = MaxInt64
 		}
 		return out, nil
 	}

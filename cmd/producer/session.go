@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -141,7 +140,7 @@ func join(g *producer.Group, err error) error {
 // joins the children, like the seed's main process does.
 func (s *session) withWorkers(ctx context.Context, n int, fn func(ctx context.Context, r *producer.Run) error) error {
 	q := producer.NewQueue(s.cfg.Queue.Name, s.js, s.topo, s.log)
-	q.PutTimeout = 30 * time.Second // TODO(config): queue.put_timeout
+	q.PutTimeout = s.cfg.Queue.PutTimeout
 	sc, err := s.spawnConfig(nil, consumerNames(n), s.cfg.Consumers.MaxRestarts)
 	if err != nil {
 		return err
@@ -150,7 +149,7 @@ func (s *session) withWorkers(ctx context.Context, n int, fn func(ctx context.Co
 		Consumers:    n,
 		Spawn:        sc,
 		ReadyTimeout: s.cfg.Broker.ConnectTimeout,
-		IdleTimeout:  30 * time.Second, // TODO(config): pool.idle_timeout
+		IdleTimeout:  s.cfg.Pool.IdleTimeout,
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,54 @@
+package producer_test
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/procq/procq/producer"
+)
+
+// ParseInputs never panics on outside input; a range gives exactly b-a+1
+// integers in order, and integers beyond 2^53 come back unchanged.
+func FuzzParseInputs(f *testing.F) {
+	for _, s := range []string{"1..10", "50000000,50000001", "9007199254740993", "-9000000000000000000..9000000000000000000",
+		"-9223372036854775808..9223372036854775807", "1e17", `"a",[1,2],{"x":1}`, "5..1", "..", ",", "9223372036854775807..9223372036854775807"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		in, err := producer.ParseInputs(s)
+		if err != nil {
+			return
+		}
+		if len(in) == 0 || len(in) > producer.MaxRange {
+			t.Fatalf("ParseInputs(%q): %d inputs", s, len(in))
+		}
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(s), "..")
+		if !isRange {
+			return
+		}
+		a, _ := strconv.ParseInt(strings.TrimSpace(lo), 10, 64)
+		b, _ := strconv.ParseInt(strings.TrimSpace(hi), 10, 64)
+		if uint64(len(in)) != uint64(b)-uint64(a)+1 {
+			t.Fatalf("range %q: %d inputs, want %d", s, len(in), uint64(b)-uint64(a)+1)
+		}
+		for i, v := range in {
+			if v.(int64) != a+int64(i) {
+				t.Fatalf("range %q: input %d is %v", s, i, v)
+			}
+		}
+	})
+}
+
+func TestParseInputsBigIntegersExact(t *testing.T) {
+	in, err := producer.ParseInputs("9007199254740993,-9223372036854775808,9223372036854775807")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []int64{9007199254740993, -9223372036854775808, 9223372036854775807}
+	for i, w := range want {
+		if in[i] != any(w) {
+			t.Errorf("input %d = %v (%T), want int64 %d", i, in[i], in[i], w)
+		}
+	}
+}
