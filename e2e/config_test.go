@@ -25,7 +25,7 @@ func TestBadConfigExitsTwo(t *testing.T) {
 		{name: "typo key", exe: "consumer", yaml: "consumers:\n  cuont: 2\n",
 			wantErr: []string{"config.yaml", "consumers.cuont", "unknown key"}},
 		{name: "zero count", exe: "producer", args: []string{"queue"}, yaml: "consumers:\n  count: 0\n",
-			wantErr: []string{"config.yaml", "consumers.count", "at least 1"}},
+			wantErr: []string{"config.yaml", "consumers.count", "must be in [1, 1024], got 0"}},
 		{name: "bad duration", exe: "broker", yaml: "pipe:\n  peer_timeout: soon\n",
 			wantErr: []string{"config.yaml", "pipe.peer_timeout", "invalid duration"}},
 		{name: "wrong type", exe: "consumer", yaml: "consumers:\n  concurrency: many\n",

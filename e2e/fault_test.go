@@ -450,6 +450,13 @@ func TestFaultProducerKilledMidMap(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if n := e.logCount("consumer-C-1.log", orphanRE) + e.logCount("consumer-C-2.log", orphanRE); n != 2 {
+		for _, name := range []string{"consumer-C-1.log", "consumer-C-2.log", "producer.log"} {
+			b, _ := os.ReadFile(filepath.Join(e.dir, "logs", name))
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			t.Logf("%s ends:\n%s", name, strings.Join(lines[max(0, len(lines)-8):], "\n"))
+		}
+		ps, _ := exec.Command("pgrep", "-af", "consumer --name").Output()
+		t.Logf("consumer processes:\n%s", ps)
 		t.Errorf("%d orphaned consumers said they stopped, want 2", n)
 	}
 	sizes := map[string]int64{}
@@ -459,9 +466,11 @@ func TestFaultProducerKilledMidMap(t *testing.T) {
 		}
 	}
 
+	started := time.Now()
 	p2 := e.start("producer", "pool", "--processes", "2", "--kind", "square", "--inputs", "1..10", "--sleep", "0s")
 	p2.mustExit(0, exitWait)
 	took := time.Since(killed)
+	t.Logf("orphans stopped %.1fs after the kill; the next run took %.1fs", started.Sub(killed).Seconds(), time.Since(started).Seconds())
 	if _, exact := squareResults(p2.stdout.String(), 10); !exact {
 		t.Errorf("second run's results not exact:\n%s", p2.stdout)
 	}

@@ -1,15 +1,34 @@
 package producer
 
-import "syscall"
+import (
+	"bytes"
+	"os"
+	"strconv"
+	"syscall"
+)
 
-// childAttr makes a child get SIGTERM when the producer dies, so no consumer
-// is orphaned by a crashed producer.
+// childAttr makes a child get SIGHUP when the producer dies ("the process
+// that controls you hung up"), so no consumer is orphaned by a crashed
+// producer. SIGHUP, not SIGTERM: the kernel sends it as soon as the thread
+// that started the child exits, which during a kill -9 is before the child
+// is re-parented, so the child could not tell it from an ordinary stop.
 func childAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGHUP}
 }
 
-// pidAlive reports whether a process with pid runs on this host.
+// pidAlive reports whether a process with pid runs on this host; a zombie
+// (dead, not yet reaped by its parent) does not.
 func pidAlive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || err == syscall.EPERM
+	if err := syscall.Kill(pid, 0); err != nil && err != syscall.EPERM {
+		return false
+	}
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true // no /proc: trust kill
+	}
+	// The state follows the command name in parentheses: "1 (cmd) Z ...".
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
+		return stat[i+2] != 'Z' && stat[i+2] != 'X'
+	}
+	return true
 }

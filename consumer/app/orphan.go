@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 )
 
@@ -13,15 +15,18 @@ import (
 // and exits 1.
 var ErrOrphaned = errors.New("orphaned: the producer that spawned this consumer is gone")
 
-// watchParent returns a context that ends when this process's parent is no
-// longer the one that started it (the parent died and the process was
-// re-parented). On Linux the producer also has the kernel send SIGTERM at
-// its death. stop ends the watch and returns an ErrOrphaned error if the
-// parent is gone, whichever way the process learnt it.
+// watchParent returns a context that ends when the producer that spawned
+// this process dies: the kernel sends SIGHUP then (the producer asks for it
+// on Linux), and, anywhere, this process's parent changes when it is
+// re-parented. stop ends the watch and returns an ErrOrphaned error if the
+// producer died, whichever way the process learnt it.
 func watchParent(ctx context.Context, log *slog.Logger) (context.Context, func() error) {
 	parent := os.Getppid()
 	ctx, cancel := context.WithCancel(ctx)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
 	done := make(chan struct{})
+	orphaned := false
 	go func() {
 		defer close(done)
 		t := time.NewTicker(250 * time.Millisecond)
@@ -30,8 +35,13 @@ func watchParent(ctx context.Context, log *slog.Logger) (context.Context, func()
 			select {
 			case <-ctx.Done():
 				return
+			case <-hup:
+				orphaned = true
+				cancel()
+				return
 			case <-t.C:
 				if os.Getppid() != parent {
+					orphaned = true
 					cancel()
 					return
 				}
@@ -41,7 +51,8 @@ func watchParent(ctx context.Context, log *slog.Logger) (context.Context, func()
 	return ctx, func() error {
 		cancel()
 		<-done
-		if os.Getppid() == parent {
+		signal.Stop(hup)
+		if !orphaned && os.Getppid() == parent {
 			return nil
 		}
 		err := fmt.Errorf("%w (pid %d)", ErrOrphaned, parent)
