@@ -63,6 +63,17 @@ type env struct {
 func newEnv(t *testing.T, url string) *env {
 	t.Helper()
 	dir := t.TempDir()
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		logs, _ := filepath.Glob(filepath.Join(dir, "logs", "*.log"))
+		for _, l := range logs {
+			b, _ := os.ReadFile(l)
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			t.Logf("--- %s ends:\n%s", filepath.Base(l), strings.Join(lines[max(0, len(lines)-25):], "\n"))
+		}
+	})
 	return &env{t: t, dir: dir, vars: map[string]string{
 		"PROCQ_BROKER_URL":             url,
 		"PROCQ_BROKER_STORE_DIR":       filepath.Join(dir, "data"),
