@@ -14,10 +14,17 @@ import (
 	"github.com/procq/procq/pipe"
 )
 
-// Two ends of a pipe; in real use each lives in its own process.
+// Both ends of a pipe; in real use each lives in its own process, with its
+// own connection. End B opens after A has sent, and still gets everything;
+// it answers on the same pipe; A's Close gives B io.EOF after the last
+// message.
 func Example() {
 	ctx := context.Background()
-	dir, _ := os.MkdirTemp("", "procq-pipe-example-")
+	dir, err := os.MkdirTemp("", "procq-pipe-example-")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer os.RemoveAll(dir)
 	srv, err := broker.Start(broker.Config{URL: "nats://127.0.0.1:0", StoreDir: dir}, nil)
 	if err != nil {
@@ -25,36 +32,50 @@ func Example() {
 		return
 	}
 	defer srv.Shutdown()
-	nc, _ := nats.Connect(srv.ClientURL(), nats.Token(srv.Token()))
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-
-	sender, err := pipe.Open(ctx, js, "demo", pipe.A, pipe.Config{}, nil)
+	nc, err := nats.Connect(srv.ClientURL(), nats.Token(srv.Token()))
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	_ = sender.Send(ctx, []byte("Hello from sender!"))
-	_ = sender.Send(ctx, []byte("Another message."))
-	_ = sender.Close()
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 
-	// The receiver may open after the sender closed: it still gets all.
-	receiver, _ := pipe.Open(ctx, js, "demo", pipe.B, pipe.Config{}, nil)
-	defer receiver.Close()
-	for {
-		m, err := receiver.Recv(ctx)
-		if errors.Is(err, io.EOF) {
-			fmt.Println("closed by sender")
-			return
-		}
-		if err != nil {
-			fmt.Println(err)
-			return
-		}
-		fmt.Println(string(m))
+	a, err := pipe.Open(ctx, js, "demo", pipe.A, pipe.Config{}, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer a.Close()
+	_ = a.Send(ctx, []byte("Hello from sender!"))
+	_ = a.Send(ctx, []byte("Another message."))
+
+	b, err := pipe.Open(ctx, js, "demo", pipe.B, pipe.Config{}, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer b.Close()
+	for range 2 {
+		m, _ := b.Recv(ctx)
+		fmt.Printf("B received %q\n", m)
+		_ = b.Send(ctx, append([]byte("got: "), m...))
+	}
+	for range 2 {
+		m, _ := a.Recv(ctx)
+		fmt.Printf("A received %q\n", m)
+	}
+	_ = a.Close()
+	if _, err := b.Recv(ctx); errors.Is(err, io.EOF) {
+		fmt.Println("B: closed by A")
 	}
 	// Output:
-	// Hello from sender!
-	// Another message.
-	// closed by sender
+	// B received "Hello from sender!"
+	// B received "Another message."
+	// A received "got: Hello from sender!"
+	// A received "got: Another message."
+	// B: closed by A
 }
