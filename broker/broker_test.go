@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/procq/procq/broker"
+	"github.com/procq/procq/internal/natstest"
 )
 
 func TestMain(m *testing.M) {
@@ -23,16 +24,6 @@ func TestMain(m *testing.M) {
 }
 
 var quiet = slog.New(slog.DiscardHandler)
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 func TestStartBindsLoopbackAndWritesToken(t *testing.T) {
 	dir := t.TempDir()
@@ -109,7 +100,7 @@ func TestPortInUse(t *testing.T) {
 // broker writes is picked up once it exists.
 func TestConnectWaitsForBroker(t *testing.T) {
 	dir := t.TempDir()
-	addr := freePort(t)
+	addr := natstest.FixedAddr(t)
 	url := "nats://" + addr
 	started := make(chan *broker.Server, 1)
 	go func() {
@@ -147,7 +138,7 @@ func TestConnectFailures(t *testing.T) {
 	if time.Since(start) > 10*time.Second {
 		t.Errorf("wrong token was retried until the timeout; it must fail at once")
 	}
-	_, err = broker.Connect(context.Background(), broker.ClientConfig{URL: "nats://" + freePort(t), Timeout: 600 * time.Millisecond}, quiet)
+	_, err = broker.Connect(context.Background(), broker.ClientConfig{URL: "nats://" + natstest.FixedAddr(t), Timeout: 600 * time.Millisecond}, quiet)
 	if !errors.Is(err, broker.ErrUnreachable) {
 		t.Errorf("no broker: err %v, want ErrUnreachable", err)
 	}

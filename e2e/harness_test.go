@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/procq/procq/internal/natstest"
 )
 
 // binDir holds the executables built by TestMain.
@@ -170,23 +170,8 @@ func (e *env) startBroker() *proc {
 }
 
 // fixedURL is for the one kind of test that needs the broker's address
-// before the broker exists (clients started first): a free port below the
-// kernel's ephemeral range (32768 on), where the brokers of other tests,
-// which bind port 0, never land.
-func fixedURL(t *testing.T) string {
-	t.Helper()
-	for range 100 {
-		port := 20000 + rand.IntN(12000)
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue
-		}
-		_ = l.Close()
-		return fmt.Sprintf("nats://127.0.0.1:%d", port)
-	}
-	t.Fatal("no free port found")
-	return ""
-}
+// before the broker exists (clients started first).
+func fixedURL(t *testing.T) string { return "nats://" + natstest.FixedAddr(t) }
 
 // url is the world's broker URL.
 func (e *env) url() string { return e.vars["PROCQ_BROKER_URL"] }

@@ -3,7 +3,10 @@
 package natstest
 
 import (
+	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"net"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -64,4 +67,23 @@ func (b *Broker) JetStream(t testing.TB) jetstream.JetStream {
 // ClientConfig is how a procq client reaches the server.
 func (b *Broker) ClientConfig(name string) broker.ClientConfig {
 	return broker.ClientConfig{URL: b.URL, Token: b.Token, Name: name}
+}
+
+// FixedAddr is for a test that needs a broker's address before the broker
+// exists (clients started first, or an address nobody serves): a free
+// loopback port below the kernel's ephemeral range (32768 on), where the
+// servers of other tests, which bind port 0, never land.
+func FixedAddr(t testing.TB) string {
+	t.Helper()
+	for range 100 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		_ = l.Close()
+		return addr
+	}
+	t.Fatal("no free loopback port found")
+	return ""
 }
