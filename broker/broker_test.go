@@ -17,6 +17,7 @@ import (
 
 	"github.com/procq/procq/broker"
 	"github.com/procq/procq/internal/natstest"
+	"github.com/procq/procq/link"
 )
 
 func TestMain(m *testing.M) {
@@ -42,7 +43,7 @@ func TestStartBindsLoopbackAndWritesToken(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("token file mode %v, want 0600", fi.Mode().Perm())
 	}
-	tok, err := broker.ReadToken(filepath.Join(dir, "token"))
+	tok, err := link.ReadToken(filepath.Join(dir, "token"))
 	if err != nil || tok != srv.Token() || len(tok) != 48 {
 		t.Errorf("token file %q (%v), server token %q", tok, err, srv.Token())
 	}
@@ -111,7 +112,7 @@ func TestConnectWaitsForBroker(t *testing.T) {
 		}
 		started <- srv
 	}()
-	nc, err := broker.Connect(context.Background(), broker.ClientConfig{
+	nc, err := link.Connect(context.Background(), link.Config{
 		URL: url, TokenFile: filepath.Join(dir, "token"), Timeout: 20 * time.Second,
 	}, quiet)
 	srv := <-started
@@ -131,15 +132,15 @@ func TestConnectFailures(t *testing.T) {
 	}
 	defer srv.Shutdown()
 	start := time.Now()
-	_, err = broker.Connect(context.Background(), broker.ClientConfig{URL: srv.ClientURL(), Token: "wrong", Timeout: 20 * time.Second}, quiet)
+	_, err = link.Connect(context.Background(), link.Config{URL: srv.ClientURL(), Token: "wrong", Timeout: 20 * time.Second}, quiet)
 	if !errors.Is(err, nats.ErrAuthorization) {
 		t.Errorf("wrong token: err %v, want nats.ErrAuthorization", err)
 	}
 	if time.Since(start) > 10*time.Second {
 		t.Errorf("wrong token was retried until the timeout; it must fail at once")
 	}
-	_, err = broker.Connect(context.Background(), broker.ClientConfig{URL: "nats://" + natstest.FixedAddr(t), Timeout: 600 * time.Millisecond}, quiet)
-	if !errors.Is(err, broker.ErrUnreachable) {
+	_, err = link.Connect(context.Background(), link.Config{URL: "nats://" + natstest.FixedAddr(t), Timeout: 600 * time.Millisecond}, quiet)
+	if !errors.Is(err, link.ErrUnreachable) {
 		t.Errorf("no broker: err %v, want ErrUnreachable", err)
 	}
 }

@@ -1,3 +1,4 @@
-// Package broker runs the embedded NATS JetStream server, connects clients to
-// it (or to any NATS server) and declares the JetStream topology procq uses.
+// Package broker runs the embedded NATS JetStream server: its store lock,
+// its token, and (when configured) its place in a cluster. Clients reach
+// it, or any NATS server, through package link.
 package broker

@@ -11,9 +11,6 @@ var (
 	ErrNotReady = errors.New("broker did not become ready")
 	// ErrNoJetStream is returned when the server runs without JetStream.
 	ErrNoJetStream = errors.New("jetstream is not enabled")
-	// ErrUnreachable is returned when no broker answered within the
-	// connect timeout.
-	ErrUnreachable = errors.New("broker unreachable")
 )
 
 // LockedError says that another process holds the store directory.

@@ -8,13 +8,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
+
+	"github.com/procq/procq/link"
 )
 
 // loadOrCreateToken returns the token in path, creating a random one in a
 // 0600 file on first start.
 func loadOrCreateToken(path string) (string, error) {
-	tok, err := ReadToken(path)
+	tok, err := link.ReadToken(path)
 	if err == nil {
 		return tok, nil
 	}
@@ -36,19 +37,6 @@ func loadOrCreateToken(path string) (string, error) {
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return "", fmt.Errorf("token: %w", err)
-	}
-	return tok, nil
-}
-
-// ReadToken reads a token file written by the broker.
-func ReadToken(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	tok := strings.TrimSpace(string(b))
-	if tok == "" {
-		return "", fmt.Errorf("token file %s is empty", path)
 	}
 	return tok, nil
 }

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/procq/procq/producer"
 	"github.com/procq/procq/task"
 )
 
@@ -87,7 +86,7 @@ func checkURL(s string) error {
 }
 
 func parses(inputs string) error {
-	_, err := producer.ParseInputs(inputs)
+	_, err := task.ParseInputs(inputs)
 	return err
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/procq/procq/broker"
 	"github.com/procq/procq/consumer"
+	"github.com/procq/procq/link"
 	"github.com/procq/procq/producer"
 	"github.com/procq/procq/task"
 )
@@ -34,7 +35,7 @@ func Example_customKind() {
 	nc, _ := nats.Connect(srv.ClientURL(), nats.Token(srv.Token()))
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	topo, _ := broker.EnsureQueue(ctx, js, broker.QueueConfig{Name: "words"})
+	topo, _ := link.EnsureQueue(ctx, js, link.QueueConfig{Name: "words"})
 
 	// Consumer side: the built-in kinds plus "upper".
 	reg := task.Builtins()

@@ -6,7 +6,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/procq/procq/broker"
+	"github.com/procq/procq/link"
 	"github.com/procq/procq/task"
 )
 
@@ -19,10 +19,10 @@ func (w *Worker) announce(ctx context.Context) {
 	val, _ := json.Marshal(task.Presence{Name: w.cfg.Name, PID: os.Getpid(), Host: host,
 		Queue: w.queue, Run: w.cfg.Run, Started: time.Now().UTC()})
 	key := task.PresenceKey(w.queue, w.cfg.Name)
-	t := time.NewTicker(broker.PresenceTTL / 4)
+	t := time.NewTicker(link.PresenceTTL / 4)
 	defer t.Stop()
 	for {
-		pctx, cancel := context.WithTimeout(ctx, broker.PresenceTTL/4)
+		pctx, cancel := context.WithTimeout(ctx, link.PresenceTTL/4)
 		if _, err := w.topo.Presence.Put(pctx, key, val); err != nil && ctx.Err() == nil {
 			w.log.InfoContext(ctx, "presence not refreshed", "error", err)
 		}

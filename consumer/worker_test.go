@@ -15,9 +15,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 
-	"github.com/procq/procq/broker"
 	"github.com/procq/procq/consumer"
 	"github.com/procq/procq/internal/natstest"
+	"github.com/procq/procq/link"
 	"github.com/procq/procq/task"
 )
 
@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 
 type fixture struct {
 	js   jetstream.JetStream
-	topo *broker.Topology
+	topo *link.Topology
 	out  *lockedBuf
 }
 
@@ -35,7 +35,7 @@ func setup(t *testing.T, queue string) *fixture {
 	t.Helper()
 	b := natstest.Start(t)
 	js := b.JetStream(t)
-	topo, err := broker.EnsureQueue(context.Background(), js, broker.QueueConfig{Name: queue, AckWait: time.Second})
+	topo, err := link.EnsureQueue(context.Background(), js, link.QueueConfig{Name: queue, AckWait: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

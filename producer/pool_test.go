@@ -14,9 +14,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 
-	"github.com/procq/procq/broker"
 	"github.com/procq/procq/consumer"
 	"github.com/procq/procq/internal/natstest"
+	"github.com/procq/procq/link"
 	"github.com/procq/procq/producer"
 	"github.com/procq/procq/task"
 )
@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 
 type env struct {
 	js   jetstream.JetStream
-	topo *broker.Topology
+	topo *link.Topology
 	q    *producer.Queue
 }
 
@@ -35,7 +35,7 @@ func newEnv(t testing.TB) *env {
 	t.Helper()
 	b := natstest.Start(t)
 	js := b.JetStream(t)
-	topo, err := broker.EnsureQueue(context.Background(), js, broker.QueueConfig{Name: "pool", AckWait: 2 * time.Second})
+	topo, err := link.EnsureQueue(context.Background(), js, link.QueueConfig{Name: "pool", AckWait: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,28 +293,6 @@ func TestWindowBoundsInFlight(t *testing.T) {
 	}
 	if m := maxActive.Load(); m > 3 || m < 1 {
 		t.Errorf("up to %d tasks ran at once, want at most the window, 3", m)
-	}
-}
-
-func TestParseInputs(t *testing.T) {
-	tests := []struct {
-		in      string
-		want    []any
-		wantErr bool
-	}{
-		{in: "1..4", want: []any{int64(1), int64(2), int64(3), int64(4)}},
-		{in: "50000000, 7", want: []any{int64(50000000), int64(7)}},
-		{in: `2.5,"a b",x`, want: []any{2.5, "a b", "x"}},
-		{in: "5..1", wantErr: true},
-		{in: "1..x", wantErr: true},
-		{in: "", wantErr: true},
-		{in: "1,,2", wantErr: true},
-	}
-	for _, tt := range tests {
-		got, err := producer.ParseInputs(tt.in)
-		if (err != nil) != tt.wantErr || !slices.Equal(got, tt.want) {
-			t.Errorf("ParseInputs(%q) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.wantErr)
-		}
 	}
 }
 

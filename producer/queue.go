@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/procq/procq/broker"
+	"github.com/procq/procq/link"
 	"github.com/procq/procq/task"
 )
 
@@ -20,7 +20,7 @@ import (
 type Queue struct {
 	name string
 	js   jetstream.JetStream
-	topo *broker.Topology
+	topo *link.Topology
 	log  *slog.Logger
 
 	// PutTimeout is how long Put and End wait for room in a full queue
@@ -30,7 +30,7 @@ type Queue struct {
 }
 
 // NewQueue returns a Queue for the queue topo was declared for.
-func NewQueue(name string, js jetstream.JetStream, topo *broker.Topology, logger *slog.Logger) *Queue {
+func NewQueue(name string, js jetstream.JetStream, topo *link.Topology, logger *slog.Logger) *Queue {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/procq/procq/broker"
 	"github.com/procq/procq/internal/natstest"
+	"github.com/procq/procq/link"
 	"github.com/procq/procq/producer"
 	"github.com/procq/procq/task"
 )
@@ -31,7 +31,7 @@ func msgsIn(t *testing.T, e *env) uint64 {
 func TestPutWaitsForRoom(t *testing.T) {
 	b := natstest.Start(t)
 	js := b.JetStream(t)
-	topo, err := broker.EnsureQueue(context.Background(), js, broker.QueueConfig{Name: "full", MaxMessages: 5})
+	topo, err := link.EnsureQueue(context.Background(), js, link.QueueConfig{Name: "full", MaxMessages: 5})
 	if err != nil {
 		t.Fatal(err)
 	}

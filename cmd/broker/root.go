@@ -43,7 +43,7 @@ func runBroker(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	defer closeLog.Close()
-	srv, err := broker.Start(cfg.ServerConfig(), logger)
+	srv, err := broker.Start(cli.ServerConfig(cfg), logger)
 	if err != nil {
 		return err
 	}

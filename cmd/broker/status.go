@@ -7,8 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/procq/procq/broker"
 	"github.com/procq/procq/internal/cli"
+	"github.com/procq/procq/link"
 	"github.com/procq/procq/task"
 )
 
@@ -38,7 +38,7 @@ func runStatus(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
-	defer broker.Close(nc)
+	defer link.Close(nc)
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "STREAM\tMESSAGES\tBYTES\tCONSUMERS\n")
 	for _, name := range []string{task.TasksStream, task.ResultsStream, task.DeadStream} {

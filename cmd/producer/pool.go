@@ -56,7 +56,7 @@ func runPool(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
-	inputs, err := producer.ParseInputs(cfg.Pool.Inputs) // validated by Load
+	inputs, err := task.ParseInputs(cfg.Pool.Inputs) // validated by Load
 	if err != nil {
 		return err
 	}

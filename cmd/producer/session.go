@@ -16,6 +16,7 @@ import (
 	"github.com/procq/procq/broker"
 	"github.com/procq/procq/config"
 	"github.com/procq/procq/internal/cli"
+	"github.com/procq/procq/link"
 	"github.com/procq/procq/producer"
 )
 
@@ -29,8 +30,8 @@ type session struct {
 	log      *slog.Logger
 	nc       *nats.Conn
 	js       jetstream.JetStream
-	topo     *broker.Topology
-	reach    broker.ClientConfig // how children reach the broker
+	topo     *link.Topology
+	reach    link.Config // how children reach the broker
 	srv      *broker.Server
 	closer   io.Closer
 }
@@ -41,13 +42,13 @@ func openSession(ctx context.Context, cfg *config.Config) (*session, error) {
 		return nil, err
 	}
 	s := &session{cfg: cfg, log: logger, closer: closeLog}
-	s.nc, s.srv, s.reach, err = broker.Dial(ctx, cfg.ClientConfig("producer"), cfg.Broker.Embedded, cfg.ServerConfig(), logger)
+	s.nc, s.srv, s.reach, err = broker.Dial(ctx, cli.ClientConfig(cfg, "producer"), cfg.Broker.Embedded, cli.ServerConfig(cfg), logger)
 	if err != nil {
 		s.close()
 		return nil, err
 	}
 	if s.js, err = jetstream.New(s.nc); err == nil {
-		s.topo, err = broker.EnsureQueue(ctx, s.js, cfg.QueueConfig())
+		s.topo, err = link.EnsureQueue(ctx, s.js, cli.QueueConfig(cfg))
 	}
 	if err != nil {
 		s.close()
@@ -58,7 +59,7 @@ func openSession(ctx context.Context, cfg *config.Config) (*session, error) {
 
 func (s *session) close() {
 	if s.nc != nil {
-		broker.Close(s.nc)
+		link.Close(s.nc)
 	}
 	if s.srv != nil {
 		s.srv.Shutdown()

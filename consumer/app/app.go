@@ -16,9 +16,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/procq/procq/broker"
 	"github.com/procq/procq/consumer"
 	"github.com/procq/procq/internal/cli"
+	"github.com/procq/procq/link"
 	"github.com/procq/procq/task"
 )
 
@@ -85,8 +85,8 @@ func runWorker(cmd *cobra.Command, reg *task.Registry) error {
 	if err != nil {
 		return err
 	}
-	defer broker.Close(nc)
-	topo, err := broker.EnsureQueue(ctx, js, cfg.QueueConfig())
+	defer link.Close(nc)
+	topo, err := link.EnsureQueue(ctx, js, cli.QueueConfig(cfg))
 	if err != nil {
 		return err
 	}
@@ -96,7 +96,7 @@ func runWorker(cmd *cobra.Command, reg *task.Registry) error {
 			return err
 		}
 	}
-	wcfg := cfg.WorkerConfig(name, out)
+	wcfg := cli.WorkerConfig(cfg, name, out)
 	wcfg.Run, _ = cmd.Flags().GetString("run")
 	if fd, _ := cmd.Flags().GetInt("holds-fd"); fd > 0 {
 		holds := os.NewFile(uintptr(fd), "holds")

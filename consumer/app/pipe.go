@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/procq/procq/broker"
 	"github.com/procq/procq/internal/cli"
+	"github.com/procq/procq/link"
 	"github.com/procq/procq/pipe"
 )
 
@@ -53,7 +53,7 @@ func runPipe(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	defer broker.Close(nc)
+	defer link.Close(nc)
 	conn, err := pipe.Open(ctx, js, cfg.Pipe.Name, pipe.B, pipe.Config{PeerTimeout: cfg.Pipe.PeerTimeout}, logger)
 	if err != nil {
 		return err

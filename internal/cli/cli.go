@@ -19,8 +19,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/procq/procq/broker"
 	"github.com/procq/procq/config"
+	"github.com/procq/procq/link"
 )
 
 // Exit codes of every procq executable.
@@ -134,9 +134,9 @@ func Load(cmd *cobra.Command, keys map[string]string) (*config.Config, error) {
 
 // Connect connects a client process to the configured broker, waiting for it
 // up to broker.connect_timeout, and opens JetStream. Close the connection
-// with broker.Close.
+// with link.Close.
 func Connect(ctx context.Context, cfg *config.Config, name string, logger *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := broker.Connect(ctx, cfg.ClientConfig(name), logger)
+	nc, err := link.Connect(ctx, ClientConfig(cfg, name), logger)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,11 +1,12 @@
-package producer_test
+package task_test
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/procq/procq/producer"
+	"github.com/procq/procq/task"
 )
 
 // ParseInputs never panics on outside input; a range gives exactly b-a+1
@@ -16,11 +17,11 @@ func FuzzParseInputs(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		in, err := producer.ParseInputs(s)
+		in, err := task.ParseInputs(s)
 		if err != nil {
 			return
 		}
-		if len(in) == 0 || len(in) > producer.MaxRange {
+		if len(in) == 0 || len(in) > task.MaxRange {
 			t.Fatalf("ParseInputs(%q): %d inputs", s, len(in))
 		}
 		lo, hi, isRange := strings.Cut(strings.TrimSpace(s), "..")
@@ -41,7 +42,7 @@ func FuzzParseInputs(f *testing.F) {
 }
 
 func TestParseInputsBigIntegersExact(t *testing.T) {
-	in, err := producer.ParseInputs("9007199254740993,-9223372036854775808,9223372036854775807")
+	in, err := task.ParseInputs("9007199254740993,-9223372036854775808,9223372036854775807")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,6 +50,28 @@ func TestParseInputsBigIntegersExact(t *testing.T) {
 	for i, w := range want {
 		if in[i] != any(w) {
 			t.Errorf("input %d = %v (%T), want int64 %d", i, in[i], in[i], w)
+		}
+	}
+}
+
+func TestParseInputs(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    []any
+		wantErr bool
+	}{
+		{in: "1..4", want: []any{int64(1), int64(2), int64(3), int64(4)}},
+		{in: "50000000, 7", want: []any{int64(50000000), int64(7)}},
+		{in: `2.5,"a b",x`, want: []any{2.5, "a b", "x"}},
+		{in: "5..1", wantErr: true},
+		{in: "1..x", wantErr: true},
+		{in: "", wantErr: true},
+		{in: "1,,2", wantErr: true},
+	}
+	for _, tt := range tests {
+		got, err := task.ParseInputs(tt.in)
+		if (err != nil) != tt.wantErr || !slices.Equal(got, tt.want) {
+			t.Errorf("ParseInputs(%q) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.wantErr)
 		}
 	}
 }

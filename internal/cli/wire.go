@@ -1,18 +1,21 @@
-package config
+package cli
 
 import (
-	"fmt"
 	"io"
-	"sort"
-	"strings"
 
 	"github.com/procq/procq/broker"
+	"github.com/procq/procq/config"
 	"github.com/procq/procq/consumer"
+	"github.com/procq/procq/link"
 )
 
+// The wiring: what each package needs, taken from the loaded configuration.
+// config loads and validates only; this is the one place that knows both
+// config's keys and the packages' own Config types.
+
 // ClientConfig is how a process named name reaches the broker.
-func (c *Config) ClientConfig(name string) broker.ClientConfig {
-	return broker.ClientConfig{
+func ClientConfig(c *config.Config, name string) link.Config {
+	return link.Config{
 		URL:       c.Broker.URL,
 		Token:     c.Broker.Token,
 		TokenFile: c.Broker.TokenPath(),
@@ -22,7 +25,7 @@ func (c *Config) ClientConfig(name string) broker.ClientConfig {
 }
 
 // ServerConfig configures the embedded broker.
-func (c *Config) ServerConfig() broker.Config {
+func ServerConfig(c *config.Config) broker.Config {
 	return broker.Config{
 		URL:        c.Broker.URL,
 		StoreDir:   c.Broker.StoreDir,
@@ -33,8 +36,8 @@ func (c *Config) ServerConfig() broker.Config {
 }
 
 // QueueConfig describes the configured queue.
-func (c *Config) QueueConfig() broker.QueueConfig {
-	return broker.QueueConfig{
+func QueueConfig(c *config.Config) link.QueueConfig {
+	return link.QueueConfig{
 		Name:          c.Queue.Name,
 		AckWait:       c.Queue.AckWait,
 		MaxAckPending: c.Queue.MaxAckPending,
@@ -44,7 +47,7 @@ func (c *Config) QueueConfig() broker.QueueConfig {
 }
 
 // WorkerConfig configures a consumer named name that prints to out.
-func (c *Config) WorkerConfig(name string, out io.Writer) consumer.Config {
+func WorkerConfig(c *config.Config, name string, out io.Writer) consumer.Config {
 	return consumer.Config{
 		Name:        name,
 		Concurrency: c.Consumers.Concurrency,
@@ -52,21 +55,4 @@ func (c *Config) WorkerConfig(name string, out io.Writer) consumer.Config {
 		MaxDeliver:  c.Queue.MaxDeliver,
 		Out:         out,
 	}
-}
-
-// Environ renders every effective value as a PROCQ_<SECTION>_<KEY>
-// variable, sorted, so a spawned child sees exactly this configuration
-// whatever its own config file says.
-func (c *Config) Environ() []string {
-	env := make([]string, 0, len(c.values))
-	for k, v := range c.values {
-		env = append(env, EnvName(k)+"="+fmt.Sprint(v))
-	}
-	sort.Strings(env)
-	return env
-}
-
-// EnvName is the environment variable that overrides key.
-func EnvName(key string) string {
-	return EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 }

@@ -1,4 +1,4 @@
-package producer
+package task
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package broker
+package link
 
 import (
 	"cmp"
@@ -7,13 +7,15 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 )
 
-// ClientConfig says how a client reaches the broker.
-type ClientConfig struct {
+// Config says how a client reaches the broker.
+type Config struct {
 	// URL of the NATS server. Defaults to nats://127.0.0.1:4222.
 	URL string
 	// Token to present. Empty means: read TokenFile; where that does not
@@ -28,7 +30,7 @@ type ClientConfig struct {
 	Name string
 }
 
-func (c ClientConfig) withDefaults() ClientConfig {
+func (c Config) withDefaults() Config {
 	c.URL = cmp.Or(c.URL, "nats://127.0.0.1:4222")
 	c.Timeout = cmp.Or(c.Timeout, 30*time.Second)
 	return c
@@ -38,7 +40,7 @@ const retryWait = 250 * time.Millisecond
 
 // Connect connects to the broker, waiting and retrying until cfg.Timeout so
 // that processes can start in any order. A wrong token fails at once.
-func Connect(ctx context.Context, cfg ClientConfig, logger *slog.Logger) (*nats.Conn, error) {
+func Connect(ctx context.Context, cfg Config, logger *slog.Logger) (*nats.Conn, error) {
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
@@ -62,7 +64,7 @@ func Connect(ctx context.Context, cfg ClientConfig, logger *slog.Logger) (*nats.
 }
 
 // connectOnce makes one attempt. final says that retrying cannot help.
-func connectOnce(cfg ClientConfig) (nc *nats.Conn, final bool, err error) {
+func connectOnce(cfg Config) (nc *nats.Conn, final bool, err error) {
 	token, known := cfg.Token, cfg.Token != ""
 	if !known && cfg.TokenFile != "" {
 		token, err = ReadToken(cfg.TokenFile)
@@ -92,9 +94,33 @@ func connectOnce(cfg ClientConfig) (nc *nats.Conn, final bool, err error) {
 	return nc, false, nil
 }
 
+// ErrUnreachable is returned when no broker answered within the connect
+// timeout.
+var ErrUnreachable = errors.New("broker unreachable")
+
 // Close flushes what the connection still buffers (acks, results) and
 // closes it.
 func Close(nc *nats.Conn) {
 	_ = nc.FlushTimeout(5 * time.Second)
 	nc.Close()
+}
+
+// ConnectOnce makes one attempt to connect, without waiting for a broker:
+// nats.ErrNoServers says that nothing answers at cfg.URL.
+func ConnectOnce(cfg Config) (*nats.Conn, error) {
+	nc, _, err := connectOnce(cfg.withDefaults())
+	return nc, err
+}
+
+// ReadToken reads a token file written by the broker.
+func ReadToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("token file %s is empty", path)
+	}
+	return tok, nil
 }
