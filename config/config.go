@@ -5,6 +5,7 @@ package config
 
 import (
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -23,14 +24,22 @@ type Config struct {
 	File string `mapstructure:"-"`
 
 	values map[string]any // effective value of every key, for Environ
+	src    sources        // where each value came from, for ErrorFor
 }
 
 // Broker says where the NATS server is and how to reach it.
 type Broker struct {
-	// URL is where clients connect and where the embedded server listens.
-	// Port 0 lets the embedded server pick a free port. Defaults to
-	// nats://127.0.0.1:4222.
+	// URL is where clients connect: one URL, or several (a YAML list or a
+	// comma-separated string, kept here comma-joined) so that clients fail
+	// over to a live node of a cluster. The broker, and the producer's
+	// embedded fallback, listen on the first. Port 0 lets the embedded
+	// server pick a free port. Defaults to nats://127.0.0.1:4222.
 	URL string `mapstructure:"url"`
+	// Name is the server name, unique in a cluster. Empty derives one from
+	// the host name and the client port.
+	Name string `mapstructure:"name"`
+	// Cluster makes the broker a node of a NATS cluster.
+	Cluster Cluster `mapstructure:"cluster"`
 	// Embedded lets the producer host the broker in-process when no broker
 	// answers at URL. Defaults to true.
 	Embedded bool `mapstructure:"embedded"`
@@ -49,6 +58,22 @@ type Broker struct {
 	// SyncAlways makes the embedded broker fsync before every ack. Defaults
 	// to false (fsync every 2 minutes).
 	SyncAlways bool `mapstructure:"sync_always"`
+}
+
+// Cluster configures the broker's place in a NATS cluster (JetStream with
+// Raft-replicated streams).
+type Cluster struct {
+	// Name of the cluster, the same on every node. Empty: no cluster.
+	Name string `mapstructure:"name"`
+	// Listen is the host:port of the route listener. A host left out binds
+	// 127.0.0.1. Defaults to 127.0.0.1:6222 when Name is set.
+	Listen string `mapstructure:"listen"`
+	// Routes are the nats-route://host:port URLs of every node, this one's
+	// own allowed (a YAML list or a comma-separated string).
+	Routes []string `mapstructure:"routes"`
+	// Secret authenticates routes between nodes. Empty derives it from the
+	// shared client token; routes are never anonymous.
+	Secret string `mapstructure:"secret"`
 }
 
 // Queue configures the work queue and the Queue demo.
@@ -78,6 +103,9 @@ type Queue struct {
 	// PutTimeout is how long putting a task or a sentinel waits for room in
 	// a full queue before it fails. 100ms to 24h. Defaults to 30s.
 	PutTimeout time.Duration `mapstructure:"put_timeout"`
+	// Replicas is the replica count of every procq stream and key-value
+	// bucket; at most the cluster's size. 1 to 5. Defaults to 1.
+	Replicas int `mapstructure:"replicas"`
 }
 
 // Consumers configures the consumer processes.
@@ -167,6 +195,11 @@ type Log struct {
 // unknown key.
 var defaults = map[string]any{
 	"broker.url":             "nats://127.0.0.1:4222",
+	"broker.name":            "",
+	"broker.cluster.name":    "",
+	"broker.cluster.listen":  "",
+	"broker.cluster.routes":  []string{},
+	"broker.cluster.secret":  "",
 	"broker.embedded":        true,
 	"broker.store_dir":       "data/jetstream",
 	"broker.token":           "",
@@ -183,6 +216,7 @@ var defaults = map[string]any{
 	"queue.max_ack_pending": 1000,
 	"queue.max_messages":    1000000,
 	"queue.put_timeout":     "30s",
+	"queue.replicas":        1,
 
 	"consumers.count":        2,
 	"consumers.spawn":        true,
@@ -229,3 +263,6 @@ func (b Broker) TokenPath() string {
 	}
 	return filepath.Join(b.StoreDir, "token")
 }
+
+// URLs are the broker URLs, in order.
+func (b Broker) URLs() []string { return strings.Split(b.URL, ",") }

@@ -12,7 +12,7 @@ import (
 func (c *Config) Environ() []string {
 	env := make([]string, 0, len(c.values))
 	for k, v := range c.values {
-		env = append(env, EnvName(k)+"="+fmt.Sprint(v))
+		env = append(env, EnvName(k)+"="+render(v))
 	}
 	sort.Strings(env)
 	return env
@@ -21,4 +21,20 @@ func (c *Config) Environ() []string {
 // EnvName is the environment variable that overrides key.
 func EnvName(key string) string {
 	return EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// render is a value as its environment variable holds it: a list
+// comma-separated, as Load splits it.
+func render(v any) string {
+	switch l := v.(type) {
+	case []string:
+		return strings.Join(l, ",")
+	case []any:
+		parts := make([]string, len(l))
+		for i, x := range l {
+			parts[i] = fmt.Sprint(x)
+		}
+		return strings.Join(parts, ",")
+	}
+	return fmt.Sprint(v)
 }

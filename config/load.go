@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -59,7 +60,7 @@ func Load(opts Options) (*Config, error) {
 		return nil, err
 	}
 	var c Config
-	if err := v.Unmarshal(&c); err != nil {
+	if err := v.Unmarshal(&c, viper.DecodeHook(decodeHooks)); err != nil {
 		var de *mapstructure.DecodeError
 		if errors.As(err, &de) {
 			return nil, &Error{Source: src.of(de.Name()), Key: de.Name(), Err: errors.Unwrap(de)}
@@ -67,6 +68,8 @@ func Load(opts Options) (*Config, error) {
 		return nil, &Error{Source: src.of(""), Err: err}
 	}
 	c.File = file
+	c.normalize()
+	c.src = src
 	c.values = make(map[string]any, len(defaults))
 	for k := range defaults {
 		c.values[k] = v.Get(k)
@@ -79,6 +82,44 @@ func Load(opts Options) (*Config, error) {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// decodeHooks are viper's default hooks plus one that joins a YAML list
+// into a comma-separated string (broker.url).
+var decodeHooks = mapstructure.ComposeDecodeHookFunc(
+	listToString,
+	mapstructure.StringToTimeDurationHookFunc(),
+	mapstructure.StringToSliceHookFunc(","),
+)
+
+func listToString(from, to reflect.Type, data any) (any, error) {
+	if to.Kind() != reflect.String || from.Kind() != reflect.Slice {
+		return data, nil
+	}
+	return render(data), nil
+}
+
+// normalize trims the items of comma lists, as a user writes "a, b".
+func (c *Config) normalize() {
+	c.Broker.URL = strings.Join(trimAll(strings.Split(c.Broker.URL, ",")), ",")
+	c.Broker.Cluster.Routes = trimAll(c.Broker.Cluster.Routes)
+}
+
+func trimAll(items []string) []string {
+	out := make([]string, 0, len(items))
+	for _, it := range items {
+		if it = strings.TrimSpace(it); it != "" {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+// ErrorFor is an *Error for key, naming where its value came from (a flag,
+// the environment, the file or the defaults): for a bad value that only
+// shows once it is used, such as a replica count larger than the cluster.
+func (c *Config) ErrorFor(key string, err error) *Error {
+	return &Error{Source: c.src.of(key), Key: key, Err: err}
 }
 
 // readFile reads the config file into v and returns its path, or "" when the

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -135,6 +136,13 @@ func TestLoadErrors(t *testing.T) {
 		{name: "huge max_messages", yaml: "queue:\n  max_messages: 1e12\n", wantKey: "queue.max_messages", wantSource: "file", wantMsg: "must be in [1, 1000000000]"},
 		{name: "long ack_wait", yaml: "queue:\n  ack_wait: 2h\n", wantKey: "queue.ack_wait", wantSource: "file", wantMsg: "must be in [1s, 1h0m0s]"},
 		{name: "short put_timeout", yaml: "queue:\n  put_timeout: 1ms\n", wantKey: "queue.put_timeout", wantSource: "file", wantMsg: "must be in [100ms, 24h0m0s]"},
+		{name: "routes without cluster name", yaml: "broker:\n  cluster:\n    routes: [nats-route://127.0.0.1:6222]\n", wantKey: "broker.cluster.name", wantSource: "file", wantMsg: "is required when broker.cluster.routes"},
+		{name: "route scheme", yaml: "broker:\n  cluster:\n    name: c\n    routes: [http://127.0.0.1:6222]\n", wantKey: "broker.cluster.routes", wantSource: "file", wantMsg: "nats-route://"},
+		{name: "route listen", yaml: "broker:\n  cluster:\n    name: c\n    listen: 6222\n", wantKey: "broker.cluster.listen", wantSource: "file", wantMsg: "want host:port"},
+		{name: "second url bad", yaml: "broker:\n  url: [nats://127.0.0.1:4222, http://x:1]\n", wantKey: "broker.url", wantSource: "file", wantMsg: "scheme"},
+		{name: "replicas over five", yaml: "queue:\n  replicas: 7\n", wantKey: "queue.replicas", wantSource: "file", wantMsg: "must be in [1, 5], got 7"},
+		{name: "replicas over cluster", yaml: "broker:\n  cluster:\n    name: c\n    routes: [nats-route://127.0.0.1:6222]\nqueue:\n  replicas: 3\n", wantKey: "queue.replicas", wantSource: "file", wantMsg: "more than the cluster's 2 nodes"},
+		{name: "env replicas", yaml: "", env: [2]string{"PROCQ_QUEUE_REPLICAS", "0"}, wantKey: "queue.replicas", wantSource: "environment PROCQ_QUEUE_REPLICAS", wantMsg: "must be in [1, 5], got 0"},
 		{name: "short idle_timeout", yaml: "pool:\n  idle_timeout: 10ms\n", wantKey: "pool.idle_timeout", wantSource: "file", wantMsg: "must be in [1s, 24h0m0s]"},
 	}
 	for _, tt := range tests {
@@ -225,4 +233,54 @@ func FuzzLoad(f *testing.F) {
 			t.Fatalf("Load error %v (%T), want *config.Error", err, err)
 		}
 	})
+}
+
+// broker.url and broker.cluster.routes take a YAML list or a
+// comma-separated string (the environment's form), and a spawned child
+// gets the same lists back through Environ.
+func TestClusterLists(t *testing.T) {
+	path := writeFile(t, `broker:
+  url: [nats://127.0.0.1:4222, " nats://127.0.0.1:4223"]
+  name: n1
+  cluster:
+    name: procq
+    listen: 127.0.0.1:6222
+    routes:
+      - nats-route://127.0.0.1:6222
+      - nats-route://127.0.0.1:6223
+queue:
+  replicas: 2
+`)
+	c, err := Load(Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantURL := "nats://127.0.0.1:4222,nats://127.0.0.1:4223"
+	wantRoutes := []string{"nats-route://127.0.0.1:6222", "nats-route://127.0.0.1:6223"}
+	check := func(from string, c *Config) {
+		t.Helper()
+		if c.Broker.URL != wantURL || !slices.Equal(c.Broker.URLs(), strings.Split(wantURL, ",")) ||
+			!slices.Equal(c.Broker.Cluster.Routes, wantRoutes) || c.Broker.Cluster.Name != "procq" ||
+			c.Broker.Name != "n1" || c.Queue.Replicas != 2 {
+			t.Errorf("%s: url %q routes %q cluster %q name %q replicas %d", from, c.Broker.URL,
+				c.Broker.Cluster.Routes, c.Broker.Cluster.Name, c.Broker.Name, c.Queue.Replicas)
+		}
+	}
+	check("file", c)
+	t.Chdir(t.TempDir())
+	for _, kv := range c.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	d, err := Load(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("environment", d)
+	t.Setenv("PROCQ_BROKER_URL", "nats://127.0.0.1:4222, nats://127.0.0.1:4223")
+	t.Setenv("PROCQ_BROKER_CLUSTER_ROUTES", "nats-route://127.0.0.1:6222 ,nats-route://127.0.0.1:6223")
+	if d, err = Load(Options{}); err != nil {
+		t.Fatal(err)
+	}
+	check("comma-separated environment", d)
 }

@@ -2,8 +2,10 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/procq/procq/task"
@@ -20,7 +22,11 @@ func (c *Config) validate() error {
 		key string
 		err error
 	}{
-		{"broker.url", checkURL(c.Broker.URL)},
+		{"broker.url", each(c.Broker.URLs(), checkURL)},
+		{"broker.name", serverName(c.Broker.Name)},
+		{"broker.cluster.name", c.checkCluster()},
+		{"broker.cluster.listen", hostPort(c.Broker.Cluster.Listen)},
+		{"broker.cluster.routes", eachOf(c.Broker.Cluster.Routes, checkRoute)},
 		{"broker.store_dir", nonEmpty(c.Broker.StoreDir)},
 		{"broker.connect_timeout", durIn(c.Broker.ConnectTimeout, time.Nanosecond, day)},
 		{"queue.name", task.ValidName(c.Queue.Name)},
@@ -33,6 +39,8 @@ func (c *Config) validate() error {
 		{"queue.max_ack_pending", in(c.Queue.MaxAckPending, 1, 1_000_000)},
 		{"queue.max_messages", inRange(c.Queue.MaxMessages, 1, 1_000_000_000)},
 		{"queue.put_timeout", durIn(c.Queue.PutTimeout, 100*time.Millisecond, day)},
+		{"queue.replicas", in(c.Queue.Replicas, 1, 5)},
+		{"queue.replicas", c.replicasFit()},
 		{"consumers.count", in(c.Consumers.Count, 1, procs)},
 		{"consumers.work_min", durIn(c.Consumers.WorkMin, 0, time.Hour)},
 		{"consumers.work_max", notBelow(c.Consumers.WorkMax, c.Consumers.WorkMin, "consumers.work_min")},
@@ -83,6 +91,79 @@ func checkURL(s string) error {
 		}
 	}
 	return nil
+}
+
+func each(items []string, check func(string) error) error {
+	if len(items) == 0 {
+		return fmt.Errorf("must not be empty")
+	}
+	return eachOf(items, check)
+}
+
+func eachOf(items []string, check func(string) error) error {
+	for _, it := range items {
+		if err := check(it); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkCluster: routes or a route listener without a cluster name would
+// be ignored by nats-server; refuse them instead.
+func (c *Config) checkCluster() error {
+	cl := c.Broker.Cluster
+	if err := serverName(cl.Name); err != nil {
+		return err
+	}
+	if cl.Name == "" && (len(cl.Routes) > 0 || cl.Listen != "") {
+		return fmt.Errorf("is required when broker.cluster.routes or broker.cluster.listen is set")
+	}
+	return nil
+}
+
+// replicasFit: a broker node knows its cluster's size from its routes
+// (every node, its own allowed, so at least len(routes)); a client finds
+// out from the broker, which refuses a stream it cannot place.
+func (c *Config) replicasFit() error {
+	cl := c.Broker.Cluster
+	switch {
+	case c.Queue.Replicas > 1 && cl.Name != "" && len(cl.Routes) > 0 && c.Queue.Replicas > len(cl.Routes)+1:
+		return fmt.Errorf("%d is more than the cluster's %d nodes (broker.cluster.routes)", c.Queue.Replicas, len(cl.Routes)+1)
+	}
+	return nil
+}
+
+func serverName(s string) error {
+	if strings.ContainsAny(s, " \t\n.*>") {
+		return fmt.Errorf("%q: no spaces, dots, * or >", s)
+	}
+	return nil
+}
+
+func hostPort(s string) error {
+	if s == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q: want host:port: %w", s, err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: port must be 0 to 65535", s)
+	}
+	return nil
+}
+
+func checkRoute(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return err
+	}
+	if u.Scheme != "nats-route" && u.Scheme != "nats" {
+		return fmt.Errorf("%q: scheme must be nats-route://", s)
+	}
+	return hostPort(u.Host)
 }
 
 func parses(inputs string) error {
