@@ -19,6 +19,7 @@ func Dial(ctx context.Context, cc link.Config, embed bool, sc Config, logger *sl
 	if embed {
 		nc, err := link.ConnectOnce(cc)
 		if err == nil {
+			link.LogEvents(nc, logger)
 			return nc, nil, cc, nil
 		}
 		if errors.Is(err, nats.ErrNoServers) {

@@ -31,6 +31,11 @@ type Config struct {
 	// ReadyTimeout bounds the wait for the server to accept connections.
 	// Defaults to 10s.
 	ReadyTimeout time.Duration
+	// Name is the server name, unique in a cluster. Defaults to the host
+	// name and the client port.
+	Name string
+	// Cluster, when its Name is set, makes the server a cluster node.
+	Cluster ClusterConfig
 }
 
 func (c Config) withDefaults() Config {
@@ -59,6 +64,9 @@ func Start(cfg Config, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start broker: %w", err)
 	}
+	if err := clusterToken(cfg); err != nil {
+		return nil, fmt.Errorf("start broker: %w", err)
+	}
 	lock, err := lockDir(cfg.StoreDir)
 	if err != nil {
 		return nil, fmt.Errorf("start broker: %w", err)
@@ -79,11 +87,12 @@ func start(cfg Config, host string, port int, lock *dirLock, logger *slog.Logger
 			return nil, err
 		}
 	}
+	name := cmp.Or(cfg.Name, defaultName(port))
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
 	opts := &server.Options{
-		ServerName:    "procq",
+		ServerName:    name,
 		Host:          host,
 		Port:          port,
 		NoSigs:        true,
@@ -91,6 +100,9 @@ func start(cfg Config, host string, port int, lock *dirLock, logger *slog.Logger
 		StoreDir:      cfg.StoreDir,
 		SyncAlways:    cfg.SyncAlways,
 		Authorization: token,
+	}
+	if err := clusterOptions(opts, cfg.Cluster, token); err != nil {
+		return nil, err
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -101,6 +113,9 @@ func start(cfg Config, host string, port int, lock *dirLock, logger *slog.Logger
 	// so readiness is checked rather than assumed.
 	if portInUse(host, port) {
 		return nil, fmt.Errorf("%w: port %d is in use", ErrNotReady, port)
+	}
+	if opts.Cluster.Port > 0 && portInUse(opts.Cluster.Host, opts.Cluster.Port) {
+		return nil, fmt.Errorf("%w: cluster port %d is in use", ErrNotReady, opts.Cluster.Port)
 	}
 	ns.Start()
 	if !ns.ReadyForConnections(cfg.ReadyTimeout) {
@@ -116,6 +131,17 @@ func start(cfg Config, host string, port int, lock *dirLock, logger *slog.Logger
 
 // ClientURL is the URL clients use to reach this server, with the real port.
 func (s *Server) ClientURL() string { return s.ns.ClientURL() }
+
+// Name is the server's name.
+func (s *Server) Name() string { return s.ns.Name() }
+
+// ClusterAddr is the route listener's address, "" outside a cluster.
+func (s *Server) ClusterAddr() string {
+	if a := s.ns.ClusterAddr(); a != nil {
+		return a.String()
+	}
+	return ""
+}
 
 // Token is the token clients must present.
 func (s *Server) Token() string { return s.token }

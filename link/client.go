@@ -47,6 +47,7 @@ func Connect(ctx context.Context, cfg Config, logger *slog.Logger) (*nats.Conn, 
 	for attempt := 1; ; attempt++ {
 		nc, final, err := connectOnce(cfg)
 		if err == nil {
+			LogEvents(nc, logger)
 			return nc, nil
 		}
 		if final {
@@ -123,4 +124,20 @@ func ReadToken(path string) (string, error) {
 		return "", fmt.Errorf("token file %s is empty", path)
 	}
 	return tok, nil
+}
+
+// LogEvents logs the connection's server now and whenever it changes: a
+// lost link, a reconnect (to which node of a cluster), the end.
+func LogEvents(nc *nats.Conn, logger *slog.Logger) {
+	logger.Info("connected to broker", "server", nc.ConnectedServerName(), "url", nc.ConnectedUrlRedacted(),
+		"cluster", nc.ConnectedClusterName())
+	nc.SetDisconnectErrHandler(func(nc *nats.Conn, err error) {
+		if err == nil || nc.IsClosed() {
+			return // closed on purpose
+		}
+		logger.Warn("broker link lost; reconnecting", "error", err, "waiting_for", "a broker at broker.url", "timeout_reconnects", nc.Opts.MaxReconnect)
+	})
+	nc.SetReconnectHandler(func(nc *nats.Conn) {
+		logger.Info("reconnected to broker", "server", nc.ConnectedServerName(), "url", nc.ConnectedUrlRedacted())
+	})
 }

@@ -3,10 +3,13 @@ package link
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/procq/procq/task"
@@ -26,6 +29,12 @@ type QueueConfig struct {
 	MaxMessages int64
 	// ResultsMaxAge is how long an unread result is kept. Defaults to 1h.
 	ResultsMaxAge time.Duration
+	// Replicas is the replica count of every stream and bucket; at most
+	// the cluster's size. An existing topology with another count is
+	// updated in place. Defaults to 1.
+	Replicas int
+	// Logger hears of topology changes; nil discards.
+	Logger *slog.Logger
 }
 
 func (c QueueConfig) withDefaults() QueueConfig {
@@ -33,6 +42,10 @@ func (c QueueConfig) withDefaults() QueueConfig {
 	c.MaxAckPending = cmp.Or(c.MaxAckPending, 1000)
 	c.MaxMessages = cmp.Or(c.MaxMessages, 1_000_000)
 	c.ResultsMaxAge = cmp.Or(c.ResultsMaxAge, time.Hour)
+	c.Replicas = cmp.Or(c.Replicas, 1)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
 	return c
 }
 
@@ -62,7 +75,15 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (
 	if err := task.ValidName(cfg.Name); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
-	tasks, err := ensureStream(ctx, js, jetstream.StreamConfig{
+	ensure := func(sc jetstream.StreamConfig) (jetstream.Stream, error) {
+		sc.Replicas = cfg.Replicas
+		return EnsureStream(ctx, js, sc, cfg.Logger)
+	}
+	ensureKV := func(kc jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+		kc.Replicas = cfg.Replicas
+		return EnsureKeyValue(ctx, js, kc, cfg.Logger)
+	}
+	tasks, err := ensure(jetstream.StreamConfig{
 		Name:        task.TasksStream,
 		Description: "procq work queues",
 		Subjects:    []string{task.TasksPrefix + ".>"},
@@ -89,7 +110,7 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", task.DurableName(cfg.Name), err)
 	}
-	results, err := ensureStream(ctx, js, jetstream.StreamConfig{
+	results, err := ensure(jetstream.StreamConfig{
 		Name:        task.ResultsStream,
 		Description: "procq task results, read by their producer and then removed",
 		Subjects:    []string{task.ResultsPrefix + ".>"},
@@ -102,7 +123,7 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", task.ResultsStream, err)
 	}
-	dead, err := ensureStream(ctx, js, jetstream.StreamConfig{
+	dead, err := ensure(jetstream.StreamConfig{
 		Name:        task.DeadStream,
 		Description: "procq dead letters: messages that can never succeed, with the reason",
 		Subjects:    []string{task.DeadPrefix + ".>"},
@@ -112,7 +133,7 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", task.DeadStream, err)
 	}
-	runs, err := ensureKeyValue(ctx, js, jetstream.KeyValueConfig{
+	runs, err := ensureKV(jetstream.KeyValueConfig{
 		Bucket:      task.RunsBucket,
 		Description: "the current run of each queue",
 		Storage:     jetstream.FileStorage,
@@ -120,7 +141,7 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", task.RunsBucket, err)
 	}
-	presence, err := ensureKeyValue(ctx, js, jetstream.KeyValueConfig{
+	presence, err := ensureKV(jetstream.KeyValueConfig{
 		Bucket:      task.ConsumersBucket,
 		Description: "live consumer processes, one key each, gone when not refreshed",
 		Storage:     jetstream.MemoryStorage,
@@ -132,21 +153,51 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (
 	return &Topology{Tasks: tasks, Consumer: cons, Results: results, Dead: dead, Runs: runs, Presence: presence}, nil
 }
 
-// ensureStream returns the stream, creating it, or updating it only where
+// EnsureStream returns the stream, creating it, or updating it only where
 // its configuration differs from cfg: every process declares the topology
 // at start, and needless updates from many processes at once would churn
-// the broker (and race with consumer creation inside nats-server).
-func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	if s, err := js.Stream(ctx, cfg.Name); err == nil && streamCurrent(s.CachedInfo().Config, cfg) {
-		return s, nil
+// the broker (and race with consumer creation inside nats-server). A
+// replica count the broker cannot place is ErrReplicas.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig, logger *slog.Logger) (jetstream.Stream, error) {
+	cfg.Replicas = max(cfg.Replicas, 1)
+	s, err := js.Stream(ctx, cfg.Name)
+	if err == nil {
+		have := s.CachedInfo().Config
+		if streamCurrent(have, cfg) {
+			return s, nil
+		}
+		if have.Replicas != cfg.Replicas && logger != nil {
+			logger.InfoContext(ctx, "stream replicas changed", "stream", cfg.Name, "from", have.Replicas, "to", cfg.Replicas)
+		}
 	}
-	return js.CreateOrUpdateStream(ctx, cfg)
+	s, err = js.CreateOrUpdateStream(ctx, cfg)
+	return s, replicasErr(err, cfg.Replicas)
+}
+
+// ErrReplicas says that the broker cannot place a stream's replicas: the
+// replica count is larger than the cluster (or the broker is not
+// clustered at all).
+var ErrReplicas = errors.New("replica count not possible on this broker")
+
+func replicasErr(err error, replicas int) error {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return err
+	}
+	switch apiErr.ErrorCode {
+	case jetstream.ErrorCode(10074), // replicas > 1 not supported in non-clustered mode
+		jetstream.ErrorCode(10023), // insufficient resources
+		jetstream.ErrorCode(10005): // no suitable peers for placement
+		return fmt.Errorf("%w: %d replicas: %w", ErrReplicas, replicas, err)
+	}
+	return err
 }
 
 // streamCurrent reports whether have already has every field want sets.
 func streamCurrent(have, want jetstream.StreamConfig) bool {
 	return slices.Equal(have.Subjects, want.Subjects) && have.Description == want.Description &&
 		have.Retention == want.Retention && have.Storage == want.Storage && have.Discard == want.Discard &&
+		have.Replicas == want.Replicas &&
 		(want.MaxMsgs == 0 || have.MaxMsgs == want.MaxMsgs) &&
 		(want.MaxAge == 0 || have.MaxAge == want.MaxAge) &&
 		(want.Duplicates == 0 || have.Duplicates == want.Duplicates)
@@ -164,10 +215,66 @@ func ensureConsumer(ctx context.Context, s jetstream.Stream, cfg jetstream.Consu
 	return s.CreateOrUpdateConsumer(ctx, cfg)
 }
 
-// ensureKeyValue returns the bucket, creating it if it does not exist.
-func ensureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+// EnsureKeyValue returns the bucket, creating it if it does not exist and
+// updating it in place when its replica count differs from cfg's (or it
+// lacks the per-key TTLs cfg asks for).
+func EnsureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig, logger *slog.Logger) (jetstream.KeyValue, error) {
+	cfg.Replicas = max(cfg.Replicas, 1)
 	if kv, err := js.KeyValue(ctx, cfg.Bucket); err == nil {
-		return kv, nil
+		s, err := js.Stream(ctx, "KV_"+cfg.Bucket)
+		if err != nil {
+			return nil, err
+		}
+		sc := s.CachedInfo().Config
+		have := sc.Replicas
+		if have == cfg.Replicas && (cfg.LimitMarkerTTL == 0 || sc.SubjectDeleteMarkerTTL == cfg.LimitMarkerTTL) {
+			return kv, nil
+		}
+		if have != cfg.Replicas && logger != nil {
+			logger.InfoContext(ctx, "bucket replicas changed", "bucket", cfg.Bucket, "from", have, "to", cfg.Replicas)
+		}
 	}
-	return js.CreateOrUpdateKeyValue(ctx, cfg)
+	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
+	return kv, replicasErr(err, cfg.Replicas)
+}
+
+// attemptTimeout bounds one JetStream API call in Retry: a cluster without
+// a meta leader does not answer at all.
+const attemptTimeout = 5 * time.Second
+
+// Retry calls f until it succeeds, fails for good, or timeout has passed:
+// a broker that does not answer yet (a cluster electing its leaders, a
+// stream moving to another node) is waited for, and the log says so once.
+func Retry[T any](ctx context.Context, timeout time.Duration, logger *slog.Logger, f func(context.Context) (T, error)) (T, error) {
+	deadline := time.Now().Add(timeout)
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		v, err := f(actx)
+		cancel()
+		if err == nil || !Transient(err) || ctx.Err() != nil || time.Now().After(deadline) {
+			return v, err
+		}
+		if attempt == 1 && logger != nil {
+			logger.WarnContext(ctx, "waiting for JetStream to answer", "waiting_for", "a stream or meta leader (cluster election)",
+				"timeout", timeout, "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(retryWait):
+		}
+	}
+}
+
+// Transient reports whether err says only that the broker did not answer
+// in time, as during a leader election.
+func Transient(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		// 503: JetStream temporarily unavailable (no leader yet).
+		return apiErr.Code == 503 && apiErr.ErrorCode != jetstream.ErrorCode(10023)
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled)
 }

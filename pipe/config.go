@@ -55,11 +55,15 @@ type Config struct {
 	// later Send, Flush and Close, and messages sent after the failed one
 	// may still reach the peer, which then misses one. Defaults to 1.
 	SendWindow int
+	// Replicas is the replica count of the pipes' stream and the claims'
+	// bucket, at most the cluster's size (queue.replicas). Defaults to 1.
+	Replicas int
 }
 
 func (c Config) withDefaults() Config {
 	c.PeerTimeout = cmp.Or(c.PeerTimeout, 10*time.Second)
 	c.SendWindow = cmp.Or(c.SendWindow, 1)
+	c.Replicas = cmp.Or(c.Replicas, 1)
 	return c
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
+	"github.com/procq/procq/link"
 	"github.com/procq/procq/task"
 )
 
@@ -163,23 +164,25 @@ func (c *Conn) open(ctx context.Context) error {
 // claims.
 func (c *Conn) ensure(ctx context.Context) error {
 	var err error
-	c.stream, err = c.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	c.stream, err = link.EnsureStream(ctx, c.js, jetstream.StreamConfig{
 		Name:        task.PipesStream,
 		Description: "procq pipes: the messages of each end, until both ends closed",
 		Subjects:    []string{task.PipePrefix + ".>"},
 		Storage:     jetstream.FileStorage,
 		MaxAge:      keepFor,
-	})
+		Replicas:    c.cfg.Replicas,
+	}, c.log)
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", task.PipesStream, err)
 	}
-	c.kv, err = c.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	c.kv, err = link.EnsureKeyValue(ctx, c.js, jetstream.KeyValueConfig{
 		Bucket:         task.PipeEndsBucket,
 		Description:    "claims on pipe ends: leases renewed by their holders",
 		Storage:        jetstream.FileStorage,
 		TTL:            keepFor,
 		LimitMarkerTTL: markerTTL, // enables per-key TTLs: the leases
-	})
+		Replicas:       c.cfg.Replicas,
+	}, c.log)
 	if err != nil {
 		return fmt.Errorf("bucket %s: %w", task.PipeEndsBucket, err)
 	}

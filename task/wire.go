@@ -69,6 +69,12 @@ const (
 	PipeEndsBucket = "PROCQ_PIPE_ENDS"
 )
 
+// Streams are every stream procq keeps, buckets by their backing stream.
+func Streams() []string {
+	return []string{TasksStream, ResultsStream, DeadStream, "KV_" + RunsBucket,
+		"KV_" + ConsumersBucket, PipesStream, "KV_" + PipeEndsBucket}
+}
+
 // Subject prefixes of the topology. Every subject is built by the functions
 // below, so the scheme lives in one place.
 const (

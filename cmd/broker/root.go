@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -22,7 +23,11 @@ func newRoot() *cobra.Command {
 		Long: `broker runs NATS JetStream with file storage in broker.store_dir, listening
 on broker.url (127.0.0.1 unless configured otherwise). It locks its store dir,
 and on first start writes a random client token to broker.token_file (mode
-0600), which producers and consumers read.`,
+0600), which producers and consumers read.
+
+With broker.cluster.name set it is a node of a NATS cluster: it listens for
+routes on broker.cluster.listen and joins broker.cluster.routes; every node
+must share one client token (broker.token or broker.token_file).`,
 		Args: cobra.NoArgs,
 		RunE: runBroker,
 	}
@@ -38,16 +43,24 @@ func runBroker(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
-	logger, closeLog, err := cli.Logger("broker", "", cfg.Log, os.Stderr)
+	logger, closeLog, err := cli.Logger("broker", cfg.Broker.Name, cfg.Log, os.Stderr)
 	if err != nil {
 		return err
 	}
 	defer closeLog.Close()
-	srv, err := broker.Start(cli.ServerConfig(cfg), logger)
+	srv, err := broker.Start(cli.NodeConfig(cfg), logger)
+	if errors.Is(err, broker.ErrTokenNotShared) {
+		key := "broker.token"
+		if cfg.Broker.TokenFile != "" {
+			key = "broker.token_file"
+		}
+		return cfg.ErrorFor(key, err)
+	}
 	if err != nil {
 		return err
 	}
-	logger.Info("broker ready", "url", srv.ClientURL(), "store_dir", cfg.Broker.StoreDir, "token_file", cfg.Broker.TokenPath())
+	logger.Info("broker ready", "url", srv.ClientURL(), "name", srv.Name(), "store_dir", cfg.Broker.StoreDir,
+		"token_file", cfg.Broker.TokenPath(), "cluster", cfg.Broker.Cluster.Name, "routes_listen", srv.ClusterAddr())
 	fmt.Fprintf(cmd.OutOrStdout(), "Broker: listening on %s (store %s)\n", srv.ClientURL(), cfg.Broker.StoreDir)
 	err = srv.Run(cmd.Context())
 	logger.Info("broker stopped")

@@ -2,9 +2,13 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"os"
+	"slices"
+	"strings"
 	"text/tabwriter"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/procq/procq/internal/cli"
@@ -15,7 +19,7 @@ import (
 func newStatusCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show procq's streams and queues on the broker at broker.url",
+		Short: "Show procq's streams (leader, replicas), queues and cluster nodes on the broker at broker.url",
 		Args:  cobra.NoArgs,
 		RunE:  runStatus,
 	}
@@ -40,15 +44,27 @@ func runStatus(cmd *cobra.Command, _ []string) error {
 	}
 	defer link.Close(nc)
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "STREAM\tMESSAGES\tBYTES\tCONSUMERS\n")
-	for _, name := range []string{task.TasksStream, task.ResultsStream, task.DeadStream} {
+	fmt.Fprintf(tw, "STREAM\tMESSAGES\tBYTES\tCONSUMERS\tLEADER\tREPLICAS\n")
+	nodes := map[string]bool{}
+	if name := nc.ConnectedServerName(); name != "" {
+		nodes[name] = true
+	}
+	for _, name := range task.Streams() {
 		s, err := js.Stream(ctx, name)
 		if err != nil {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\n", name)
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\n", name)
 			continue
 		}
-		st := s.CachedInfo().State
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", name, st.Msgs, st.Bytes, st.Consumers)
+		info := s.CachedInfo()
+		st := info.State
+		leader, replicas := replicaState(info.Cluster, info.Config.Replicas, nodes)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\n", name, st.Msgs, st.Bytes, st.Consumers, leader, replicas)
+	}
+	if cluster := nc.ConnectedClusterName(); cluster != "" {
+		fmt.Fprintf(tw, "\nCLUSTER %s\tNODES %d\tCONNECTED TO %s\n", cluster, len(nodes), nc.ConnectedServerName())
+		for _, n := range slices.Sorted(maps.Keys(nodes)) {
+			fmt.Fprintf(tw, "node\t%s\n", n)
+		}
 	}
 	fmt.Fprintf(tw, "\nQUEUE\tPENDING\tIN FLIGHT\tREDELIVERED\tWAITING PULLS\n")
 	if s, err := js.Stream(ctx, task.TasksStream); err == nil {
@@ -58,4 +74,35 @@ func runStatus(cmd *cobra.Command, _ []string) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// replicaState is a stream's leader and its replicas as "3/3 current" or
+// "2/3 current, n2 lagging 120 msgs" (a peer offline counts as lagging);
+// every node named is added to nodes.
+func replicaState(ci *jetstream.ClusterInfo, want int, nodes map[string]bool) (leader, replicas string) {
+	if ci == nil || ci.Leader == "" {
+		if ci != nil && want > 1 {
+			return "(none: election)", fmt.Sprintf("?/%d", want)
+		}
+		return "-", fmt.Sprintf("%d/%d current", 1, max(want, 1))
+	}
+	nodes[ci.Leader] = true
+	current := 1 // the leader
+	var lagging []string
+	for _, p := range ci.Replicas {
+		nodes[p.Name] = true
+		switch {
+		case p.Current && !p.Offline:
+			current++
+		case p.Offline:
+			lagging = append(lagging, p.Name+" offline")
+		default:
+			lagging = append(lagging, fmt.Sprintf("%s lagging %d ops", p.Name, p.Lag))
+		}
+	}
+	replicas = fmt.Sprintf("%d/%d current", current, max(want, 1))
+	if len(lagging) > 0 {
+		replicas += ", " + strings.Join(lagging, ", ")
+	}
+	return ci.Leader, replicas
 }

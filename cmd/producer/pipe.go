@@ -50,7 +50,7 @@ func runPipe(cmd *cobra.Command, _ []string) error {
 	}
 	defer s.close()
 
-	conn, err := pipe.Open(ctx, s.js, cfg.Pipe.Name, pipe.A, pipe.Config{PeerTimeout: cfg.Pipe.PeerTimeout}, s.log)
+	conn, err := cli.OpenPipe(ctx, s.js, cfg, pipe.A, s.log)
 	if err != nil {
 		return err
 	}

@@ -48,7 +48,7 @@ func openSession(ctx context.Context, cfg *config.Config) (*session, error) {
 		return nil, err
 	}
 	if s.js, err = jetstream.New(s.nc); err == nil {
-		s.topo, err = link.EnsureQueue(ctx, s.js, cli.QueueConfig(cfg))
+		s.topo, err = cli.EnsureQueue(ctx, s.js, cfg, logger)
 	}
 	if err != nil {
 		s.close()

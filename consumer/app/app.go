@@ -86,7 +86,7 @@ func runWorker(cmd *cobra.Command, reg *task.Registry) error {
 		return err
 	}
 	defer link.Close(nc)
-	topo, err := link.EnsureQueue(ctx, js, cli.QueueConfig(cfg))
+	topo, err := cli.EnsureQueue(ctx, js, cfg, logger)
 	if err != nil {
 		return err
 	}

@@ -54,7 +54,7 @@ func runPipe(cmd *cobra.Command) error {
 		return err
 	}
 	defer link.Close(nc)
-	conn, err := pipe.Open(ctx, js, cfg.Pipe.Name, pipe.B, pipe.Config{PeerTimeout: cfg.Pipe.PeerTimeout}, logger)
+	conn, err := cli.OpenPipe(ctx, js, cfg, pipe.B, logger)
 	if err != nil {
 		return err
 	}

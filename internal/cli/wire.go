@@ -1,12 +1,18 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"io"
+	"log/slog"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/procq/procq/broker"
 	"github.com/procq/procq/config"
 	"github.com/procq/procq/consumer"
 	"github.com/procq/procq/link"
+	"github.com/procq/procq/pipe"
 )
 
 // The wiring: what each package needs, taken from the loaded configuration.
@@ -27,12 +33,27 @@ func ClientConfig(c *config.Config, name string) link.Config {
 // ServerConfig configures the embedded broker.
 func ServerConfig(c *config.Config) broker.Config {
 	return broker.Config{
-		URL:        c.Broker.URL,
+		URL:        c.Broker.URLs()[0],
 		StoreDir:   c.Broker.StoreDir,
 		Token:      c.Broker.Token,
 		TokenFile:  c.Broker.TokenPath(),
 		SyncAlways: c.Broker.SyncAlways,
+		Name:       c.Broker.Name,
 	}
+}
+
+// NodeConfig configures the broker executable: the server, and its place
+// in a cluster. The producer's embedded fallback never joins a cluster, so
+// one config file can serve brokers and clients alike.
+func NodeConfig(c *config.Config) broker.Config {
+	sc := ServerConfig(c)
+	sc.Cluster = broker.ClusterConfig{
+		Name:   c.Broker.Cluster.Name,
+		Listen: c.Broker.Cluster.Listen,
+		Routes: c.Broker.Cluster.Routes,
+		Secret: c.Broker.Cluster.Secret,
+	}
+	return sc
 }
 
 // QueueConfig describes the configured queue.
@@ -42,6 +63,7 @@ func QueueConfig(c *config.Config) link.QueueConfig {
 		AckWait:       c.Queue.AckWait,
 		MaxAckPending: c.Queue.MaxAckPending,
 		MaxMessages:   c.Queue.MaxMessages,
+		Replicas:      c.Queue.Replicas,
 		ResultsMaxAge: c.Pool.ResultsMaxAge,
 	}
 }
@@ -55,4 +77,33 @@ func WorkerConfig(c *config.Config, name string, out io.Writer) consumer.Config 
 		MaxDeliver:  c.Queue.MaxDeliver,
 		Out:         out,
 	}
+}
+
+// EnsureQueue declares the configured queue's topology. A replica count
+// the broker cannot place is a configuration error naming queue.replicas.
+func EnsureQueue(ctx context.Context, js jetstream.JetStream, c *config.Config, logger *slog.Logger) (*link.Topology, error) {
+	qc := QueueConfig(c)
+	qc.Logger = logger
+	topo, err := link.Retry(ctx, c.Broker.ConnectTimeout, logger, func(ctx context.Context) (*link.Topology, error) {
+		return link.EnsureQueue(ctx, js, qc)
+	})
+	return topo, replicasErr(c, err)
+}
+
+// PipeConfig configures a pipe end.
+func PipeConfig(c *config.Config) pipe.Config {
+	return pipe.Config{PeerTimeout: c.Pipe.PeerTimeout, Replicas: c.Queue.Replicas}
+}
+
+// OpenPipe opens an end of the configured pipe.
+func OpenPipe(ctx context.Context, js jetstream.JetStream, c *config.Config, end pipe.End, logger *slog.Logger) (*pipe.Conn, error) {
+	conn, err := pipe.Open(ctx, js, c.Pipe.Name, end, PipeConfig(c), logger)
+	return conn, replicasErr(c, err)
+}
+
+func replicasErr(c *config.Config, err error) error {
+	if errors.Is(err, link.ErrReplicas) {
+		return c.ErrorFor("queue.replicas", err)
+	}
+	return err
 }
