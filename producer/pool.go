@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -199,6 +200,7 @@ type mapping struct {
 type sentChunk struct {
 	msg    *nats.Msg
 	stored jetstream.PubAckFuture
+	at     time.Time // when it was published
 }
 
 // published is what the publisher reports when it stops: how many inputs
@@ -270,51 +272,126 @@ var errStopped = errors.New("map stopped by the caller")
 
 // subscribe starts reading the map's results with an ordered consumer.
 func (m *mapping) subscribe(ctx context.Context) (<-chan jetstream.Msg, func(), error) {
-	q := m.pool.q
-	cons, err := q.js.OrderedConsumer(ctx, task.ResultsStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{task.ResultSubject(m.id)},
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("results consumer: %w", err)
-	}
-	// Buffer at most a window of results in the client, so memory does not
-	// depend on how big a map's results are.
-	it, err := cons.Messages(jetstream.PullMaxMessages(min(m.pool.cfg.Window, 500)))
-	if err != nil {
-		return nil, nil, fmt.Errorf("results consumer: %w", err)
+	r := &resultsReader{m: m, subject: task.ResultSubject(m.id)}
+	if err := r.open(ctx); err != nil {
+		return nil, nil, err
 	}
 	ch := make(chan jetstream.Msg, 64)
 	quit := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer close(ch)
-		for {
-			msg, err := it.Next()
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, nats.ErrConnectionClosed) {
-				return
-			}
-			if err != nil {
-				// A missed heartbeat and the like: the ordered consumer
-				// recovers by itself, so the map goes on.
-				q.log.Info("results iterator", "map", m.id, "error", err)
-				if task.Sleep(ctx, 50*time.Millisecond) != nil {
-					return
-				}
-				continue
-			}
-			select {
-			case ch <- msg:
-			case <-quit:
-				return
-			}
-		}
+		r.run(ctx, ch, quit)
 	})
 	stop := func() {
 		close(quit)
-		it.Stop()
+		(*r.it.Load()).Stop()
 		wg.Wait()
 	}
 	return ch, stop, nil
+}
+
+// stallCheck is how long the results reader waits for a result before it
+// asks the stream whether one is stored that its consumer does not
+// deliver.
+const stallCheck = 5 * time.Second
+
+// resultsReader reads one map's results. The ordered consumer recovers by
+// itself from a lost connection and missed heartbeats, but not always
+// from the death of the cluster node that held it: its pull requests then
+// find no responder, forever. So when no result came for stallCheck, the
+// reader looks at the stream, and where a result is stored past the last
+// one delivered, it opens a new consumer from there.
+type resultsReader struct {
+	m       *mapping
+	subject string
+	last    uint64 // stream sequence of the last result delivered
+	it      atomic.Pointer[jetstream.MessagesContext]
+}
+
+// open starts a consumer after the last result delivered.
+func (r *resultsReader) open(ctx context.Context) error {
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.subject}}
+	if r.last > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, r.last+1
+	}
+	cons, err := r.m.pool.q.js.OrderedConsumer(ctx, task.ResultsStream, cfg)
+	if err != nil {
+		return fmt.Errorf("results consumer: %w", err)
+	}
+	// Buffer at most a window of results in the client, so memory does not
+	// depend on how big a map's results are.
+	it, err := cons.Messages(jetstream.PullMaxMessages(min(r.m.pool.cfg.Window, 500)))
+	if err != nil {
+		return fmt.Errorf("results consumer: %w", err)
+	}
+	r.it.Store(&it)
+	return nil
+}
+
+func (r *resultsReader) run(ctx context.Context, ch chan<- jetstream.Msg, quit <-chan struct{}) {
+	log := r.m.pool.q.log
+	for {
+		it := *r.it.Load()
+		msg, err := it.Next(jetstream.NextMaxWait(stallCheck))
+		switch {
+		case errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, nats.ErrConnectionClosed):
+			return
+		case errors.Is(err, nats.ErrTimeout):
+			if r.stalled(ctx) {
+				log.Warn("results reader stalled with results stored; reading on with a new consumer",
+					"map", r.m.id, "after_seq", r.last)
+				it.Stop()
+				for {
+					err := r.open(ctx)
+					select {
+					case <-quit: // stop may have stopped the old iterator only
+						(*r.it.Load()).Stop()
+						return
+					default:
+					}
+					if err == nil {
+						break
+					}
+					log.Warn("results consumer not reopened; retrying", "map", r.m.id, "error", err,
+						"waiting_for", "the results stream's leader")
+					if task.Sleep(ctx, time.Second) != nil {
+						return
+					}
+				}
+			}
+			continue
+		case err != nil:
+			// A missed heartbeat and the like: the ordered consumer
+			// recovers by itself, so the map goes on.
+			log.Info("results iterator", "map", r.m.id, "error", err)
+			if task.Sleep(ctx, 50*time.Millisecond) != nil {
+				return
+			}
+			continue
+		}
+		if meta, err := msg.Metadata(); err == nil {
+			r.last = meta.Sequence.Stream
+		}
+		select {
+		case ch <- msg:
+		case <-quit:
+			return
+		}
+	}
+}
+
+// stalled reports whether the stream holds a result of this map past the
+// last one delivered.
+func (r *resultsReader) stalled(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, stallCheck)
+	defer cancel()
+	s, err := r.m.pool.q.js.Stream(ctx, task.ResultsStream)
+	if err != nil {
+		return false
+	}
+	last, err := s.GetLastMsgForSubject(ctx, r.subject)
+	return err == nil && last.Sequence > r.last
 }
 
 // publish submits the inputs in chunks, holding a window slot per chunk.
@@ -392,7 +469,7 @@ func (m *mapping) send(ctx context.Context, start int, batch []json.RawMessage) 
 		return fmt.Errorf("submit #%d: %w", start, err)
 	}
 	select {
-	case m.sent <- sentChunk{msg: msg, stored: f}:
+	case m.sent <- sentChunk{msg: msg, stored: f, at: time.Now()}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -400,15 +477,27 @@ func (m *mapping) send(ctx context.Context, start int, batch []json.RawMessage) 
 }
 
 // confirm waits for the stream's ack of every chunk sent. A chunk the
-// stream refused is published again synchronously (its Nats-Msg-Id makes a
-// duplicate harmless); a full stream (DiscardNew) is retried until ctx
-// ends. Any other failure stops the map.
+// stream refused or did not acknowledge is published again synchronously
+// (its Nats-Msg-Id makes a duplicate harmless), as Queue.Put does: a full
+// stream or a broker that does not answer is retried for up to
+// queue.put_timeout. Any other failure stops the map.
+//
+// An acknowledgement that never comes (the publish went to a stream
+// leader that died with it) counts as a refusal after publishAckWait:
+// without that bound the chunk would never be stored, never answered, and
+// the map would wait for it forever.
 func (m *mapping) confirm(ctx context.Context) {
+	timer := time.NewTimer(publishAckWait)
+	defer timer.Stop()
 	for sc := range m.sent {
+		timer.Reset(max(time.Until(sc.at.Add(publishAckWait)), 0))
 		select {
 		case <-sc.stored.Ok():
 			continue
 		case <-sc.stored.Err():
+		case <-timer.C:
+			m.pool.q.log.Warn("task not acknowledged in time; publishing it again", "index", sc.msg.Header.Get(task.HeaderIndex),
+				"waited", publishAckWait)
 		case <-ctx.Done():
 			continue // drain m.sent so the publisher never blocks
 		}
@@ -421,25 +510,15 @@ func (m *mapping) confirm(ctx context.Context) {
 	}
 }
 
+// publishAckWait bounds the wait for the stream's acknowledgement of a
+// chunk published asynchronously.
+const publishAckWait = 5 * time.Second
+
 func (m *mapping) resend(ctx context.Context, msg *nats.Msg) error {
-	q := m.pool.q
-	for {
-		_, err := q.js.PublishMsg(ctx, msg)
-		if err == nil {
-			return nil
-		}
-		var apiErr *jetstream.APIError
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeStoreFailed {
-			return fmt.Errorf("submit #%s: %w", msg.Header.Get(task.HeaderIndex), err)
-		}
-		q.log.Warn("task stream full, retrying", "index", msg.Header.Get(task.HeaderIndex))
-		if err := task.Sleep(ctx, 100*time.Millisecond); err != nil {
-			return err
-		}
+	if err := m.pool.q.publish(ctx, msg); err != nil {
+		return fmt.Errorf("submit #%s: %w", msg.Header.Get(task.HeaderIndex), err)
 	}
+	return nil
 }
 
 // collect reads results until every submitted input has one, the

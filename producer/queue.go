@@ -56,21 +56,32 @@ func (q *Queue) Put(ctx context.Context, run string, index int, kind string, arg
 
 // publish stores msg, waiting up to PutTimeout for room while the queue
 // is full; a full queue never drops queued work (DiscardNew), it pushes
-// back. Its Nats-Msg-Id makes a retried publish store it once.
+// back. A publish the broker did not answer (a cluster electing the
+// stream's leader, a node that died with the answer) is retried within
+// the same bound. Its Nats-Msg-Id makes a retried publish store it once.
 func (q *Queue) publish(ctx context.Context, msg *nats.Msg) error {
 	var deadline time.Time
 	for {
 		_, err := q.js.PublishMsg(ctx, msg)
-		if err == nil || !isFull(err) {
+		full := isFull(err)
+		if err == nil || ctx.Err() != nil || !(full || link.Transient(err)) {
 			return err
 		}
 		if deadline.IsZero() {
 			deadline = time.Now().Add(q.PutTimeout)
-			q.log.WarnContext(ctx, "queue full, waiting for room", "queue", q.name,
-				"waiting_for", "consumers to take work", "timeout", q.PutTimeout)
+			if full {
+				q.log.WarnContext(ctx, "queue full, waiting for room", "queue", q.name,
+					"waiting_for", "consumers to take work", "timeout", q.PutTimeout)
+			} else {
+				q.log.WarnContext(ctx, "task not acknowledged, retrying", "queue", q.name,
+					"waiting_for", "the stream's leader (election or reconnect)", "timeout", q.PutTimeout, "error", err)
+			}
 		}
 		if time.Now().After(deadline) {
-			return &FullError{Queue: q.name, Waited: q.PutTimeout}
+			if full {
+				return &FullError{Queue: q.name, Waited: q.PutTimeout}
+			}
+			return fmt.Errorf("not stored within queue.put_timeout (%v): %w", q.PutTimeout, err)
 		}
 		if err := task.Sleep(ctx, fullRetry); err != nil {
 			return err
