@@ -284,3 +284,28 @@ queue:
 	}
 	check("comma-separated environment", d)
 }
+
+// The shipped deployment configs load and validate: the real-host nodes
+// of a 3-node cluster and their clients.
+func TestDeployConfigsLoad(t *testing.T) {
+	files, err := filepath.Glob("../deploy/hosts/*.yaml")
+	if err != nil || len(files) != 4 {
+		t.Fatalf("deploy/hosts: %v, %v; want node1..3 and client", files, err)
+	}
+	for _, f := range files {
+		c, err := Load(Options{Path: f})
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if c.Queue.Replicas != 3 {
+			t.Errorf("%s: queue.replicas %d, want 3", f, c.Queue.Replicas)
+		}
+		if strings.Contains(f, "node") && (c.Broker.Cluster.Name != "procq" || len(c.Broker.Cluster.Routes) != 3) {
+			t.Errorf("%s: cluster %q routes %v", f, c.Broker.Cluster.Name, c.Broker.Cluster.Routes)
+		}
+		if strings.Contains(f, "client") && (len(c.Broker.URLs()) != 3 || c.Broker.Embedded) {
+			t.Errorf("%s: urls %v embedded %v", f, c.Broker.URLs(), c.Broker.Embedded)
+		}
+	}
+}

@@ -1,0 +1,231 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/procq/procq/internal/natstest"
+	"github.com/procq/procq/link"
+	"github.com/procq/procq/task"
+)
+
+const clusterToken = "e2e-cluster-token"
+
+// cluster is three bin/broker processes forming a NATS cluster on
+// loopback, each with its own store, and the client world that reaches
+// them through all three URLs with queue.replicas 3.
+type cluster struct {
+	t       *testing.T
+	clients *env
+	nodes   [3]*env
+	procs   [3]*proc
+	urls    [3]string
+}
+
+func startCluster(t *testing.T) *cluster {
+	t.Helper()
+	c := &cluster{t: t}
+	var routes [3]string
+	for i := range 3 {
+		c.urls[i] = "nats://" + natstest.FixedAddr(t)
+		routes[i] = "nats-route://" + natstest.FixedAddr(t)
+	}
+	c.clients = newEnv(t, strings.Join(c.urls[:], ",")).set(
+		"PROCQ_BROKER_EMBEDDED", "false", "PROCQ_BROKER_TOKEN", clusterToken,
+		"PROCQ_QUEUE_REPLICAS", "3", "PROCQ_BROKER_CONNECT_TIMEOUT", "60s")
+	for i := range 3 {
+		n := &env{t: t, dir: c.clients.dir, vars: maps.Clone(c.clients.vars)}
+		n.set("PROCQ_BROKER_NAME", fmt.Sprintf("n%d", i+1),
+			"PROCQ_BROKER_URL", c.urls[i],
+			"PROCQ_BROKER_STORE_DIR", filepath.Join(c.clients.dir, fmt.Sprintf("data-n%d", i+1)),
+			"PROCQ_BROKER_CLUSTER_NAME", "procq-e2e",
+			"PROCQ_BROKER_CLUSTER_LISTEN", strings.TrimPrefix(routes[i], "nats-route://"),
+			"PROCQ_BROKER_CLUSTER_ROUTES", strings.Join(routes[:], ","))
+		c.nodes[i] = n
+	}
+	for i := range 3 {
+		c.start(i)
+	}
+	// The streams exist (R3) once the cluster has a meta leader: declared
+	// here, so every test starts from a cluster that can take work.
+	js := c.js()
+	_, err := link.Retry(context.Background(), 60*time.Second, nil, func(ctx context.Context) (*link.Topology, error) {
+		return link.EnsureQueue(ctx, js, link.QueueConfig{Name: "demo", Replicas: 3, AckWait: 2 * time.Second})
+	})
+	if err != nil {
+		t.Fatalf("cluster not ready within 60s: %v", err)
+	}
+	t.Cleanup(func() {
+		for _, p := range c.procs {
+			if p != nil && p.running() {
+				p.stop()
+			}
+		}
+	})
+	return c
+}
+
+// start starts node i and waits until it listens.
+func (c *cluster) start(i int) {
+	c.t.Helper()
+	p := c.nodes[i].start("broker")
+	p.waitOutput(listeningRE, 20*time.Second)
+	c.procs[i] = p
+}
+
+// kill kills node i with kill -9.
+func (c *cluster) kill(i int) {
+	c.t.Helper()
+	if err := c.procs[i].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		c.t.Fatal(err)
+	}
+	c.procs[i].wait(10 * time.Second)
+}
+
+// js connects the test itself to the cluster, through every node.
+func (c *cluster) js() jetstream.JetStream {
+	c.t.Helper()
+	nc, err := nats.Connect(strings.Join(c.urls[:], ","), nats.Token(clusterToken), nats.MaxReconnects(-1))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return js
+}
+
+// node is the index of the node named name (n1, n2, n3).
+func node(t *testing.T, name string) int {
+	t.Helper()
+	var i int
+	if _, err := fmt.Sscanf(name, "n%d", &i); err != nil || i < 1 || i > 3 {
+		t.Fatalf("node name %q", name)
+	}
+	return i - 1
+}
+
+// leader is the node that leads stream name.
+func (c *cluster) leader(js jetstream.JetStream, name string) int {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return node(c.t, s.CachedInfo().Cluster.Leader)
+}
+
+var currentRE = regexp.MustCompile(`(?m)^PROCQ_TASKS .* 3/3 current\s*$`)
+
+// waitCurrent waits until broker status shows all three replicas of
+// PROCQ_TASKS current, and returns what it showed.
+func (c *cluster) waitCurrent() string {
+	c.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st := c.clients.start("broker", "status")
+		st.mustExit(0, 30*time.Second)
+		out := st.stdout.String()
+		if currentRE.MatchString(out) {
+			return out
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("PROCQ_TASKS replicas not all current within 60s:\n%s", out)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+var connectedRE = regexp.MustCompile(`msg="(?:re)?connected to broker" .*?server=(n\d)`)
+
+// The 3-node cluster, shared by its subtests, which run one after another:
+// a map survives the kill -9 of the stream leader and of the producer's
+// own node, the killed node rejoins and catches up, and the queue and pipe
+// demos run on replicated streams.
+func TestCluster(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t)
+	js := c.js()
+	const n = 5000
+
+	// killMidMap kills the node victim picks once the map is well under
+	// way, checks the map completes exactly, then restarts the node and
+	// waits until it has caught up.
+	killMidMap := func(t *testing.T, victim func(p *proc) int) {
+		p := c.clients.squares(2, n, "--sleep", "0s", "--chunk-size", "1")
+		p.waitOutput(regexp.MustCompile(`(?m)^square\(1000\) = `), 2*exitWait)
+		i := victim(p)
+		c.kill(i)
+		killed := time.Now()
+		p.mustExit(0, 3*exitWait)
+		results, exact := squareResults(p.stdout.String(), n)
+		if !exact {
+			t.Errorf("%d results, exact %v: want %d exact results in order", results, exact, n)
+		}
+		t.Logf("node n%d killed; the map went on %.1fs after the kill (first result after it)",
+			i+1, p.stdout.firstAfter(killed, squareRE).Sub(killed).Seconds())
+		c.start(i)
+		status := c.waitCurrent()
+		if !strings.Contains(status, "CLUSTER procq-e2e  NODES 3") {
+			t.Errorf("broker status does not show the 3-node cluster:\n%s", status)
+		}
+	}
+
+	t.Run("stream leader killed mid-map", func(t *testing.T) {
+		killMidMap(t, func(*proc) int { return c.leader(js, task.TasksStream) })
+	})
+	t.Run("producer's node killed mid-map", func(t *testing.T) {
+		killMidMap(t, func(p *proc) int {
+			b, err := os.ReadFile(filepath.Join(c.clients.dir, "logs", "producer.log"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := connectedRE.FindAllStringSubmatch(string(b), -1)
+			if len(m) == 0 {
+				t.Fatalf("producer.log names no server it connected to")
+			}
+			return node(t, m[len(m)-1][1])
+		})
+	})
+	t.Run("queue demo", func(t *testing.T) {
+		p := c.clients.start("producer", "queue")
+		p.mustExit(0, exitWait)
+		checkExactlyOnce(t, 10, p.stdout.String())
+	})
+	t.Run("pipe demo", func(t *testing.T) {
+		p := c.clients.start("producer", "pipe", "--pause", "0s")
+		p.mustExit(0, exitWait)
+		wantLines(t, linesWith(p.stdout.String(), "Receiver:"), []string{
+			"Receiver: Waiting for messages...",
+			"Receiver: Received 'Hello from sender!'",
+			"Receiver: Received 'Another message.'",
+			"Receiver: Connection closed by sender.",
+		})
+	})
+	t.Run("more replicas than nodes", func(t *testing.T) {
+		wide := &env{t: t, dir: c.clients.dir, vars: maps.Clone(c.clients.vars)}
+		p := wide.set("PROCQ_QUEUE_REPLICAS", "5").start("producer", "queue")
+		p.mustExit(2, exitWait)
+		if msg := p.stderr.String(); !strings.Contains(msg, "queue.replicas") || !strings.Contains(msg, "PROCQ_QUEUE_REPLICAS") {
+			t.Errorf("stderr does not name queue.replicas and its source:\n%s", msg)
+		}
+		if got := c.waitCurrent(); !strings.Contains(got, "3/3 current") {
+			t.Errorf("the refused update changed the streams:\n%s", got)
+		}
+	})
+}
