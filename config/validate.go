@@ -24,7 +24,9 @@ func (c *Config) validate() error {
 	}{
 		{"broker.url", each(c.Broker.URLs(), checkURL)},
 		{"broker.name", serverName(c.Broker.Name)},
-		{"broker.cluster.name", c.checkCluster()},
+		{"broker.cluster.name", serverName(c.Broker.Cluster.Name)},
+		{"broker.cluster.routes", c.needsCluster(len(c.Broker.Cluster.Routes) > 0)},
+		{"broker.cluster.listen", c.needsCluster(c.Broker.Cluster.Listen != "")},
 		{"broker.cluster.listen", hostPort(c.Broker.Cluster.Listen)},
 		{"broker.cluster.routes", eachOf(c.Broker.Cluster.Routes, checkRoute)},
 		{"broker.store_dir", nonEmpty(c.Broker.StoreDir)},
@@ -109,15 +111,11 @@ func eachOf(items []string, check func(string) error) error {
 	return nil
 }
 
-// checkCluster: routes or a route listener without a cluster name would
+// needsCluster: routes or a route listener without a cluster name would
 // be ignored by nats-server; refuse them instead.
-func (c *Config) checkCluster() error {
-	cl := c.Broker.Cluster
-	if err := serverName(cl.Name); err != nil {
-		return err
-	}
-	if cl.Name == "" && (len(cl.Routes) > 0 || cl.Listen != "") {
-		return fmt.Errorf("is required when broker.cluster.routes or broker.cluster.listen is set")
+func (c *Config) needsCluster(set bool) error {
+	if set && c.Broker.Cluster.Name == "" {
+		return fmt.Errorf("is set but broker.cluster.name is empty: set the cluster's name on every node")
 	}
 	return nil
 }

@@ -229,3 +229,35 @@ func TestCluster(t *testing.T) {
 		}
 	})
 }
+
+// Bad cluster configuration is refused before anything starts: exit 2,
+// naming the key and where its value came from.
+func TestClusterBadConfig(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, key, source string
+		kv                []string
+	}{
+		{"routes without a cluster name", "broker.cluster.routes", "environment PROCQ_BROKER_CLUSTER_ROUTES",
+			[]string{"PROCQ_BROKER_CLUSTER_ROUTES", "nats-route://127.0.0.1:6222"}},
+		{"a clustered node without a shared token", "broker.token", "",
+			[]string{"PROCQ_BROKER_CLUSTER_NAME", "c", "PROCQ_BROKER_CLUSTER_LISTEN", "127.0.0.1:0"}},
+		{"more replicas than routes", "queue.replicas", "environment PROCQ_QUEUE_REPLICAS",
+			[]string{"PROCQ_BROKER_CLUSTER_NAME", "c", "PROCQ_QUEUE_REPLICAS", "3",
+				"PROCQ_BROKER_CLUSTER_ROUTES", "nats-route://127.0.0.1:6222"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, anyPort).set(tt.kv...)
+			b := e.start("broker")
+			b.mustExit(2, exitWait)
+			msg := b.stderr.String()
+			if !strings.Contains(msg, tt.key) || !strings.Contains(msg, tt.source) {
+				t.Errorf("stderr does not name %s (from %q):\n%s", tt.key, tt.source, msg)
+			}
+			if _, err := os.Stat(filepath.Join(e.dir, "data", "token")); err == nil {
+				t.Errorf("a refused node generated a token")
+			}
+		})
+	}
+}
