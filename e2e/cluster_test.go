@@ -57,11 +57,13 @@ func startCluster(t *testing.T) *cluster {
 	for i := range 3 {
 		c.start(i)
 	}
-	// The streams exist (R3) once the cluster has a meta leader: declared
-	// here, so every test starts from a cluster that can take work.
+	// The streams exist once the cluster has a meta leader: declared here
+	// with one replica, as a single broker's topology would be, so every
+	// test starts from a cluster that can take work, and the first
+	// producer (queue.replicas 3) updates them in place.
 	js := c.js()
 	_, err := link.Retry(context.Background(), 60*time.Second, nil, func(ctx context.Context) (*link.Topology, error) {
-		return link.EnsureQueue(ctx, js, link.QueueConfig{Name: "demo", Replicas: 3, AckWait: 2 * time.Second})
+		return link.EnsureQueue(ctx, js, link.QueueConfig{Name: "demo", Replicas: 1, AckWait: 2 * time.Second})
 	})
 	if err != nil {
 		t.Fatalf("cluster not ready within 60s: %v", err)
@@ -186,6 +188,24 @@ func TestCluster(t *testing.T) {
 		}
 	}
 
+	t.Run("replicas grown in place", func(t *testing.T) {
+		p := c.clients.squares(2, 20, "--sleep", "0s")
+		p.mustExit(0, exitWait)
+		if _, exact := squareResults(p.stdout.String(), 20); !exact {
+			t.Errorf("results not exact")
+		}
+		logs, _ := filepath.Glob(filepath.Join(c.clients.dir, "logs", "*.log"))
+		grown := regexp.MustCompile(`msg="stream replicas changed" .*stream=PROCQ_TASKS from=1 to=3`)
+		found := false
+		for _, l := range logs {
+			b, _ := os.ReadFile(l)
+			found = found || grown.Match(b)
+		}
+		if !found {
+			t.Errorf("no log line says PROCQ_TASKS went from 1 to 3 replicas")
+		}
+		c.waitCurrent()
+	})
 	t.Run("stream leader killed mid-map", func(t *testing.T) {
 		killMidMap(t, func(*proc) int { return c.leader(js, task.TasksStream) })
 	})

@@ -164,14 +164,39 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 	if err == nil {
 		have := s.CachedInfo().Config
 		if streamCurrent(have, cfg) {
-			return s, nil
+			return s, settle(ctx, s, cfg.Replicas)
 		}
 		if have.Replicas != cfg.Replicas && logger != nil {
 			logger.InfoContext(ctx, "stream replicas changed", "stream", cfg.Name, "from", have.Replicas, "to", cfg.Replicas)
 		}
 	}
-	s, err = js.CreateOrUpdateStream(ctx, cfg)
-	return s, replicasErr(err, cfg.Replicas)
+	if s, err = js.CreateOrUpdateStream(ctx, cfg); err != nil {
+		return nil, replicasErr(err, cfg.Replicas)
+	}
+	return s, settle(ctx, s, cfg.Replicas)
+}
+
+// settle waits, until ctx ends or at most settleTimeout, for a replicated
+// stream to have a leader and its replicas: right after a replica change
+// or during an election the stream answers nothing, and whoever uses it
+// first would time out.
+func settle(ctx context.Context, s jetstream.Stream, replicas int) error {
+	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
+	defer cancel()
+	for {
+		ci := s.CachedInfo().Cluster
+		if replicas <= 1 || ci == nil || (ci.Leader != "" && len(ci.Replicas)+1 >= replicas) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stream %s: no leader with %d replicas yet: %w", s.CachedInfo().Config.Name, replicas, ctx.Err())
+		case <-time.After(retryWait):
+		}
+		if _, err := s.Info(ctx); err != nil && !Transient(err) {
+			return err
+		}
+	}
 }
 
 // ErrReplicas says that the broker cannot place a stream's replicas: the
@@ -228,15 +253,26 @@ func EnsureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.K
 		sc := s.CachedInfo().Config
 		have := sc.Replicas
 		if have == cfg.Replicas && (cfg.LimitMarkerTTL == 0 || sc.SubjectDeleteMarkerTTL == cfg.LimitMarkerTTL) {
-			return kv, nil
+			return kv, settle(ctx, s, cfg.Replicas)
 		}
 		if have != cfg.Replicas && logger != nil {
 			logger.InfoContext(ctx, "bucket replicas changed", "bucket", cfg.Bucket, "from", have, "to", cfg.Replicas)
 		}
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
-	return kv, replicasErr(err, cfg.Replicas)
+	if err != nil {
+		return nil, replicasErr(err, cfg.Replicas)
+	}
+	s, err := js.Stream(ctx, "KV_"+cfg.Bucket)
+	if err != nil {
+		return nil, err
+	}
+	return kv, settle(ctx, s, cfg.Replicas)
 }
+
+// settleTimeout bounds settle: a cluster that elects no leader within it
+// has lost its majority, and waiting longer would only hide that.
+const settleTimeout = 30 * time.Second
 
 // attemptTimeout bounds one JetStream API call in Retry: a cluster without
 // a meta leader does not answer at all.
