@@ -126,9 +126,10 @@ type Consumers struct {
 	// Concurrency is how many tasks one consumer process runs at once.
 	// Defaults to 1.
 	Concurrency int `mapstructure:"concurrency"`
-	// Prefetch is how many tasks a consumer pulls ahead; 0 means
-	// concurrency (hold little more than the work in hand). Raise it for
-	// many tiny tasks. Defaults to 0.
+	// Prefetch pins how many tasks a consumer holds at once; 0 (the
+	// default) is adaptive: about 15ms of work ahead per slot, measured
+	// from recent task durations, between concurrency (long tasks spread
+	// over consumers) and 256 (tiny tasks cost one pull per hundreds).
 	Prefetch int `mapstructure:"prefetch"`
 	// MaxRestarts is how many times the producer replaces a spawned consumer
 	// that died before taking its sentinel. Defaults to 3; 0 disables.

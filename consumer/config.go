@@ -15,11 +15,16 @@ type Config struct {
 	Name string
 	// Concurrency is how many tasks the worker runs at once. Defaults to 1.
 	Concurrency int
-	// Prefetch is how many messages the worker pulls ahead of its slots; it
-	// is raised to Concurrency. More prefetch means fewer round trips per
-	// task, at the cost of holding work another consumer could run.
-	// Defaults to Concurrency.
+	// Prefetch pins how many messages the worker holds at once, running or
+	// waiting for a slot; it is raised to Concurrency. 0 (the default) is
+	// adaptive: the worker holds about 15ms of work ahead per slot,
+	// measured from recent task durations, between Concurrency (long
+	// tasks, which then spread over consumers) and MaxPrefetch (tiny
+	// tasks, which then cost one pull per hundreds).
 	Prefetch int
+	// MaxPrefetch caps adaptive prefetch; it is also kept within the
+	// queue's max ack pending. Defaults to 256.
+	MaxPrefetch int
 	// MaxDeliver is the try limit: a task delivered more often is
 	// dead-lettered without running. Defaults to 5.
 	MaxDeliver int

@@ -30,6 +30,7 @@ type Worker struct {
 	maxPayload int
 
 	leases  *leases
+	window  *window
 	took    atomic.Bool   // a sentinel was taken: stop
 	skipRun string        // by hand: a run that was over when the worker started
 	results chan finished // tasks whose results wait to be stored
@@ -61,6 +62,7 @@ func New(cfg Config, js jetstream.JetStream, topo *link.Topology, reg *task.Regi
 		ackWait:    info.Config.AckWait,
 		maxPayload: maxPayload,
 		leases:     newLeases(info.Config.AckWait, cfg.Holds, log),
+		window:     newWindow(cfg, info.Config.MaxAckPending),
 	}, nil
 }
 
@@ -79,7 +81,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.skipRun = skip
 	}
 	w.log.InfoContext(ctx, "consumer started", "queue", w.queue, "concurrency", w.cfg.Concurrency,
-		"prefetch", w.prefetch(), "run", w.cfg.Run, "skip_run", w.skipRun, "ack_wait", w.ackWait)
+		"prefetch", w.prefetchMode(), "run", w.cfg.Run, "skip_run", w.skipRun, "ack_wait", w.ackWait)
 
 	fetchCtx, stopFetching := context.WithCancel(ctx)
 	defer stopFetching()
@@ -91,13 +93,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	keeper.Go(func() { w.announce(leaseCtx) })
 
 	w.results = make(chan finished, ackQueue)
-	msgs := make(chan jetstream.Msg, w.prefetch())
-	free := make(chan struct{}, w.prefetch())
-	for range w.prefetch() {
-		free <- struct{}{}
-	}
+	msgs := make(chan jetstream.Msg, w.window.max)
 	var g errgroup.Group
-	g.Go(func() error { return w.fetch(fetchCtx, msgs, free) })
+	g.Go(func() error { return w.fetch(fetchCtx, msgs) })
 	var slots sync.WaitGroup
 	for range w.cfg.Concurrency {
 		slots.Go(func() {
@@ -105,10 +103,14 @@ func (w *Worker) Run(ctx context.Context) error {
 				if fetchCtx.Err() != nil {
 					// Stopping: what was not started goes back at once.
 					w.nak(ctx, msg, 0, "hand back on stop")
-				} else if w.process(workCtx, msg) {
+					w.window.settled(0)
+					continue
+				}
+				start := time.Now()
+				if w.process(workCtx, msg) {
 					stopFetching()
 				}
-				free <- struct{}{}
+				w.window.settled(time.Since(start))
 			}
 		})
 	}
@@ -133,9 +135,20 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
-// prefetch is how many messages the worker holds at most: running or
-// waiting for a slot.
-func (w *Worker) prefetch() int { return max(w.cfg.Prefetch, w.cfg.Concurrency) }
+// Prefetch is how many messages the worker may hold now, running or
+// waiting for a slot: fixed when Config.Prefetch pins it, else adapted
+// to the recent task durations.
+func (w *Worker) Prefetch() int { return w.window.Limit() }
+
+// PeakPrefetch is the deepest prefetch the worker reached.
+func (w *Worker) PeakPrefetch() int { return int(w.window.peak.Load()) }
+
+func (w *Worker) prefetchMode() string {
+	if w.window.pinned {
+		return fmt.Sprint(w.window.max)
+	}
+	return fmt.Sprintf("adaptive %d..%d", w.cfg.Concurrency, w.window.max)
+}
 
 // TookSentinel reports whether Run ended on a sentinel.
 func (w *Worker) TookSentinel() bool { return w.took.Load() }
@@ -158,54 +171,63 @@ func (w *Worker) graceTimer(ctx context.Context, loopsDone <-chan struct{}, canc
 	}
 }
 
-// fetch pulls as many messages as the worker has free room for, one pull
-// request at a time, and feeds them to the slots until ctx ends. Nothing
-// is buffered out of the worker's sight: every message it receives is held
-// (its lease kept) from the moment it arrives until it is settled.
-func (w *Worker) fetch(ctx context.Context, msgs chan<- jetstream.Msg, free chan struct{}) error {
+// fetch pulls as many messages as the worker has room for (its window),
+// one pull request at a time, and feeds them to the slots until ctx ends.
+// Nothing is buffered out of the worker's sight: every message it receives
+// is held (its lease kept) from the moment it arrives until it is settled.
+func (w *Worker) fetch(ctx context.Context, msgs chan<- jetstream.Msg) error {
 	defer close(msgs)
-	for {
-		select {
-		case <-free:
-		case <-ctx.Done():
-			return nil
+	last := w.window.Limit()
+	for w.window.waitRoom(ctx) {
+		if limit := w.window.Limit(); limit != last && (limit >= 2*last || 2*limit <= last) {
+			w.log.Debug("prefetch adapted", "prefetch", limit, "was", last)
+			last = limit
 		}
-		n := 1
-	more:
-		for n < w.prefetch() {
-			select {
-			case <-free:
-				n++
-			default:
-				break more
+		// First what is there now, as much as the window allows; only
+		// when nothing is, a waiting pull, for no more than the slots: an
+		// open pull request reserves what arrives next, and a deep one
+		// would take a whole batch of long tasks from the other consumers.
+		got, err := w.pull(ctx, w.window.room(), msgs, true)
+		if err == nil && got == 0 {
+			w.window.idle()
+			if n := min(w.window.room(), w.cfg.Concurrency); n > 0 {
+				_, err = w.pull(ctx, n, msgs, false)
 			}
-		}
-		got, err := w.pull(ctx, n, msgs)
-		for range n - got {
-			free <- struct{}{}
 		}
 		if err != nil {
 			return err
 		}
 	}
+	return nil
 }
 
 // pull makes one pull request for up to n messages, waiting up to
-// FetchWait, and reports how many it received.
-func (w *Worker) pull(ctx context.Context, n int, msgs chan<- jetstream.Msg) (int, error) {
-	batch, err := w.topo.Consumer.Fetch(n, jetstream.FetchMaxWait(w.cfg.FetchWait))
+// FetchWait unless noWait, and reports how many it received.
+func (w *Worker) pull(ctx context.Context, n int, msgs chan<- jetstream.Msg, noWait bool) (int, error) {
+	var batch jetstream.MessageBatch
+	var err error
+	if noWait {
+		batch, err = w.topo.Consumer.FetchNoWait(n)
+	} else {
+		// Bound by ctx as well as FetchWait, so that a worker that took its
+		// sentinel stops at once instead of at the pull's expiry.
+		fctx, cancel := context.WithTimeout(ctx, w.cfg.FetchWait)
+		defer cancel()
+		batch, err = w.topo.Consumer.Fetch(n, jetstream.FetchContext(fctx))
+	}
 	if err == nil {
 		got := 0
 		for msg := range batch.Messages() {
 			got++
+			w.window.took(1)
 			w.leases.hold(msg)
-			msgs <- msg // room was reserved: never blocks
+			msgs <- msg // within the window, which msgs can hold: never blocks
 		}
-		if err = batch.Error(); err == nil {
+		if err = batch.Error(); err == nil || got > 0 {
 			return got, nil
 		}
-		if got > 0 {
-			return got, nil
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return 0, nil // the pull expired with nothing to do
 		}
 	}
 	if w.js.Conn().IsClosed() || errors.Is(err, nats.ErrConnectionClosed) {

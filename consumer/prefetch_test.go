@@ -1,0 +1,123 @@
+package consumer_test
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/procq/procq/consumer"
+	"github.com/procq/procq/task"
+)
+
+func newWorker(t *testing.T, f *fixture, reg *task.Registry, name string) *consumer.Worker {
+	t.Helper()
+	w, err := consumer.New(consumer.Config{Name: name, FetchWait: time.Second, Out: f.out}, f.js, f.topo, reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func runUntilSentinel(t *testing.T, ws ...*consumer.Worker) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(ws))
+	for i, w := range ws {
+		wg.Go(func() { errs[i] = w.Run(ctx) })
+	}
+	wg.Wait()
+	for i, w := range ws {
+		if errs[i] != nil || !w.TookSentinel() {
+			t.Errorf("worker %d: err %v, took sentinel %v", i, errs[i], w.TookSentinel())
+		}
+	}
+}
+
+func counting(kind string, n *atomic.Int64, sleep time.Duration) *task.Registry {
+	reg := task.Builtins()
+	_ = reg.Register(kind, task.HandlerFunc(func(ctx context.Context, _ json.RawMessage) (json.RawMessage, error) {
+		n.Add(1)
+		time.Sleep(sleep)
+		return json.RawMessage("null"), nil
+	}))
+	return reg
+}
+
+// With the default (adaptive) prefetch, a worker given 10,000 tiny tasks
+// pulls deep: hundreds at a time, not one per round trip.
+func TestAdaptivePrefetchDeepOnTinyTasks(t *testing.T) {
+	const q, n = "tiny", 10000
+	f := setup(t, q)
+	f.startRun(t, q, "r1")
+	for i := range n {
+		m := &nats.Msg{Subject: task.WorkSubject(q, "r1"), Data: []byte(strconv.Itoa(i)), Header: nats.Header{}}
+		m.Header.Set(task.HeaderKind, "tiny")
+		m.Header.Set(task.HeaderRun, "r1")
+		if _, err := f.js.PublishMsgAsync(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-f.js.PublishAsyncComplete():
+	case <-time.After(30 * time.Second):
+		t.Fatal("publishing 10,000 tasks took over 30s")
+	}
+	f.sentinel(t, q, "r1")
+	var ran atomic.Int64
+	w := newWorker(t, f, counting("tiny", &ran, 0), "W-1")
+	runUntilSentinel(t, w)
+	if ran.Load() != n {
+		t.Errorf("ran %d tasks, want %d", ran.Load(), n)
+	}
+	if p := w.PeakPrefetch(); p < 100 {
+		t.Errorf("peak prefetch %d on tiny tasks, want a deep one (at least 100)", p)
+	}
+}
+
+// Long tasks keep the adaptive prefetch at one: two of them run on two
+// consumers at once, one each, rather than both on the first.
+func TestAdaptivePrefetchLongTasksSpread(t *testing.T) {
+	const q = "long"
+	f := setup(t, q)
+	f.startRun(t, q, "r1")
+	var ranA, ranB atomic.Int64
+	a := newWorker(t, f, counting("slow", &ranA, 300*time.Millisecond), "W-A")
+	b := newWorker(t, f, counting("slow", &ranB, 300*time.Millisecond), "W-B")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runUntilSentinel(t, a, b)
+	}()
+	// Both idle and pulling before the work arrives.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		info, err := f.topo.Consumer.Info(context.Background())
+		if err == nil && info.NumWaiting >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("workers not both pulling within 20s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for range 2 {
+		f.publish(t, task.WorkSubject(q, "r1"), map[string]string{task.HeaderKind: "slow", task.HeaderRun: "r1"}, "1")
+	}
+	f.sentinel(t, q, "r1")
+	f.sentinel(t, q, "r1")
+	<-done
+	if ranA.Load() != 1 || ranB.Load() != 1 {
+		t.Errorf("worker A ran %d, B ran %d long tasks; want one each", ranA.Load(), ranB.Load())
+	}
+	if a.PeakPrefetch() != 1 || b.PeakPrefetch() != 1 {
+		t.Errorf("peak prefetch A %d, B %d; want 1 for long tasks", a.PeakPrefetch(), b.PeakPrefetch())
+	}
+}
