@@ -311,7 +311,10 @@ type resultsReader struct {
 
 // open starts a consumer after the last result delivered.
 func (r *resultsReader) open(ctx context.Context) error {
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.subject}}
+	// Few resets: nats.go retries a failing reset without end inside Next,
+	// out of this reader's sight; past them Next fails and the reader
+	// opens a new consumer itself, with its own bounded attempts and logs.
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.subject}, MaxResetAttempts: 3}
 	if r.last > 0 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, r.last+1
 	}
@@ -335,37 +338,26 @@ func (r *resultsReader) run(ctx context.Context, ch chan<- jetstream.Msg, quit <
 		it := *r.it.Load()
 		msg, err := it.Next(jetstream.NextMaxWait(stallCheck))
 		switch {
-		case errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, nats.ErrConnectionClosed):
+		case errors.Is(err, nats.ErrConnectionClosed):
 			return
 		case errors.Is(err, nats.ErrTimeout):
-			if r.stalled(ctx) {
-				log.Warn("results reader stalled with results stored; reading on with a new consumer",
-					"map", r.m.id, "after_seq", r.last)
-				it.Stop()
-				for {
-					err := r.open(ctx)
-					select {
-					case <-quit: // stop may have stopped the old iterator only
-						(*r.it.Load()).Stop()
-						return
-					default:
-					}
-					if err == nil {
-						break
-					}
-					log.Warn("results consumer not reopened; retrying", "map", r.m.id, "error", err,
-						"waiting_for", "the results stream's leader")
-					if task.Sleep(ctx, time.Second) != nil {
-						return
-					}
-				}
+			if !r.stalled(ctx) {
+				continue
 			}
-			continue
+			log.Warn("results reader stalled with results stored; reading on with a new consumer",
+				"map", r.m.id, "after_seq", r.last)
 		case err != nil:
-			// A missed heartbeat and the like: the ordered consumer
-			// recovers by itself, so the map goes on.
-			log.Info("results iterator", "map", r.m.id, "error", err)
-			if task.Sleep(ctx, 50*time.Millisecond) != nil {
+			select {
+			case <-quit:
+				return // stopped
+			default:
+			}
+			log.Warn("results consumer failed; reading on with a new consumer", "map", r.m.id,
+				"after_seq", r.last, "error", err)
+		}
+		if err != nil {
+			it.Stop()
+			if !r.reopen(ctx, quit) {
 				return
 			}
 			continue
@@ -377,6 +369,31 @@ func (r *resultsReader) run(ctx context.Context, ch chan<- jetstream.Msg, quit <
 		case ch <- msg:
 		case <-quit:
 			return
+		}
+	}
+}
+
+// reopen opens a new consumer after the last result delivered, trying
+// again every second while the results stream does not answer; it reports
+// false when the map ends first.
+func (r *resultsReader) reopen(ctx context.Context, quit <-chan struct{}) bool {
+	for {
+		actx, cancel := context.WithTimeout(ctx, stallCheck)
+		err := r.open(actx)
+		cancel()
+		select {
+		case <-quit: // stop may have stopped the old iterator only
+			(*r.it.Load()).Stop()
+			return false
+		default:
+		}
+		if err == nil {
+			return true
+		}
+		r.m.pool.q.log.Warn("results consumer not reopened; retrying", "map", r.m.id, "error", err,
+			"waiting_for", "the results stream's leader")
+		if task.Sleep(ctx, time.Second) != nil {
+			return false
 		}
 	}
 }
@@ -489,6 +506,8 @@ func (m *mapping) send(ctx context.Context, start int, batch []json.RawMessage) 
 func (m *mapping) confirm(ctx context.Context) {
 	timer := time.NewTimer(publishAckWait)
 	defer timer.Stop()
+	var warned time.Time // a leader's death leaves hundreds: one line a second
+	unacked := 0
 	for sc := range m.sent {
 		timer.Reset(max(time.Until(sc.at.Add(publishAckWait)), 0))
 		select {
@@ -496,8 +515,12 @@ func (m *mapping) confirm(ctx context.Context) {
 			continue
 		case <-sc.stored.Err():
 		case <-timer.C:
-			m.pool.q.log.Warn("task not acknowledged in time; publishing it again", "index", sc.msg.Header.Get(task.HeaderIndex),
-				"waited", publishAckWait)
+			unacked++
+			if time.Since(warned) > time.Second {
+				m.pool.q.log.Warn("tasks not acknowledged in time; publishing them again", "since_last_warning", unacked,
+					"index", sc.msg.Header.Get(task.HeaderIndex), "waited", publishAckWait)
+				warned, unacked = time.Now(), 0
+			}
 		case <-ctx.Done():
 			continue // drain m.sent so the publisher never blocks
 		}
