@@ -43,7 +43,7 @@ func startCluster(t *testing.T) *cluster {
 	}
 	c.clients = newEnv(t, strings.Join(c.urls[:], ",")).set(
 		"PROCQ_BROKER_EMBEDDED", "false", "PROCQ_BROKER_TOKEN", clusterToken,
-		"PROCQ_QUEUE_REPLICAS", "3", "PROCQ_BROKER_CONNECT_TIMEOUT", "60s")
+		"PROCQ_QUEUE_REPLICAS", "3", "PROCQ_BROKER_CONNECT_TIMEOUT", "60s", "PROCQ_LOG_LEVEL", "debug")
 	for i := range 3 {
 		n := &env{t: t, dir: c.clients.dir, vars: maps.Clone(c.clients.vars)}
 		n.set("PROCQ_BROKER_NAME", fmt.Sprintf("n%d", i+1),
