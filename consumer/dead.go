@@ -9,6 +9,27 @@ import (
 	"github.com/procq/procq/task"
 )
 
+// reject settles a task that can never run: where it has a reply subject,
+// each of its inputs is answered with the reason as its error (so a map
+// never hangs on it), then the message is dead-lettered with the reason.
+func (w *Worker) reject(ctx context.Context, j *job, reason string) {
+	if j.reply != "" {
+		outcomes := make([]task.Outcome, j.inputs)
+		for i := range outcomes {
+			outcomes[i].Error = reason
+		}
+		f := finished{job: j, answer: task.Answer{Index: j.index, Outcomes: outcomes}}
+		if err := w.storeAnswers([]finished{f}); err != nil {
+			why, now := w.answerFailed(ctx, j, err)
+			if !now {
+				return
+			}
+			reason += "; " + why
+		}
+	}
+	w.deadLetter(ctx, j, reason)
+}
+
 // deadLetter copies the task's message with the reason to the dead-letter
 // stream, then terminates it (Term deletes it from the WorkQueue stream, so
 // the copy comes first). If the copy fails the message is handed back

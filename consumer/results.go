@@ -13,6 +13,10 @@ import (
 	"github.com/procq/procq/task"
 )
 
+// publishTimeout bounds a result or dead-letter publish, which runs even
+// while the worker stops so that finished work is not lost.
+const publishTimeout = 10 * time.Second
+
 // finished is a task whose answer waits to be stored. dead, when set, is
 // why the task is dead-lettered once its answer is stored (an input
 // failed).
@@ -110,6 +114,33 @@ func (w *Worker) settleAll(ctx context.Context, group []finished, err error) {
 			}
 		}
 	}
+}
+
+// answerFailed decides what becomes of a task whose answer could not be
+// stored. It reports now=true, with the reason, when the task must be
+// dead-lettered at once: its reply subject is stored by no stream (it
+// could never be answered), or the try limit is reached. Otherwise it
+// hands the task back for a later try.
+func (w *Worker) answerFailed(ctx context.Context, j *job, err error) (why string, now bool) {
+	if w.unstorable(ctx, j.reply, err) {
+		return fmt.Sprintf("reply subject %q is stored by no stream", j.reply), true
+	}
+	if j.attempt >= uint64(w.cfg.MaxDeliver) {
+		return fmt.Sprintf("answer not stored after %d deliveries: %v", j.attempt, err), true
+	}
+	j.log.ErrorContext(ctx, "answer not stored, task handed back", "error", err, "reply", j.reply)
+	w.notice(j, err)
+	w.nak(ctx, j.msg, backoff(j.attempt), "hand back unanswered task")
+	return "", false
+}
+
+// notice tells the task's producer, over core NATS, that its answer could
+// not be stored; the producer fails the map when its results keep failing.
+func (w *Worker) notice(j *job, err error) {
+	if j.run == "" {
+		return
+	}
+	_ = w.js.Conn().Publish(task.NoticeSubject(j.run), []byte(truncate(err.Error(), 1024)))
 }
 
 // storeAnswers publishes the answers of one reply subject in as few

@@ -15,10 +15,6 @@ import (
 	"github.com/procq/procq/task"
 )
 
-// publishTimeout bounds a result or dead-letter publish, which runs even
-// while the worker stops so that finished work is not lost.
-const publishTimeout = 10 * time.Second
-
 // job is a task message as the worker reads it.
 type job struct {
 	msg     jetstream.Msg
@@ -159,93 +155,4 @@ func (w *Worker) runAll(ctx context.Context, j *job) []task.Outcome {
 		out[i].Result = res
 	}
 	return out
-}
-
-// reject settles a task that can never run: where it has a reply subject,
-// each of its inputs is answered with the reason as its error (so a map
-// never hangs on it), then the message is dead-lettered with the reason.
-func (w *Worker) reject(ctx context.Context, j *job, reason string) {
-	if j.reply != "" {
-		outcomes := make([]task.Outcome, j.inputs)
-		for i := range outcomes {
-			outcomes[i].Error = reason
-		}
-		f := finished{job: j, answer: task.Answer{Index: j.index, Outcomes: outcomes}}
-		if err := w.storeAnswers([]finished{f}); err != nil {
-			why, now := w.answerFailed(ctx, j, err)
-			if !now {
-				return
-			}
-			reason += "; " + why
-		}
-	}
-	w.deadLetter(ctx, j, reason)
-}
-
-// answerFailed decides what becomes of a task whose answer could not be
-// stored. It reports now=true, with the reason, when the task must be
-// dead-lettered at once: its reply subject is stored by no stream (it
-// could never be answered), or the try limit is reached. Otherwise it
-// hands the task back for a later try.
-func (w *Worker) answerFailed(ctx context.Context, j *job, err error) (why string, now bool) {
-	if w.unstorable(ctx, j.reply, err) {
-		return fmt.Sprintf("reply subject %q is stored by no stream", j.reply), true
-	}
-	if j.attempt >= uint64(w.cfg.MaxDeliver) {
-		return fmt.Sprintf("answer not stored after %d deliveries: %v", j.attempt, err), true
-	}
-	j.log.ErrorContext(ctx, "answer not stored, task handed back", "error", err, "reply", j.reply)
-	w.notice(j, err)
-	w.nak(ctx, j.msg, backoff(j.attempt), "hand back unanswered task")
-	return "", false
-}
-
-// notice tells the task's producer, over core NATS, that its answer could
-// not be stored; the producer fails the map when its results keep failing.
-func (w *Worker) notice(j *job, err error) {
-	if j.run == "" {
-		return
-	}
-	_ = w.js.Conn().Publish(task.NoticeSubject(j.run), []byte(truncate(err.Error(), 1024)))
-}
-
-// backoff is the delay before a task whose answer or dead letter could not
-// be stored comes back: growing with its deliveries, at most 5s.
-func backoff(attempt uint64) time.Duration {
-	return min(time.Duration(attempt)*retryPause, 5*time.Second)
-}
-
-// ack, nak and term settle a message and stop keeping its lease. A failed
-// settle is logged: the message then comes back after the ack wait, which
-// is safe.
-func (w *Worker) ack(ctx context.Context, msg jetstream.Msg) {
-	w.leases.release(msg)
-	w.settled(ctx, "ack", msg.Ack())
-}
-
-func (w *Worker) nak(ctx context.Context, msg jetstream.Msg, delay time.Duration, what string) {
-	w.leases.release(msg)
-	if delay > 0 {
-		w.settled(ctx, what, msg.NakWithDelay(delay))
-		return
-	}
-	w.settled(ctx, what, msg.Nak())
-}
-
-func (w *Worker) term(ctx context.Context, msg jetstream.Msg, reason string) {
-	w.leases.release(msg)
-	w.settled(ctx, "term", msg.TermWithReason(truncate(reason, 256)))
-}
-
-func (w *Worker) settled(ctx context.Context, what string, err error) {
-	if err != nil {
-		w.log.WarnContext(ctx, what+" failed", "error", err)
-	}
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }

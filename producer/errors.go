@@ -3,6 +3,7 @@ package producer
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -24,3 +25,61 @@ var ErrNoConsumers = errors.New("no live consumer")
 // ErrResultsNotStored is the cause of a map that stopped because the
 // broker kept failing to store its results (its store full or failing).
 var ErrResultsNotStored = errors.New("the broker cannot store results")
+
+// TaskError is the error a task returned for one input.
+type TaskError struct {
+	Index   int
+	Kind    string
+	Message string
+}
+
+func (e *TaskError) Error() string {
+	return fmt.Sprintf("%s #%d: %s", e.Kind, e.Index, e.Message)
+}
+
+// IncompleteError says a map stopped before every input had its result.
+type IncompleteError struct {
+	// Unfinished lists the submitted inputs without a result, sorted.
+	Unfinished []int
+	// NotSubmitted is the index of the first input never submitted, or -1.
+	// Map folds the inputs from there on into Unfinished.
+	NotSubmitted int
+	// Err is why the map stopped (a context error, or a broker failure).
+	Err error
+}
+
+func (e *IncompleteError) Error() string {
+	s := fmt.Sprintf("map stopped with %d inputs unfinished (%s)", len(e.Unfinished), formatRanges(e.Unfinished))
+	if e.NotSubmitted >= 0 {
+		s += fmt.Sprintf(", inputs from #%d on never submitted", e.NotSubmitted)
+	}
+	return s + ": " + e.Err.Error()
+}
+
+func (e *IncompleteError) Unwrap() error { return e.Err }
+
+// errStopped marks a map the caller broke out of.
+var errStopped = errors.New("map stopped by the caller")
+
+// formatRanges renders sorted indexes compactly: "0-3, 7, 9-12".
+func formatRanges(idx []int) string {
+	if len(idx) == 0 {
+		return "none"
+	}
+	var s []byte
+	for i := 0; i < len(idx); {
+		j := i
+		for j+1 < len(idx) && idx[j+1] == idx[j]+1 {
+			j++
+		}
+		if len(s) > 0 {
+			s = append(s, ", "...)
+		}
+		s = strconv.AppendInt(s, int64(idx[i]), 10)
+		if j > i {
+			s = append(append(s, '-'), strconv.Itoa(idx[j])...)
+		}
+		i = j + 1
+	}
+	return string(s)
+}

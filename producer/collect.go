@@ -1,0 +1,199 @@
+package producer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/procq/procq/task"
+)
+
+// collect reads results until every submitted input has one, the
+// publisher failed, or ctx ends; it yields each result in the map's order.
+func (m *mapping) collect(ctx context.Context, results <-chan jetstream.Msg, pubDone <-chan published, yield func(Result, error) bool) error {
+	total := -1  // known once the publisher is done
+	yielded := 0 // results handed to the caller
+	next := 0    // ordered: the next index to yield
+	buf := map[int][]Result{}
+	var pubErr error
+	var failing storeFailures
+	emit := func(rs []Result) bool {
+		for _, r := range rs {
+			if !yield(r, nil) {
+				return false
+			}
+			yielded++
+		}
+		<-m.slots
+		return true
+	}
+	for total < 0 || yielded < total {
+		if pubErr != nil && total >= 0 && m.inFlight() == 0 && len(buf) == 0 {
+			break // everything submitted was answered; the rest never will be
+		}
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case p := <-pubDone:
+			total, pubErr = p.total, p.err
+			pubDone = nil
+		case err := <-m.fatal:
+			return err
+		case n := <-m.notices:
+			if err := failing.add(n); err != nil {
+				return err
+			}
+		case msg, ok := <-results:
+			if !ok {
+				return errors.New("results consumer stopped")
+			}
+			failing = storeFailures{}
+			m.trim(ctx, msg)
+			for _, a := range m.parse(msg) {
+				if !m.ordered {
+					if !emit(a.results) {
+						return errStopped
+					}
+					continue
+				}
+				buf[a.start] = a.results
+				for rs, ok := buf[next]; ok; rs, ok = buf[next] {
+					delete(buf, next)
+					next += len(rs)
+					if !emit(rs) {
+						return errStopped
+					}
+				}
+			}
+		}
+	}
+	return pubErr
+}
+
+// storeFailures tracks consumers' reports that the map's results could not
+// be stored since the last result arrived.
+type storeFailures struct {
+	since time.Time
+	n     int
+	last  string
+}
+
+// storeFailWindow is how long results may keep failing to be stored, with
+// no result arriving, before the map fails.
+const storeFailWindow = 20 * time.Second
+
+// add records one report and returns an error once the map must fail.
+func (f *storeFailures) add(msg string) error {
+	if f.n == 0 {
+		f.since = time.Now()
+	}
+	f.n++
+	f.last = msg
+	if d := time.Since(f.since); f.n >= 3 && d >= storeFailWindow {
+		return fmt.Errorf("%w: consumers kept reporting failures for %v and no result was stored, the last: %s; its store may be full or failing (the broker's log names the cause)",
+			ErrResultsNotStored, d.Round(time.Second), f.last)
+	}
+	return nil
+}
+
+// trimEvery is how many result messages the map reads between purges of
+// the ones it has read, so the results stream stays small during a long map.
+const trimEvery = 256
+
+// trim purges the map's results up to msg every trimEvery messages: the map
+// has copied what it needs, so the broker need not keep them.
+func (m *mapping) trim(ctx context.Context, msg jetstream.Msg) {
+	m.received++
+	if m.received%trimEvery != 0 {
+		return
+	}
+	meta, err := msg.Metadata()
+	if err != nil {
+		return
+	}
+	err = m.pool.q.topo.Results.Purge(ctx, jetstream.WithPurgeSubject(task.ResultSubject(m.id)),
+		jetstream.WithPurgeSequence(meta.Sequence.Stream+1))
+	if err != nil && ctx.Err() == nil {
+		m.pool.log.Warn("trim results", "map", m.id, "error", err)
+	}
+}
+
+// answered is the results of one task message.
+type answered struct {
+	start   int
+	results []Result
+}
+
+// parse decodes a result message into the answers still awaited. A
+// duplicate answer (a redelivered task's second result) or a malformed one
+// is dropped and logged.
+func (m *mapping) parse(msg jetstream.Msg) []answered {
+	var answers []task.Answer
+	if err := json.Unmarshal(msg.Data(), &answers); err != nil {
+		m.pool.log.Warn("malformed result ignored", "map", m.id, "error", err)
+		return nil
+	}
+	out := make([]answered, 0, len(answers))
+	for _, a := range answers {
+		if rs, ok := m.accept(a); ok {
+			out = append(out, answered{start: rs[0].Index, results: rs})
+		}
+	}
+	return out
+}
+
+// accept takes one answer: a whole chunk's, or a part of one (a consumer
+// splits an answer too large for one message). It returns the chunk's
+// results once the chunk is complete. A duplicate (a redelivered task's
+// second answer) or a malformed answer is dropped and logged.
+func (m *mapping) accept(a task.Answer) ([]Result, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	start := a.Index
+	if start >= 0 && m.chunk > 0 {
+		start -= a.Index % m.chunk
+	}
+	n, known := m.pending[start]
+	switch {
+	case !known:
+		m.pool.log.Debug("duplicate result ignored", "map", m.id, "index", a.Index)
+		return nil, false
+	case len(a.Outcomes) == 0 || a.Index+len(a.Outcomes) > start+n:
+		m.pool.log.Warn("result with wrong input count ignored", "map", m.id, "index", a.Index, "chunk", n, "got", len(a.Outcomes))
+		return nil, false
+	}
+	p := m.parts[start]
+	if p == nil {
+		p = &partial{rs: make([]Result, n), have: make([]bool, n)}
+	}
+	for i, o := range a.Outcomes {
+		idx := a.Index + i
+		if p.have[idx-start] {
+			continue
+		}
+		p.have[idx-start] = true
+		p.got++
+		p.rs[idx-start] = Result{Index: idx, Value: o.Result}
+		if o.Error != "" {
+			p.rs[idx-start] = Result{Index: idx, Err: &TaskError{Index: idx, Kind: m.kind, Message: o.Error}}
+		}
+	}
+	if p.got < n {
+		m.parts[start] = p
+		return nil, false
+	}
+	delete(m.parts, start)
+	delete(m.pending, start)
+	return p.rs, true
+}
+
+// partial is a chunk whose answer arrives in parts.
+type partial struct {
+	rs   []Result
+	have []bool
+	got  int
+}

@@ -1,0 +1,129 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/procq/procq/task"
+)
+
+// mapping is one running map.
+type mapping struct {
+	pool    *Pool
+	kind    string
+	id      string // the map's id: its result subject and message ids
+	subject string // its tasks' subject
+	chunk   int
+	ordered bool
+	slots   chan struct{} // the window: one token per task message in flight
+
+	notices  <-chan string  // consumers' reports of results they could not store
+	sent     chan sentChunk // published asynchronously, awaiting the stream's ack
+	fatal    chan error     // a chunk the stream would not store
+	received int            // result messages read, for trim
+
+	mu           sync.Mutex
+	pending      map[int]int      // first index -> inputs, of chunks without a result
+	parts        map[int]*partial // chunks whose answer arrives in parts
+	notSubmitted int
+}
+
+func (m *mapping) run(ctx context.Context, args iter.Seq[any], yield func(Result, error) bool) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	log := m.pool.log.With("map", m.id, "task", m.kind)
+
+	results, stopResults, err := m.subscribe(ctx)
+	if err != nil {
+		yield(Result{}, &IncompleteError{NotSubmitted: 0, Err: err})
+		return
+	}
+	notices := make(chan string, 1)
+	noticeSub, err := m.pool.q.js.Conn().Subscribe(task.NoticeSubject(m.id), func(n *nats.Msg) {
+		select {
+		case notices <- string(n.Data):
+		default: // one pending report is enough to judge by
+		}
+	})
+	if err != nil {
+		stopResults()
+		yield(Result{}, &IncompleteError{NotSubmitted: 0, Err: err})
+		return
+	}
+	defer func() { _ = noticeSub.Unsubscribe() }()
+	m.notices = notices
+	pubDone := make(chan published, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(m.sent)
+		pubDone <- m.publish(ctx, args)
+	})
+	wg.Go(func() { m.confirm(ctx) })
+	wg.Go(func() { m.keepLease(ctx) })
+
+	// The goroutines are stopped and the broker cleaned up however the map
+	// ends: completed, failed, broken out of, or a panic in the caller's
+	// loop body (which unwinds through yield).
+	early := true
+	var once sync.Once
+	finish := func() {
+		once.Do(func() {
+			cancel()
+			stopResults()
+			wg.Wait()
+			m.cleanup(ctx, early, log)
+		})
+	}
+	defer finish()
+	cause := m.collect(ctx, results, pubDone, yield)
+	early = cause != nil
+	finish()
+	if cause != nil && !errors.Is(cause, errStopped) {
+		// Built once the publisher has stopped, so it knows what was
+		// never submitted.
+		yield(Result{}, m.incomplete(cause))
+	}
+}
+
+func (m *mapping) inFlight() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.pending)
+}
+
+func (m *mapping) incomplete(err error) *IncompleteError {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var idx []int
+	for start, n := range m.pending {
+		for i := range n {
+			idx = append(idx, start+i)
+		}
+	}
+	slices.Sort(idx)
+	return &IncompleteError{Unfinished: idx, NotSubmitted: m.notSubmitted, Err: err}
+}
+
+// cleanup removes the map's results and, when it stopped early, its
+// unfinished tasks, so nothing of it piles up in the broker.
+func (m *mapping) cleanup(ctx context.Context, early bool, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	q := m.pool.q
+	if early {
+		if err := q.topo.Tasks.Purge(ctx, jetstream.WithPurgeSubject(m.subject)); err != nil {
+			log.Warn("purge unfinished tasks", "error", err)
+		}
+	}
+	if err := q.topo.Results.Purge(ctx, jetstream.WithPurgeSubject(task.ResultSubject(m.id))); err != nil {
+		log.Warn("purge results", "error", err)
+	}
+}

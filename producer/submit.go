@@ -1,0 +1,162 @@
+package producer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"iter"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/procq/procq/task"
+)
+
+// sentChunk is a task message published asynchronously.
+type sentChunk struct {
+	msg    *nats.Msg
+	stored jetstream.PubAckFuture
+	at     time.Time // when it was published
+}
+
+// published is what the publisher reports when it stops: how many inputs
+// it submitted and why it stopped early, if it did.
+type published struct {
+	total int
+	err   error
+}
+
+// publish submits the inputs in chunks, holding a window slot per chunk.
+// It returns how many inputs it submitted and, when it stopped early, why.
+func (m *mapping) publish(ctx context.Context, args iter.Seq[any]) published {
+	submitted := 0
+	batch := make([]json.RawMessage, 0, m.chunk)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		select {
+		case m.slots <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		m.mu.Lock()
+		m.pending[submitted] = len(batch)
+		m.mu.Unlock()
+		if err := m.send(ctx, submitted, batch); err != nil {
+			m.mu.Lock()
+			delete(m.pending, submitted)
+			m.mu.Unlock()
+			return err
+		}
+		submitted += len(batch)
+		batch = batch[:0]
+		return nil
+	}
+	stop := func(err error) published {
+		m.mu.Lock()
+		m.notSubmitted = submitted
+		m.mu.Unlock()
+		return published{total: submitted, err: err}
+	}
+	for a := range args {
+		raw, err := json.Marshal(a)
+		if err != nil {
+			return stop(fmt.Errorf("input #%d: %w", submitted+len(batch), err))
+		}
+		batch = append(batch, raw)
+		if len(batch) == m.chunk {
+			if err := flush(); err != nil {
+				return stop(err)
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return stop(err)
+	}
+	return published{total: submitted}
+}
+
+// send publishes one task message without waiting for the stream's ack;
+// confirm checks the acks in the background. Waiting a round trip per
+// message would cap a map at the broker's request rate.
+func (m *mapping) send(ctx context.Context, start int, batch []json.RawMessage) error {
+	q := m.pool.q
+	var body []byte
+	msg := q.taskMsg(m.id, start, m.kind, nil)
+	msg.Subject = m.subject
+	if len(batch) == 1 {
+		body = batch[0]
+	} else {
+		body, _ = json.Marshal(batch) // RawMessages that were marshalled already
+		msg.Header.Set(task.HeaderChunk, strconv.Itoa(len(batch)))
+	}
+	msg.Data = body
+	msg.Header.Set(task.HeaderReply, task.ResultSubject(m.id))
+	if l := m.pool.cfg.Label; l != "" {
+		msg.Header.Set(task.HeaderLabel, l+"-"+strconv.Itoa(start/m.chunk+1))
+	}
+	f, err := q.js.PublishMsgAsync(msg)
+	if err != nil {
+		return fmt.Errorf("submit #%d: %w", start, err)
+	}
+	select {
+	case m.sent <- sentChunk{msg: msg, stored: f, at: time.Now()}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// confirm waits for the stream's ack of every chunk sent. A chunk the
+// stream refused or did not acknowledge is published again synchronously
+// (its Nats-Msg-Id makes a duplicate harmless), as Queue.Put does: a full
+// stream or a broker that does not answer is retried for up to
+// queue.put_timeout. Any other failure stops the map.
+//
+// An acknowledgement that never comes (the publish went to a stream
+// leader that died with it) counts as a refusal after publishAckWait:
+// without that bound the chunk would never be stored, never answered, and
+// the map would wait for it forever.
+func (m *mapping) confirm(ctx context.Context) {
+	timer := time.NewTimer(publishAckWait)
+	defer timer.Stop()
+	var warned time.Time // a leader's death leaves hundreds: one line a second
+	unacked := 0
+	for sc := range m.sent {
+		timer.Reset(max(time.Until(sc.at.Add(publishAckWait)), 0))
+		select {
+		case <-sc.stored.Ok():
+			continue
+		case <-sc.stored.Err():
+		case <-timer.C:
+			unacked++
+			if time.Since(warned) > time.Second {
+				m.pool.q.log.Warn("tasks not acknowledged in time; publishing them again", "since_last_warning", unacked,
+					"index", sc.msg.Header.Get(task.HeaderIndex), "waited", publishAckWait)
+				warned, unacked = time.Now(), 0
+			}
+		case <-ctx.Done():
+			continue // drain m.sent so the publisher never blocks
+		}
+		if err := m.resend(ctx, sc.msg); err != nil {
+			select {
+			case m.fatal <- err:
+			default:
+			}
+		}
+	}
+}
+
+// publishAckWait bounds the wait for the stream's acknowledgement of a
+// chunk published asynchronously.
+const publishAckWait = 5 * time.Second
+
+func (m *mapping) resend(ctx context.Context, msg *nats.Msg) error {
+	if err := m.pool.q.publish(ctx, msg); err != nil {
+		return fmt.Errorf("submit #%s: %w", msg.Header.Get(task.HeaderIndex), err)
+	}
+	return nil
+}
