@@ -307,8 +307,11 @@ func Retry[T any](ctx context.Context, timeout time.Duration, logger *slog.Logge
 func Transient(err error) bool {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
-		// 503: JetStream temporarily unavailable (no leader yet).
-		return apiErr.Code == 503 && apiErr.ErrorCode != jetstream.ErrorCode(10023)
+		// 503: JetStream temporarily unavailable (no leader yet); 10158: a
+		// publish with this message id is still being stored (a clustered
+		// stream answers a re-publish so while the first is in flight).
+		return apiErr.Code == 503 && apiErr.ErrorCode != jetstream.ErrorCode(10023) ||
+			apiErr.ErrorCode == jetstream.ErrorCode(10158)
 	}
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
 		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
