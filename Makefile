@@ -31,7 +31,8 @@ reliability:
 # Benchmarks: the Go ones, then pool throughput next to Python's Pool.map
 # and the compare speedup, each side by side in one run (see BENCHMARKS.md).
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 3x ./producer
+	$(GO) test -run '^$$' -bench 'MapSquare|ImapMillion' -benchtime 3x ./producer
+	$(GO) test -run '^$$' -bench OneTask -benchtime 500x ./producer
 	$(GO) test -run '^$$' -bench . -benchtime 5000x -count 3 ./pipe
 	bench/pool.sh 100000 3
 	bench/compare.sh 3

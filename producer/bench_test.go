@@ -3,10 +3,13 @@ package producer_test
 import (
 	"fmt"
 	"runtime/metrics"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/procq/procq/producer"
 	"github.com/procq/procq/task"
@@ -100,4 +103,53 @@ func benchImap(b *testing.B, n int) {
 	wg.Wait()
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "inputs/s")
 	b.ReportMetric(float64(peak.Load())/(1<<20), "peak-live-heap-MiB")
+}
+
+// BenchmarkOneTask is Pool.apply: one task submitted, its result awaited,
+// round trip after round trip, with one in-process worker (default,
+// adaptive prefetch); next to it, NATS core request/reply of the same
+// 9-byte body on the same broker, the floor any broker round trip has.
+// Reported: p50 and p99 of the round trip in µs.
+func BenchmarkOneTask(b *testing.B) {
+	b.Run("procq-map-of-one", func(b *testing.B) {
+		e := newEnv(b)
+		e.workersPrefetch(b, 1, 1, 0, task.Builtins())
+		pool := producer.NewPool(e.q, producer.PoolConfig{})
+		args := []any{task.SquareArgs{X: 7}}
+		rtts := make([]time.Duration, 0, b.N)
+		for b.Loop() {
+			start := time.Now()
+			rs, err := pool.Map(b.Context(), task.KindSquare, args)
+			if err != nil || len(rs) != 1 || string(rs[0].Value) != "49" {
+				b.Fatalf("map of one: %v, %v", rs, err)
+			}
+			rtts = append(rtts, time.Since(start))
+		}
+		reportRTT(b, rtts)
+	})
+	b.Run("nats-request-reply", func(b *testing.B) {
+		e := newEnv(b)
+		nc := e.js.Conn()
+		sub, err := nc.Subscribe("bench.echo", func(m *nats.Msg) { _ = m.Respond(m.Data) })
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer func() { _ = sub.Unsubscribe() }()
+		body := []byte(`{"x": 7}`)
+		rtts := make([]time.Duration, 0, b.N)
+		for b.Loop() {
+			start := time.Now()
+			if _, err := nc.Request("bench.echo", body, 5*time.Second); err != nil {
+				b.Fatal(err)
+			}
+			rtts = append(rtts, time.Since(start))
+		}
+		reportRTT(b, rtts)
+	})
+}
+
+func reportRTT(b *testing.B, rtts []time.Duration) {
+	slices.Sort(rtts)
+	b.ReportMetric(float64(rtts[len(rtts)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(rtts[len(rtts)*99/100].Microseconds()), "p99-µs")
 }
