@@ -2,7 +2,6 @@ package consumer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -201,7 +200,7 @@ const answerOverhead = 64
 
 // pieces encodes f's answer, in parts where it is over limit.
 func (w *Worker) pieces(f *finished, limit int) []piece {
-	if b, err := json.Marshal(f.answer); err == nil && len(b) <= limit {
+	if b, err := task.Marshal(f.answer); err == nil && len(b) <= limit {
 		return []piece{{b: b, whole: true}}
 	}
 	outs := f.answer.Outcomes
@@ -209,7 +208,7 @@ func (w *Worker) pieces(f *finished, limit int) []piece {
 	for start := 0; start < len(outs); {
 		size, end := answerOverhead, start
 		for end < len(outs) {
-			ob, _ := json.Marshal(outs[end])
+			ob, _ := task.Marshal(outs[end])
 			if size+len(ob)+1 <= limit {
 				size += len(ob) + 1
 				end++
@@ -225,7 +224,7 @@ func (w *Worker) pieces(f *finished, limit int) []piece {
 				f.dead = fmt.Sprintf("input #%d: %s", f.answer.Index+end, why)
 			}
 		}
-		b, _ := json.Marshal(task.Answer{Index: f.answer.Index + start, Outcomes: outs[start:end]})
+		b, _ := task.Marshal(task.Answer{Index: f.answer.Index + start, Outcomes: outs[start:end]})
 		out = append(out, piece{b: b})
 		start = end
 	}

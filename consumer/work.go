@@ -148,7 +148,7 @@ func (w *Worker) runAll(ctx context.Context, j *job) []task.Outcome {
 			}
 			continue
 		}
-		if len(res) > 0 && !json.Valid(res) {
+		if len(res) > 0 && !task.Valid(res) {
 			out[i].Error = "task returned invalid JSON"
 			continue
 		}

@@ -21,10 +21,14 @@ import (
 func BenchmarkMapSquare(b *testing.B) {
 	const n = 10_000
 	for _, chunk := range []int{1, 0} {
-		for _, prefetch := range []int{1, 256} {
-			name := fmt.Sprintf("chunk=%d/prefetch=%d", chunk, prefetch)
+		for _, prefetch := range []int{0, 1, 256} {
+			pf := fmt.Sprint(prefetch)
+			if prefetch == 0 {
+				pf = "adaptive" // the default
+			}
+			name := fmt.Sprintf("chunk=%d/prefetch=%s", chunk, pf)
 			if chunk == 0 {
-				name = fmt.Sprintf("chunk=auto(%d)/prefetch=%d", producer.AutoChunk(n, 2), prefetch)
+				name = fmt.Sprintf("chunk=auto-%d/prefetch=%s", producer.AutoChunk(n, 2), pf)
 			}
 			b.Run(name, func(b *testing.B) {
 				e := newEnv(b)

@@ -2,7 +2,6 @@ package producer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -133,7 +132,7 @@ type answered struct {
 // is dropped and logged.
 func (m *mapping) parse(msg jetstream.Msg) []answered {
 	var answers []task.Answer
-	if err := json.Unmarshal(msg.Data(), &answers); err != nil {
+	if err := task.Unmarshal(msg.Data(), &answers); err != nil {
 		m.pool.log.Warn("malformed result ignored", "map", m.id, "error", err)
 		return nil
 	}

@@ -62,7 +62,7 @@ func (m *mapping) publish(ctx context.Context, args iter.Seq[any]) published {
 		return published{total: submitted, err: err}
 	}
 	for a := range args {
-		raw, err := json.Marshal(a)
+		raw, err := task.Marshal(a)
 		if err != nil {
 			return stop(fmt.Errorf("input #%d: %w", submitted+len(batch), err))
 		}
@@ -90,7 +90,7 @@ func (m *mapping) send(ctx context.Context, start int, batch []json.RawMessage) 
 	if len(batch) == 1 {
 		body = batch[0]
 	} else {
-		body, _ = json.Marshal(batch) // RawMessages that were marshalled already
+		body, _ = task.Marshal(batch) // RawMessages that were marshalled already
 		msg.Header.Set(task.HeaderChunk, strconv.Itoa(len(batch)))
 	}
 	msg.Data = body

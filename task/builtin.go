@@ -86,7 +86,7 @@ func sumSquaresHandler(ctx context.Context, raw json.RawMessage) (json.RawMessag
 		return nil, err
 	}
 	// A decimal string: the sum outgrows every JSON number type.
-	return json.Marshal(sum.String())
+	return Marshal(sum.String())
 }
 
 func squareHandler(ctx context.Context, raw json.RawMessage) (json.RawMessage, error) {
@@ -114,7 +114,7 @@ func squareHandler(ctx context.Context, raw json.RawMessage) (json.RawMessage, e
 	if hi != 0 || lo > 1<<63-1 {
 		return nil, fmt.Errorf("%w: x*x overflows int64 for x=%d", ErrBadArgs, args.X)
 	}
-	return json.Marshal(int64(lo))
+	return Marshal(int64(lo))
 }
 
 // decodeArgs decodes a task's JSON object arguments; null, a missing body
@@ -123,7 +123,7 @@ func decodeArgs(raw json.RawMessage, v any) error {
 	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' {
 		return fmt.Errorf("%w: want a JSON object, got %.100q", ErrBadArgs, raw)
 	}
-	if err := json.Unmarshal(raw, v); err != nil {
+	if err := Unmarshal(raw, v); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadArgs, err)
 	}
 	return nil

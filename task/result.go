@@ -19,7 +19,7 @@ var jsonNull = json.RawMessage("null")
 // MarshalJSON writes exactly one of the two outcome shapes.
 func (o Outcome) MarshalJSON() ([]byte, error) {
 	if o.Error != "" {
-		return json.Marshal(struct {
+		return Marshal(struct {
 			Error string `json:"error"`
 		}{o.Error})
 	}
@@ -27,7 +27,7 @@ func (o Outcome) MarshalJSON() ([]byte, error) {
 	if len(r) == 0 {
 		r = jsonNull
 	}
-	return json.Marshal(struct {
+	return Marshal(struct {
 		Result json.RawMessage `json:"result"`
 	}{r})
 }
@@ -53,7 +53,7 @@ func SplitArgs(body []byte, chunkHeader string) ([]json.RawMessage, error) {
 		return nil, fmt.Errorf("%w: %s %q is not a positive count", ErrBadArgs, HeaderChunk, chunkHeader)
 	}
 	var args []json.RawMessage
-	if err := json.Unmarshal(body, &args); err != nil {
+	if err := Unmarshal(body, &args); err != nil {
 		return nil, fmt.Errorf("%w: chunk body: %v", ErrBadArgs, err)
 	}
 	if len(args) != n {
