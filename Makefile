@@ -28,14 +28,12 @@ reliability:
 	@echo '|---|---|---|---|---|---|---|---|---|'
 	@sort reliability.rows
 
-# Benchmarks: the Go ones, then pool throughput next to Python's Pool.map
-# and the compare speedup, each side by side in one run (see BENCHMARKS.md).
+# Benchmarks: every comparison of issue 9 in one run (pool against Python's
+# Pool.map at 100,000 and 1,000,000 inputs, against raw JetStream, one-task
+# latency, idle consumer RSS, producer memory), ONE markdown table at the end
+# (see BENCHMARKS.md). BENCH_ARGS="ROUNDS_100K ROUNDS_1M" (default "3 1").
 bench: build
-	$(GO) test -run '^$$' -bench 'MapSquare|ImapMillion' -benchtime 3x ./producer
-	$(GO) test -run '^$$' -bench OneTask -benchtime 500x ./producer
-	$(GO) test -run '^$$' -bench . -benchtime 5000x -count 3 ./pipe
-	bench/pool.sh 100000 3
-	bench/compare.sh 3
+	GO=$(GO) bench/all.sh $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BIN) data logs
