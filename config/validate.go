@@ -165,7 +165,7 @@ func checkRoute(s string) error {
 }
 
 func parses(inputs string) error {
-	_, err := task.ParseInputs(inputs)
+	_, err := task.ParseInputList(inputs)
 	return err
 }
 

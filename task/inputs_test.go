@@ -1,6 +1,7 @@
 package task_test
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -73,5 +74,33 @@ func TestParseInputs(t *testing.T) {
 		if (err != nil) != tt.wantErr || !slices.Equal(got, tt.want) {
 			t.Errorf("ParseInputs(%q) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.wantErr)
 		}
+	}
+}
+
+// A range stays its bounds: Len, At and All agree with the materialised
+// list, up to the end of int64, without building it.
+func TestInputListLazyRange(t *testing.T) {
+	for _, s := range []string{"1..5", "9223372036854775805..9223372036854775807", "-2..2", `3,"a",[1]`} {
+		in, err := task.ParseInputList(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := task.ParseInputs(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := slices.Collect(in.All())
+		if in.Len() != len(want) || len(got) != len(want) {
+			t.Fatalf("%s: Len %d, All %d items, want %d", s, in.Len(), len(got), len(want))
+		}
+		for i := range want {
+			if fmt.Sprint(in.At(i)) != fmt.Sprint(want[i]) || fmt.Sprint(got[i]) != fmt.Sprint(want[i]) {
+				t.Errorf("%s: input %d: At %v, All %v, want %v", s, i, in.At(i), got[i], want[i])
+			}
+		}
+	}
+	big, err := task.ParseInputList("1..9000000")
+	if err != nil || big.Len() != 9_000_000 || big.At(8_999_999) != int64(9_000_000) {
+		t.Errorf("1..9000000: Len %d, last %v, err %v", big.Len(), big.At(big.Len()-1), err)
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"slices"
+	"iter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -56,7 +56,7 @@ func runPool(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
-	inputs, err := task.ParseInputs(cfg.Pool.Inputs) // validated by Load
+	inputs, err := task.ParseInputList(cfg.Pool.Inputs) // validated by Load; a range stays lazy
 	if err != nil {
 		return err
 	}
@@ -76,19 +76,19 @@ func runPool(cmd *cobra.Command, _ []string) error {
 	err = s.withWorkers(ctx, workers, func(ctx context.Context, r *producer.Run) error {
 		chunk := cfg.Pool.ChunkSize
 		if chunk == 0 {
-			chunk = producer.AutoChunk(len(inputs), workers)
+			chunk = producer.AutoChunk(inputs.Len(), workers)
 		}
 		pool := producer.NewPool(r.Queue(), producer.PoolConfig{ChunkSize: chunk, Workers: workers, Window: cfg.Pool.Window, Run: r.ID()})
 		out := cmd.OutOrStdout()
 		if !asJSON {
 			fmt.Fprintf(out, "Pool: mapping %s over %d inputs with %d consumer processes, chunk size %d\n",
-				cfg.Pool.Kind, len(inputs), workers, chunk)
+				cfg.Pool.Kind, inputs.Len(), workers, chunk)
 		}
 		p := &poolPrinter{out: out, kind: cfg.Pool.Kind, inputs: inputs, json: asJSON, quiet: quiet}
-		progress := newProgress(len(inputs), s.log)
+		progress := newProgress(inputs.Len(), s.log)
 		start := time.Now()
 		var mapErr error
-		for r, err := range pool.Imap(ctx, cfg.Pool.Kind, slices.Values(taskArgs(cfg.Pool.Kind, inputs, cfg.Pool.Sleep))) {
+		for r, err := range pool.Imap(ctx, cfg.Pool.Kind, taskArgs(cfg.Pool.Kind, inputs, cfg.Pool.Sleep)) {
 			if err != nil {
 				mapErr = err
 				break
@@ -102,17 +102,17 @@ func runPool(cmd *cobra.Command, _ []string) error {
 		if mapErr != nil {
 			return mapErr
 		}
-		s.log.Info("map done", "task", cfg.Pool.Kind, "inputs", len(inputs), "failed", p.failed, "seconds", elapsed.Seconds())
+		s.log.Info("map done", "task", cfg.Pool.Kind, "inputs", inputs.Len(), "failed", p.failed, "seconds", elapsed.Seconds())
 		if !asJSON {
 			fmt.Fprintf(out, "Pool: %d results in input order, %d failed, in %.3f s (%.0f inputs/s)\n",
-				len(inputs), p.failed, elapsed.Seconds(), float64(len(inputs))/elapsed.Seconds())
+				inputs.Len(), p.failed, elapsed.Seconds(), float64(inputs.Len())/elapsed.Seconds())
 		}
 		failed = p.failed
 		return nil
 	})
 	if err == nil && failed > 0 {
 		// Every result was printed; the exit code tells scripts some failed.
-		err = fmt.Errorf("%d of %d inputs failed", failed, len(inputs))
+		err = fmt.Errorf("%d of %d inputs failed", failed, inputs.Len())
 	}
 	return err
 }
@@ -129,31 +129,35 @@ func (s *session) poolSize() int {
 	return logicalCPUs()
 }
 
-// taskArgs turns the pool's inputs into the kind's arguments: the built-in
+// taskArgs yields the pool's inputs as the kind's arguments, one by one: the built-in
 // kinds take {"n": input} and {"x": input, "sleep": ...}; any other kind
 // gets each input as its arguments.
-func taskArgs(kind string, inputs []any, sleep time.Duration) []any {
-	args := make([]any, len(inputs))
+func taskArgs(kind string, inputs task.Inputs, sleep time.Duration) iter.Seq[any] {
 	sleepArg := ""
 	if sleep > 0 {
 		sleepArg = sleep.String()
 	}
-	for i, in := range inputs {
-		n, isInt := in.(int64)
-		switch {
-		case kind == task.KindSumSquares && isInt:
-			args[i] = task.SumSquaresArgs{N: n}
-		case kind == task.KindSumSquares:
-			args[i] = map[string]any{"n": in} // the task reports the bad input
-		case kind == task.KindSquare && isInt:
-			args[i] = task.SquareArgs{X: n, Sleep: sleepArg}
-		case kind == task.KindSquare:
-			args[i] = map[string]any{"x": in, "sleep": sleepArg}
-		default:
-			args[i] = in
+	return func(yield func(any) bool) {
+		for in := range inputs.All() {
+			n, isInt := in.(int64)
+			var arg any
+			switch {
+			case kind == task.KindSumSquares && isInt:
+				arg = task.SumSquaresArgs{N: n}
+			case kind == task.KindSumSquares:
+				arg = map[string]any{"n": in} // the task reports the bad input
+			case kind == task.KindSquare && isInt:
+				arg = task.SquareArgs{X: n, Sleep: sleepArg}
+			case kind == task.KindSquare:
+				arg = map[string]any{"x": in, "sleep": sleepArg}
+			default:
+				arg = in
+			}
+			if !yield(arg) {
+				return
+			}
 		}
 	}
-	return args
 }
 
 // poolPrinter prints results as lines, or as one JSON array written
@@ -161,7 +165,7 @@ func taskArgs(kind string, inputs []any, sleep time.Duration) []any {
 type poolPrinter struct {
 	out    io.Writer
 	kind   string
-	inputs []any
+	inputs task.Inputs
 	json   bool
 	quiet  bool
 	failed int
@@ -185,7 +189,7 @@ func (p *poolPrinter) print(r producer.Result) {
 		if p.n == 0 {
 			sep = "[\n "
 		}
-		jr := jsonResult{Index: r.Index, Input: p.inputs[r.Index], Result: r.Value}
+		jr := jsonResult{Index: r.Index, Input: p.inputs.At(r.Index), Result: r.Value}
 		if r.Err != nil {
 			msg := r.Err.(*producer.TaskError).Message
 			jr.Error = &msg
@@ -194,9 +198,9 @@ func (p *poolPrinter) print(r producer.Result) {
 		fmt.Fprintf(p.out, "%s%s", sep, b)
 	case p.quiet:
 	case r.Err != nil:
-		fmt.Fprintf(p.out, "%s(%v) failed: %s\n", p.kind, p.inputs[r.Index], r.Err.(*producer.TaskError).Message)
+		fmt.Fprintf(p.out, "%s(%v) failed: %s\n", p.kind, p.inputs.At(r.Index), r.Err.(*producer.TaskError).Message)
 	default:
-		fmt.Fprintf(p.out, "%s(%v) = %s\n", p.kind, p.inputs[r.Index], display(r.Value))
+		fmt.Fprintf(p.out, "%s(%v) = %s\n", p.kind, p.inputs.At(r.Index), display(r.Value))
 	}
 	p.n++
 }

@@ -1,0 +1,291 @@
+#!/usr/bin/env bash
+# Every comparison of issue 9 in one run, printed as ONE markdown table at
+# the end (progress and every round's figure go to stderr on the way):
+#   1. procq's pool (default config, 2 consumer processes, embedded broker)
+#      against Python's Pool.map, chunk 1 and automatic chunking, at
+#      100,000 and 1,000,000 inputs, rounds interleaved, median per row;
+#   2. procq chunk 1 against raw JetStream (BenchmarkRawJetStream in ./link);
+#   3. one-task latency (BenchmarkOneTask in ./producer);
+#   4. the idle RSS of a consumer started by hand against bin/broker;
+#   5. the producer's peak RSS over a 100,000- and a 1,000,000-input map at
+#      automatic chunk, against a standalone bin/broker.
+# Usage: bench/all.sh [ROUNDS_100K] [ROUNDS_1M]   (defaults 3 and 1)
+# Every wait is bounded; every process it starts is stopped on exit, and its
+# temp dir removed. Exits 1 when a measurement failed (its cell says so).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+r100k=${1:-3}
+r1m=${2:-1}
+GO=${GO:-go}
+N1=${BENCH_N1:-100000} # overridable for a quick trial of the script
+N2=${BENCH_N2:-1000000}
+
+t0=$(date +%s)
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+cpu_busy() { awk '/^cpu / {print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat; }
+read -r busy0 total0 < <(cpu_busy)
+
+work=$(mktemp -d)
+pids=() # processes this script started and has not reaped yet
+failed=0
+
+stop_pid() { # pid: TERM, up to 10 s to exit, then KILL
+  kill -TERM "$1" 2>/dev/null || return 0
+  for _ in $(seq 100); do
+    kill -0 "$1" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$1" 2>/dev/null
+  wait "$1" 2>/dev/null
+}
+forget() { # pid: drop from pids
+  local keep=() p
+  for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  pids=("${keep[@]}")
+}
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do stop_pid "$p"; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'echo "bench/all.sh: interrupted" >&2; exit 130' INT TERM
+
+log() { printf '[%4ds] %s\n' "$(($(date +%s) - t0))" "$*" >&2; }
+
+# bounded SECS OUT cmd...: run cmd with stdout and stderr into OUT, killed
+# (with everything it started: timeout signals its process group) after SECS.
+# Started in the background and waited for, so that an interrupt reaches the
+# trap at once. Sets rc.
+bounded() {
+  local secs=$1 out=$2
+  shift 2
+  timeout -k 10 "$secs" "$@" >"$out" 2>&1 &
+  local p=$!
+  pids+=("$p")
+  wait "$p"
+  rc=$?
+  forget "$p"
+  [ "$rc" = 124 ] && log "timed out after ${secs}s: $*"
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]}'; }
+num() { # 1234567 -> 1,234,567; empty -> failed
+  awk -v x="$1" 'BEGIN { if (x == "") { print "**failed**"; exit }
+    s = sprintf("%.0f", x); r = ""
+    while (length(s) > 3) { r = "," substr(s, length(s) - 2) r; s = substr(s, 1, length(s) - 3) }
+    print s r }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "n/a"; else printf "%.2f", a / b }'; }
+meets() { # value op bound -> yes / no / n/a
+  awk -v v="$1" -v op="$2" -v b="$3" 'BEGIN { if (v == "" || v == "n/a") { print "n/a"; exit }
+    ok = (op == ">=") ? v + 0 >= b + 0 : v + 0 < b + 0; print ok ? "yes" : "**no**" }'
+}
+
+log "building"
+if ! make -s build >"$work/build.out" 2>&1; then
+  cat "$work/build.out" >&2
+  exit 1
+fi
+command -v python3 >/dev/null || log "python3 not found: the Python rows will say failed"
+
+# ---- 1. procq's pool against Python's Pool.map ----------------------------
+# procq_rate N CHUNK: one "producer pool" run on a fresh embedded broker and
+# store, default config otherwise; sets rate (inputs/s, empty on failure).
+procq_rate() {
+  local d="$work/pool"
+  rm -rf "$d" && mkdir -p "$d"
+  PROCQ_BROKER_URL=nats://127.0.0.1:0 PROCQ_BROKER_STORE_DIR="$d/data" PROCQ_LOG_DIR="$d/logs" \
+    bounded 600 "$d/out" bin/producer pool --kind square --sleep 0s --inputs "1..$1" \
+    --processes 2 --chunk-size "$2" --quiet
+  rate=$(sed -n 's/.*(\([0-9]*\) inputs\/s)$/\1/p' "$d/out" | tail -1)
+  [ -n "$rate" ] || { log "procq pool $1 chunk $2 failed (exit $rc): $(tail -3 "$d/out")"; failed=1; }
+  rm -rf "$d"
+}
+# python_rates N: one bench/pool_python.py run; sets py1 (chunksize=1) and
+# pyd (default chunking).
+python_rates() {
+  bounded 900 "$work/py.out" python3 bench/pool_python.py "$1" 2
+  py1=$(awk -F'\t' '$1 == "python chunksize=1" {print $2}' "$work/py.out")
+  pyd=$(awk -F'\t' '$1 == "python default chunking" {print $2}' "$work/py.out")
+  [ -n "$py1" ] && [ -n "$pyd" ] || { log "python $1 failed (exit $rc): $(tail -3 "$work/py.out")"; failed=1; }
+}
+pool_part() { # N ROUNDS TAG: sets c1_TAG, auto_TAG, py1_TAG, pyd_TAG (medians)
+  local n=$1 rounds=$2 tag=$3 r
+  local c1=() auto=() p1=() pd=()
+  for r in $(seq "$rounds"); do
+    procq_rate "$n" 1
+    c1+=("$rate")
+    log "pool $n round $r: procq chunk 1 ${rate:-failed}/s"
+    procq_rate "$n" 0
+    auto+=("$rate")
+    log "pool $n round $r: procq chunk auto ${rate:-failed}/s"
+    python_rates "$n"
+    p1+=("$py1") pd+=("$pyd")
+    log "pool $n round $r: python chunksize=1 ${py1:-failed}/s, default chunking ${pyd:-failed}/s"
+  done
+  printf -v "c1_$tag" '%s' "$(printf '%s\n' "${c1[@]}" | grep . | median)"
+  printf -v "auto_$tag" '%s' "$(printf '%s\n' "${auto[@]}" | grep . | median)"
+  printf -v "py1_$tag" '%s' "$(printf '%s\n' "${p1[@]}" | grep . | median)"
+  printf -v "pyd_$tag" '%s' "$(printf '%s\n' "${pd[@]}" | grep . | median)"
+  printf -v "runs_c1_$tag" '%s' "${c1[*]}"
+  printf -v "runs_auto_$tag" '%s' "${auto[*]}"
+  printf -v "runs_py1_$tag" '%s' "${p1[*]}"
+  printf -v "runs_pyd_$tag" '%s' "${pd[*]}"
+}
+pool_part "$N1" "$r100k" 1
+pool_part "$N2" "$r1m" 2
+
+# ---- 2. raw JetStream on the same machine ----------------------------------
+log "raw JetStream: go test -bench RawJetStream -benchtime 2x -count 3 ./link"
+bounded 600 "$work/raw.out" "$GO" test -run '^$' -bench RawJetStream -benchtime 2x -count 3 -timeout 9m ./link
+raw_runs=$(awk '/^BenchmarkRawJetStream/ {for (i = 2; i <= NF; i++) if ($i == "msgs/s") print $(i-1)}' "$work/raw.out")
+raw=$(printf '%s\n' "$raw_runs" | grep . | median)
+[ -n "$raw" ] || { log "raw JetStream failed (exit $rc): $(tail -5 "$work/raw.out")"; failed=1; }
+log "raw JetStream msgs/s: $(echo $raw_runs)"
+
+# ---- 3. one-task latency ----------------------------------------------------
+log "one task: go test -bench OneTask -benchtime 500x ./producer"
+bounded 600 "$work/one.out" "$GO" test -run '^$' -bench OneTask -benchtime 500x -timeout 9m ./producer
+metric() { # benchmark-name-part unit
+  awk -v name="$1" -v unit="$2" 'index($1, name) {for (i = 2; i <= NF; i++) if ($i == unit) print $(i-1)}' "$work/one.out" | head -1
+}
+one_p50=$(metric procq-map-of-one p50-µs)
+one_p99=$(metric procq-map-of-one p99-µs)
+req_p50=$(metric nats-request-reply p50-µs)
+req_p99=$(metric nats-request-reply p99-µs)
+[ -n "$one_p50" ] && [ -n "$req_p50" ] || { log "OneTask failed (exit $rc): $(tail -5 "$work/one.out")"; failed=1; }
+log "one task p50/p99: procq $one_p50/$one_p99 µs, request/reply $req_p50/$req_p99 µs"
+
+# ---- 4 and 5. a standalone broker: idle consumer, producer memory ----------
+b="$work/broker"
+mkdir -p "$b"
+export PROCQ_BROKER_STORE_DIR="$b/data" PROCQ_LOG_DIR="$b/logs" # the token file is in the store
+url=""
+PROCQ_BROKER_URL=nats://127.0.0.1:0 bin/broker >"$b/broker.out" 2>&1 &
+bpid=$!
+pids+=("$bpid")
+for _ in $(seq 200); do # up to 20 s
+  url=$(sed -n 's/^Broker: listening on \(nats:[^ ]*\).*/\1/p' "$b/broker.out" | head -1)
+  [ -n "$url" ] && break
+  kill -0 "$bpid" 2>/dev/null || break
+  sleep 0.1
+done
+[ -n "$url" ] || { log "broker did not start: $(tail -3 "$b/broker.out")"; failed=1; }
+log "standalone broker at ${url:-nowhere}"
+
+status_kib() { # pid field -> kB, empty once gone
+  awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status" 2>/dev/null
+}
+
+idle_kib=""
+if [ -n "$url" ]; then
+  PROCQ_BROKER_URL=$url bin/consumer --name C-1 >"$b/consumer.out" 2>&1 &
+  cpid=$!
+  pids+=("$cpid")
+  started=""
+  for _ in $(seq 200); do # up to 20 s to connect and declare the queue
+    grep -qs 'consumer started' "$b"/logs/* && started=1 && break
+    kill -0 "$cpid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ -n "$started" ]; then
+    sleep 3
+    idle_kib=$(status_kib "$cpid" VmRSS)
+    idle_hwm=$(status_kib "$cpid" VmHWM)
+  fi
+  [ -n "$idle_kib" ] || { log "consumer C-1 did not start: $(tail -3 "$b/consumer.out")"; failed=1; }
+  log "idle consumer: VmRSS ${idle_kib:-?} kB (VmHWM ${idle_hwm:-?} kB)"
+  stop_pid "$cpid"
+  forget "$cpid"
+fi
+
+# producer_peak N: a map at automatic chunk on the standalone broker, the
+# producer's VmHWM sampled every 50 ms until it exits (at most 600 s); sets
+# peak_kib and prate.
+producer_peak() {
+  peak_kib="" prate=""
+  [ -n "$url" ] || return
+  PROCQ_BROKER_URL=$url PROCQ_BROKER_EMBEDDED=false bin/producer pool --kind square --sleep 0s \
+    --inputs "1..$1" --processes 2 --chunk-size 0 --quiet >"$b/producer.out" 2>&1 &
+  local p=$! deadline=$(($(date +%s) + 600)) v
+  pids+=("$p")
+  while kill -0 "$p" 2>/dev/null; do
+    v=$(status_kib "$p" VmHWM)
+    [ -n "$v" ] && { [ -z "$peak_kib" ] || [ "$v" -gt "$peak_kib" ]; } && peak_kib=$v
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      log "producer pool $1 took over 600 s: stopped"
+      stop_pid "$p"
+      peak_kib=""
+      break
+    fi
+    sleep 0.05
+  done
+  wait "$p" 2>/dev/null
+  rc=$?
+  forget "$p"
+  prate=$(sed -n 's/.*(\([0-9]*\) inputs\/s)$/\1/p' "$b/producer.out" | tail -1)
+  if [ "$rc" != 0 ] || [ -z "$prate" ]; then
+    log "producer pool $1 on the standalone broker failed (exit $rc): $(tail -3 "$b/producer.out")"
+    peak_kib="" failed=1
+  fi
+  log "producer, $1 inputs, auto chunk, standalone broker: peak RSS ${peak_kib:-?} kB, ${prate:-?} inputs/s"
+}
+producer_peak "$N1"
+peak1=$peak_kib prate1=$prate
+producer_peak "$N2"
+peak2=$peak_kib prate2=$prate
+stop_pid "$bpid"
+forget "$bpid"
+
+# ---- the table --------------------------------------------------------------
+read -r busy1 total1 < <(cpu_busy)
+elapsed=$(($(date +%s) - t0))
+cores=$(nproc)
+busy=$(awk -v b="$((busy1 - busy0))" -v t="$((total1 - total0))" -v c="$cores" 'BEGIN { if (t > 0) printf "%.2f", b / t * c }')
+# The CPU of everything this script started and reaped (bash's "times",
+# children's user + system), so that the rest is other work on the machine.
+times >"$work/times" # in this shell: a subshell has no children's times
+own_cpu=$(awk 'NR == 2 { n = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); n += a[1] * 60 + a[2] } printf "%.1f", n }' "$work/times")
+others=$(awk -v b="$((busy1 - busy0))" -v hz="$(getconf CLK_TCK)" -v own="$own_cpu" -v t="$elapsed" 'BEGIN { if (t > 0) { o = (b / hz - own) / t; printf "%.2f", (o < 0 ? 0 : o) } }')
+mib() { awk -v k="$1" 'BEGIN { if (k == "") print "**failed**"; else printf "%.1f MiB", k / 1024 }'; }
+mibv() { awk -v k="$1" 'BEGIN { if (k != "") printf "%.2f", k / 1024 }'; }
+chunk_auto1=$(awk -v n="$N1" 'BEGIN { c = int((n + 7) / 8); print (c > 1000 ? 1000 : c) }')
+chunk_py1=$(awk -v n="$N1" 'BEGIN { print int((n + 7) / 8) }')
+chunk_auto2=$(awk -v n="$N2" 'BEGIN { c = int((n + 7) / 8); print (c > 1000 ? 1000 : c) }')
+chunk_py2=$(awk -v n="$N2" 'BEGIN { print int((n + 7) / 8) }')
+n1=$(num "$N1") n2=$(num "$N2")
+r_c1_1=$(ratio "$c1_1" "$py1_1")
+r_au_1=$(ratio "$auto_1" "$pyd_1")
+r_c1_2=$(ratio "$c1_2" "$py1_2")
+r_au_2=$(ratio "$auto_2" "$pyd_2")
+r_raw=$(ratio "$c1_1" "$raw")
+r_one=$(ratio "$one_p50" "$req_p50")
+r_one99=$(ratio "$one_p99" "$req_p99")
+r_mem=$(ratio "$peak2" "$peak1")
+
+echo
+echo "make bench: $(date -u +%Y-%m-%d) $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD 2>/dev/null || echo ' + uncommitted changes'), ${cores} cores, ${elapsed} s;" \
+  "load average ${load_start} at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end;" \
+  "${busy} of ${cores} cores busy on average, of which this run's processes ${own_cpu} CPU s and other work $others cores."
+echo "Pool rows: median of ${r100k} rounds at ${n1} inputs, ${r1m} at ${n2}; procq and Python rounds interleaved."
+echo
+echo "| # | comparison | procq | reference | procq / reference | goal | met |"
+echo "|---|---|---|---|---|---|---|"
+echo "| 1a | pool, ${n1} inputs, chunk 1, default config, vs Python \`Pool.map(chunksize=1)\` (items/s) | $(num "$c1_1") | $(num "$py1_1") | **${r_c1_1}** | >= 1.0 | $(meets "$r_c1_1" '>=' 1) |"
+echo "| 1b | pool, ${n1} inputs, automatic chunk (procq ${chunk_auto1}, Python ${chunk_py1}) (items/s) | $(num "$auto_1") | $(num "$pyd_1") | **${r_au_1}** | >= 1.0 | $(meets "$r_au_1" '>=' 1) |"
+echo "| 1c | pool, ${n2} inputs, chunk 1, default config, vs Python \`Pool.map(chunksize=1)\` (items/s) | $(num "$c1_2") | $(num "$py1_2") | **${r_c1_2}** | >= 1.0 | $(meets "$r_c1_2" '>=' 1) |"
+echo "| 1d | pool, ${n2} inputs, automatic chunk (procq ${chunk_auto2}, Python ${chunk_py2}) (items/s) | $(num "$auto_2") | $(num "$pyd_2") | **${r_au_2}** | >= 1.0 | $(meets "$r_au_2" '>=' 1) |"
+echo "| 2 | procq chunk 1 (row 1a, items/s) vs raw JetStream publish + pull consume + ack, 128 B (msgs/s) | $(num "$c1_1") | $(num "$raw") | **${r_raw}** | >= 0.5 | $(meets "$r_raw" '>=' 0.5) |"
+echo "| 3a | one task, p50 (µs): procq map of one vs NATS request/reply | $(num "$one_p50") | $(num "$req_p50") | ${r_one} | procq < 500 µs | $(meets "$one_p50" '<' 500) |"
+echo "| 3b | one task, p99 (µs): procq map of one vs NATS request/reply | $(num "$one_p99") | $(num "$req_p99") | ${r_one99} | | |"
+echo "| 4 | idle consumer \`bin/consumer --name C-1\`, VmRSS after 3 s | $(mib "$idle_kib") | | | < 20 MiB | $(meets "$(mibv "$idle_kib")" '<' 20) |"
+echo "| 5 | producer peak RSS (VmHWM), automatic chunk, standalone broker: ${n2} inputs vs ${n1} | $(mib "$peak2") | $(mib "$peak1") | **${r_mem}** | flat: <= 1.5 | $(awk -v r="$r_mem" 'BEGIN { if (r == "n/a") print "n/a"; else print (r + 0 <= 1.5) ? "yes" : "**no**" }') |"
+echo
+nums() { echo $* | awk '{ for (i = 1; i <= NF; i++) { s = sprintf("%.0f", $i); r = ""
+  while (length(s) > 3) { r = "," substr(s, length(s) - 2) r; s = substr(s, 1, length(s) - 3) }
+  printf "%s%s", (i > 1 ? " / " : ""), s r } print "" }'; }
+echo "Rounds at ${n1}: procq chunk 1 $(nums $runs_c1_1); automatic $(nums $runs_auto_1);" \
+  "Python chunksize=1 $(nums $runs_py1_1); default $(nums $runs_pyd_1)." \
+  "Raw JetStream $(nums $raw_runs) msgs/s. Producer on the standalone broker (rows 5): $(num "$prate1") / $(num "$prate2") inputs/s."
+exit "$failed"
