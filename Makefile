@@ -28,7 +28,7 @@ reliability:
 	@echo '|---|---|---|---|---|---|---|---|---|'
 	@sort reliability.rows
 
-# Benchmarks: every comparison of issue 9 in one run (pool against Python's
+# Benchmarks: every comparison in one run (pool against Python's
 # Pool.map at 100,000 and 1,000,000 inputs, against raw JetStream, one-task
 # latency, idle consumer RSS, producer memory), ONE markdown table at the end
 # (see BENCHMARKS.md). BENCH_ARGS="ROUNDS_100K ROUNDS_1M" (default "3 1").
