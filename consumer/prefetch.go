@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"cmp"
 	"context"
 	"math"
 	"sync"
@@ -45,7 +46,11 @@ func newWindow(cfg Config, maxAckPending int) *window {
 	case cfg.Prefetch > 0:
 		w.pinned, w.max = true, max(cfg.Prefetch, cfg.Concurrency)
 	default:
-		w.max = max(cfg.Concurrency, min(cmpOr(cfg.MaxPrefetch, DefaultMaxPrefetch), maxAckPending))
+		w.max = cmp.Or(cfg.MaxPrefetch, DefaultMaxPrefetch)
+		if maxAckPending > 0 { // -1: the consumer sets no limit
+			w.max = min(w.max, maxAckPending)
+		}
+		w.max = max(w.max, cfg.Concurrency)
 	}
 	if w.pinned {
 		w.limit.Store(int64(w.max))
@@ -54,13 +59,6 @@ func newWindow(cfg Config, maxAckPending int) *window {
 	}
 	w.peak.Store(w.limit.Load())
 	return w
-}
-
-func cmpOr(a, b int) int {
-	if a > 0 {
-		return a
-	}
-	return b
 }
 
 // Limit is how many messages may be held now.
