@@ -161,16 +161,30 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig, logger *slog.Logger) (jetstream.Stream, error) {
 	cfg.Replicas = max(cfg.Replicas, 1)
 	s, err := js.Stream(ctx, cfg.Name)
-	if err == nil {
-		have := s.CachedInfo().Config
-		if streamCurrent(have, cfg) {
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		// Create, never create-or-update: processes starting together all
+		// find it missing, and an update racing another's consumer
+		// creation is what the lookup is there to avoid.
+		s, err = js.CreateStream(ctx, cfg)
+		if err == nil {
 			return s, settle(ctx, s, cfg.Replicas)
 		}
-		if have.Replicas != cfg.Replicas && logger != nil {
-			logger.InfoContext(ctx, "stream replicas changed", "stream", cfg.Name, "from", have.Replicas, "to", cfg.Replicas)
+		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return nil, replicasErr(err, cfg.Replicas)
 		}
+		s, err = js.Stream(ctx, cfg.Name) // created meanwhile, differently
 	}
-	if s, err = js.CreateOrUpdateStream(ctx, cfg); err != nil {
+	if err != nil {
+		return nil, err
+	}
+	have := s.CachedInfo().Config
+	if streamCurrent(have, cfg) {
+		return s, settle(ctx, s, cfg.Replicas)
+	}
+	if have.Replicas != cfg.Replicas && logger != nil {
+		logger.InfoContext(ctx, "stream replicas changed", "stream", cfg.Name, "from", have.Replicas, "to", cfg.Replicas)
+	}
+	if s, err = js.UpdateStream(ctx, cfg); err != nil {
 		return nil, replicasErr(err, cfg.Replicas)
 	}
 	return s, settle(ctx, s, cfg.Replicas)
@@ -245,29 +259,45 @@ func ensureConsumer(ctx context.Context, s jetstream.Stream, cfg jetstream.Consu
 // lacks the per-key TTLs cfg asks for).
 func EnsureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig, logger *slog.Logger) (jetstream.KeyValue, error) {
 	cfg.Replicas = max(cfg.Replicas, 1)
-	if kv, err := js.KeyValue(ctx, cfg.Bucket); err == nil {
-		s, err := js.Stream(ctx, "KV_"+cfg.Bucket)
-		if err != nil {
-			return nil, err
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		// Create, never create-or-update, as in EnsureStream.
+		kv, err = js.CreateKeyValue(ctx, cfg)
+		if err == nil {
+			return kv, settleBucket(ctx, js, cfg)
 		}
-		sc := s.CachedInfo().Config
-		have := sc.Replicas
-		if have == cfg.Replicas && (cfg.LimitMarkerTTL == 0 || sc.SubjectDeleteMarkerTTL == cfg.LimitMarkerTTL) {
-			return kv, settle(ctx, s, cfg.Replicas)
+		if !errors.Is(err, jetstream.ErrBucketExists) && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return nil, replicasErr(err, cfg.Replicas)
 		}
-		if have != cfg.Replicas && logger != nil {
-			logger.InfoContext(ctx, "bucket replicas changed", "bucket", cfg.Bucket, "from", have, "to", cfg.Replicas)
-		}
+		kv, err = js.KeyValue(ctx, cfg.Bucket) // created meanwhile, differently
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
 	if err != nil {
-		return nil, replicasErr(err, cfg.Replicas)
+		return nil, err
 	}
 	s, err := js.Stream(ctx, "KV_"+cfg.Bucket)
 	if err != nil {
 		return nil, err
 	}
-	return kv, settle(ctx, s, cfg.Replicas)
+	sc := s.CachedInfo().Config
+	if sc.Replicas == cfg.Replicas && (cfg.LimitMarkerTTL == 0 || sc.SubjectDeleteMarkerTTL == cfg.LimitMarkerTTL) {
+		return kv, settle(ctx, s, cfg.Replicas)
+	}
+	if sc.Replicas != cfg.Replicas && logger != nil {
+		logger.InfoContext(ctx, "bucket replicas changed", "bucket", cfg.Bucket, "from", sc.Replicas, "to", cfg.Replicas)
+	}
+	if kv, err = js.UpdateKeyValue(ctx, cfg); err != nil {
+		return nil, replicasErr(err, cfg.Replicas)
+	}
+	return kv, settleBucket(ctx, js, cfg)
+}
+
+// settleBucket is settle for a bucket's stream.
+func settleBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) error {
+	s, err := js.Stream(ctx, "KV_"+cfg.Bucket)
+	if err != nil {
+		return err
+	}
+	return settle(ctx, s, cfg.Replicas)
 }
 
 // settleTimeout bounds settle: a cluster that elects no leader within it
