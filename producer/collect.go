@@ -152,11 +152,7 @@ func (m *mapping) parse(msg jetstream.Msg) []answered {
 func (m *mapping) accept(a task.Answer) ([]Result, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	start := a.Index
-	if start >= 0 && m.chunk > 0 {
-		start -= a.Index % m.chunk
-	}
-	n, known := m.pending[start]
+	start, n, known := m.chunkOf(a.Index)
 	switch {
 	case !known:
 		m.pool.log.Debug("duplicate result ignored", "map", m.id, "index", a.Index)
@@ -188,6 +184,22 @@ func (m *mapping) accept(a task.Answer) ([]Result, bool) {
 	delete(m.parts, start)
 	delete(m.pending, start)
 	return p.rs, true
+}
+
+// chunkOf finds the pending chunk that holds input index: a whole answer
+// names its chunk's first index; a part of one names its own first input,
+// and chunks vary in size (big inputs end one early), so that is looked
+// up among the chunks in flight (at most the window). m.mu is held.
+func (m *mapping) chunkOf(index int) (start, n int, ok bool) {
+	if n, ok := m.pending[index]; ok {
+		return index, n, true
+	}
+	for s, n := range m.pending {
+		if s <= index && index < s+n {
+			return s, n, true
+		}
+	}
+	return index, 0, false
 }
 
 // partial is a chunk whose answer arrives in parts.

@@ -21,7 +21,8 @@ type mapping struct {
 	kind    string
 	id      string // the map's id: its result subject and message ids
 	subject string // its tasks' subject
-	chunk   int
+	chunk   int    // inputs per chunk at most; big inputs end a chunk early
+	chunks  int    // chunks sent, for their labels (the publisher's own)
 	ordered bool
 	slots   chan struct{} // the window: one token per task message in flight
 

@@ -36,9 +36,11 @@ type PoolConfig struct {
 	Label string
 }
 
-// MaxAutoChunk caps the automatic chunk size, so a chunk stays far below
-// the broker's 1 MiB message limit for small arguments.
-const MaxAutoChunk = 1000
+// MaxAutoChunk caps the automatic chunk size, which otherwise follows
+// Python's Pool.map: inputs / (4 x workers). A chunk also ends early once
+// its inputs reach a quarter of the broker's max payload, so big inputs
+// never outgrow a message; an answer too large travels in parts.
+const MaxAutoChunk = 10_000
 
 func (c PoolConfig) withDefaults() PoolConfig {
 	c.Workers = cmp.Or(c.Workers, 1)

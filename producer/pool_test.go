@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -148,7 +150,7 @@ func TestMapChunkSizesAndPerItemErrors(t *testing.T) {
 
 func TestAutoChunk(t *testing.T) {
 	tests := []struct{ n, workers, want int }{
-		{0, 2, 1}, {5, 2, 1}, {8, 2, 1}, {9, 2, 2}, {100_000, 2, 1000}, {1000, 4, 63},
+		{0, 2, 1}, {5, 2, 1}, {8, 2, 1}, {9, 2, 2}, {100_000, 2, 10_000}, {40_000, 2, 5000}, {1000, 4, 63},
 	}
 	for _, tt := range tests {
 		if got := producer.AutoChunk(tt.n, tt.workers); got != tt.want {
@@ -321,5 +323,40 @@ func TestMapUnknownKindCompletesWithErrors(t *testing.T) {
 	}
 	if info.State.Msgs != 2 {
 		t.Errorf("%d dead letters, want 2 (two task messages)", info.State.Msgs)
+	}
+}
+
+// Big inputs end a chunk early instead of outgrowing the broker's message
+// limit: 100 inputs of 20 KB each at chunk size 100 (2 MB together) all
+// come back, exact and in order.
+func TestBigInputsSplitChunks(t *testing.T) {
+	e := newEnv(t)
+	reg := task.Builtins()
+	if err := reg.Register("len", task.HandlerFunc(func(_ context.Context, args json.RawMessage) (json.RawMessage, error) {
+		var s string
+		if err := json.Unmarshal(args, &s); err != nil {
+			return nil, err
+		}
+		return json.RawMessage(strconv.Itoa(len(s))), nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	e.workers(t, 2, 1, reg)
+	args := make([]any, 100)
+	for i := range args {
+		args[i] = strings.Repeat("x", 20_000+i)
+	}
+	pool := producer.NewPool(e.q, producer.PoolConfig{ChunkSize: 100, Workers: 2})
+	rs, err := pool.Map(ctxT(t), "len", args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range rs {
+		if r.Index != i || r.Err != nil || string(r.Value) != strconv.Itoa(20_000+i) {
+			t.Fatalf("result %d: %+v, want index %d value %d", i, r, i, 20_000+i)
+		}
+	}
+	if len(rs) != 100 {
+		t.Errorf("%d results, want 100", len(rs))
 	}
 }

@@ -33,6 +33,7 @@ type published struct {
 func (m *mapping) publish(ctx context.Context, args iter.Seq[any]) published {
 	submitted := 0
 	batch := make([]json.RawMessage, 0, m.chunk)
+	size := 0 // of the batch's encoded inputs
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
@@ -52,7 +53,7 @@ func (m *mapping) publish(ctx context.Context, args iter.Seq[any]) published {
 			return err
 		}
 		submitted += len(batch)
-		batch = batch[:0]
+		batch, size = batch[:0], 0
 		return nil
 	}
 	stop := func(err error) published {
@@ -61,12 +62,20 @@ func (m *mapping) publish(ctx context.Context, args iter.Seq[any]) published {
 		m.mu.Unlock()
 		return published{total: submitted, err: err}
 	}
+	budget := chunkBytes(m.pool.q.js.Conn().MaxPayload())
 	for a := range args {
 		raw, err := task.Marshal(a)
 		if err != nil {
 			return stop(fmt.Errorf("input #%d: %w", submitted+len(batch), err))
 		}
+		if len(batch) > 0 && size+len(raw)+1 > budget {
+			// Big inputs: a chunk ends early rather than outgrow a message.
+			if err := flush(); err != nil {
+				return stop(err)
+			}
+		}
 		batch = append(batch, raw)
+		size += len(raw) + 1
 		if len(batch) == m.chunk {
 			if err := flush(); err != nil {
 				return stop(err)
@@ -90,13 +99,14 @@ func (m *mapping) send(ctx context.Context, start int, batch []json.RawMessage) 
 	if len(batch) == 1 {
 		body = batch[0]
 	} else {
-		body, _ = task.Marshal(batch) // RawMessages that were marshalled already
+		body = joinArray(batch) // each was marshalled already
 		msg.Header.Set(task.HeaderChunk, strconv.Itoa(len(batch)))
 	}
 	msg.Data = body
 	msg.Header.Set(task.HeaderReply, task.ResultSubject(m.id))
+	m.chunks++
 	if l := m.pool.cfg.Label; l != "" {
-		msg.Header.Set(task.HeaderLabel, l+"-"+strconv.Itoa(start/m.chunk+1))
+		msg.Header.Set(task.HeaderLabel, l+"-"+strconv.Itoa(m.chunks))
 	}
 	f, err := q.js.PublishMsgAsync(msg)
 	if err != nil {
@@ -159,4 +169,31 @@ func (m *mapping) resend(ctx context.Context, msg *nats.Msg) error {
 		return fmt.Errorf("submit #%s: %w", msg.Header.Get(task.HeaderIndex), err)
 	}
 	return nil
+}
+
+// chunkBytes is how large a chunk's inputs may grow: a quarter of the
+// broker's max payload, leaving room for headers and, on the way back, for
+// results larger than their inputs (an answer too large travels in parts).
+func chunkBytes(maxPayload int64) int {
+	if maxPayload <= 0 {
+		maxPayload = 1 << 20
+	}
+	return int(maxPayload / 4)
+}
+
+// joinArray is the JSON array of items, each valid JSON already.
+func joinArray(items []json.RawMessage) []byte {
+	n := 2
+	for _, it := range items {
+		n += len(it) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, '[')
+	for i, it := range items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, it...)
+	}
+	return append(b, ']')
 }
