@@ -250,9 +250,9 @@ own_cpu=$(awk 'NR == 2 { n = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); n 
 others=$(awk -v b="$((busy1 - busy0))" -v hz="$(getconf CLK_TCK)" -v own="$own_cpu" -v t="$elapsed" 'BEGIN { if (t > 0) { o = (b / hz - own) / t; printf "%.2f", (o < 0 ? 0 : o) } }')
 mib() { awk -v k="$1" 'BEGIN { if (k == "") print "**failed**"; else printf "%.1f MiB", k / 1024 }'; }
 mibv() { awk -v k="$1" 'BEGIN { if (k != "") printf "%.2f", k / 1024 }'; }
-chunk_auto1=$(awk -v n="$N1" 'BEGIN { c = int((n + 7) / 8); print (c > 1000 ? 1000 : c) }')
+chunk_auto1=$(awk -v n="$N1" 'BEGIN { c = int((n + 7) / 8); print (c > 10000 ? 10000 : c) }')
 chunk_py1=$(awk -v n="$N1" 'BEGIN { print int((n + 7) / 8) }')
-chunk_auto2=$(awk -v n="$N2" 'BEGIN { c = int((n + 7) / 8); print (c > 1000 ? 1000 : c) }')
+chunk_auto2=$(awk -v n="$N2" 'BEGIN { c = int((n + 7) / 8); print (c > 10000 ? 10000 : c) }')
 chunk_py2=$(awk -v n="$N2" 'BEGIN { print int((n + 7) / 8) }')
 n1=$(num "$N1") n2=$(num "$N2")
 r_c1_1=$(ratio "$c1_1" "$py1_1")
