@@ -191,12 +191,10 @@ func TestMalformedYAML(t *testing.T) {
 	}
 }
 
-func TestEnvironRoundTrip(t *testing.T) {
-	path := writeFile(t, "consumers:\n  count: 5\nqueue:\n  ack_wait: 7s\n")
-	c, err := Load(Options{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
+// loadFromEnviron loads, in an empty directory, the configuration c hands
+// to a spawned child through its environment.
+func loadFromEnviron(t *testing.T, c *Config) *Config {
+	t.Helper()
 	t.Chdir(t.TempDir())
 	for _, kv := range c.Environ() {
 		k, v, _ := strings.Cut(kv, "=")
@@ -206,6 +204,16 @@ func TestEnvironRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return d
+}
+
+func TestEnvironRoundTrip(t *testing.T) {
+	path := writeFile(t, "consumers:\n  count: 5\nqueue:\n  ack_wait: 7s\n")
+	c, err := Load(Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := loadFromEnviron(t, c)
 	if d.Consumers.Count != 5 || d.Queue.AckWait != 7*time.Second {
 		t.Errorf("child config from Environ: count %d ack_wait %v, want 5 and 7s", d.Consumers.Count, d.Queue.AckWait)
 	}
@@ -268,15 +276,7 @@ queue:
 		}
 	}
 	check("file", c)
-	t.Chdir(t.TempDir())
-	for _, kv := range c.Environ() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
-	d, err := Load(Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := loadFromEnviron(t, c)
 	check("environment", d)
 	t.Setenv("PROCQ_BROKER_URL", "nats://127.0.0.1:4222, nats://127.0.0.1:4223")
 	t.Setenv("PROCQ_BROKER_CLUSTER_ROUTES", "nats-route://127.0.0.1:6222 ,nats-route://127.0.0.1:6223")

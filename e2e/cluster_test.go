@@ -225,17 +225,12 @@ func TestCluster(t *testing.T) {
 	t.Run("queue demo", func(t *testing.T) {
 		p := c.clients.start("producer", "queue")
 		p.mustExit(0, exitWait)
-		checkExactlyOnce(t, 10, p.stdout.String())
+		wantQueueDemo(t, p.stdout.String())
 	})
 	t.Run("pipe demo", func(t *testing.T) {
 		p := c.clients.start("producer", "pipe", "--pause", "0s")
 		p.mustExit(0, exitWait)
-		wantLines(t, linesWith(p.stdout.String(), "Receiver:"), []string{
-			"Receiver: Waiting for messages...",
-			"Receiver: Received 'Hello from sender!'",
-			"Receiver: Received 'Another message.'",
-			"Receiver: Connection closed by sender.",
-		})
+		wantPipeDemo(t, p.stdout.String())
 	})
 	t.Run("more replicas than nodes", func(t *testing.T) {
 		wide := &env{t: t, dir: c.clients.dir, vars: maps.Clone(c.clients.vars)}

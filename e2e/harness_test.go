@@ -312,6 +312,39 @@ func checkExactlyOnce(t *testing.T, n int, outputs ...string) {
 	}
 }
 
+// wantQueueDemo checks the Queue demo's output with two spawned
+// consumers: each of the 10 messages put once and got exactly once, and
+// one sentinel taken by each consumer.
+func wantQueueDemo(t *testing.T, out string) {
+	t.Helper()
+	for i := range 10 {
+		want := "Producer: Putting 'Message " + strconv.Itoa(i) + "' on queue\n"
+		if strings.Count(out, want) != 1 {
+			t.Errorf("stdout has %q %d times, want once", want, strings.Count(out, want))
+		}
+	}
+	checkExactlyOnce(t, 10, out)
+	if sc := sentinelCount(out); sc["C-1"] != 1 || sc["C-2"] != 1 || len(sc) != 2 {
+		t.Errorf("sentinels taken %v, want C-1 and C-2 once each", sc)
+	}
+}
+
+// wantPipeDemo checks the Pipe demo's exact lines on both ends.
+func wantPipeDemo(t *testing.T, out string) {
+	t.Helper()
+	wantLines(t, linesWith(out, "Receiver:"), []string{
+		"Receiver: Waiting for messages...",
+		"Receiver: Received 'Hello from sender!'",
+		"Receiver: Received 'Another message.'",
+		"Receiver: Connection closed by sender.",
+	})
+	wantLines(t, linesWith(out, "Sender:"), []string{
+		"Sender: Sending 'Hello from sender!'",
+		"Sender: Sending 'Another message.'",
+		"Sender: Closing the connection.",
+	})
+}
+
 // sentinelCount counts "Received sentinel" lines per consumer.
 func sentinelCount(outputs ...string) map[string]int {
 	re := regexp.MustCompile(`(?m)^Consumer (\S+): Received sentinel, exiting\.$`)

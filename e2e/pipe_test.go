@@ -31,18 +31,7 @@ func TestPipeDemo(t *testing.T) {
 	e := newEnv(t, "nats://127.0.0.1:0")
 	p := e.start("producer", "pipe", "--pause", "200ms")
 	p.mustExit(0, exitWait)
-	out := p.stdout.String()
-	wantLines(t, linesWith(out, "Receiver:"), []string{
-		"Receiver: Waiting for messages...",
-		"Receiver: Received 'Hello from sender!'",
-		"Receiver: Received 'Another message.'",
-		"Receiver: Connection closed by sender.",
-	})
-	wantLines(t, linesWith(out, "Sender:"), []string{
-		"Sender: Sending 'Hello from sender!'",
-		"Sender: Sending 'Another message.'",
-		"Sender: Closing the connection.",
-	})
+	wantPipeDemo(t, p.stdout.String())
 }
 
 // The other direction: the receiver answers each message.

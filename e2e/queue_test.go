@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -20,19 +19,7 @@ func TestQueueSpawnTwoConsumers(t *testing.T) {
 	e := newEnv(t, "nats://127.0.0.1:0")
 	p := e.start("producer", "queue")
 	p.mustExit(0, exitWait)
-	out := p.stdout.String()
-
-	for i := range 10 {
-		want := "Producer: Putting 'Message " + strconv.Itoa(i) + "' on queue\n"
-		if strings.Count(out, want) != 1 {
-			t.Errorf("stdout has %q %d times, want once", want, strings.Count(out, want))
-		}
-	}
-	checkExactlyOnce(t, 10, out)
-	sc := sentinelCount(out)
-	if sc["C-1"] != 1 || sc["C-2"] != 1 || len(sc) != 2 {
-		t.Errorf("sentinels taken %v, want C-1 and C-2 once each", sc)
-	}
+	wantQueueDemo(t, p.stdout.String())
 	for _, f := range []string{"producer.log", "consumer-C-1.log", "consumer-C-2.log"} {
 		b, err := os.ReadFile(filepath.Join(e.dir, "logs", f))
 		if err != nil {

@@ -37,17 +37,7 @@ func TestStockNATSServer(t *testing.T) {
 		e := world(t)
 		p := e.start("producer", "queue")
 		p.mustExit(0, timeout)
-		out := p.stdout.String()
-		for i := range 10 {
-			want := "Producer: Putting 'Message " + strconv.Itoa(i) + "' on queue\n"
-			if strings.Count(out, want) != 1 {
-				t.Errorf("stdout has %q %d times, want once", want, strings.Count(out, want))
-			}
-		}
-		checkExactlyOnce(t, 10, out)
-		if sc := sentinelCount(out); sc["C-1"] != 1 || sc["C-2"] != 1 || len(sc) != 2 {
-			t.Errorf("sentinels taken %v, want C-1 and C-2 once each", sc)
-		}
+		wantQueueDemo(t, p.stdout.String())
 		noEmbeddedBroker(t, e)
 	})
 
@@ -74,18 +64,7 @@ func TestStockNATSServer(t *testing.T) {
 		e := world(t)
 		p := e.start("producer", "pipe", "--pause", "200ms")
 		p.mustExit(0, timeout)
-		out := p.stdout.String()
-		wantLines(t, linesWith(out, "Receiver:"), []string{
-			"Receiver: Waiting for messages...",
-			"Receiver: Received 'Hello from sender!'",
-			"Receiver: Received 'Another message.'",
-			"Receiver: Connection closed by sender.",
-		})
-		wantLines(t, linesWith(out, "Sender:"), []string{
-			"Sender: Sending 'Hello from sender!'",
-			"Sender: Sending 'Another message.'",
-			"Sender: Closing the connection.",
-		})
+		wantPipeDemo(t, p.stdout.String())
 		noEmbeddedBroker(t, e)
 	})
 

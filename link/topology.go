@@ -293,6 +293,9 @@ func EnsureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.K
 
 // settleBucket is settle for a bucket's stream.
 func settleBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) error {
+	if cfg.Replicas <= 1 {
+		return nil // nothing to elect: spare the lookup
+	}
 	s, err := js.Stream(ctx, "KV_"+cfg.Bucket)
 	if err != nil {
 		return err

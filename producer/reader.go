@@ -147,10 +147,6 @@ func (r *resultsReader) reopen(ctx context.Context, quit <-chan struct{}) bool {
 func (r *resultsReader) stalled(ctx context.Context) bool {
 	ctx, cancel := context.WithTimeout(ctx, stallCheck)
 	defer cancel()
-	s, err := r.m.pool.q.js.Stream(ctx, task.ResultsStream)
-	if err != nil {
-		return false
-	}
-	last, err := s.GetLastMsgForSubject(ctx, r.subject)
+	last, err := r.m.pool.q.topo.Results.GetLastMsgForSubject(ctx, r.subject)
 	return err == nil && last.Sequence > r.last
 }
