@@ -64,8 +64,10 @@ func newWindow(cfg Config, maxAckPending int) *window {
 // Limit is how many messages may be held now.
 func (w *window) Limit() int { return int(w.limit.Load()) }
 
-// room is how many more messages may be held now.
-func (w *window) room() int { return int(w.limit.Load() - w.held.Load()) }
+// room is how many more messages may be held now: none, never fewer,
+// when the limit fell below what is held (tasks got longer, or the queue
+// ran dry), until enough are settled.
+func (w *window) room() int { return max(int(w.limit.Load()-w.held.Load()), 0) }
 
 // took counts n messages received.
 func (w *window) took(n int) { w.held.Add(int64(n)) }

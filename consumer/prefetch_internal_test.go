@@ -27,6 +27,12 @@ func TestWindowAdapts(t *testing.T) {
 	if w.Limit() != 2 || w.peak.Load() != DefaultMaxPrefetch {
 		t.Errorf("after idle: limit %d peak %d, want 2 and %d", w.Limit(), w.peak.Load(), DefaultMaxPrefetch)
 	}
+	// Holding more than a fallen limit leaves no room, never a negative
+	// count (a pull for -9 messages panicked in nats.go).
+	w.took(10)
+	if r := w.room(); r != 0 {
+		t.Errorf("10 held over a limit of 2: room %d, want 0", r)
+	}
 	if w := newWindow(Config{Concurrency: 1}, 100); w.max != 100 {
 		t.Errorf("max ack pending 100: max %d, want 100", w.max)
 	}

@@ -187,7 +187,11 @@ func (w *Worker) fetch(ctx context.Context, msgs chan<- jetstream.Msg) error {
 		// when nothing is, a waiting pull, for no more than the slots: an
 		// open pull request reserves what arrives next, and a deep one
 		// would take a whole batch of long tasks from the other consumers.
-		got, err := w.pull(ctx, w.window.room(), msgs, true)
+		n := w.window.room()
+		if n == 0 {
+			continue // the limit fell since waitRoom looked
+		}
+		got, err := w.pull(ctx, n, msgs, true)
 		if err == nil && got == 0 {
 			w.window.idle()
 			if n := min(w.window.room(), w.cfg.Concurrency); n > 0 {
