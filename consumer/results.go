@@ -200,7 +200,7 @@ const answerOverhead = 64
 
 // pieces encodes f's answer, in parts where it is over limit.
 func (w *Worker) pieces(f *finished, limit int) []piece {
-	if b, err := task.Marshal(f.answer); err == nil && len(b) <= limit {
+	if b := task.AppendAnswer(nil, f.answer); len(b) <= limit {
 		return []piece{{b: b, whole: true}}
 	}
 	outs := f.answer.Outcomes
@@ -208,23 +208,23 @@ func (w *Worker) pieces(f *finished, limit int) []piece {
 	for start := 0; start < len(outs); {
 		size, end := answerOverhead, start
 		for end < len(outs) {
-			ob, _ := task.Marshal(outs[end])
-			if size+len(ob)+1 <= limit {
-				size += len(ob) + 1
+			size1 := len(task.AppendOutcome(nil, outs[end]))
+			if size+size1+1 <= limit {
+				size += size1 + 1
 				end++
 				continue
 			}
 			if end > start {
 				break
 			}
-			why := fmt.Sprintf("result of %d bytes is over the broker's max payload of %d bytes", len(ob), w.maxPayload)
-			f.job.log.Warn("result too large, answered with an error", "input", f.answer.Index+end, "bytes", len(ob))
+			why := fmt.Sprintf("result of %d bytes is over the broker's max payload of %d bytes", size1, w.maxPayload)
+			f.job.log.Warn("result too large, answered with an error", "input", f.answer.Index+end, "bytes", size1)
 			outs[end] = task.Outcome{Error: why}
 			if f.dead == "" {
 				f.dead = fmt.Sprintf("input #%d: %s", f.answer.Index+end, why)
 			}
 		}
-		b, _ := task.Marshal(task.Answer{Index: f.answer.Index + start, Outcomes: outs[start:end]})
+		b := task.AppendAnswer(nil, task.Answer{Index: f.answer.Index + start, Outcomes: outs[start:end]})
 		out = append(out, piece{b: b})
 		start = end
 	}

@@ -25,6 +25,7 @@ type job struct {
 	attempt uint64
 	inputs  int // inputs the message claims to carry, for error answers
 	args    []json.RawMessage
+	chunked bool // the body is a Procq-Chunk array of args
 	log     *slog.Logger
 }
 
@@ -55,11 +56,12 @@ func (w *Worker) read(msg jetstream.Msg) (*job, string) {
 	case j.reply != "" && idxErr != nil:
 		return j, idxErr.Error() + " on a task with " + task.HeaderReply
 	}
-	args, err := task.SplitArgs(msg.Data(), msg.Headers().Get(task.HeaderChunk))
+	args, err := task.SplitArgs(msg.Data(), h.Get(task.HeaderChunk))
 	if err != nil {
 		return j, err.Error()
 	}
 	j.args = args
+	j.chunked = h.Get(task.HeaderChunk) != ""
 	return j, ""
 }
 
@@ -132,6 +134,11 @@ func failures(j *job, outs []task.Outcome) string {
 // lines with this process's PID.
 func (w *Worker) runAll(ctx context.Context, j *job) []task.Outcome {
 	label := j.msg.Headers().Get(task.HeaderLabel)
+	if label == "" && j.chunked {
+		if out, ok := w.reg.RunChunk(ctx, j.kind, j.msg.Data(), j.args); ok {
+			return out
+		}
+	}
 	out := make([]task.Outcome, len(j.args))
 	for i, a := range j.args {
 		if label != "" {
@@ -142,10 +149,7 @@ func (w *Worker) runAll(ctx context.Context, j *job) []task.Outcome {
 			fmt.Fprintln(w.cfg.Out, task.FinishLine(label, res, err))
 		}
 		if err != nil {
-			out[i].Error = err.Error()
-			if out[i].Error == "" {
-				out[i].Error = "task failed with an empty error"
-			}
+			out[i].Error = task.ErrorText(err)
 			continue
 		}
 		if len(res) > 0 && !task.Valid(res) {

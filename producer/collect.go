@@ -131,8 +131,8 @@ type answered struct {
 // duplicate answer (a redelivered task's second result) or a malformed one
 // is dropped and logged.
 func (m *mapping) parse(msg jetstream.Msg) []answered {
-	var answers []task.Answer
-	if err := task.Unmarshal(msg.Data(), &answers); err != nil {
+	answers, err := task.DecodeAnswers(msg.Data(), m.chunk)
+	if err != nil {
 		m.pool.log.Warn("malformed result ignored", "map", m.id, "error", err)
 		return nil
 	}

@@ -1,9 +1,7 @@
 package task
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/big"
 	"math/bits"
@@ -31,18 +29,12 @@ type SquareArgs struct {
 }
 
 // Builtins returns a registry holding the built-in kinds: sumsquares and
-// square.
+// square, both typed handlers (Register).
 func Builtins() *Registry {
 	r := NewRegistry()
-	mustRegister(r, KindSumSquares, HandlerFunc(sumSquaresHandler))
-	mustRegister(r, KindSquare, HandlerFunc(squareHandler))
+	MustRegister(r, KindSumSquares, sumSquaresTask)
+	MustRegister(r, KindSquare, squareTask)
 	return r
-}
-
-func mustRegister(r *Registry, kind string, h Handler) {
-	if err := r.Register(kind, h); err != nil {
-		panic(err)
-	}
 }
 
 // SumSquares returns the sum of i*i for i in [0, n), computed by the O(n) loop
@@ -71,62 +63,49 @@ func SumSquares(ctx context.Context, n int64) (*big.Int, error) {
 	return sum.Or(sum, new(big.Int).SetUint64(lo)), nil
 }
 
-func sumSquaresHandler(ctx context.Context, raw json.RawMessage) (json.RawMessage, error) {
-	var args struct {
-		N *int64 `json:"n"`
-	}
-	if err := decodeArgs(raw, &args); err != nil {
-		return nil, err
-	}
-	if args.N == nil {
-		return nil, fmt.Errorf("%w: want {\"n\": integer}, got %.100s", ErrBadArgs, raw)
-	}
-	sum, err := SumSquares(ctx, *args.N)
-	if err != nil {
-		return nil, err
-	}
-	// A decimal string: the sum outgrows every JSON number type.
-	return Marshal(sum.String())
+// sumSquaresIn and squareIn are the built-ins' arguments as they are
+// decoded: a pointer tells a missing number from zero.
+type sumSquaresIn struct {
+	N *int64 `json:"n"`
 }
 
-func squareHandler(ctx context.Context, raw json.RawMessage) (json.RawMessage, error) {
-	var in struct {
-		X     *int64 `json:"x"`
-		Sleep string `json:"sleep"`
+type squareIn struct {
+	X     *int64 `json:"x"`
+	Sleep string `json:"sleep"`
+}
+
+// sumSquaresTask returns the sum as a decimal string: it outgrows every
+// JSON number type.
+func sumSquaresTask(ctx context.Context, in sumSquaresIn) (string, error) {
+	if in.N == nil {
+		return "", fmt.Errorf(`%w: want {"n": integer}`, ErrBadArgs)
 	}
-	if err := decodeArgs(raw, &in); err != nil {
-		return nil, err
+	sum, err := SumSquares(ctx, *in.N)
+	if err != nil {
+		return "", err
 	}
+	return sum.String(), nil
+}
+
+func squareTask(ctx context.Context, in squareIn) (int64, error) {
 	if in.X == nil {
-		return nil, fmt.Errorf("%w: want {\"x\": integer}, got %.100s", ErrBadArgs, raw)
+		return 0, fmt.Errorf(`%w: want {"x": integer}`, ErrBadArgs)
 	}
-	args := SquareArgs{X: *in.X, Sleep: in.Sleep}
-	if args.Sleep != "" {
-		d, err := time.ParseDuration(args.Sleep)
+	if in.Sleep != "" {
+		d, err := time.ParseDuration(in.Sleep)
 		if err != nil {
-			return nil, fmt.Errorf("%w: sleep: %v", ErrBadArgs, err)
+			return 0, fmt.Errorf("%w: sleep: %v", ErrBadArgs, err)
 		}
 		if err := Sleep(ctx, d); err != nil {
-			return nil, err
+			return 0, err
 		}
 	}
-	hi, lo := bits.Mul64(uint64(abs(args.X)), uint64(abs(args.X)))
+	x := *in.X
+	hi, lo := bits.Mul64(uint64(abs(x)), uint64(abs(x)))
 	if hi != 0 || lo > 1<<63-1 {
-		return nil, fmt.Errorf("%w: x*x overflows int64 for x=%d", ErrBadArgs, args.X)
+		return 0, fmt.Errorf("%w: x*x overflows int64 for x=%d", ErrBadArgs, x)
 	}
-	return Marshal(int64(lo))
-}
-
-// decodeArgs decodes a task's JSON object arguments; null, a missing body
-// or anything but an object is refused.
-func decodeArgs(raw json.RawMessage, v any) error {
-	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' {
-		return fmt.Errorf("%w: want a JSON object, got %.100q", ErrBadArgs, raw)
-	}
-	if err := Unmarshal(raw, v); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadArgs, err)
-	}
-	return nil
+	return int64(lo), nil
 }
 
 func abs(x int64) int64 {

@@ -80,6 +80,27 @@ func (r *Registry) Run(ctx context.Context, kind string, args json.RawMessage) (
 	return h.Handle(ctx, args)
 }
 
+// RunChunk runs every input of a chunk (elems, the elements of the JSON
+// array body) at once when kind's handler is a ChunkHandler, as Register's
+// typed handlers are; ok is false otherwise, and the caller runs the
+// inputs one by one with Run. A panic outside the handler's own calls
+// (in a result's encoder, say) also gives ok false.
+func (r *Registry) RunChunk(ctx context.Context, kind string, body []byte, elems []json.RawMessage) (out []Outcome, ok bool) {
+	r.mu.RLock()
+	h, found := r.handlers[kind]
+	r.mu.RUnlock()
+	ch, isChunk := h.(ChunkHandler)
+	if !found || !isChunk {
+		return nil, false
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			out, ok = nil, false
+		}
+	}()
+	return ch.HandleChunk(ctx, body, elems), true
+}
+
 // Has reports whether kind is registered.
 func (r *Registry) Has(kind string) bool {
 	r.mu.RLock()

@@ -1,6 +1,7 @@
 package task
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -18,18 +19,26 @@ var jsonNull = json.RawMessage("null")
 
 // MarshalJSON writes exactly one of the two outcome shapes.
 func (o Outcome) MarshalJSON() ([]byte, error) {
+	return AppendOutcome(nil, o), nil
+}
+
+// AppendOutcome appends o's encoding to dst: {"error": <text>} when it
+// failed, else {"result": <JSON>} ({"result": null} for no result). The
+// result is copied as it is: it must be valid JSON.
+func AppendOutcome(dst []byte, o Outcome) []byte {
 	if o.Error != "" {
-		return Marshal(struct {
-			Error string `json:"error"`
-		}{o.Error})
+		dst = append(dst, `{"error":`...)
+		q, _ := Marshal(o.Error) // a string always encodes
+		dst = append(dst, q...)
+		return append(dst, '}')
 	}
 	r := o.Result
 	if len(r) == 0 {
 		r = jsonNull
 	}
-	return Marshal(struct {
-		Result json.RawMessage `json:"result"`
-	}{r})
+	dst = append(dst, `{"result":`...)
+	dst = append(dst, r...)
+	return append(dst, '}')
 }
 
 // Answer is the result of one task message: the task's Procq-Index and one
@@ -41,9 +50,168 @@ type Answer struct {
 	Outcomes []Outcome `json:"outcomes"`
 }
 
+// AppendAnswer appends a's encoding to dst, written directly rather than
+// through reflection: a consumer encodes every answer of every task with
+// it. The bytes decode as Unmarshal decodes a marshalled Answer.
+func AppendAnswer(dst []byte, a Answer) []byte {
+	dst = append(dst, `{"index":`...)
+	dst = strconv.AppendInt(dst, int64(a.Index), 10)
+	dst = append(dst, `,"outcomes":[`...)
+	for i, o := range a.Outcomes {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = AppendOutcome(dst, o)
+	}
+	return append(dst, "]}"...)
+}
+
+// DecodeAnswers decodes a result message's body: a JSON array of answers.
+// Bodies in the shape AppendAnswer writes are read by the scanner without
+// reflection or copies (each result is a sub-slice of body); anything else
+// valid (other key order, unknown keys, escapes in keys: an outside
+// consumer's) goes through Unmarshal, with the same result. hint is the
+// number of outcomes an answer is expected to hold (the chunk size), to
+// size them at once.
+func DecodeAnswers(body []byte, hint int) ([]Answer, error) {
+	if Valid(body) {
+		if as, ok := scanAnswers(body, hint); ok {
+			return as, nil
+		}
+	}
+	var as []Answer
+	if err := Unmarshal(body, &as); err != nil {
+		return nil, err
+	}
+	return as, nil
+}
+
+// scanAnswers reads body in one pass when it is exactly what AppendAnswer
+// writes (a array of {"index": n, "outcomes": [...]} in that key order,
+// any spacing); ok is false for anything else. body must be valid JSON.
+func scanAnswers(body []byte, hint int) (as []Answer, ok bool) {
+	s := scanner{b: body}
+	if !s.lit('[') {
+		return nil, false
+	}
+	if s.lit(']') {
+		return []Answer{}, true
+	}
+	for {
+		var a Answer
+		if !s.lit('{') || !s.key(`"index"`) {
+			return nil, false
+		}
+		start := s.i
+		s.i = skipValue(s.b, s.i)
+		n, err := strconv.Atoi(string(s.b[start:s.i]))
+		if err != nil || !s.lit(',') || !s.key(`"outcomes"`) || !s.lit('[') {
+			return nil, false
+		}
+		a.Index = n
+		if !s.lit(']') {
+			if a.Outcomes, ok = s.outcomes(hint); !ok {
+				return nil, false
+			}
+		} else {
+			a.Outcomes = []Outcome{}
+		}
+		if !s.lit('}') {
+			return nil, false
+		}
+		as = append(as, a)
+		if s.lit(']') {
+			return as, true
+		}
+		if !s.lit(',') {
+			return nil, false
+		}
+	}
+}
+
+// outcomes reads the outcomes of an answer after its '[', up to and
+// including the ']'.
+func (s *scanner) outcomes(hint int) ([]Outcome, bool) {
+	outs := make([]Outcome, 0, min(max(hint, 1), 1<<16))
+	for {
+		var o Outcome
+		if !s.lit('{') {
+			return nil, false
+		}
+		switch {
+		case s.key(`"result"`):
+			start := s.i
+			s.i = skipValue(s.b, s.i)
+			o.Result = json.RawMessage(s.b[start:s.i:s.i]) // null too, as Unmarshal keeps it
+		case s.key(`"error"`):
+			start := s.i
+			s.i = skipValue(s.b, s.i)
+			text, ok := decodeString(s.b[start:s.i])
+			if !ok {
+				return nil, false
+			}
+			o.Error = text
+		default:
+			return nil, false
+		}
+		if !s.lit('}') {
+			return nil, false
+		}
+		outs = append(outs, o)
+		if s.lit(']') {
+			return outs, true
+		}
+		if !s.lit(',') {
+			return nil, false
+		}
+	}
+}
+
+// decodeString decodes a JSON string value.
+func decodeString(v []byte) (string, bool) {
+	if len(v) < 2 || v[0] != '"' {
+		return "", false
+	}
+	if bytes.IndexByte(v, '\\') < 0 {
+		return string(v[1 : len(v)-1]), true
+	}
+	var text string
+	return text, Unmarshal(v, &text) == nil
+}
+
+// scanner is a position in valid JSON.
+type scanner struct {
+	b []byte
+	i int
+}
+
+// lit consumes c, after any space, when it is next.
+func (s *scanner) lit(c byte) bool {
+	s.i = skipSpace(s.b, s.i)
+	if s.i < len(s.b) && s.b[s.i] == c {
+		s.i = skipSpace(s.b, s.i+1)
+		return true
+	}
+	return false
+}
+
+// key consumes the quoted key k and its colon when they are next.
+func (s *scanner) key(k string) bool {
+	if !bytes.HasPrefix(s.b[s.i:], []byte(k)) {
+		return false
+	}
+	save := s.i
+	s.i += len(k)
+	if !s.lit(':') {
+		s.i = save
+		return false
+	}
+	return true
+}
+
 // SplitArgs returns the argument values of a task message body: the body
 // itself, or, where the Procq-Chunk header says n, the n elements of the
-// body's JSON array.
+// body's JSON array, as sub-slices of body.
 func SplitArgs(body []byte, chunkHeader string) ([]json.RawMessage, error) {
 	if chunkHeader == "" {
 		return []json.RawMessage{body}, nil
@@ -52,9 +220,14 @@ func SplitArgs(body []byte, chunkHeader string) ([]json.RawMessage, error) {
 	if err != nil || n < 1 {
 		return nil, fmt.Errorf("%w: %s %q is not a positive count", ErrBadArgs, HeaderChunk, chunkHeader)
 	}
-	var args []json.RawMessage
-	if err := Unmarshal(body, &args); err != nil {
+	if !Valid(body) {
+		var v any
+		err := Unmarshal(body, &v) // for the decoder's own words on what is wrong
 		return nil, fmt.Errorf("%w: chunk body: %v", ErrBadArgs, err)
+	}
+	args, ok := splitArray(body, min(n, 1<<16))
+	if !ok {
+		return nil, fmt.Errorf("%w: chunk body is not a JSON array", ErrBadArgs)
 	}
 	if len(args) != n {
 		return nil, fmt.Errorf("%w: %s says %d, body has %d", ErrBadArgs, HeaderChunk, n, len(args))

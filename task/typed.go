@@ -1,0 +1,170 @@
+package task
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+)
+
+// Func is a typed task handler: procq decodes the task's JSON arguments
+// into A and encodes the R it returns as the JSON result, so the handler
+// itself never sees JSON. Register adds one to a Registry.
+type Func[A, R any] func(ctx context.Context, args A) (R, error)
+
+// Register adds the typed handler f under kind. Arguments are decoded and
+// results encoded in one place, once per message: a chunk of many inputs
+// is decoded into a []A in one call and its results encoded as a []R in
+// one call, which is what makes chunks of tiny tasks cheap. An input that
+// does not decode into A fails alone with ErrBadArgs; when A is a struct,
+// its input must be a JSON object. The JSON wire format is the same as for
+// a Handler.
+func Register[A, R any](r *Registry, kind string, f Func[A, R]) error {
+	if f == nil {
+		return fmt.Errorf("register %s: nil handler", kind)
+	}
+	var a A
+	object := reflect.TypeOf(&a).Elem().Kind() == reflect.Struct
+	return r.Register(kind, typed[A, R]{kind: kind, f: f, object: object})
+}
+
+// MustRegister is Register that panics on error, for registries built at
+// start-up.
+func MustRegister[A, R any](r *Registry, kind string, f Func[A, R]) {
+	if err := Register(r, kind, f); err != nil {
+		panic(err)
+	}
+}
+
+// ChunkHandler is a Handler that also runs every input of a chunk at once.
+// Registry.RunChunk uses it; Register's typed handlers are ChunkHandlers.
+type ChunkHandler interface {
+	Handler
+	// HandleChunk runs the inputs elems, the elements of the JSON array
+	// body, and returns one outcome per input, in order. It stops early,
+	// leaving the rest without outcome, once ctx ends.
+	HandleChunk(ctx context.Context, body []byte, elems []json.RawMessage) []Outcome
+}
+
+type typed[A, R any] struct {
+	kind   string
+	f      Func[A, R]
+	object bool // A is a struct: its JSON must be an object
+}
+
+// decode decodes one input into a.
+func (t typed[A, R]) decode(raw json.RawMessage, a *A) error {
+	if t.object {
+		if b := bytes.TrimSpace(raw); len(b) == 0 || b[0] != '{' {
+			return fmt.Errorf("%w: want a JSON object, got %.100q", ErrBadArgs, raw)
+		}
+	}
+	if err := Unmarshal(raw, a); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadArgs, err)
+	}
+	return nil
+}
+
+// call runs f, turning a panic into a *PanicError.
+func (t typed[A, R]) call(ctx context.Context, a A) (r R, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Kind: t.kind, Value: v}
+		}
+	}()
+	return t.f(ctx, a)
+}
+
+// Handle runs one input.
+func (t typed[A, R]) Handle(ctx context.Context, raw json.RawMessage) (json.RawMessage, error) {
+	var a A
+	if err := t.decode(raw, &a); err != nil {
+		return nil, err
+	}
+	r, err := t.call(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	b, err := Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("encode result: %w", err)
+	}
+	return b, nil
+}
+
+// HandleChunk decodes the whole chunk in one call, and every input alone
+// only when that fails (to find which ones are bad); it encodes the
+// results in one call, and alone only when one of them cannot be encoded.
+func (t typed[A, R]) HandleChunk(ctx context.Context, body []byte, elems []json.RawMessage) []Outcome {
+	out := make([]Outcome, len(elems))
+	args := make([]A, 0, len(elems))
+	if !t.objects(elems) || Unmarshal(body, &args) != nil || len(args) != len(elems) {
+		args = make([]A, len(elems))
+		for i, e := range elems {
+			if err := t.decode(e, &args[i]); err != nil {
+				out[i].Error = ErrorText(err)
+			}
+		}
+	}
+	results := make([]R, len(elems))
+	ran := 0
+	for i := range args {
+		if ctx.Err() != nil {
+			break
+		}
+		ran++
+		if out[i].Error != "" {
+			continue
+		}
+		r, err := t.call(ctx, args[i])
+		if err != nil {
+			out[i].Error = ErrorText(err)
+			continue
+		}
+		results[i] = r
+	}
+	if enc, err := Marshal(results[:ran]); err == nil {
+		if parts, ok := splitArray(enc, ran); ok && len(parts) == ran {
+			for i, p := range parts {
+				if out[i].Error == "" {
+					out[i].Result = p
+				}
+			}
+			return out
+		}
+	}
+	for i := range ran {
+		if out[i].Error != "" {
+			continue
+		}
+		b, err := Marshal(results[i])
+		if err != nil {
+			out[i].Error = "encode result: " + err.Error()
+			continue
+		}
+		out[i].Result = b
+	}
+	return out
+}
+
+// objects reports whether every input is a JSON object, or A need not be.
+func (t typed[A, R]) objects(elems []json.RawMessage) bool {
+	if !t.object {
+		return true
+	}
+	for _, e := range elems {
+		if len(e) == 0 || e[0] != '{' {
+			return false
+		}
+	}
+	return true
+}
+
+// ErrorText is err's text as an outcome carries it: never empty.
+func ErrorText(err error) string {
+	if s := err.Error(); s != "" {
+		return s
+	}
+	return "task failed with an empty error"
+}
