@@ -109,9 +109,10 @@ func benchImap(b *testing.B, n int) {
 	b.ReportMetric(float64(peak.Load())/(1<<20), "peak-live-heap-MiB")
 }
 
-// BenchmarkOneTask is Pool.apply: one task submitted, its result awaited,
-// round trip after round trip, with one in-process worker (default,
-// adaptive prefetch); next to it, NATS core request/reply of the same
+// BenchmarkOneTask is one task submitted, its result awaited, round trip
+// after round trip, with one in-process worker (default, adaptive
+// prefetch): as a map of one, and by Pool.Apply; next to it, NATS core
+// request/reply of the same
 // 9-byte body on the same broker, the floor any broker round trip has.
 // Reported: p50 and p99 of the round trip in µs.
 func BenchmarkOneTask(b *testing.B) {
@@ -126,6 +127,23 @@ func BenchmarkOneTask(b *testing.B) {
 			rs, err := pool.Map(b.Context(), task.KindSquare, args)
 			if err != nil || len(rs) != 1 || string(rs[0].Value) != "49" {
 				b.Fatalf("map of one: %v, %v", rs, err)
+			}
+			rtts = append(rtts, time.Since(start))
+		}
+		reportRTT(b, rtts)
+	})
+	b.Run("procq-apply", func(b *testing.B) {
+		e := newEnv(b)
+		e.workersPrefetch(b, 1, 1, 0, task.Builtins())
+		pool := producer.NewPool(e.q, producer.PoolConfig{})
+		defer func() { _ = pool.Close(b.Context()) }()
+		args := task.SquareArgs{X: 7}
+		rtts := make([]time.Duration, 0, b.N)
+		for b.Loop() {
+			start := time.Now()
+			v, err := pool.Apply(b.Context(), task.KindSquare, args)
+			if err != nil || string(v) != "49" {
+				b.Fatalf("apply: %s, %v", v, err)
 			}
 			rtts = append(rtts, time.Since(start))
 		}

@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"iter"
 	"log/slog"
 	"slices"
+	"sync"
 
 	"github.com/nats-io/nuid"
 
@@ -64,11 +66,76 @@ type Pool struct {
 	q   *Queue
 	cfg PoolConfig
 	log *slog.Logger
+
+	ctx       context.Context // ends on Terminate: every map stops
+	terminate context.CancelFunc
+	closing   chan struct{} // closed by Close and Terminate
+	running   sync.WaitGroup
+
+	mu       sync.Mutex
+	closed   bool
+	sessions map[string]*applySession // Apply's, by kind
 }
 
-// NewPool returns a pool that puts its tasks on q.
+// NewPool returns a pool that puts its tasks on q. Close or Terminate it
+// when done with it: Apply keeps a map open per kind until then.
 func NewPool(q *Queue, cfg PoolConfig) *Pool {
-	return &Pool{q: q, cfg: cfg.withDefaults(), log: q.log}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Pool{q: q, cfg: cfg.withDefaults(), log: q.log, ctx: ctx, terminate: cancel, closing: make(chan struct{})}
+}
+
+// Close stops the pool taking work and waits for what it took, like
+// Python's Pool.close followed by Pool.join: from now on every method
+// returns ErrPoolClosed, while maps already running and single tasks
+// already submitted finish. It returns ctx's error if they have not
+// finished when ctx ends (they go on; Terminate stops them).
+func (p *Pool) Close(ctx context.Context) error {
+	p.shut()
+	return p.join(ctx)
+}
+
+// Terminate stops the pool at once, like Python's Pool.terminate: every
+// running map is cancelled and its tasks not yet run are removed from the
+// queue, and waiting Apply calls fail. It waits, until ctx ends, for the
+// maps to clean up.
+func (p *Pool) Terminate(ctx context.Context) error {
+	p.shut()
+	p.terminate()
+	return p.join(ctx)
+}
+
+func (p *Pool) shut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.closed {
+		p.closed = true
+		close(p.closing)
+	}
+}
+
+func (p *Pool) join(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		p.running.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("pool: maps still running: %w", context.Cause(ctx))
+	}
+}
+
+// begin registers a map about to run; false once the pool is closed.
+func (p *Pool) begin() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.running.Add(1)
+	return true
 }
 
 // Result is the outcome of one input.
@@ -123,6 +190,14 @@ func (p *Pool) ImapUnordered(ctx context.Context, kind string, args iter.Seq[any
 
 func (p *Pool) stream(ctx context.Context, kind string, args iter.Seq[any], chunk int, ordered bool) iter.Seq2[Result, error] {
 	return func(yield func(Result, error) bool) {
+		if !p.begin() {
+			yield(Result{}, ErrPoolClosed)
+			return
+		}
+		defer p.running.Done()
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(p.ctx, cancel)()
 		id := nuid.Next()
 		subject := task.WorkSubject(p.q.name, id)
 		if p.cfg.Run != "" {

@@ -1,0 +1,174 @@
+package producer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/procq/procq/producer"
+	"github.com/procq/procq/task"
+)
+
+// napRegistry has the built-ins and "nap": sleep the given milliseconds
+// (honouring ctx), then return them.
+func napRegistry(t *testing.T) *task.Registry {
+	reg := task.Builtins()
+	task.MustRegister(reg, "nap", func(ctx context.Context, ms int) (int, error) {
+		return ms, task.Sleep(ctx, time.Duration(ms)*time.Millisecond)
+	})
+	return reg
+}
+
+func TestApplyAndApplyAsync(t *testing.T) {
+	e := newEnv(t)
+	e.workers(t, 2, 2, task.Builtins())
+	pool := producer.NewPool(e.q, producer.PoolConfig{})
+	ctx := ctxT(t)
+
+	v, err := pool.Apply(ctx, task.KindSquare, task.SquareArgs{X: 7})
+	if err != nil || string(v) != "49" {
+		t.Fatalf("Apply(square 7) = %s, %v; want 49", v, err)
+	}
+	_, err = pool.Apply(ctx, task.KindSquare, task.SquareArgs{X: 5_000_000_000})
+	var te *producer.TaskError
+	if !errors.As(err, &te) || te.Index != 0 || te.Kind != task.KindSquare {
+		t.Fatalf("Apply(square overflow) error %v, want a *TaskError for input 0", err)
+	}
+
+	// Many at once, from many goroutines: each handle gets its own result.
+	const n = 300
+	handles := make([]*producer.AsyncResult, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			h, err := pool.ApplyAsync(ctx, task.KindSquare, task.SquareArgs{X: int64(i)})
+			if err != nil {
+				t.Errorf("ApplyAsync %d: %v", i, err)
+			}
+			handles[i] = h
+		})
+	}
+	wg.Wait()
+	for i, h := range handles {
+		if h == nil {
+			continue
+		}
+		v, err := h.Get(ctx)
+		if err != nil || string(v) != fmt.Sprint(i*i) {
+			t.Errorf("handle %d: %s, %v; want %d", i, v, err, i*i)
+		}
+		if !h.Ready() || !h.Successful() {
+			t.Errorf("handle %d: ready %v, successful %v after Get", i, h.Ready(), h.Successful())
+		}
+	}
+
+	if err := pool.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Apply(ctx, task.KindSquare, task.SquareArgs{X: 1}); !errors.Is(err, producer.ErrPoolClosed) {
+		t.Errorf("Apply after Close: %v, want ErrPoolClosed", err)
+	}
+	if _, err := pool.Map(ctx, task.KindSquare, squares(3)); !errors.Is(err, producer.ErrPoolClosed) {
+		t.Errorf("Map after Close: %v, want ErrPoolClosed", err)
+	}
+	// Consumers ack a task once its result is stored, so the last acks
+	// may land just after the results do.
+	waitFor(t, "no task or result message left after Close", func() bool {
+		ti, err1 := e.topo.Tasks.Info(ctx)
+		ri, err2 := e.topo.Results.Info(ctx)
+		return err1 == nil && err2 == nil && ti.State.Msgs == 0 && ri.State.Msgs == 0
+	})
+}
+
+// Close lets what was submitted finish and waits for it.
+func TestPoolCloseFinishesSubmitted(t *testing.T) {
+	e := newEnv(t)
+	e.workers(t, 1, 1, napRegistry(t))
+	pool := producer.NewPool(e.q, producer.PoolConfig{})
+	ctx := ctxT(t)
+	var handles []*producer.AsyncResult
+	for i := range 4 {
+		h, err := pool.ApplyAsync(ctx, "nap", 100+i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		handles = append(handles, h)
+	}
+	if err := pool.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, h := range handles {
+		if !h.Ready() {
+			t.Fatalf("task %d not done when Close returned", i)
+		}
+		if v, err := h.Get(ctx); err != nil || string(v) != fmt.Sprint(100+i) {
+			t.Errorf("task %d: %s, %v; want %d", i, v, err, 100+i)
+		}
+	}
+}
+
+// Terminate stops at once: waiting tasks and a running map fail, and the
+// tasks not yet run are removed from the queue. (The one task a consumer
+// is running finishes there, up to 2 s; its result is dropped.)
+func TestPoolTerminate(t *testing.T) {
+	e := newEnv(t)
+	e.workers(t, 1, 1, napRegistry(t))
+	pool := producer.NewPool(e.q, producer.PoolConfig{})
+	ctx := ctxT(t)
+	var handles []*producer.AsyncResult
+	for range 5 {
+		h, err := pool.ApplyAsync(ctx, "nap", 2_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		handles = append(handles, h)
+	}
+	mapErr := make(chan error, 1)
+	go func() {
+		_, err := pool.Map(ctx, "nap", []any{2_000, 2_000})
+		mapErr <- err
+	}()
+	waitFor(t, "the 7 tasks queued", func() bool {
+		info, err := e.topo.Tasks.Info(ctx)
+		return err == nil && info.State.Msgs == 7
+	})
+	if err := pool.Terminate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, h := range handles {
+		if !h.Ready() || h.Successful() {
+			t.Errorf("task %d: ready %v, successful %v after Terminate; want failed", i, h.Ready(), h.Successful())
+		}
+	}
+	select {
+	case err := <-mapErr:
+		var ie *producer.IncompleteError
+		if !errors.As(err, &ie) || len(ie.Unfinished) != 2 {
+			t.Errorf("Map after Terminate: %v, want *IncompleteError with 2 unfinished", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Map still running after Terminate returned")
+	}
+	info, err := e.topo.Tasks.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 0 {
+		t.Errorf("%d task messages left after Terminate, want 0", info.State.Msgs)
+	}
+}
+
+// waitFor polls cond every 20 ms for up to 20 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for range 1000 {
+		if cond() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
