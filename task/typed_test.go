@@ -172,4 +172,3 @@ func normal(as []Answer) []Answer {
 	}
 	return out
 }
-
