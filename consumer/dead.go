@@ -39,12 +39,12 @@ func (w *Worker) deadLetter(ctx context.Context, j *job, reason string) {
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 	defer cancel()
 	if _, err := w.js.PublishMsg(pctx, dl); err != nil {
-		j.log.ErrorContext(ctx, "dead-letter publish failed, message handed back", "error", err, "reason", reason)
+		j.logger().ErrorContext(ctx, "dead-letter publish failed, message handed back", "error", err, "reason", reason)
 		w.nak(ctx, j.msg, backoff(j.attempt), "hand back undead-lettered message")
 		return
 	}
 	w.term(ctx, j.msg, reason)
-	j.log.WarnContext(ctx, "dead-lettered", "subject", j.msg.Subject(), "reason", reason)
+	j.logger().WarnContext(ctx, "dead-lettered", "subject", j.msg.Subject(), "reason", reason)
 }
 
 // deadMsg is the dead letter of j: the original headers and body, with the

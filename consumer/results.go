@@ -106,7 +106,7 @@ func (w *Worker) settleAll(ctx context.Context, group []finished, err error) {
 			w.deadLetter(ctx, f.job, f.dead)
 		case err == nil:
 			w.ack(ctx, f.job.msg)
-			f.job.log.Debug("task done")
+			f.job.logger().Debug("task done")
 		default:
 			if why, now := w.answerFailed(ctx, f.job, err); now {
 				w.deadLetter(ctx, f.job, why)
@@ -127,7 +127,7 @@ func (w *Worker) answerFailed(ctx context.Context, j *job, err error) (why strin
 	if j.attempt >= uint64(w.cfg.MaxDeliver) {
 		return fmt.Sprintf("answer not stored after %d deliveries: %v", j.attempt, err), true
 	}
-	j.log.ErrorContext(ctx, "answer not stored, task handed back", "error", err, "reply", j.reply)
+	j.logger().ErrorContext(ctx, "answer not stored, task handed back", "error", err, "reply", j.reply)
 	w.notice(j, err)
 	w.nak(ctx, j.msg, backoff(j.attempt), "hand back unanswered task")
 	return "", false
@@ -218,7 +218,7 @@ func (w *Worker) pieces(f *finished, limit int) []piece {
 				break
 			}
 			why := fmt.Sprintf("result of %d bytes is over the broker's max payload of %d bytes", size1, w.maxPayload)
-			f.job.log.Warn("result too large, answered with an error", "input", f.answer.Index+end, "bytes", size1)
+			f.job.logger().Warn("result too large, answered with an error", "input", f.answer.Index+end, "bytes", size1)
 			outs[end] = task.Outcome{Error: why}
 			if f.dead == "" {
 				f.dead = fmt.Sprintf("input #%d: %s", f.answer.Index+end, why)
@@ -228,7 +228,7 @@ func (w *Worker) pieces(f *finished, limit int) []piece {
 		out = append(out, piece{b: b})
 		start = end
 	}
-	f.job.log.Info("answer sent in parts", "parts", len(out))
+	f.job.logger().Info("answer sent in parts", "parts", len(out))
 	return out
 }
 

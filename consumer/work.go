@@ -26,7 +26,18 @@ type job struct {
 	inputs  int // inputs the message claims to carry, for error answers
 	args    []json.RawMessage
 	chunked bool // the body is a Procq-Chunk array of args
-	log     *slog.Logger
+	base    *slog.Logger
+	attrs   []any        // the task's log attributes
+	log     *slog.Logger // base with attrs, built when first needed
+}
+
+// logger is the worker's logger with the task's attributes. It is built
+// on first use: most tasks log nothing at the default level.
+func (j *job) logger() *slog.Logger {
+	if j.log == nil {
+		j.log = j.base.With(j.attrs...)
+	}
+	return j.log
 }
 
 // read parses msg's headers and body. It returns why the message can never
@@ -41,7 +52,8 @@ func (w *Worker) read(msg jetstream.Msg) (*job, string) {
 	if n, err := strconv.Atoi(h.Get(task.HeaderChunk)); err == nil && n >= 1 && n <= maxInputs {
 		j.inputs = n
 	}
-	j.log = w.log.With("task", j.kind, "index", h.Get(task.HeaderIndex), "run", j.run, "attempt", j.attempt)
+	j.base = w.log
+	j.attrs = []any{"task", j.kind, "index", h.Get(task.HeaderIndex), "run", j.run, "attempt", j.attempt}
 	idx, idxErr := task.ParseIndex(h.Get(task.HeaderIndex))
 	if idxErr == nil {
 		j.index = idx
@@ -77,17 +89,18 @@ func (w *Worker) work(ctx context.Context, msg jetstream.Msg) {
 		w.reject(ctx, j, reason)
 		return
 	}
-	j.log.DebugContext(ctx, "task started")
+	j.logger().DebugContext(ctx, "task started")
 	start := time.Now()
 	outcomes := w.runAll(ctx, j)
 	if ctx.Err() != nil {
 		// Stopped mid-task: hand it back for another consumer.
 		w.nak(ctx, msg, 0, "hand back interrupted task")
-		j.log.WarnContext(ctx, "task interrupted by stop, handed back")
+		j.logger().WarnContext(ctx, "task interrupted by stop, handed back")
 		return
 	}
 	failed := failures(j, outcomes)
-	j.log = j.log.With("inputs", len(j.args), "failed", failed != "", "duration", time.Since(start))
+	j.attrs = append(j.attrs, "inputs", len(j.args), "failed", failed != "", "duration", time.Since(start))
+	j.log = nil
 	if j.reply != "" {
 		// Settled once its answer is stored (resultLoop).
 		w.results <- finished{job: j, answer: task.Answer{Index: j.index, Outcomes: outcomes}, dead: failed}
@@ -98,7 +111,7 @@ func (w *Worker) work(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	w.ack(ctx, msg)
-	j.log.DebugContext(ctx, "task done")
+	j.logger().DebugContext(ctx, "task done")
 }
 
 // failures names each failed input of a task with its index and error, or
