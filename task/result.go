@@ -13,6 +13,9 @@ import (
 type Outcome struct {
 	Result json.RawMessage `json:"result,omitempty"`
 	Error  string          `json:"error,omitempty"`
+	// Retry is set, within the consumer only, when the error asked for
+	// another try (Retry); it is not on the wire.
+	Retry bool `json:"-"`
 }
 
 var jsonNull = json.RawMessage("null")

@@ -119,7 +119,7 @@ func (t typed[A, R]) HandleChunk(ctx context.Context, body []byte, elems []json.
 		}
 		r, err := t.call(ctx, args[i])
 		if err != nil {
-			out[i].Error = ErrorText(err)
+			out[i] = Outcome{Error: ErrorText(err), Retry: IsRetry(err)}
 			continue
 		}
 		results[i] = r

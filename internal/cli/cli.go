@@ -73,7 +73,7 @@ func (e *PanicError) Error() string {
 // the error, if any, to stderr, and returns the exit code. A panic in the
 // command is recovered and exits 1.
 func Execute(root *cobra.Command, stderr io.Writer) (code int) {
-	tuneGC()
+	tuneGC(root.Name())
 	defer func() {
 		if v := recover(); v != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", root.Name(), &PanicError{Value: v, Stack: debug.Stack()})
@@ -101,17 +101,20 @@ func Execute(root *cobra.Command, stderr io.Writer) (code int) {
 	return ExitCode(err)
 }
 
-// gcPercent is the executables' garbage collection target (GOGC) unless
-// the environment sets GOGC. Their live heaps are small (a window of
-// messages), so collecting at 5x the live heap rather than 2x costs a few
-// MiB and saves the collector a fifth of the CPU of a map of tiny tasks
-// (BENCHMARKS.md, "GOGC").
+// gcPercent is the garbage collection target (GOGC) of the consumer and
+// the broker unless the environment sets GOGC. A consumer's live heap is
+// the few messages it holds, so collecting at 5x the live heap rather
+// than 2x costs it a few MiB and saves the collector a fifth of the CPU of
+// a map of tiny tasks (BENCHMARKS.md, "GOGC"). The producer keeps Go's
+// default: its heap holds a map's window, and its memory is to stay flat
+// however many inputs stream through it.
 const gcPercent = 400
 
-func tuneGC() {
-	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(gcPercent)
+func tuneGC(command string) {
+	if _, set := os.LookupEnv("GOGC"); set || (command != "consumer" && command != "broker") {
+		return
 	}
+	debug.SetGCPercent(gcPercent)
 }
 
 // ran reports whether cmd's RunE was entered (see Flags.Load).
