@@ -134,6 +134,17 @@ type Consumers struct {
 	// MaxRestarts is how many times the producer replaces a spawned consumer
 	// that died before taking its sentinel. Defaults to 3; 0 disables.
 	MaxRestarts int `mapstructure:"max_restarts"`
+	// MaxTasks retires a consumer process after that many task messages,
+	// like Python's maxtasksperchild: it finishes them, exits with code 3,
+	// and the producer that spawned it starts a fresh one. 0 (the default)
+	// is unlimited.
+	MaxTasks int `mapstructure:"max_tasks"`
+	// RetryBackoff is the first delay before a task whose handler asked
+	// for another try (task.Retry) runs again; it doubles per delivery up
+	// to RetryBackoffMax, with jitter, within queue.max_deliver deliveries.
+	// Default to 1s and 1m.
+	RetryBackoff    time.Duration `mapstructure:"retry_backoff"`
+	RetryBackoffMax time.Duration `mapstructure:"retry_backoff_max"`
 }
 
 // Pool configures "producer pool".
@@ -219,14 +230,17 @@ var defaults = map[string]any{
 	"queue.put_timeout":     "30s",
 	"queue.replicas":        1,
 
-	"consumers.count":        2,
-	"consumers.spawn":        true,
-	"consumers.path":         "",
-	"consumers.work_min":     "200ms",
-	"consumers.work_max":     "800ms",
-	"consumers.concurrency":  1,
-	"consumers.prefetch":     0,
-	"consumers.max_restarts": 3,
+	"consumers.count":             2,
+	"consumers.spawn":             true,
+	"consumers.path":              "",
+	"consumers.work_min":          "200ms",
+	"consumers.work_max":          "800ms",
+	"consumers.concurrency":       1,
+	"consumers.prefetch":          0,
+	"consumers.max_restarts":      3,
+	"consumers.max_tasks":         0,
+	"consumers.retry_backoff":     "1s",
+	"consumers.retry_backoff_max": "1m",
 
 	"pool.processes":       0,
 	"pool.kind":            "sumsquares",

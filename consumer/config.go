@@ -2,8 +2,10 @@ package consumer
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"time"
 
 	"github.com/procq/procq/task"
@@ -28,6 +30,21 @@ type Config struct {
 	// MaxDeliver is the try limit: a task delivered more often is
 	// dead-lettered without running. Defaults to 5.
 	MaxDeliver int
+	// Init, when set, runs once in Run before the first pull, like the
+	// initializer of Python's Pool; when it fails, Run returns its error
+	// and takes no task. Defaults to nil.
+	Init func(ctx context.Context) error
+	// MaxTasks, when above 0, retires the worker after that many task
+	// messages (sentinels not counted), like Python's maxtasksperchild:
+	// it takes no more, finishes those it holds, and Run returns with
+	// Retired true. Defaults to 0, unlimited.
+	MaxTasks int
+	// RetryBackoff is the first delay before a task whose handler asked
+	// for another try (task.Retry) runs again; it doubles with each
+	// delivery up to RetryBackoffMax, and half of it is random (jitter).
+	// Default to 1s and 1m.
+	RetryBackoff    time.Duration
+	RetryBackoffMax time.Duration
 	// SentinelRetry is how long a sentinel is handed back for while the queue
 	// still holds unfinished work. Defaults to 500ms.
 	SentinelRetry time.Duration
@@ -54,6 +71,8 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	c.Concurrency = cmp.Or(c.Concurrency, 1)
 	c.MaxDeliver = cmp.Or(c.MaxDeliver, 5)
+	c.RetryBackoff = cmp.Or(c.RetryBackoff, time.Second)
+	c.RetryBackoffMax = max(cmp.Or(c.RetryBackoffMax, time.Minute), c.RetryBackoff)
 	c.SentinelRetry = cmp.Or(c.SentinelRetry, 500*time.Millisecond)
 	c.FetchWait = max(cmp.Or(c.FetchWait, 2*time.Second), time.Second)
 	c.StopTimeout = cmp.Or(c.StopTimeout, 10*time.Second)
@@ -63,9 +82,27 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// retryDelay is the backoff before delivery attempt+1 of a task that asked
+// for a retry: RetryBackoff doubled per delivery so far, at most
+// RetryBackoffMax, of which the upper half is random ("equal jitter"), so
+// that tasks failing together do not come back together.
+func (c Config) retryDelay(attempt uint64) time.Duration {
+	d := c.RetryBackoffMax
+	if attempt <= 32 {
+		d = min(c.RetryBackoff<<(attempt-1), c.RetryBackoffMax)
+		if d <= 0 { // overflow
+			d = c.RetryBackoffMax
+		}
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
 func (c Config) validate() error {
 	if err := task.ValidName(c.Name); err != nil {
 		return fmt.Errorf("consumer name: %w", err)
+	}
+	if c.MaxTasks < 0 {
+		return fmt.Errorf("consumer: max tasks must not be negative")
 	}
 	if c.Concurrency < 1 || c.MaxDeliver < 1 {
 		return fmt.Errorf("consumer: concurrency and max deliver must be at least 1")

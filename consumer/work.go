@@ -101,6 +101,15 @@ func (w *Worker) work(ctx context.Context, msg jetstream.Msg) {
 	failed := failures(j, outcomes)
 	j.attrs = append(j.attrs, "inputs", len(j.args), "failed", failed != "", "duration", time.Since(start))
 	j.log = nil
+	if why := retryable(outcomes); why != "" && j.attempt < uint64(w.cfg.MaxDeliver) {
+		// Asked for another try, and tries are left: back to the queue
+		// after the backoff. A chunk runs again whole.
+		d := w.cfg.retryDelay(j.attempt)
+		j.logger().WarnContext(ctx, "task failed, retrying after backoff", "error", why,
+			"backoff", d.Round(time.Millisecond), "next_attempt", j.attempt+1, "max_deliver", w.cfg.MaxDeliver)
+		w.nak(ctx, msg, d, "retry")
+		return
+	}
 	if j.reply != "" {
 		// Settled once its answer is stored (resultLoop).
 		w.results <- finished{job: j, answer: task.Answer{Index: j.index, Outcomes: outcomes}, dead: failed}
@@ -112,6 +121,16 @@ func (w *Worker) work(ctx context.Context, msg jetstream.Msg) {
 	}
 	w.ack(ctx, msg)
 	j.logger().DebugContext(ctx, "task done")
+}
+
+// retryable returns the first error that asked for another try, or "".
+func retryable(outs []task.Outcome) string {
+	for _, o := range outs {
+		if o.Retry {
+			return o.Error
+		}
+	}
+	return ""
 }
 
 // failures names each failed input of a task with its index and error, or
@@ -146,6 +165,7 @@ func failures(j *job, outs []task.Outcome) string {
 // meanwhile. A labelled task (the Process demo) prints its start and finish
 // lines with this process's PID.
 func (w *Worker) runAll(ctx context.Context, j *job) []task.Outcome {
+	ctx = task.WithAttempt(ctx, int(j.attempt))
 	label := j.msg.Headers().Get(task.HeaderLabel)
 	if label == "" && j.chunked {
 		if out, ok := w.reg.RunChunk(ctx, j.kind, j.msg.Data(), j.args); ok {
@@ -162,7 +182,7 @@ func (w *Worker) runAll(ctx context.Context, j *job) []task.Outcome {
 			fmt.Fprintln(w.cfg.Out, task.FinishLine(label, res, err))
 		}
 		if err != nil {
-			out[i].Error = task.ErrorText(err)
+			out[i] = task.Outcome{Error: task.ErrorText(err), Retry: task.IsRetry(err)}
 			continue
 		}
 		if len(res) > 0 && !task.Valid(res) {

@@ -32,6 +32,8 @@ type Worker struct {
 	leases  *leases
 	window  *window
 	took    atomic.Bool   // a sentinel was taken: stop
+	tasks   atomic.Int64  // task messages taken (sentinels not counted)
+	retired atomic.Bool   // MaxTasks reached: stopped taking tasks
 	skipRun string        // by hand: a run that was over when the worker started
 	results chan finished // tasks whose results wait to be stored
 }
@@ -73,6 +75,13 @@ func New(cfg Config, js jetstream.JetStream, topo *link.Topology, reg *task.Regi
 // every finished task is settled. It returns ErrBrokerLost when the
 // connection is closed for good.
 func (w *Worker) Run(ctx context.Context) error {
+	if w.cfg.Init != nil {
+		w.log.InfoContext(ctx, "running the initializer")
+		if err := w.cfg.Init(ctx); err != nil {
+			w.log.ErrorContext(ctx, "initializer failed", "error", err)
+			return fmt.Errorf("consumer %s: initializer: %w", w.cfg.Name, err)
+		}
+	}
 	if w.cfg.Run == "" {
 		skip, err := w.overRun(ctx)
 		if err != nil {
@@ -131,7 +140,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", w.cfg.Name, err)
 	}
-	w.log.InfoContext(ctx, "consumer stopped", "sentinel", w.took.Load())
+	w.log.InfoContext(ctx, "consumer stopped", "sentinel", w.took.Load(), "retired", w.Retired(), "tasks", w.tasks.Load())
 	return nil
 }
 
@@ -149,6 +158,13 @@ func (w *Worker) prefetchMode() string {
 	}
 	return fmt.Sprintf("adaptive %d..%d", w.cfg.Concurrency, w.window.max)
 }
+
+// MaxTasks is the worker's Config.MaxTasks.
+func (w *Worker) MaxTasks() int { return w.cfg.MaxTasks }
+
+// Retired reports whether Run ended because the worker took MaxTasks
+// tasks.
+func (w *Worker) Retired() bool { return w.retired.Load() && !w.took.Load() }
 
 // TookSentinel reports whether Run ended on a sentinel.
 func (w *Worker) TookSentinel() bool { return w.took.Load() }
@@ -188,6 +204,15 @@ func (w *Worker) fetch(ctx context.Context, msgs chan<- jetstream.Msg) error {
 		// open pull request reserves what arrives next, and a deep one
 		// would take a whole batch of long tasks from the other consumers.
 		n := w.window.room()
+		if w.cfg.MaxTasks > 0 {
+			left := w.cfg.MaxTasks - int(w.tasks.Load())
+			if left <= 0 {
+				w.retired.Store(true)
+				w.log.InfoContext(ctx, "max_tasks reached: finishing the tasks in hand, then retiring", "max_tasks", w.cfg.MaxTasks)
+				return nil
+			}
+			n = min(n, left)
+		}
 		if n == 0 {
 			continue // the limit fell since waitRoom looked
 		}
@@ -221,8 +246,12 @@ func (w *Worker) pull(ctx context.Context, n int, msgs chan<- jetstream.Msg, noW
 	}
 	if err == nil {
 		got := 0
+		sentinel := task.SentinelSubject(w.queue)
 		for msg := range batch.Messages() {
 			got++
+			if msg.Subject() != sentinel {
+				w.tasks.Add(1)
+			}
 			w.window.took(1)
 			w.leases.hold(msg)
 			msgs <- msg // within the window, which msgs can hold: never blocks

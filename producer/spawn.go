@@ -53,6 +53,11 @@ func (e *ChildError) Error() string {
 // exitUsage is the exit code of a bad configuration; restarting cannot help.
 const exitUsage = 2
 
+// exitRetired is the exit code of a consumer that retired after
+// consumers.max_tasks tasks: it is replaced by a fresh one, which is no
+// restart.
+const exitRetired = 3
+
 // Group is a set of running consumer processes.
 type Group struct {
 	cfg  SpawnConfig
@@ -158,6 +163,23 @@ func (g *Group) supervise(ctx context.Context, name string, c *child) {
 			return
 		}
 		code := c.cmd.ProcessState.ExitCode()
+		if code == exitRetired && ctx.Err() != nil {
+			g.log.Info("consumer process retired after consumers.max_tasks", "consumer", name, "child_pid", pid)
+			g.exited(false)
+			return
+		}
+		if code == exitRetired {
+			g.log.Info("consumer process retired after consumers.max_tasks; starting a fresh one", "consumer", name, "child_pid", pid)
+			next, serr := g.start(ctx, name)
+			if serr != nil {
+				g.failed(fmt.Sprintf("%s (%v)", name, serr))
+				g.exited(true)
+				return
+			}
+			c = next
+			restarts-- // a retirement is no restart
+			continue
+		}
 		g.log.Warn("consumer process failed", "consumer", name, "child_pid", pid, "code", code, "error", err)
 		if ctx.Err() != nil || code == exitUsage || restarts >= g.cfg.MaxRestarts {
 			g.failed(fmt.Sprintf("%s (pid %d: %v)", name, pid, err))

@@ -11,6 +11,7 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"os"
 
@@ -24,13 +25,37 @@ import (
 
 // Main runs the consumer command line with the kinds in reg and exits the
 // process with its exit code.
-func Main(reg *task.Registry) {
-	os.Exit(cli.Execute(New(reg), os.Stderr))
+//
+//	func main() {
+//		reg := task.Builtins()
+//		task.MustRegister(reg, "resize", resize)
+//		app.Main(reg, app.Initializer(openDatabase))
+//	}
+func Main(reg *task.Registry, opts ...Option) {
+	os.Exit(cli.Execute(New(reg, opts...), os.Stderr))
+}
+
+// Option customises the consumer command.
+type Option func(*options)
+
+type options struct {
+	init func(context.Context) error
+}
+
+// Initializer runs fn once in the consumer process before its first task,
+// like the initializer of Python's Pool: to open a database, say. When fn
+// fails, the process exits 1 with fn's error and takes no task.
+func Initializer(fn func(ctx context.Context) error) Option {
+	return func(o *options) { o.init = fn }
 }
 
 // New returns the consumer command with the kinds in reg (plus the Queue
 // demo's message kind).
-func New(reg *task.Registry) *cobra.Command {
+func New(reg *task.Registry, opts ...Option) *cobra.Command {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	root := &cobra.Command{
 		Use:   "consumer",
 		Short: "Take tasks from a procq queue until this consumer's sentinel arrives",
@@ -39,7 +64,7 @@ task goes to exactly one consumer process, runs them, and exits 0 once it takes
 its sentinel (or on SIGINT/SIGTERM, after finishing the task in hand).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := runWorker(cmd, reg); !cli.Stopped(cmd.Context(), err) {
+			if err := runWorker(cmd, reg, &o); !cli.Stopped(cmd.Context(), err) {
 				return err
 			}
 			return nil
@@ -62,7 +87,7 @@ var workerFlags = map[string]string{
 	"concurrency": "consumers.concurrency",
 }
 
-func runWorker(cmd *cobra.Command, reg *task.Registry) error {
+func runWorker(cmd *cobra.Command, reg *task.Registry, o *options) error {
 	cfg, err := cli.Load(cmd, workerFlags)
 	if err != nil {
 		return err
@@ -97,6 +122,7 @@ func runWorker(cmd *cobra.Command, reg *task.Registry) error {
 		}
 	}
 	wcfg := cli.WorkerConfig(cfg, name, out)
+	wcfg.Init = o.init
 	wcfg.Run, _ = cmd.Flags().GetString("run")
 	if fd, _ := cmd.Flags().GetInt("holds-fd"); fd > 0 {
 		holds := os.NewFile(uintptr(fd), "holds")
@@ -108,7 +134,7 @@ func runWorker(cmd *cobra.Command, reg *task.Registry) error {
 		return err
 	}
 	if wcfg.Run == "" {
-		return w.Run(ctx)
+		return retired(w, w.Run(ctx))
 	}
 	// A spawned consumer lives as long as its producer: when the producer
 	// dies it stops, hands back what it holds, and exits 1 (orphaned), so
@@ -117,6 +143,16 @@ func runWorker(cmd *cobra.Command, reg *task.Registry) error {
 	err = w.Run(wctx)
 	if orphan := stop(); orphan != nil {
 		return orphan
+	}
+	return retired(w, err)
+}
+
+// retired turns a worker's retirement (consumers.max_tasks) into
+// cli.ErrRetired, exit code 3, which tells a spawning producer to start a
+// fresh consumer.
+func retired(w *consumer.Worker, err error) error {
+	if err == nil && w.Retired() {
+		return fmt.Errorf("%w (%d)", cli.ErrRetired, w.MaxTasks())
 	}
 	return err
 }

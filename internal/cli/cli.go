@@ -28,7 +28,14 @@ const (
 	ExitOK      = 0
 	ExitFailure = 1
 	ExitUsage   = 2
+	// ExitRetired: a consumer retired after consumers.max_tasks tasks; the
+	// producer that spawned it starts a fresh one.
+	ExitRetired = 3
 )
+
+// ErrRetired is returned by a consumer that retired after
+// consumers.max_tasks tasks; it exits with ExitRetired.
+var ErrRetired = errors.New("retired after consumers.max_tasks tasks")
 
 // UsageError is bad usage: a bad flag or argument.
 type UsageError struct{ Err error }
@@ -53,6 +60,8 @@ func ExitCode(err error) int {
 		return ExitOK
 	case errors.As(err, &ce), errors.As(err, &ue):
 		return ExitUsage
+	case errors.Is(err, ErrRetired):
+		return ExitRetired
 	default:
 		return ExitFailure
 	}

@@ -75,7 +75,11 @@ func WorkerConfig(c *config.Config, name string, out io.Writer) consumer.Config 
 		Concurrency: c.Consumers.Concurrency,
 		Prefetch:    c.Consumers.Prefetch,
 		MaxDeliver:  c.Queue.MaxDeliver,
+		MaxTasks:    c.Consumers.MaxTasks,
 		Out:         out,
+
+		RetryBackoff:    c.Consumers.RetryBackoff,
+		RetryBackoffMax: c.Consumers.RetryBackoffMax,
 	}
 }
 
