@@ -38,7 +38,7 @@ func runMain(m *testing.M) int {
 		// The processes under test get the race detector too.
 		args = append(args, "-race")
 	}
-	args = append(args, "../cmd/broker", "../cmd/producer", "../cmd/consumer")
+	args = append(args, "../cmd/broker", "../cmd/producer", "../cmd/consumer", "../examples/wordcount")
 	build := exec.Command("go", args...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {

@@ -1,0 +1,73 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// consumers.max_tasks 3 over 10 tasks with one process: the producer
+// starts four processes in turn, each runs its share (3, 3, 3, then 1
+// and the sentinel), and every result arrives once, in order.
+func TestMaxTasksRetiresConsumers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "nats://127.0.0.1:0").set("PROCQ_CONSUMERS_MAX_TASKS", "3")
+	p := e.start("producer", "pool", "--processes", "1", "--kind", "square", "--sleep", "0s",
+		"--inputs", "1..10", "--chunk-size", "1")
+	p.mustExit(0, exitWait)
+	wantSquares(t, p.stdout.String(), 10)
+
+	plog := readLog(t, e, "producer")
+	pids := regexp.MustCompile(`msg="consumer process started" .*child_pid=(\d+)`).FindAllStringSubmatch(plog, -1)
+	seen := map[string]bool{}
+	for _, m := range pids {
+		seen[m[1]] = true
+	}
+	if len(pids) != 4 || len(seen) != 4 {
+		t.Errorf("consumer processes started: %q, want 4 distinct", pids)
+	}
+	if n := strings.Count(plog, "retired after consumers.max_tasks; starting a fresh one"); n != 3 {
+		t.Errorf("%d retirements in the producer's log, want 3", n)
+	}
+	var tasks []string
+	for _, m := range regexp.MustCompile(`msg="consumer stopped" .*retired=(\w+) tasks=(\d+)`).FindAllStringSubmatch(readLog(t, e, "consumer-C-1"), -1) {
+		tasks = append(tasks, m[1]+":"+m[2])
+	}
+	if want := []string{"true:3", "true:3", "true:3", "false:1"}; !slices.Equal(tasks, want) {
+		t.Errorf("consumer processes stopped with %v, want %v (10 tasks, none twice)", tasks, want)
+	}
+}
+
+// A consumer built on the library with a kind of its own (examples/
+// wordcount): typed results through real processes; its initializer's
+// failure exits 1 with the error, before any task.
+func TestLibraryConsumer(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, anyPort)
+	e.startBroker()
+	e.set("PROCQ_CONSUMERS_PATH", filepath.Join(binDir, "wordcount"))
+	p := e.start("producer", "pool", "--processes", "2", "--kind", "words",
+		"--inputs", `"the cat sat on the mat","a dog","The End"`)
+	p.mustExit(0, exitWait)
+	wantLines(t, resultLines(p.stdout.String()), []string{
+		"words(the cat sat on the mat) = 3", "words(a dog) = 1", "words(The End) = 1"})
+
+	e.set("STOPWORDS", filepath.Join(e.dir, "missing.txt"))
+	c := e.start("wordcount", "--name", "W-1")
+	c.mustExit(1, exitWait)
+	if !strings.Contains(c.stderr.String(), "initializer: load stop words: open "+filepath.Join(e.dir, "missing.txt")) {
+		t.Errorf("stderr does not carry the initializer's error:\n%s", c.stderr)
+	}
+}
+
+func readLog(t *testing.T, e *env, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(e.dir, "logs", name+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
