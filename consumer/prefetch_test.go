@@ -123,3 +123,40 @@ func TestAdaptivePrefetchLongTasksSpread(t *testing.T) {
 		t.Errorf("peak prefetch A %d, B %d; want 1 for long tasks", a.PeakPrefetch(), b.PeakPrefetch())
 	}
 }
+
+// A sentinel handed back again and again (work of its run is still being
+// done elsewhere) is no task: its quick handling does not deepen the
+// prefetch, which would let this worker hoard the next long tasks.
+func TestSentinelHandbacksDoNotDeepenPrefetch(t *testing.T) {
+	const q = "handback"
+	f := setup(t, q)
+	f.startRun(t, q, "r1")
+	var ranA, ranB atomic.Int64
+	a := newWorker(t, f, counting("slow", &ranA, time.Second), "W-A")
+	cfg := consumer.Config{Name: "W-B", FetchWait: time.Second, Out: f.out, SentinelRetry: 10 * time.Millisecond}
+	b, err := consumer.New(cfg, f.js, f.topo, counting("slow", &ranB, time.Second), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A takes the long task alone; then B meets the run's sentinels while
+	// A's task is unfinished, and hands them back every 10ms for a second.
+	f.publish(t, task.WorkSubject(q, "r1"), map[string]string{task.HeaderKind: "slow", task.HeaderRun: "r1"}, "1")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runUntilSentinel(t, a)
+	}()
+	for ranA.Load() == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	f.sentinel(t, q, "r1")
+	f.sentinel(t, q, "r1")
+	runUntilSentinel(t, b)
+	<-done
+	if ranA.Load() != 1 || ranB.Load() != 0 {
+		t.Fatalf("A ran %d, B ran %d; want 1 and 0", ranA.Load(), ranB.Load())
+	}
+	if p := b.PeakPrefetch(); p != 1 {
+		t.Errorf("B's peak prefetch %d after handing sentinels back, want 1: it ran no task", p)
+	}
+}

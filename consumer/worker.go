@@ -119,7 +119,11 @@ func (w *Worker) Run(ctx context.Context) error {
 				if w.process(workCtx, msg) {
 					stopFetching()
 				}
-				w.window.settled(time.Since(start))
+				d := time.Since(start)
+				if msg.Subject() == task.SentinelSubject(w.queue) {
+					d = 0 // a sentinel is no task: its handling says nothing of their length
+				}
+				w.window.settled(d)
 			}
 		})
 	}
