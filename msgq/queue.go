@@ -1,0 +1,233 @@
+// Package msgq is procq's message queue between processes, like Python's
+// multiprocessing.Queue: Put any JSON value, Get it in another process.
+// Items are durable (a JetStream work-queue stream per queue), each goes
+// to exactly one getter, in the order they were put, and a queue opened
+// with a maxsize makes Put wait for room instead of growing without end.
+package msgq
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/procq/procq/link"
+	"github.com/procq/procq/task"
+)
+
+var (
+	// ErrEmpty is Get's error when no item came within its timeout, like
+	// Python's queue.Empty.
+	ErrEmpty = errors.New("queue empty")
+	// ErrFull is Put's error when a bounded queue had no room within its
+	// timeout, like Python's queue.Full.
+	ErrFull = errors.New("queue full")
+)
+
+// Config configures a queue.
+type Config struct {
+	// MaxSize bounds the items the queue holds: Put waits for room. It is
+	// the queue's, for every process that uses it: opening with MaxSize > 0
+	// sets it; 0 keeps what the queue has (unbounded for a new queue).
+	MaxSize int
+	// PutTimeout is how long Put waits for room in a full queue. Defaults
+	// to 30s.
+	PutTimeout time.Duration
+	// Replicas is the stream's replica count in a cluster. Defaults to 1.
+	Replicas int
+}
+
+// Queue is one named message queue.
+type Queue struct {
+	name string
+	cfg  Config
+	js   jetstream.JetStream
+	st   jetstream.Stream
+	cons jetstream.Consumer
+	log  *slog.Logger
+}
+
+// getters is the durable consumer every Get of a queue shares.
+const getters = "get"
+
+// StreamName is the stream that holds the named queue's items.
+func StreamName(name string) string { return "PROCQ_Q_" + name }
+
+// Subject is the subject items of the named queue are put on.
+func Subject(name string) string { return "procq.q." + name }
+
+// Open declares the named queue (its stream and its getters' shared
+// durable consumer) and returns it.
+func Open(ctx context.Context, js jetstream.JetStream, name string, cfg Config, logger *slog.Logger) (*Queue, error) {
+	if err := task.ValidName(name); err != nil {
+		return nil, fmt.Errorf("queue name: %w", err)
+	}
+	if cfg.MaxSize < 0 {
+		return nil, fmt.Errorf("queue %s: maxsize must not be negative", name)
+	}
+	cfg.PutTimeout = cmp.Or(cfg.PutTimeout, 30*time.Second)
+	cfg.Replicas = cmp.Or(cfg.Replicas, 1)
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	max := int64(0) // keep the queue's bound; none when it is new
+	if cfg.MaxSize > 0 {
+		max = int64(cfg.MaxSize)
+	}
+	sc := jetstream.StreamConfig{
+		Name:       StreamName(name),
+		Subjects:   []string{Subject(name)},
+		Retention:  jetstream.WorkQueuePolicy,
+		Storage:    jetstream.FileStorage,
+		Discard:    jetstream.DiscardNew,
+		MaxMsgs:    max,
+		Replicas:   cfg.Replicas,
+		Duplicates: 2 * time.Minute,
+	}
+	st, err := link.EnsureStream(ctx, js, sc, logger)
+	if err != nil {
+		return nil, fmt.Errorf("queue %s: %w", name, err)
+	}
+	cons, err := st.Consumer(ctx, getters)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		cons, err = st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+			Durable:   getters,
+			AckPolicy: jetstream.AckExplicitPolicy,
+			AckWait:   30 * time.Second,
+			Replicas:  cfg.Replicas,
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("queue %s: getters' consumer: %w", name, err)
+	}
+	if cfg.MaxSize == 0 {
+		cfg.MaxSize = max0(st.CachedInfo().Config.MaxMsgs)
+	}
+	return &Queue{name: name, cfg: cfg, js: js, st: st, cons: cons, log: logger.With("queue", name)}, nil
+}
+
+// Name is the queue's name.
+func (q *Queue) Name() string { return q.name }
+
+// Put adds v, encoded as JSON, at the end of the queue once the broker
+// has stored it. When the queue is full it waits for room, up to
+// PutTimeout or ctx's end, then fails with ErrFull.
+func (q *Queue) Put(ctx context.Context, v any) error {
+	data, err := task.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("queue %s: put: %w", q.name, err)
+	}
+	return q.PutJSON(ctx, data)
+}
+
+// PutJSON is Put of a value already encoded; it must be valid JSON.
+func (q *Queue) PutJSON(ctx context.Context, data json.RawMessage) error {
+	if !task.Valid(data) {
+		return fmt.Errorf("queue %s: put: not a JSON value: %.100q", q.name, data)
+	}
+	// One id for every try: a try whose answer was lost is not stored twice.
+	msg := &nats.Msg{Subject: Subject(q.name), Data: data, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, nuid.Next())
+	deadline := time.Now().Add(q.cfg.PutTimeout)
+	pause := 10 * time.Millisecond
+	logged := false
+	for {
+		_, err := q.js.PublishMsg(ctx, msg)
+		if err == nil {
+			return nil
+		}
+		if !full(err) && !link.Transient(err) {
+			return fmt.Errorf("queue %s: put: %w", q.name, err)
+		}
+		if time.Now().After(deadline) {
+			if full(err) {
+				return fmt.Errorf("queue %s: %w: no room for %v (maxsize %d)", q.name, ErrFull, q.cfg.PutTimeout, q.cfg.MaxSize)
+			}
+			return fmt.Errorf("queue %s: put: %w", q.name, err)
+		}
+		if !logged {
+			q.log.InfoContext(ctx, "put waiting", "waiting_for", "room in the queue", "maxsize", q.cfg.MaxSize,
+				"timeout", q.cfg.PutTimeout, "error", err)
+			logged = true
+		}
+		if err := task.Sleep(ctx, pause); err != nil {
+			return fmt.Errorf("queue %s: put: %w", q.name, err)
+		}
+		pause = min(2*pause, 250*time.Millisecond)
+	}
+}
+
+// full reports whether the stream refused a message for lack of room.
+func full(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && strings.Contains(apiErr.Description, "maximum messages")
+}
+
+// Get takes the item at the head of the queue, waiting up to timeout for
+// one (0: do not wait, like get_nowait), and returns ErrEmpty when none
+// came. The item is removed once the broker confirms it, so it goes to no
+// other getter; when that confirmation fails, Get returns the error and the
+// item comes back for a later Get after 30 s.
+func (q *Queue) Get(ctx context.Context, timeout time.Duration) (json.RawMessage, error) {
+	var batch jetstream.MessageBatch
+	var err error
+	if timeout <= 0 {
+		batch, err = q.cons.FetchNoWait(1)
+	} else {
+		fctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		batch, err = q.cons.Fetch(1, jetstream.FetchContext(fctx))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("queue %s: get: %w", q.name, err)
+	}
+	for msg := range batch.Messages() {
+		if err := msg.DoubleAck(ctx); err != nil {
+			return nil, fmt.Errorf("queue %s: get: removal not confirmed, the item comes back later: %w", q.name, err)
+		}
+		return msg.Data(), nil
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("queue %s: get: %w", q.name, context.Cause(ctx))
+		}
+		return nil, fmt.Errorf("queue %s: get: %w", q.name, err)
+	}
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("queue %s: get: %w", q.name, context.Cause(ctx))
+	}
+	return nil, fmt.Errorf("queue %s: %w", q.name, ErrEmpty)
+}
+
+// GetInto is Get decoding the item into v.
+func (q *Queue) GetInto(ctx context.Context, timeout time.Duration, v any) error {
+	data, err := q.Get(ctx, timeout)
+	if err != nil {
+		return err
+	}
+	if err := task.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("queue %s: decode item: %w", q.name, err)
+	}
+	return nil
+}
+
+// Len is how many items the queue holds: not yet taken, or taken and not
+// yet confirmed. Like Python's qsize, it may be out of date as soon as it
+// returns.
+func (q *Queue) Len(ctx context.Context) (int, error) {
+	info, err := q.st.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("queue %s: len: %w", q.name, err)
+	}
+	return int(info.State.Msgs), nil
+}
+
+func max0(n int64) int { return int(max(n, 0)) }
