@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -126,7 +127,14 @@ type proc struct {
 // start runs bin/<exe> with args in the test world.
 func (e *env) start(exe string, args ...string) *proc {
 	e.t.Helper()
+	return e.startIn(nil, exe, args...)
+}
+
+// startIn is start with stdin read from in (nil: none).
+func (e *env) startIn(in io.Reader, exe string, args ...string) *proc {
+	e.t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, exe), args...)
+	cmd.Stdin = in
 	cmd.Dir = e.dir
 	cmd.Env = e.environ()
 	p := &proc{t: e.t, name: exe + " " + strings.Join(args, " "), cmd: cmd,

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -70,4 +71,55 @@ func readLog(t *testing.T, e *env, name string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// The message queue between two processes: "producer put" then
+// "consumer get" in FIFO order; a get on the empty queue times out with
+// "queue empty"; --maxsize makes put wait for room, or fail once
+// queue.put_timeout passes.
+func TestMessageQueueCLI(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, anyPort)
+	e.startBroker()
+	var in strings.Builder
+	var want []string
+	for i := range 20 {
+		v := fmt.Sprintf(`{"id":%d,"tags":["a","b"]}`, i)
+		if i%5 == 0 {
+			v = fmt.Sprintf(`"text %d"`, i)
+		}
+		want = append(want, v)
+		in.WriteString(v + "\n\n")
+	}
+	put := e.startIn(strings.NewReader(in.String()), "producer", "put", "jobs")
+	put.mustExit(0, exitWait)
+	if !strings.Contains(put.stderr.String(), "put 20 items on queue jobs") {
+		t.Errorf("put said:\n%s", put.stderr)
+	}
+	first := e.start("consumer", "get", "jobs", "-n", "5")
+	first.mustExit(0, exitWait)
+	rest := e.start("consumer", "get", "jobs", "-n", "0", "--timeout", "1s")
+	rest.mustExit(0, exitWait)
+	got := strings.Split(strings.TrimSpace(first.stdout.String()+rest.stdout.String()), "\n")
+	wantLines(t, got, want)
+
+	empty := e.start("consumer", "get", "jobs", "--timeout", "300ms")
+	empty.mustExit(1, exitWait)
+	if !strings.Contains(empty.stderr.String(), "queue jobs: queue empty (0 of 1 items within 300ms each)") {
+		t.Errorf("get on an empty queue said:\n%s", empty.stderr)
+	}
+
+	e.set("PROCQ_QUEUE_PUT_TIMEOUT", "500ms")
+	full := e.startIn(strings.NewReader("1\n2\n3\n"), "producer", "put", "bounded", "--maxsize", "2")
+	full.mustExit(1, exitWait)
+	if !strings.Contains(full.stderr.String(), "stdin line 3: queue bounded: queue full") {
+		t.Errorf("put past maxsize said:\n%s", full.stderr)
+	}
+	// With time to wait, put goes on as a getter makes room.
+	e.set("PROCQ_QUEUE_PUT_TIMEOUT", "30s")
+	waiting := e.startIn(strings.NewReader("3\n4\n"), "producer", "put", "bounded")
+	getter := e.start("consumer", "get", "bounded", "-n", "4", "--timeout", "20s")
+	waiting.mustExit(0, exitWait)
+	getter.mustExit(0, exitWait)
+	wantLines(t, strings.Fields(getter.stdout.String()), []string{"1", "2", "3", "4"})
 }

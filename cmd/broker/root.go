@@ -9,6 +9,7 @@ import (
 
 	"github.com/procq/procq/broker"
 	"github.com/procq/procq/internal/cli"
+	"github.com/procq/procq/internal/serve"
 )
 
 var serverFlags = map[string]string{
@@ -48,7 +49,7 @@ func runBroker(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	defer closeLog.Close()
-	srv, err := broker.Start(cli.NodeConfig(cfg), logger)
+	srv, err := broker.Start(serve.NodeConfig(cfg), logger)
 	if errors.Is(err, broker.ErrTokenNotShared) {
 		key := "broker.token"
 		if cfg.Broker.TokenFile != "" {

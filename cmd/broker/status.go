@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/procq/procq/internal/cli"
+	"github.com/procq/procq/internal/wire"
 	"github.com/procq/procq/link"
 	"github.com/procq/procq/task"
 )
@@ -38,7 +39,7 @@ func runStatus(cmd *cobra.Command, _ []string) error {
 	}
 	defer closeLog.Close()
 	ctx := cmd.Context()
-	nc, js, err := cli.Connect(ctx, cfg, "broker status", logger)
+	nc, js, err := wire.Connect(ctx, cfg, "broker status", logger)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/procq/procq/internal/cli"
+	"github.com/procq/procq/internal/wire"
 	"github.com/procq/procq/pipe"
 	"github.com/procq/procq/task"
 )
@@ -50,7 +51,7 @@ func runPipe(cmd *cobra.Command, _ []string) error {
 	}
 	defer s.close()
 
-	conn, err := cli.OpenPipe(ctx, s.js, cfg, pipe.A, s.log)
+	conn, err := wire.OpenPipe(ctx, s.js, cfg, pipe.A, s.log)
 	if err != nil {
 		return err
 	}

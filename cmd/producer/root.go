@@ -16,6 +16,6 @@ joins them; with broker.embedded (the default) it hosts the broker in-process
 when none is running.`,
 	}
 	cli.AddConfigFlag(root)
-	root.AddCommand(newQueueCmd(), newPoolCmd(), newPipeCmd(), newCompareCmd())
+	root.AddCommand(newQueueCmd(), newPoolCmd(), newPipeCmd(), newCompareCmd(), newPutCmd())
 	return root
 }

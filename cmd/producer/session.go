@@ -16,6 +16,8 @@ import (
 	"github.com/procq/procq/broker"
 	"github.com/procq/procq/config"
 	"github.com/procq/procq/internal/cli"
+	"github.com/procq/procq/internal/serve"
+	"github.com/procq/procq/internal/wire"
 	"github.com/procq/procq/link"
 	"github.com/procq/procq/producer"
 )
@@ -42,13 +44,13 @@ func openSession(ctx context.Context, cfg *config.Config) (*session, error) {
 		return nil, err
 	}
 	s := &session{cfg: cfg, log: logger, closer: closeLog}
-	s.nc, s.srv, s.reach, err = broker.Dial(ctx, cli.ClientConfig(cfg, "producer"), cfg.Broker.Embedded, cli.ServerConfig(cfg), logger)
+	s.nc, s.srv, s.reach, err = broker.Dial(ctx, wire.ClientConfig(cfg, "producer"), cfg.Broker.Embedded, serve.ServerConfig(cfg), logger)
 	if err != nil {
 		s.close()
 		return nil, err
 	}
 	if s.js, err = jetstream.New(s.nc); err == nil {
-		s.topo, err = cli.EnsureQueue(ctx, s.js, cfg, logger)
+		s.topo, err = wire.EnsureQueue(ctx, s.js, cfg, logger)
 	}
 	if err != nil {
 		s.close()

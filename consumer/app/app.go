@@ -19,6 +19,7 @@ import (
 
 	"github.com/procq/procq/consumer"
 	"github.com/procq/procq/internal/cli"
+	"github.com/procq/procq/internal/wire"
 	"github.com/procq/procq/link"
 	"github.com/procq/procq/task"
 )
@@ -78,7 +79,7 @@ its sentinel (or on SIGINT/SIGTERM, after finishing the task in hand).`,
 	f.String("run", "", "the run this consumer serves; set by a producer that spawns it")
 	f.Int("holds-fd", 0, "file descriptor to report held messages on; set by a producer that spawns it")
 	_ = f.MarkHidden("holds-fd")
-	root.AddCommand(newPipeCmd())
+	root.AddCommand(newPipeCmd(), newGetCmd())
 	return root
 }
 
@@ -106,12 +107,12 @@ func runWorker(cmd *cobra.Command, reg *task.Registry, o *options) error {
 	defer closeLog.Close()
 
 	ctx := cmd.Context()
-	nc, js, err := cli.Connect(ctx, cfg, "consumer "+name, logger)
+	nc, js, err := wire.Connect(ctx, cfg, "consumer "+name, logger)
 	if err != nil {
 		return err
 	}
 	defer link.Close(nc)
-	topo, err := cli.EnsureQueue(ctx, js, cfg, logger)
+	topo, err := wire.EnsureQueue(ctx, js, cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -121,7 +122,7 @@ func runWorker(cmd *cobra.Command, reg *task.Registry, o *options) error {
 			return err
 		}
 	}
-	wcfg := cli.WorkerConfig(cfg, name, out)
+	wcfg := wire.WorkerConfig(cfg, name, out)
 	wcfg.Init = o.init
 	wcfg.Run, _ = cmd.Flags().GetString("run")
 	if fd, _ := cmd.Flags().GetInt("holds-fd"); fd > 0 {

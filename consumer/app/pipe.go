@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/procq/procq/internal/cli"
+	"github.com/procq/procq/internal/wire"
 	"github.com/procq/procq/link"
 	"github.com/procq/procq/pipe"
 )
@@ -49,12 +50,12 @@ func runPipe(cmd *cobra.Command) error {
 	}
 	defer closeLog.Close()
 	ctx := cmd.Context()
-	nc, js, err := cli.Connect(ctx, cfg, "pipe receiver "+name, logger)
+	nc, js, err := wire.Connect(ctx, cfg, "pipe receiver "+name, logger)
 	if err != nil {
 		return err
 	}
 	defer link.Close(nc)
-	conn, err := cli.OpenPipe(ctx, js, cfg, pipe.B, logger)
+	conn, err := wire.OpenPipe(ctx, js, cfg, pipe.B, logger)
 	if err != nil {
 		return err
 	}

@@ -8,19 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"syscall"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/procq/procq/config"
-	"github.com/procq/procq/link"
 )
 
 // Exit codes of every procq executable.
@@ -156,20 +152,4 @@ func Load(cmd *cobra.Command, keys map[string]string) (*config.Config, error) {
 		flags[f] = key
 	}
 	return config.Load(config.Options{Path: path, Flags: flags})
-}
-
-// Connect connects a client process to the configured broker, waiting for it
-// up to broker.connect_timeout, and opens JetStream. Close the connection
-// with link.Close.
-func Connect(ctx context.Context, cfg *config.Config, name string, logger *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := link.Connect(ctx, ClientConfig(cfg, name), logger)
-	if err != nil {
-		return nil, nil, err
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, err
-	}
-	return nc, js, nil
 }

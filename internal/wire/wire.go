@@ -1,4 +1,9 @@
-package cli
+// Package wire builds each client-side package's configuration from the
+// loaded config: config loads and validates only; this is the one place
+// that knows both config's keys and the packages' own Config types. The
+// server side is in package serve, so that clients do not link the NATS
+// server.
+package wire
 
 import (
 	"context"
@@ -6,18 +11,15 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/procq/procq/broker"
 	"github.com/procq/procq/config"
 	"github.com/procq/procq/consumer"
 	"github.com/procq/procq/link"
+	"github.com/procq/procq/msgq"
 	"github.com/procq/procq/pipe"
 )
-
-// The wiring: what each package needs, taken from the loaded configuration.
-// config loads and validates only; this is the one place that knows both
-// config's keys and the packages' own Config types.
 
 // ClientConfig is how a process named name reaches the broker.
 func ClientConfig(c *config.Config, name string) link.Config {
@@ -28,32 +30,6 @@ func ClientConfig(c *config.Config, name string) link.Config {
 		Timeout:   c.Broker.ConnectTimeout,
 		Name:      name,
 	}
-}
-
-// ServerConfig configures the embedded broker.
-func ServerConfig(c *config.Config) broker.Config {
-	return broker.Config{
-		URL:        c.Broker.URLs()[0],
-		StoreDir:   c.Broker.StoreDir,
-		Token:      c.Broker.Token,
-		TokenFile:  c.Broker.TokenPath(),
-		SyncAlways: c.Broker.SyncAlways,
-		Name:       c.Broker.Name,
-	}
-}
-
-// NodeConfig configures the broker executable: the server, and its place
-// in a cluster. The producer's embedded fallback never joins a cluster, so
-// one config file can serve brokers and clients alike.
-func NodeConfig(c *config.Config) broker.Config {
-	sc := ServerConfig(c)
-	sc.Cluster = broker.ClusterConfig{
-		Name:   c.Broker.Cluster.Name,
-		Listen: c.Broker.Cluster.Listen,
-		Routes: c.Broker.Cluster.Routes,
-		Secret: c.Broker.Cluster.Secret,
-	}
-	return sc
 }
 
 // QueueConfig describes the configured queue.
@@ -110,4 +86,27 @@ func replicasErr(c *config.Config, err error) error {
 		return c.ErrorFor("queue.replicas", err)
 	}
 	return err
+}
+
+// Connect connects a client process to the configured broker, waiting for it
+// up to broker.connect_timeout, and opens JetStream. Close the connection
+// with link.Close.
+func Connect(ctx context.Context, cfg *config.Config, name string, logger *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := link.Connect(ctx, ClientConfig(cfg, name), logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
+}
+
+// OpenMsgQueue opens the named message queue with the configured put
+// timeout and replicas; maxsize > 0 bounds it.
+func OpenMsgQueue(ctx context.Context, js jetstream.JetStream, c *config.Config, name string, maxsize int, logger *slog.Logger) (*msgq.Queue, error) {
+	q, err := msgq.Open(ctx, js, name, msgq.Config{MaxSize: maxsize, PutTimeout: c.Queue.PutTimeout, Replicas: c.Queue.Replicas}, logger)
+	return q, replicasErr(c, err)
 }

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/procq/procq/internal/cli"
+	"github.com/procq/procq/internal/wire"
+	"github.com/procq/procq/task"
+)
+
+func newPutCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "put NAME",
+		Short: "Put JSON values, one per line on stdin, on a message queue",
+		Long: `put reads one JSON value per line from stdin (blank lines are skipped) and
+puts each, in order, on the message queue NAME, like multiprocessing.Queue.put;
+"consumer get NAME" takes them in the same order, each by one getter. With
+--maxsize the queue holds at most that many items and put waits for room (up
+to queue.put_timeout). A line that is not JSON stops put with its line number;
+the lines before it are already on the queue.`,
+		Args: cobra.ExactArgs(1),
+		RunE: runPut,
+	}
+	cmd.Flags().Int("maxsize", 0, "bound the queue to this many items; 0 keeps its bound")
+	return cmd
+}
+
+func runPut(cmd *cobra.Command, args []string) error {
+	cfg, err := cli.Load(cmd, nil)
+	if err != nil {
+		return err
+	}
+	name := args[0]
+	if err := task.ValidName(name); err != nil {
+		return &cli.UsageError{Err: fmt.Errorf("queue name: %w", err)}
+	}
+	maxsize, _ := cmd.Flags().GetInt("maxsize")
+	if maxsize < 0 {
+		return &cli.UsageError{Err: fmt.Errorf("--maxsize must not be negative, got %d", maxsize)}
+	}
+	ctx := cmd.Context()
+	s, err := openSession(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	q, err := wire.OpenMsgQueue(ctx, s.js, cfg, name, maxsize, s.log)
+	if err != nil {
+		return err
+	}
+	in := bufio.NewScanner(cmd.InOrStdin())
+	in.Buffer(make([]byte, 64<<10), int(s.nc.MaxPayload()))
+	line, n := 0, 0
+	for in.Scan() {
+		line++
+		v := bytes.TrimSpace(in.Bytes())
+		if len(v) == 0 {
+			continue
+		}
+		if !task.Valid(v) {
+			return fmt.Errorf("stdin line %d is not a JSON value: %.100q (%d items put before it)", line, v, n)
+		}
+		if err := q.PutJSON(ctx, bytes.Clone(v)); err != nil {
+			return fmt.Errorf("stdin line %d: %w (%d items put before it)", line, err, n)
+		}
+		n++
+	}
+	if err := in.Err(); err != nil {
+		return fmt.Errorf("read stdin after line %d: %w (%d items put)", line, err, n)
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "producer: put %d items on queue %s\n", n, name)
+	return nil
+}
