@@ -32,6 +32,9 @@ type PoolConfig struct {
 	// Run, when set, is the run the map belongs to (see Run): its tasks go
 	// on the run's subjects, so the run's sentinels wait for them.
 	Run string
+	// Context, when set, bounds every map of the pool: when it ends, they
+	// stop as if cancelled, with its cause (Queue.Watch's, say).
+	Context context.Context
 	// Label, when set, names each task message "<Label>-<n>" (n from 1) in
 	// a Procq-Label header: the consumer prints its start and finish lines
 	// with its PID, as the Process demo shows.
@@ -80,7 +83,7 @@ type Pool struct {
 // NewPool returns a pool that puts its tasks on q. Close or Terminate it
 // when done with it: Apply keeps a map open per kind until then.
 func NewPool(q *Queue, cfg PoolConfig) *Pool {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(cmp.Or[context.Context](cfg.Context, context.Background()))
 	return &Pool{q: q, cfg: cfg.withDefaults(), log: q.log, ctx: ctx, terminate: cancel, closing: make(chan struct{})}
 }
 
@@ -195,9 +198,9 @@ func (p *Pool) stream(ctx context.Context, kind string, args iter.Seq[any], chun
 			return
 		}
 		defer p.running.Done()
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		defer context.AfterFunc(p.ctx, cancel)()
+		ctx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		defer context.AfterFunc(p.ctx, func() { cancel(context.Cause(p.ctx)) })()
 		id := nuid.Next()
 		subject := task.WorkSubject(p.q.name, id)
 		if p.cfg.Run != "" {

@@ -156,15 +156,23 @@ func (r *Run) handback(ackSubjects []string) {
 // child died for good; by hand, once no consumer of the queue has been
 // present for IdleTimeout. Call stop when done watching.
 func (r *Run) Watch(ctx context.Context) (wctx context.Context, stop func()) {
+	var dead <-chan struct{}
+	if r.group != nil {
+		dead = r.group.Dead()
+	}
+	return r.q.Watch(ctx, dead, r.cfg.IdleTimeout, r.cfg.CheckEvery)
+}
+
+// Watch returns a context that ends with ErrNoConsumers as its cause when
+// dead is closed (spawned consumers all died for good) or, where dead is
+// nil (consumers started by hand), when no consumer of the queue has been
+// present for idle, looking every check. Call stop when done watching.
+func (q *Queue) Watch(ctx context.Context, dead <-chan struct{}, idle, check time.Duration) (wctx context.Context, stop func()) {
 	wctx, cancel := context.WithCancelCause(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		var dead <-chan struct{}
-		if r.group != nil {
-			dead = r.group.Dead()
-		}
-		t := time.NewTicker(r.cfg.CheckEvery)
+		t := time.NewTicker(check)
 		defer t.Stop()
 		lastSeen := time.Now()
 		for {
@@ -176,16 +184,16 @@ func (r *Run) Watch(ctx context.Context) (wctx context.Context, stop func()) {
 				return
 			case <-t.C:
 			}
-			if r.group != nil {
+			if dead != nil {
 				continue
 			}
-			n, err := r.q.present(wctx)
+			n, err := q.present(wctx)
 			if err != nil || n > 0 {
 				lastSeen = time.Now()
 				continue
 			}
-			if idle := time.Since(lastSeen); idle >= r.cfg.IdleTimeout {
-				cancel(fmt.Errorf("%w on queue %s for %v (pool.idle_timeout)", ErrNoConsumers, r.q.name, idle.Round(time.Second)))
+			if gone := time.Since(lastSeen); gone >= idle {
+				cancel(fmt.Errorf("%w on queue %s for %v (pool.idle_timeout)", ErrNoConsumers, q.name, gone.Round(time.Second)))
 				return
 			}
 		}
