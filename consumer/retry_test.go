@@ -68,7 +68,8 @@ func TestRetryWithBackoff(t *testing.T) {
 		return 0, task.Retry(errors.New("never works"))
 	})
 	f.putTasks(t, q, "r1", "flaky", 1, func(int) string { return "4" })
-	f.publish(t, task.WorkSubject(q, "r1"), map[string]string{task.HeaderKind: "doomed", task.HeaderRun: "r1"}, "5")
+	f.publish(t, task.WorkSubject(q, "r1"), map[string]string{task.HeaderKind: "doomed", task.HeaderRun: "r1",
+		task.HeaderIndex: "1", task.HeaderReply: task.ResultSubject("r1")}, "5")
 	f.startRun(t, q, "r1")
 	f.sentinel(t, q, "r1")
 
@@ -87,9 +88,13 @@ func TestRetryWithBackoff(t *testing.T) {
 		t.Errorf("handler saw attempts %v, want [1 2 3]", attempts)
 	}
 	mu.Unlock()
-	as := answersOn(t, f, task.ResultSubject("r1"))
-	if len(as) != 1 || as[0].Index != 0 || len(as[0].Outcomes) != 1 || string(as[0].Outcomes[0].Result) != "40" {
-		t.Fatalf("answers %+v, want one: index 0, result 40", as)
+	// One answer per index: flaky's result, and doomed's last error.
+	got := map[int]string{}
+	for _, a := range answersOn(t, f, task.ResultSubject("r1")) {
+		got[a.Index] += string(task.AppendOutcome(nil, a.Outcomes[0]))
+	}
+	if want := map[int]string{0: `{"result":40}`, 1: `{"error":"never works"}`}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("answers %v, want %v", got, want)
 	}
 	retries := regexp.MustCompile(`msg="task failed, retrying after backoff" .*task=flaky .*error="not yet \(attempt (\d)\)" backoff=(\S+) next_attempt=(\d)`).FindAllStringSubmatch(logs, -1)
 	if len(retries) != 2 || retries[0][1] != "1" || retries[0][3] != "2" || retries[1][1] != "2" || retries[1][3] != "3" {
@@ -102,7 +107,7 @@ func TestRetryWithBackoff(t *testing.T) {
 	}
 
 	// The one that always asks for more: tried max_deliver times, then
-	// dead-lettered with its last error.
+	// answered with its last error (above) and dead-lettered with it.
 	dl := deadLetters(t, f, q)
 	if len(dl) != 1 || !strings.Contains(dl[0].Header.Get(task.HeaderError), "never works") || dl[0].Header.Get(task.HeaderDelivered) != "3" {
 		for _, m := range dl {
