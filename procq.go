@@ -17,11 +17,9 @@ package procq
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strconv"
 
 	"github.com/nats-io/nats.go"
@@ -196,10 +194,12 @@ func (c *Client) Pool(ctx context.Context, opts ...PoolOption) (*Pool, error) {
 		p.Pool = producer.NewPool(c.q, pc)
 		return p, nil
 	}
-	sc, err := c.spawnConfig(o.processes)
+	sc, err := wire.SpawnConfig(c.cfg, link.Config{URL: c.cfg.Broker.URL, Token: c.cfg.Broker.Token}, nil,
+		wire.ConsumerNames(o.processes), c.cfg.Consumers.MaxRestarts)
 	if err != nil {
 		return nil, err
 	}
+	sc.Stdout = io.Discard // the children's demo lines; their logs go to their files
 	r, err := producer.Begin(ctx, c.q, producer.RunConfig{Consumers: o.processes, Spawn: sc,
 		ReadyTimeout: c.cfg.Broker.ConnectTimeout, IdleTimeout: c.cfg.Pool.IdleTimeout})
 	if err != nil {
@@ -215,32 +215,6 @@ func (c *Client) Pool(ctx context.Context, opts ...PoolOption) (*Pool, error) {
 	pc.Context, pc.Run = wctx, r.ID()
 	p.Pool, p.run, p.stopWatch, p.stopSpawned = producer.NewPool(c.q, pc), r, stop, cancel
 	return p, nil
-}
-
-func (c *Client) spawnConfig(n int) (*producer.SpawnConfig, error) {
-	path := c.cfg.Consumers.Path
-	if path == "" {
-		self, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("find consumer executable: %w", err)
-		}
-		path = filepath.Join(filepath.Dir(self), "consumer")
-	}
-	var args []string
-	if c.cfg.File != "" {
-		args = []string{"--config", c.cfg.File}
-	}
-	names := make([]string, n)
-	for i := range names {
-		names[i] = "C-" + strconv.Itoa(i+1)
-	}
-	// What the options changed after loading; a later variable wins.
-	env := append(c.cfg.Environ(),
-		config.EnvName("broker.url")+"="+c.cfg.Broker.URL,
-		config.EnvName("broker.token")+"="+c.cfg.Broker.Token,
-		config.EnvName("queue.name")+"="+c.cfg.Queue.Name)
-	return &producer.SpawnConfig{Path: path, Args: args, Env: env, Names: names,
-		MaxRestarts: c.cfg.Consumers.MaxRestarts, Stdout: io.Discard}, nil
 }
 
 // Close lets the pool's submitted work finish, like Python's Pool.close

@@ -30,13 +30,9 @@ the lines before it are already on the queue.`,
 }
 
 func runPut(cmd *cobra.Command, args []string) error {
-	cfg, err := cli.Load(cmd, nil)
+	cfg, name, err := cli.LoadQueueArg(cmd, args)
 	if err != nil {
 		return err
-	}
-	name := args[0]
-	if err := task.ValidName(name); err != nil {
-		return &cli.UsageError{Err: fmt.Errorf("queue name: %w", err)}
 	}
 	maxsize, _ := cmd.Flags().GetInt("maxsize")
 	if maxsize < 0 {

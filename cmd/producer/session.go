@@ -3,12 +3,9 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"strconv"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -76,25 +73,11 @@ func (s *session) spawnConfig(args, names []string, restarts int) (*producer.Spa
 	if !s.cfg.Consumers.Spawn {
 		return nil, nil
 	}
-	path, err := s.consumerPath()
-	if err != nil {
-		return nil, err
+	sc, err := wire.SpawnConfig(s.cfg, s.reach, args, names, restarts)
+	if sc != nil {
+		sc.Stdout = s.childOut
 	}
-	env := append(s.cfg.Environ(),
-		config.EnvName("broker.url")+"="+s.reach.URL,
-		config.EnvName("broker.token")+"="+s.reach.Token,
-	)
-	if s.cfg.File != "" {
-		args = append([]string{"--config", s.cfg.File}, args...)
-	}
-	return &producer.SpawnConfig{
-		Path:        path,
-		Args:        args,
-		Env:         env,
-		Names:       names,
-		MaxRestarts: restarts,
-		Stdout:      s.childOut,
-	}, nil
+	return sc, err
 }
 
 // spawnProcs starts one consumer process per name, not bound to a run
@@ -105,27 +88,6 @@ func (s *session) spawnProcs(ctx context.Context, args, names []string, restarts
 		return nil, err
 	}
 	return producer.Spawn(ctx, *sc, s.log)
-}
-
-// consumerNames are C-1, C-2, ... C-n.
-func consumerNames(n int) []string {
-	names := make([]string, n)
-	for i := range names {
-		names[i] = "C-" + strconv.Itoa(i+1)
-	}
-	return names
-}
-
-// consumerPath is consumers.path, or the consumer executable beside this one.
-func (s *session) consumerPath() (string, error) {
-	if p := s.cfg.Consumers.Path; p != "" {
-		return p, nil
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return "", fmt.Errorf("find consumer executable: %w", err)
-	}
-	return filepath.Join(filepath.Dir(self), "consumer"), nil
 }
 
 // join waits for the spawned children, if any, and reports which failed.
@@ -144,7 +106,7 @@ func join(g *producer.Group, err error) error {
 func (s *session) withWorkers(ctx context.Context, n int, fn func(ctx context.Context, r *producer.Run) error) error {
 	q := producer.NewQueue(s.cfg.Queue.Name, s.js, s.topo, s.log)
 	q.PutTimeout = s.cfg.Queue.PutTimeout
-	sc, err := s.spawnConfig(nil, consumerNames(n), s.cfg.Consumers.MaxRestarts)
+	sc, err := s.spawnConfig(nil, wire.ConsumerNames(n), s.cfg.Consumers.MaxRestarts)
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/procq/procq/internal/wire"
 	"github.com/procq/procq/link"
 	"github.com/procq/procq/msgq"
-	"github.com/procq/procq/task"
 )
 
 func newGetCmd() *cobra.Command {
@@ -37,13 +36,9 @@ items came ("queue empty").`,
 }
 
 func runGet(cmd *cobra.Command, args []string) error {
-	cfg, err := cli.Load(cmd, nil)
+	cfg, name, err := cli.LoadQueueArg(cmd, args)
 	if err != nil {
 		return err
-	}
-	name := args[0]
-	if err := task.ValidName(name); err != nil {
-		return &cli.UsageError{Err: fmt.Errorf("queue name: %w", err)}
 	}
 	count, _ := cmd.Flags().GetInt("count")
 	timeout, _ := cmd.Flags().GetDuration("timeout")

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/procq/procq/config"
+	"github.com/procq/procq/task"
 )
 
 // Exit codes of every procq executable.
@@ -152,4 +153,17 @@ func Load(cmd *cobra.Command, keys map[string]string) (*config.Config, error) {
 		flags[f] = key
 	}
 	return config.Load(config.Options{Path: path, Flags: flags})
+}
+
+// LoadQueueArg loads the configuration of a command whose one argument
+// names a message queue, and checks the name (a bad one is a usage error).
+func LoadQueueArg(cmd *cobra.Command, args []string) (*config.Config, string, error) {
+	cfg, err := Load(cmd, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := task.ValidName(args[0]); err != nil {
+		return nil, "", &UsageError{Err: fmt.Errorf("queue name: %w", err)}
+	}
+	return cfg, args[0], nil
 }

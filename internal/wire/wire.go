@@ -8,8 +8,12 @@ package wire
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -19,6 +23,7 @@ import (
 	"github.com/procq/procq/link"
 	"github.com/procq/procq/msgq"
 	"github.com/procq/procq/pipe"
+	"github.com/procq/procq/producer"
 )
 
 // ClientConfig is how a process named name reaches the broker.
@@ -109,4 +114,41 @@ func Connect(ctx context.Context, cfg *config.Config, name string, logger *slog.
 func OpenMsgQueue(ctx context.Context, js jetstream.JetStream, c *config.Config, name string, maxsize int, logger *slog.Logger) (*msgq.Queue, error) {
 	q, err := msgq.Open(ctx, js, name, msgq.Config{MaxSize: maxsize, PutTimeout: c.Queue.PutTimeout, Replicas: c.Queue.Replicas}, logger)
 	return q, replicasErr(c, err)
+}
+
+// SpawnConfig says how to start consumer processes named names with args
+// (a subcommand and its flags) under this configuration, reaching the
+// broker as reach says (the embedded one's address and token, say);
+// restarts is how many times a dead one is replaced. The path is
+// consumers.path, or the consumer executable beside this one.
+func SpawnConfig(c *config.Config, reach link.Config, args, names []string, restarts int) (*producer.SpawnConfig, error) {
+	path := c.Consumers.Path
+	if path == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find consumer executable: %w", err)
+		}
+		path = filepath.Join(filepath.Dir(self), "consumer")
+	}
+	// What may differ from the loaded values; a later variable wins.
+	env := append(c.Environ(), config.EnvName("queue.name")+"="+c.Queue.Name)
+	if reach.URL != "" {
+		env = append(env, config.EnvName("broker.url")+"="+reach.URL)
+	}
+	if reach.Token != "" {
+		env = append(env, config.EnvName("broker.token")+"="+reach.Token)
+	}
+	if c.File != "" {
+		args = append([]string{"--config", c.File}, args...)
+	}
+	return &producer.SpawnConfig{Path: path, Args: args, Env: env, Names: names, MaxRestarts: restarts}, nil
+}
+
+// ConsumerNames are C-1, C-2, ... C-n.
+func ConsumerNames(n int) []string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = "C-" + strconv.Itoa(i+1)
+	}
+	return names
 }
