@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"strconv"
 	"time"
@@ -186,4 +187,29 @@ func portInUse(host string, port int) bool {
 	}
 	_ = l.Close()
 	return false
+}
+
+// MonitorHandler serves nats-server's own monitoring endpoints (/varz,
+// /jsz, /connz, /routez, /subsz, /healthz, /accountz, /leafz, /gatewayz,
+// /raftz), the JSON the standard NATS tooling reads
+// (prometheus-nats-exporter, surveyor). The caller guards it: nats-server
+// itself would serve them to anyone.
+func (s *Server) MonitorHandler() http.Handler {
+	mux := http.NewServeMux()
+	for path, h := range map[string]http.HandlerFunc{
+		"/":         s.ns.HandleRoot,
+		"/varz":     s.ns.HandleVarz,
+		"/jsz":      s.ns.HandleJsz,
+		"/connz":    s.ns.HandleConnz,
+		"/routez":   s.ns.HandleRoutez,
+		"/subsz":    s.ns.HandleSubsz,
+		"/healthz":  s.ns.HandleHealthz,
+		"/accountz": s.ns.HandleAccountz,
+		"/leafz":    s.ns.HandleLeafz,
+		"/gatewayz": s.ns.HandleGatewayz,
+		"/raftz":    s.ns.HandleRaftz,
+	} {
+		mux.Handle(path, h)
+	}
+	return mux
 }

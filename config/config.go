@@ -19,6 +19,7 @@ type Config struct {
 	Compare   Compare   `mapstructure:"compare"`
 	Pipe      Pipe      `mapstructure:"pipe"`
 	Log       Log       `mapstructure:"log"`
+	Metrics   Metrics   `mapstructure:"metrics"`
 
 	// File is the config file the values were read from; empty when none was.
 	File string `mapstructure:"-"`
@@ -58,6 +59,26 @@ type Broker struct {
 	// SyncAlways makes the embedded broker fsync before every ack. Defaults
 	// to false (fsync every 2 minutes).
 	SyncAlways bool `mapstructure:"sync_always"`
+	// Metrics is where the broker (standalone or embedded) serves its
+	// Prometheus metrics, /metrics: each queue's and stream's state from
+	// JetStream. host:port; a host left out binds 127.0.0.1; empty is off.
+	Metrics string `mapstructure:"metrics"`
+	// Monitor is where the broker serves nats-server's monitoring
+	// endpoints (/varz, /jsz, /connz, /healthz, ...). Same form; empty is
+	// off.
+	Monitor string `mapstructure:"monitor"`
+	// UI is where the broker serves the web dashboard. Same form; empty is
+	// off.
+	UI string `mapstructure:"ui"`
+}
+
+// Metrics configures the consumers' Prometheus endpoints.
+type Metrics struct {
+	// Listen is where a consumer process serves /metrics: host:port, a
+	// host left out binds 127.0.0.1, port 0 picks a free one (logged);
+	// the producer gives the consumers it spawns consecutive ports from
+	// this one. Empty (the default) is off.
+	Listen string `mapstructure:"listen"`
 }
 
 // Cluster configures the broker's place in a NATS cluster (JetStream with
@@ -218,6 +239,9 @@ var defaults = map[string]any{
 	"broker.token_file":      "",
 	"broker.connect_timeout": "30s",
 	"broker.sync_always":     false,
+	"broker.metrics":         "",
+	"broker.monitor":         "",
+	"broker.ui":              "",
 
 	"queue.name":            "demo",
 	"queue.messages":        10,
@@ -260,6 +284,8 @@ var defaults = map[string]any{
 	"log.dir":          "logs",
 	"log.level":        "info",
 	"log.stderr_level": "warn",
+
+	"metrics.listen": "",
 }
 
 // Keys returns every configuration key, for documentation and flag binding.

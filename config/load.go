@@ -158,7 +158,7 @@ func checkUnknown(v *viper.Viper, file string) error {
 		return nil
 	}
 	sort.Strings(unknown)
-	return &Error{Source: file, Key: unknown[0], Err: fmt.Errorf("unknown key (known sections: broker, queue, consumers, pool, compare, pipe, log)")}
+	return &Error{Source: file, Key: unknown[0], Err: fmt.Errorf("unknown key (known sections: broker, queue, consumers, pool, compare, pipe, log, metrics)")}
 }
 
 // checkEnv rejects a PROCQ_ variable that names no key, such as a typo

@@ -63,6 +63,9 @@ type Config struct {
 	// consumer's report to its producer, which hands a dead child's
 	// messages back at once. Defaults to nil.
 	Holds io.Writer
+	// Events, when set, hears every task's start and end and every dead
+	// letter (package ops turns them into metrics). Defaults to nil.
+	Events Events
 	// Out receives the demo's lines, e.g. "Consumer C-1: Received
 	// sentinel, exiting.". Defaults to io.Discard.
 	Out io.Writer
@@ -78,6 +81,9 @@ func (c Config) withDefaults() Config {
 	c.StopTimeout = cmp.Or(c.StopTimeout, 10*time.Second)
 	if c.Out == nil {
 		c.Out = io.Discard
+	}
+	if c.Events == nil {
+		c.Events = noEvents{}
 	}
 	return c
 }

@@ -44,6 +44,7 @@ func (w *Worker) deadLetter(ctx context.Context, j *job, reason string) {
 		return
 	}
 	w.term(ctx, j.msg, reason)
+	w.cfg.Events.DeadLettered(j.kind)
 	j.logger().WarnContext(ctx, "dead-lettered", "subject", j.msg.Subject(), "reason", reason)
 }
 

@@ -4,24 +4,32 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/procq/procq/link"
 	"github.com/procq/procq/task"
 )
 
-// announce keeps this worker's presence key fresh until ctx ends, then
-// deletes it: a producer whose map has no live consumer fails the map
-// instead of waiting for ever. A consumer that dies stops refreshing, and
-// its key expires with the bucket's TTL.
+// announce keeps the worker's presence key (task.Presence) until ctx
+// ends, refreshing it every PresenceTTL/4 with what the worker is doing,
+// then removes it.
 func (w *Worker) announce(ctx context.Context) {
 	host, _ := os.Hostname()
-	val, _ := json.Marshal(task.Presence{Name: w.cfg.Name, PID: os.Getpid(), Host: host,
-		Queue: w.queue, Run: w.cfg.Run, Started: time.Now().UTC()})
+	p := task.Presence{Name: w.cfg.Name, PID: os.Getpid(), Host: host,
+		Queue: w.queue, Run: w.cfg.Run, Started: time.Now().UTC()}
 	key := task.PresenceKey(w.queue, w.cfg.Name)
 	t := time.NewTicker(link.PresenceTTL / 4)
 	defer t.Stop()
 	for {
+		now := time.Now()
+		p.Done, p.LastMinute, p.InHand, p.Seen = w.stats.done.Load(), w.stats.minute.count(now), w.InHand(), now.UTC()
+		p.Task, p.Since = "", time.Time{}
+		if r := w.stats.running.Load(); r != nil {
+			p.Task, p.Since = r.kind, r.since.UTC()
+		}
+		val, _ := json.Marshal(p)
 		pctx, cancel := context.WithTimeout(ctx, link.PresenceTTL/4)
 		if _, err := w.topo.Presence.Put(pctx, key, val); err != nil && ctx.Err() == nil {
 			w.log.InfoContext(ctx, "presence not refreshed", "error", err)
@@ -36,4 +44,60 @@ func (w *Worker) announce(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// stats is what the worker's presence tells of its tasks.
+type stats struct {
+	done    atomic.Int64
+	minute  perSecond
+	running atomic.Pointer[running] // the task started last, while it runs
+}
+
+type running struct {
+	kind  string
+	since time.Time
+}
+
+func (s *stats) started(kind string) *running {
+	r := &running{kind: kind, since: time.Now()}
+	s.running.Store(r)
+	return r
+}
+
+func (s *stats) finished(r *running) {
+	s.done.Add(1)
+	s.minute.add(time.Now())
+	s.running.CompareAndSwap(r, nil)
+}
+
+// perSecond counts events per second over the last minute.
+type perSecond struct {
+	mu      sync.Mutex
+	buckets [60]int64
+	stamps  [60]int64 // the unix second each bucket counts
+}
+
+func (p *perSecond) add(now time.Time) {
+	sec := now.Unix()
+	i := sec % 60
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stamps[i] != sec {
+		p.stamps[i], p.buckets[i] = sec, 0
+	}
+	p.buckets[i]++
+}
+
+// count is the events of the last 60 seconds.
+func (p *perSecond) count(now time.Time) int64 {
+	sec := now.Unix()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var n int64
+	for i := range p.buckets {
+		if sec-p.stamps[i] < 60 {
+			n += p.buckets[i]
+		}
+	}
+	return n
 }

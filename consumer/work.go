@@ -90,8 +90,11 @@ func (w *Worker) work(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	j.logger().DebugContext(ctx, "task started")
+	w.cfg.Events.TaskStarted(j.kind)
 	start := time.Now()
+	r := w.stats.started(j.kind)
 	outcomes := w.runAll(ctx, j)
+	w.stats.finished(r)
 	if ctx.Err() != nil {
 		// Stopped mid-task: hand it back for another consumer.
 		w.nak(ctx, msg, 0, "hand back interrupted task")
@@ -99,7 +102,8 @@ func (w *Worker) work(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	failed := failures(j, outcomes)
-	j.attrs = append(j.attrs, "inputs", len(j.args), "failed", failed != "", "duration", time.Since(start))
+	took := time.Since(start)
+	j.attrs = append(j.attrs, "inputs", len(j.args), "failed", failed != "", "duration", took)
 	j.log = nil
 	if why := retryable(outcomes); why != "" && j.attempt < uint64(w.cfg.MaxDeliver) {
 		// Asked for another try, and tries are left: back to the queue
@@ -108,7 +112,13 @@ func (w *Worker) work(ctx context.Context, msg jetstream.Msg) {
 		j.logger().WarnContext(ctx, "task failed, retrying after backoff", "error", why,
 			"backoff", d.Round(time.Millisecond), "next_attempt", j.attempt+1, "max_deliver", w.cfg.MaxDeliver)
 		w.nak(ctx, msg, d, "retry")
+		w.cfg.Events.TaskFinished(j.kind, Retried, took)
 		return
+	}
+	if failed != "" {
+		w.cfg.Events.TaskFinished(j.kind, Failed, took)
+	} else {
+		w.cfg.Events.TaskFinished(j.kind, Succeeded, took)
 	}
 	if j.reply != "" {
 		// Settled once its answer is stored (resultLoop).

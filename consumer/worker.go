@@ -34,6 +34,7 @@ type Worker struct {
 	took    atomic.Bool   // a sentinel was taken: stop
 	tasks   atomic.Int64  // task messages taken (sentinels not counted)
 	retired atomic.Bool   // MaxTasks reached: stopped taking tasks
+	stats   stats         // for the presence key
 	skipRun string        // by hand: a run that was over when the worker started
 	results chan finished // tasks whose results wait to be stored
 }

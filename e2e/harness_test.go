@@ -34,17 +34,25 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	args := []string{"build", "-o", dir + "/"}
+	var race []string
 	if raceEnabled {
-		// The processes under test get the race detector too.
-		args = append(args, "-race")
+		race = []string{"-race"} // the processes under test get the race detector too
 	}
-	args = append(args, "../cmd/broker", "../cmd/producer", "../cmd/consumer", "../examples/wordcount")
-	build := exec.Command("go", args...)
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build executables:", err)
-		return 1
+	for _, b := range []struct {
+		out  string
+		pkgs []string
+	}{
+		{dir + "/", []string{"../cmd/broker", "../cmd/producer", "../cmd/consumer", "../examples/wordcount"}},
+		// The test consumer: built-ins, "add", "firsttry".
+		{filepath.Join(dir, "testconsumer"), []string{"../testdata/consumer"}},
+	} {
+		args := append(append([]string{"build", "-o", b.out}, race...), b.pkgs...)
+		build := exec.Command("go", args...)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build executables:", err)
+			return 1
+		}
 	}
 	binDir = dir
 	return m.Run()

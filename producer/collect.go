@@ -27,6 +27,7 @@ func (m *mapping) collect(ctx context.Context, results <-chan jetstream.Msg, pub
 			}
 			yielded++
 		}
+		m.progress.done.Store(int64(yielded))
 		<-m.slots
 		return true
 	}
@@ -39,6 +40,7 @@ func (m *mapping) collect(ctx context.Context, results <-chan jetstream.Msg, pub
 			return context.Cause(ctx)
 		case p := <-pubDone:
 			total, pubErr = p.total, p.err
+			m.progress.total.Store(int64(total))
 			pubDone = nil
 		case err := <-m.fatal:
 			return err

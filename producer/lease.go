@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -26,25 +27,21 @@ const (
 	leaseStale = 10 * time.Second
 )
 
-// mapLease is the value of a map's lease.
-type mapLease struct {
-	Subject string `json:"subject"` // its tasks' subject
-	Results string `json:"results"` // its results' subject
-	PID     int    `json:"pid"`
-	Host    string `json:"host"`
-}
-
 func mapLeaseKey(queue, id string) string { return queue + ".map." + id }
 
-// keepLease holds the map's lease until ctx ends, then removes it.
+// keepLease holds the map's lease until ctx ends, then removes it. Each
+// refresh carries the map's progress, for the inspection tools.
 func (m *mapping) keepLease(ctx context.Context) {
 	q := m.pool.q
 	host, _ := os.Hostname()
-	val, _ := json.Marshal(mapLease{Subject: m.subject, Results: task.ResultSubject(m.id), PID: os.Getpid(), Host: host})
+	lease := task.MapLease{Subject: m.subject, Results: task.ResultSubject(m.id), PID: os.Getpid(), Host: host,
+		Kind: m.kind, Started: time.Now().UTC()}
 	key := mapLeaseKey(q.name, m.id)
 	t := time.NewTicker(leaseBeat)
 	defer t.Stop()
 	for {
+		lease.Submitted, lease.Done, lease.Total = m.progress.submitted.Load(), m.progress.done.Load(), m.progress.total.Load()
+		val, _ := json.Marshal(lease)
 		pctx, cancel := context.WithTimeout(ctx, leaseBeat)
 		if _, err := q.topo.Runs.Put(pctx, key, val); err != nil && ctx.Err() == nil {
 			q.log.InfoContext(ctx, "map lease not refreshed", "map", m.id, "error", err)
@@ -59,6 +56,12 @@ func (m *mapping) keepLease(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// progress is how far a map has got, read by its lease keeper.
+type progress struct {
+	submitted, done atomic.Int64
+	total           atomic.Int64 // -1 until the publisher is done
 }
 
 // Reap removes what the maps of abandoned producers left on the queue:
@@ -81,7 +84,7 @@ func (q *Queue) Reap(ctx context.Context) error {
 		if err != nil {
 			continue // removed meanwhile
 		}
-		var l mapLease
+		var l task.MapLease
 		_ = json.Unmarshal(e.Value(), &l)
 		switch {
 		case l.Host == host && l.PID > 0 && l.PID != os.Getpid() && !pidAlive(l.PID):
@@ -103,7 +106,7 @@ func (q *Queue) Reap(ctx context.Context) error {
 		if err != nil || e.Revision() != rev {
 			continue // removed or refreshed: alive
 		}
-		var l mapLease
+		var l task.MapLease
 		_ = json.Unmarshal(e.Value(), &l)
 		q.reap(ctx, key, l, "its lease was not refreshed")
 	}
@@ -111,7 +114,7 @@ func (q *Queue) Reap(ctx context.Context) error {
 }
 
 // reap removes an abandoned map's tasks, results and lease.
-func (q *Queue) reap(ctx context.Context, key string, l mapLease, why string) {
+func (q *Queue) reap(ctx context.Context, key string, l task.MapLease, why string) {
 	id := strings.TrimPrefix(key, q.name+".map.")
 	tasks := q.count(ctx, q.topo.Tasks, l.Subject)
 	results := q.count(ctx, q.topo.Results, l.Results)

@@ -30,6 +30,7 @@ type mapping struct {
 	sent     chan sentChunk // published asynchronously, awaiting the stream's ack
 	fatal    chan error     // a chunk the stream would not store
 	received int            // result messages read, for trim
+	progress progress       // for the lease
 
 	mu           sync.Mutex
 	pending      map[int]int      // first index -> inputs, of chunks without a result

@@ -212,6 +212,7 @@ func (p *Pool) stream(ctx context.Context, kind string, args iter.Seq[any], chun
 			sent: make(chan sentChunk, p.cfg.Window), fatal: make(chan error, 1),
 			notSubmitted: -1,
 		}
+		m.progress.total.Store(-1)
 		m.run(ctx, args, yield)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,6 +23,9 @@ type SpawnConfig struct {
 	Args []string
 	// Env is added to the producer's environment for every child.
 	Env []string
+	// ChildEnv, when set, adds variables for the child named Names[i]
+	// (its own metrics port, say); they win over Env.
+	ChildEnv func(i int) []string
 	// Names of the children, one process each: C-1, C-2, ...
 	Names []string
 	// MaxRestarts is how many times a child that died (killed, or exited
@@ -110,6 +114,9 @@ func (g *Group) start(ctx context.Context, name string) (*child, error) {
 	}
 	cmd := exec.CommandContext(ctx, g.cfg.Path, args...)
 	cmd.Env = append(os.Environ(), g.cfg.Env...)
+	if g.cfg.ChildEnv != nil {
+		cmd.Env = append(cmd.Env, g.cfg.ChildEnv(slices.Index(g.cfg.Names, name))...)
+	}
 	cmd.Stdout, cmd.Stderr = g.cfg.Stdout, g.cfg.Stderr
 	cmd.SysProcAttr = childAttr()
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }

@@ -53,6 +53,7 @@ func (m *mapping) publish(ctx context.Context, args iter.Seq[any]) published {
 			return err
 		}
 		submitted += len(batch)
+		m.progress.submitted.Store(int64(submitted))
 		batch, size = batch[:0], 0
 		return nil
 	}

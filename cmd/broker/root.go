@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -35,7 +36,7 @@ must share one client token (broker.token or broker.token_file).`,
 	cli.AddConfigFlag(root)
 	root.Flags().String("url", "", "listen URL (broker.url)")
 	root.Flags().String("store-dir", "", "JetStream store directory (broker.store_dir)")
-	root.AddCommand(newStatusCmd())
+	root.AddCommand(newStatusCmd(), newDeadCmd())
 	return root
 }
 
@@ -63,6 +64,18 @@ func runBroker(cmd *cobra.Command, _ []string) error {
 	logger.Info("broker ready", "url", srv.ClientURL(), "name", srv.Name(), "store_dir", cfg.Broker.StoreDir,
 		"token_file", cfg.Broker.TokenPath(), "cluster", cfg.Broker.Cluster.Name, "routes_listen", srv.ClusterAddr())
 	fmt.Fprintf(cmd.OutOrStdout(), "Broker: listening on %s (store %s)\n", srv.ClientURL(), cfg.Broker.StoreDir)
+	ectx, stopEndpoints := context.WithCancel(cmd.Context())
+	defer stopEndpoints()
+	bound, err := serve.Endpoints(ectx, cfg, srv, logger)
+	if err != nil {
+		srv.Shutdown()
+		return err
+	}
+	for _, key := range []string{"broker.metrics", "broker.monitor", "broker.ui"} {
+		if addr := bound[key]; addr != "" {
+			fmt.Fprintf(cmd.OutOrStdout(), "Broker: %s on http://%s\n", key, addr)
+		}
+	}
 	err = srv.Run(cmd.Context())
 	logger.Info("broker stopped")
 	fmt.Fprintln(cmd.OutOrStdout(), "Broker: stopped")

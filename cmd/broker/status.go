@@ -1,109 +1,181 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
-	"maps"
+	"io"
 	"os"
-	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/procq/procq/internal/cli"
 	"github.com/procq/procq/internal/wire"
 	"github.com/procq/procq/link"
-	"github.com/procq/procq/task"
+	"github.com/procq/procq/ops"
 )
 
 func newStatusCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show procq's streams (leader, replicas), queues and cluster nodes on the broker at broker.url",
-		Args:  cobra.NoArgs,
-		RunE:  runStatus,
+		Short: "Show queues, consumers, runs, maps, pipes, streams and cluster nodes on the broker at broker.url",
+		Long: `status reads the broker's state from JetStream itself and the processes'
+heartbeats: each queue (pending, in flight, redelivered, dead letters, age of
+the oldest unfinished task, tasks run in the last minute), each live consumer
+(what it runs and since when), open runs and maps with their progress, open
+pipes, procq's streams (leader and replicas) and, in a cluster, the nodes.
+--json prints the same as one JSON document; --watch redraws it every
+--interval until interrupted.`,
+		Args: cobra.NoArgs,
+		RunE: runStatus,
 	}
-	cmd.Flags().String("url", "", "broker URL (broker.url)")
+	f := cmd.Flags()
+	f.String("url", "", "broker URL (broker.url)")
+	f.Bool("json", false, "print one JSON document")
+	f.Bool("watch", false, "redraw every --interval until interrupted")
+	f.Duration("interval", 2*time.Second, "how often --watch redraws")
 	return cmd
 }
 
-func runStatus(cmd *cobra.Command, _ []string) error {
+// connectCmd connects a broker subcommand to broker.url (--url).
+func connectCmd(cmd *cobra.Command, what string) (*nats.Conn, jetstream.JetStream, func(), error) {
 	cfg, err := cli.Load(cmd, map[string]string{"url": "broker.url"})
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
-	logger, closeLog, err := cli.Logger("broker-status", "", cfg.Log, os.Stderr)
+	logger, closeLog, err := cli.Logger("broker-"+what, "", cfg.Log, os.Stderr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	nc, js, err := wire.Connect(cmd.Context(), cfg, "broker "+what, logger)
+	if err != nil {
+		closeLog.Close()
+		return nil, nil, nil, err
+	}
+	return nc, js, func() { link.Close(nc); closeLog.Close() }, nil
+}
+
+func runStatus(cmd *cobra.Command, _ []string) error {
+	asJSON, _ := cmd.Flags().GetBool("json")
+	watch, _ := cmd.Flags().GetBool("watch")
+	every, _ := cmd.Flags().GetDuration("interval")
+	if every < 100*time.Millisecond {
+		return &cli.UsageError{Err: fmt.Errorf("--interval must be at least 100ms, got %v", every)}
+	}
+	_, js, done, err := connectCmd(cmd, "status")
 	if err != nil {
 		return err
 	}
-	defer closeLog.Close()
+	defer done()
 	ctx := cmd.Context()
-	nc, js, err := wire.Connect(ctx, cfg, "broker status", logger)
-	if err != nil {
-		return err
-	}
-	defer link.Close(nc)
-	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "STREAM\tMESSAGES\tBYTES\tCONSUMERS\tLEADER\tREPLICAS\n")
-	nodes := map[string]bool{}
-	if name := nc.ConnectedServerName(); name != "" {
-		nodes[name] = true
-	}
-	for _, name := range task.Streams() {
-		s, err := js.Stream(ctx, name)
+	out := cmd.OutOrStdout()
+	for {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		st, err := ops.Snapshot(sctx, js)
+		cancel()
 		if err != nil {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\n", name)
-			continue
+			return err
 		}
-		info := s.CachedInfo()
-		st := info.State
-		leader, replicas := replicaState(info.Cluster, info.Config.Replicas, nodes)
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\n", name, st.Msgs, st.Bytes, st.Consumers, leader, replicas)
+		if watch && !asJSON {
+			fmt.Fprint(out, "\033[H\033[2J") // home, clear: redraw in place
+		}
+		if asJSON {
+			enc := json.NewEncoder(out)
+			enc.SetIndent("", "  ")
+			err = enc.Encode(st)
+		} else {
+			err = printStatus(out, st)
+		}
+		if err != nil || !watch {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(every):
+		}
 	}
-	if cluster := nc.ConnectedClusterName(); cluster != "" {
-		fmt.Fprintf(tw, "\nCLUSTER %s\tNODES %d\tCONNECTED TO %s\n", cluster, len(nodes), nc.ConnectedServerName())
-		for _, n := range slices.Sorted(maps.Keys(nodes)) {
+}
+
+func printStatus(out io.Writer, st *ops.Status) error {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "QUEUE\tPENDING\tIN FLIGHT\tREDELIVERED\tWAITING PULLS\tDEAD\tOLDEST\tCONSUMERS\tLAST MINUTE\n")
+	for _, q := range st.Queues {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%d\n", q.Name, q.Pending, q.InFlight, q.Redelivered,
+			q.Waiting, q.Dead, ageText(q.OldestAge), q.Consumers, q.LastMinute)
+	}
+	fmt.Fprintf(tw, "\nCONSUMER\tQUEUE\tPID\tHOST\tRUNNING\tIN HAND\tDONE\tLAST MINUTE\tUP\n")
+	for _, c := range st.Consumers {
+		running := "idle"
+		if c.Task != "" {
+			running = c.Task + " for " + ageText(st.Time.Sub(c.Since))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\t%d\t%d\t%s\n", c.Name, c.Queue, c.PID, c.Host, running,
+			c.InHand, c.Done, c.LastMinute, ageText(st.Time.Sub(c.Started)))
+	}
+	if len(st.Runs) > 0 {
+		fmt.Fprintf(tw, "\nRUN\tQUEUE\tSTATE\tSENTINELS\tSTARTED\n")
+		for _, r := range st.Runs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s ago\n", r.Run, r.Queue, r.State, r.Sentinels, ageText(st.Time.Sub(r.Started)))
+		}
+	}
+	if len(st.Maps) > 0 {
+		fmt.Fprintf(tw, "\nMAP\tQUEUE\tKIND\tPRODUCER\tDONE\tSUBMITTED\tTOTAL\tRUNNING FOR\n")
+		for _, m := range st.Maps {
+			total := "?"
+			if m.Total >= 0 {
+				total = fmt.Sprint(m.Total)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s pid %d\t%d\t%d\t%s\t%s\n", m.ID, m.Queue, m.Kind, m.Host, m.PID,
+				m.Done, m.Submitted, total, ageText(st.Time.Sub(m.Started)))
+		}
+	}
+	if len(st.Pipes) > 0 {
+		fmt.Fprintf(tw, "\nPIPE\tENDS OPEN\n")
+		for _, p := range st.Pipes {
+			fmt.Fprintf(tw, "%s\t%s\n", p.Name, strings.Join(p.Ends, " "))
+		}
+	}
+	fmt.Fprintf(tw, "\nSTREAM\tMESSAGES\tBYTES\tCONSUMERS\tLEADER\tREPLICAS\n")
+	for _, s := range st.Streams {
+		leader := cmpOr(s.Leader, "-")
+		if s.Current == 0 && s.Replicas > 1 {
+			leader = "(none: election)"
+		}
+		replicas := fmt.Sprintf("%d/%d current", s.Current, s.Replicas)
+		for _, l := range s.Lagging {
+			replicas += ", " + l + " lagging"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\n", s.Name, s.Messages, s.Bytes, s.Consumers, leader, replicas)
+	}
+	if c := st.Cluster; c != nil {
+		fmt.Fprintf(tw, "\nCLUSTER %s\tNODES %d\tCONNECTED TO %s\n", c.Name, len(c.Nodes), c.ConnectedTo)
+		for _, n := range c.Nodes {
 			fmt.Fprintf(tw, "node\t%s\n", n)
-		}
-	}
-	fmt.Fprintf(tw, "\nQUEUE\tPENDING\tIN FLIGHT\tREDELIVERED\tWAITING PULLS\n")
-	if s, err := js.Stream(ctx, task.TasksStream); err == nil {
-		for ci := range s.ListConsumers(ctx).Info() {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", task.QueueOfFilter(ci.Config.FilterSubject),
-				ci.NumPending, ci.NumAckPending, ci.NumRedelivered, ci.NumWaiting)
 		}
 	}
 	return tw.Flush()
 }
 
-// replicaState is a stream's leader and its replicas as "3/3 current" or
-// "2/3 current, n2 lagging 120 msgs" (a peer offline counts as lagging);
-// every node named is added to nodes.
-func replicaState(ci *jetstream.ClusterInfo, want int, nodes map[string]bool) (leader, replicas string) {
-	if ci == nil || ci.Leader == "" {
-		if ci != nil && want > 1 {
-			return "(none: election)", fmt.Sprintf("?/%d", want)
-		}
-		return "-", fmt.Sprintf("%d/%d current", 1, max(want, 1))
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
 	}
-	nodes[ci.Leader] = true
-	current := 1 // the leader
-	var lagging []string
-	for _, p := range ci.Replicas {
-		nodes[p.Name] = true
-		switch {
-		case p.Current && !p.Offline:
-			current++
-		case p.Offline:
-			lagging = append(lagging, p.Name+" offline")
-		default:
-			lagging = append(lagging, fmt.Sprintf("%s lagging %d ops", p.Name, p.Lag))
-		}
+	return s
+}
+
+// ageText is d rounded for reading: "-" for none.
+func ageText(d time.Duration) string {
+	if d <= 0 {
+		return "-"
 	}
-	replicas = fmt.Sprintf("%d/%d current", current, max(want, 1))
-	if len(lagging) > 0 {
-		replicas += ", " + strings.Join(lagging, ", ")
+	if d < time.Minute {
+		return d.Round(100 * time.Millisecond).String()
 	}
-	return ci.Leader, replicas
+	return d.Round(time.Second).String()
 }

@@ -33,6 +33,9 @@ type session struct {
 	reach    link.Config // how children reach the broker
 	srv      *broker.Server
 	closer   io.Closer
+	// stopEndpoints stops the embedded broker's metrics, monitoring and
+	// dashboard.
+	stopEndpoints context.CancelFunc
 }
 
 func openSession(ctx context.Context, cfg *config.Config) (*session, error) {
@@ -46,6 +49,15 @@ func openSession(ctx context.Context, cfg *config.Config) (*session, error) {
 		s.close()
 		return nil, err
 	}
+	if s.srv != nil {
+		// The embedded broker serves its endpoints as the standalone one does.
+		ectx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		s.stopEndpoints = stop
+		if _, err = serve.Endpoints(ectx, cfg, s.srv, logger); err != nil {
+			s.close()
+			return nil, err
+		}
+	}
 	if s.js, err = jetstream.New(s.nc); err == nil {
 		s.topo, err = wire.EnsureQueue(ctx, s.js, cfg, logger)
 	}
@@ -57,6 +69,9 @@ func openSession(ctx context.Context, cfg *config.Config) (*session, error) {
 }
 
 func (s *session) close() {
+	if s.stopEndpoints != nil {
+		s.stopEndpoints()
+	}
 	if s.nc != nil {
 		link.Close(s.nc)
 	}

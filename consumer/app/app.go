@@ -15,12 +15,15 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/procq/procq/consumer"
 	"github.com/procq/procq/internal/cli"
 	"github.com/procq/procq/internal/wire"
 	"github.com/procq/procq/link"
+	"github.com/procq/procq/ops"
 	"github.com/procq/procq/task"
 )
 
@@ -130,9 +133,28 @@ func runWorker(cmd *cobra.Command, reg *task.Registry, o *options) error {
 		defer holds.Close()
 		wcfg.Holds = holds
 	}
+	var gauges *ops.GaugeSource
+	if cfg.Metrics.Listen != "" {
+		promReg := prometheus.NewRegistry()
+		var m *ops.WorkerMetrics
+		m, gauges = ops.NewWorkerMetrics(promReg, cfg.Queue.Name)
+		wcfg.Events = m
+		token, err := wire.Token(cfg)
+		if err != nil {
+			return err
+		}
+		addr, err := ops.Serve(ctx, cfg.Metrics.Listen, ops.RequireToken(token, promhttp.HandlerFor(promReg, promhttp.HandlerOpts{})), "metrics", logger)
+		if err != nil {
+			return cfg.ErrorFor("metrics.listen", err)
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "Consumer %s: metrics on http://%s/metrics\n", name, addr)
+	}
 	w, err := consumer.New(wcfg, js, topo, reg, logger)
 	if err != nil {
 		return err
+	}
+	if gauges != nil {
+		gauges.Set(w)
 	}
 	if wcfg.Run == "" {
 		return retired(w, w.Run(ctx))

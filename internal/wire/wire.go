@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -141,7 +142,25 @@ func SpawnConfig(c *config.Config, reach link.Config, args, names []string, rest
 	if c.File != "" {
 		args = append([]string{"--config", c.File}, args...)
 	}
-	return &producer.SpawnConfig{Path: path, Args: args, Env: env, Names: names, MaxRestarts: restarts}, nil
+	sc := &producer.SpawnConfig{Path: path, Args: args, Env: env, Names: names, MaxRestarts: restarts}
+	if host, port, err := net.SplitHostPort(c.Metrics.Listen); err == nil {
+		if p, err := strconv.Atoi(port); err == nil && p > 0 {
+			// One metrics port each, consecutive: 9464, 9465, ...
+			sc.ChildEnv = func(i int) []string {
+				return []string{config.EnvName("metrics.listen") + "=" + net.JoinHostPort(host, strconv.Itoa(p+i))}
+			}
+		}
+	}
+	return sc, nil
+}
+
+// Token is the client token: broker.token, or what the broker wrote into
+// its token file.
+func Token(c *config.Config) (string, error) {
+	if c.Broker.Token != "" {
+		return c.Broker.Token, nil
+	}
+	return link.ReadToken(c.Broker.TokenPath())
 }
 
 // ConsumerNames are C-1, C-2, ... C-n.

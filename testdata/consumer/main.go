@@ -1,9 +1,13 @@
-// Command consumer is the consumer the procq package's tests spawn: the
-// built-in kinds and "add", which sums its list of arguments (Starmap).
+// Command consumer is the consumer the tests spawn: the built-in kinds;
+// "add", which sums its list of arguments (Starmap); and "firsttry", which
+// fails the first time it runs for a marker file and succeeds after (the
+// file remembers across processes and deliveries).
 package main
 
 import (
 	"context"
+	"errors"
+	"os"
 
 	"github.com/procq/procq/consumer/app"
 	"github.com/procq/procq/task"
@@ -17,6 +21,16 @@ func main() {
 			sum += x
 		}
 		return sum, nil
+	})
+	task.MustRegister(reg, "firsttry", func(_ context.Context, a struct {
+		Marker string `json:"marker"`
+	}) (string, error) {
+		f, err := os.OpenFile(a.Marker, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err == nil {
+			f.Close()
+			return "", errors.New("first try fails")
+		}
+		return "second try works", nil
 	})
 	app.Main(reg)
 }

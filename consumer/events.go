@@ -1,0 +1,41 @@
+package consumer
+
+import "time"
+
+// Outcome is how a task that ran ended, as Events hears it.
+type Outcome string
+
+// The outcomes of a task that ran.
+const (
+	// Succeeded: every input has its result.
+	Succeeded Outcome = "succeeded"
+	// Failed: an input failed for good; the task is answered with the
+	// error (in a map) and dead-lettered.
+	Failed Outcome = "failed"
+	// Retried: an input asked for another try (task.Retry) and tries are
+	// left; the task comes back after a backoff.
+	Retried Outcome = "retried"
+)
+
+// Events hears what a worker does with its tasks: package ops counts them
+// as Prometheus metrics. Its methods are called from the worker's
+// goroutines: they must be quick and safe for concurrent use.
+type Events interface {
+	// TaskStarted: a task message of kind is about to run.
+	TaskStarted(kind string)
+	// TaskFinished: it ran for d and ended so.
+	TaskFinished(kind string, outcome Outcome, d time.Duration)
+	// DeadLettered: a message of kind (empty when it had none) is stored
+	// as a dead letter: failed for good, or one that could never run.
+	DeadLettered(kind string)
+}
+
+type noEvents struct{}
+
+func (noEvents) TaskStarted(string)                          {}
+func (noEvents) TaskFinished(string, Outcome, time.Duration) {}
+func (noEvents) DeadLettered(string)                         {}
+
+// InHand is how many messages the worker holds now: running, or pulled
+// and waiting for a slot.
+func (w *Worker) InHand() int { return int(w.window.held.Load()) }

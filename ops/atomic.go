@@ -1,0 +1,5 @@
+package ops
+
+import "sync/atomic"
+
+type atomicGauges = atomic.Pointer[Gauges]

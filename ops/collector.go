@@ -1,0 +1,88 @@
+package ops
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Collector is the broker's Prometheus collector: at every scrape it
+// reads a Snapshot from JetStream and reports each queue and each procq
+// stream.
+type Collector struct {
+	js      jetstream.JetStream
+	timeout time.Duration
+	log     *slog.Logger
+}
+
+// NewCollector returns the collector; a scrape waits at most timeout for
+// the broker.
+func NewCollector(js jetstream.JetStream, timeout time.Duration, logger *slog.Logger) *Collector {
+	return &Collector{js: js, timeout: timeout, log: logger}
+}
+
+var (
+	queueLabels  = []string{"queue"}
+	streamLabels = []string{"stream"}
+
+	descPending     = prometheus.NewDesc("procq_queue_pending", "Tasks queued and not yet delivered.", queueLabels, nil)
+	descInFlight    = prometheus.NewDesc("procq_queue_in_flight", "Tasks delivered to a consumer and not yet settled.", queueLabels, nil)
+	descRedelivered = prometheus.NewDesc("procq_queue_redelivered", "In-flight tasks delivered more than once.", queueLabels, nil)
+	descWaiting     = prometheus.NewDesc("procq_queue_waiting_pulls", "Pull requests waiting: idle consumer capacity.", queueLabels, nil)
+	descDead        = prometheus.NewDesc("procq_queue_dead_letters", "Dead letters kept for the queue.", queueLabels, nil)
+	descOldest      = prometheus.NewDesc("procq_queue_oldest_pending_seconds", "Age of the oldest unfinished task; 0 when none.", queueLabels, nil)
+	descConsumers   = prometheus.NewDesc("procq_queue_consumers", "Live consumer processes of the queue (their heartbeats).", queueLabels, nil)
+	descLastMinute  = prometheus.NewDesc("procq_queue_tasks_last_minute", "Task messages the queue's consumers ran in the last minute.", queueLabels, nil)
+	descMsgs        = prometheus.NewDesc("procq_stream_messages", "Messages in a procq stream.", streamLabels, nil)
+	descBytes       = prometheus.NewDesc("procq_stream_bytes", "Bytes in a procq stream.", streamLabels, nil)
+	descReplicas    = prometheus.NewDesc("procq_stream_replicas", "A stream's configured replicas.", streamLabels, nil)
+	descCurrent     = prometheus.NewDesc("procq_stream_replicas_current", "A stream's replicas that are up to date, its leader included.", streamLabels, nil)
+	descLeader      = prometheus.NewDesc("procq_stream_leader", "1 for the node that leads the stream (in a cluster).", []string{"stream", "leader"}, nil)
+	descUp          = prometheus.NewDesc("procq_status_up", "1 when the last scrape could read the broker's state.", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descPending, descInFlight, descRedelivered, descWaiting, descDead, descOldest,
+		descConsumers, descLastMinute, descMsgs, descBytes, descReplicas, descCurrent, descLeader, descUp} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	st, err := Snapshot(ctx, c.js)
+	if err != nil {
+		c.log.Warn("metrics: broker state not read", "error", err)
+		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 0)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 1)
+	g := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	for _, q := range st.Queues {
+		g(descPending, float64(q.Pending), q.Name)
+		g(descInFlight, float64(q.InFlight), q.Name)
+		g(descRedelivered, float64(q.Redelivered), q.Name)
+		g(descWaiting, float64(q.Waiting), q.Name)
+		g(descDead, float64(q.Dead), q.Name)
+		g(descOldest, q.OldestAge.Seconds(), q.Name)
+		g(descConsumers, float64(q.Consumers), q.Name)
+		g(descLastMinute, float64(q.LastMinute), q.Name)
+	}
+	for _, s := range st.Streams {
+		g(descMsgs, float64(s.Messages), s.Name)
+		g(descBytes, float64(s.Bytes), s.Name)
+		g(descReplicas, float64(s.Replicas), s.Name)
+		g(descCurrent, float64(s.Current), s.Name)
+		if s.Leader != "" {
+			g(descLeader, 1, s.Name, s.Leader)
+		}
+	}
+}

@@ -1,0 +1,294 @@
+package ops
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+//go:embed web
+var webFiles embed.FS
+
+var pages = template.Must(template.New("").Funcs(template.FuncMap{
+	"age":      age,
+	"since":    func(t time.Time, now time.Time) string { return age(now.Sub(t)) },
+	"progress": progressText,
+	"percent":  progressPercent,
+	"short":    func(s string, n int) string { return short(s, n) },
+}).ParseFS(webFiles, "web/*.html"))
+
+// Dashboard is the web dashboard: live queues, consumers, maps in
+// progress, pipes and dead letters with a requeue button. It is
+// server-rendered HTML with a small script that swaps in the fresh page
+// body every second from a server-sent event stream; the assets are in
+// the binary. Every route but the login needs the token, as a bearer
+// header or the login cookie.
+type Dashboard struct {
+	js    jetstream.JetStream
+	token []byte
+	log   *slog.Logger
+	every time.Duration
+
+	mu      sync.Mutex
+	sampled time.Time
+	history map[string][]int64 // per queue: pending + in flight, one sample a second, the last 120
+}
+
+// NewDashboard returns the dashboard of the broker js reaches.
+func NewDashboard(js jetstream.JetStream, token string, logger *slog.Logger) *Dashboard {
+	if token == "" {
+		panic("ops.NewDashboard: empty token") // a bug: every endpoint has one
+	}
+	return &Dashboard{js: js, token: []byte(token), log: logger, every: time.Second, history: map[string][]int64{}}
+}
+
+// ServeHTTP implements http.Handler.
+func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; script-src 'self'")
+	switch {
+	case r.URL.Path == "/login":
+		d.login(w, r)
+		return
+	case r.URL.Path == "/static/dashboard.css" || r.URL.Path == "/static/dashboard.js":
+		http.ServeFileFS(w, r, webFiles, "web/"+strings.TrimPrefix(r.URL.Path, "/static/"))
+		return
+	case !Authorized(r, d.token):
+		w.WriteHeader(http.StatusUnauthorized)
+		d.render(w, "login.html", map[string]any{"Failed": false})
+		return
+	}
+	switch {
+	case r.URL.Path == "/" && r.Method == http.MethodGet:
+		d.page(w, r, "page.html")
+	case r.URL.Path == "/body" && r.Method == http.MethodGet:
+		d.page(w, r, "body")
+	case r.URL.Path == "/events" && r.Method == http.MethodGet:
+		d.events(w, r)
+	case r.URL.Path == "/api/status" && r.Method == http.MethodGet:
+		st, err := Snapshot(r.Context(), d.js)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(st)
+	case strings.HasPrefix(r.URL.Path, "/dead/") && strings.HasSuffix(r.URL.Path, "/requeue") && r.Method == http.MethodPost:
+		d.requeue(w, r)
+	case r.URL.Path == "/logout" && r.Method == http.MethodPost:
+		http.SetCookie(w, &http.Cookie{Name: TokenCookie, Value: "", Path: "/", MaxAge: -1})
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// login shows the form, and on POST sets the token cookie when the token
+// is right.
+func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		d.render(w, "login.html", map[string]any{"Failed": false})
+		return
+	}
+	tok := r.PostFormValue("token")
+	probe := &http.Request{Header: http.Header{"Authorization": {"Bearer " + tok}}}
+	if !Authorized(probe, d.token) {
+		w.WriteHeader(http.StatusUnauthorized)
+		d.render(w, "login.html", map[string]any{"Failed": true})
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: TokenCookie, Value: tok, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// view is what the templates render.
+type view struct {
+	*Status
+	Spark   map[string]string // per queue: the depth sparkline's SVG points
+	Dead    []DeadLetter
+	Err     string
+	Flash   string
+	Now     time.Time
+	Refresh int // ms
+}
+
+func (d *Dashboard) view(ctx context.Context) view {
+	v := view{Now: time.Now().UTC(), Refresh: int(d.every.Milliseconds())}
+	st, err := Snapshot(ctx, d.js)
+	if err != nil {
+		v.Err = err.Error()
+		v.Status = &Status{Time: v.Now}
+		return v
+	}
+	v.Status = st
+	v.Spark = d.sample(st)
+	if dl, err := OpenDeadLetters(ctx, d.js); err == nil {
+		if v.Dead, err = dl.List(ctx, ""); err != nil {
+			v.Err = err.Error()
+		}
+		if len(v.Dead) > 200 {
+			v.Dead = v.Dead[len(v.Dead)-200:] // the newest
+		}
+	}
+	return v
+}
+
+func (d *Dashboard) page(w http.ResponseWriter, r *http.Request, name string) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	v := d.view(ctx)
+	v.Flash = r.URL.Query().Get("flash")
+	d.render(w, name, v)
+}
+
+func (d *Dashboard) render(w http.ResponseWriter, name string, data any) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := pages.ExecuteTemplate(w, name, data); err != nil {
+		d.log.Warn("dashboard: render", "page", name, "error", err)
+	}
+}
+
+// events streams the page body as a server-sent event every second, until
+// the browser goes away.
+func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	t := time.NewTicker(d.every)
+	defer t.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		var b strings.Builder
+		err := pages.ExecuteTemplate(&b, "body", d.view(ctx))
+		cancel()
+		if err != nil {
+			d.log.Warn("dashboard: render", "error", err)
+			return
+		}
+		fmt.Fprint(w, "event: body\n")
+		for _, line := range strings.Split(b.String(), "\n") {
+			fmt.Fprintf(w, "data: %s\n", line)
+		}
+		fmt.Fprint(w, "\n")
+		flusher.Flush()
+		select {
+		case <-r.Context().Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (d *Dashboard) requeue(w http.ResponseWriter, r *http.Request) {
+	idText := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/dead/"), "/requeue")
+	id, err := strconv.ParseUint(idText, 10, 64)
+	if err != nil {
+		http.Error(w, "bad dead letter id", http.StatusBadRequest)
+		return
+	}
+	dl, err := OpenDeadLetters(r.Context(), d.js)
+	flash := ""
+	if err == nil {
+		var seq uint64
+		seq, err = dl.Requeue(r.Context(), id)
+		flash = fmt.Sprintf("Dead letter %d requeued as task %d.", id, seq)
+	}
+	if err != nil {
+		status := http.StatusBadGateway
+		if errors.Is(err, ErrNoDeadLetter) {
+			status = http.StatusNotFound
+		}
+		d.log.Warn("dashboard: requeue", "id", id, "error", err)
+		http.Error(w, err.Error(), status)
+		return
+	}
+	d.log.Info("dashboard: dead letter requeued", "id", id)
+	http.Redirect(w, r, "/?flash="+urlQueryEscape(flash), http.StatusSeeOther)
+}
+
+func urlQueryEscape(s string) string {
+	return strings.ReplaceAll(template.URLQueryEscaper(s), "+", "%20")
+}
+
+// age is d as a person reads it: 3s, 4m12s, 2h5m, 3d4h.
+func age(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "-"
+	case d < time.Minute:
+		return strconv.Itoa(int(d.Seconds())) + "s"
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
+}
+
+func progressText(m MapStatus) string {
+	if m.Total < 0 {
+		return fmt.Sprintf("%d of %d+ submitted", m.Done, m.Submitted)
+	}
+	return fmt.Sprintf("%d of %d", m.Done, m.Total)
+}
+
+func progressPercent(m MapStatus) int {
+	n := m.Total
+	if n < 0 {
+		n = m.Submitted
+	}
+	if n <= 0 {
+		return 0
+	}
+	return int(100 * m.Done / n)
+}
+
+func short(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// sample adds the queues' depth to their history, at most once a second,
+// and returns each queue's sparkline: SVG points in a 120x28 box.
+func (d *Dashboard) sample(st *Status) map[string]string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if st.Time.Sub(d.sampled) >= d.every*9/10 {
+		d.sampled = st.Time
+		for _, q := range st.Queues {
+			h := append(d.history[q.Name], int64(q.Pending)+int64(q.InFlight))
+			d.history[q.Name] = h[max(len(h)-120, 0):]
+		}
+	}
+	out := map[string]string{}
+	for name, h := range d.history {
+		top := int64(1)
+		for _, v := range h {
+			top = max(top, v)
+		}
+		var b strings.Builder
+		for i, v := range h {
+			fmt.Fprintf(&b, "%d,%.1f ", 120-len(h)+i+1, 27-26*float64(v)/float64(top))
+		}
+		out[name] = b.String()
+	}
+	return out
+}

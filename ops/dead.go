@@ -1,0 +1,206 @@
+package ops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/procq/procq/task"
+)
+
+// DeadLetter is one message of the dead-letter stream: a task (or a
+// sentinel) that failed for good or could never run, with why.
+type DeadLetter struct {
+	// ID is its sequence in PROCQ_DEAD: what show, requeue and purge take.
+	ID        uint64    `json:"id"`
+	Queue     string    `json:"queue"`
+	Reason    string    `json:"reason"`
+	Kind      string    `json:"kind,omitempty"`
+	Subject   string    `json:"subject"` // the original subject
+	Delivered int       `json:"delivered"`
+	Consumer  string    `json:"consumer,omitempty"`
+	Time      time.Time `json:"time"`
+	Trimmed   bool      `json:"trimmed,omitempty"` // its body was cut to fit: it cannot be requeued
+	// Header and Body are the whole message (Show only).
+	Header nats.Header `json:"header,omitempty"`
+	Body   string      `json:"body,omitempty"`
+}
+
+// ErrNoDeadLetter is the error for an ID that is not a dead letter.
+var ErrNoDeadLetter = errors.New("no such dead letter")
+
+// DeadLetters reads the dead-letter stream.
+type DeadLetters struct {
+	js jetstream.JetStream
+	st jetstream.Stream
+}
+
+// OpenDeadLetters opens the dead-letter stream; it fails when the broker
+// has none yet.
+func OpenDeadLetters(ctx context.Context, js jetstream.JetStream) (*DeadLetters, error) {
+	st, err := js.Stream(ctx, task.DeadStream)
+	if err != nil {
+		return nil, fmt.Errorf("dead letters: %w", err)
+	}
+	return &DeadLetters{js: js, st: st}, nil
+}
+
+func deadLetter(m *jetstream.RawStreamMsg, whole bool) DeadLetter {
+	h := m.Header
+	d := DeadLetter{ID: m.Sequence, Queue: strings.TrimPrefix(m.Subject, task.DeadPrefix+"."),
+		Reason: h.Get(task.HeaderError), Kind: h.Get(task.HeaderKind), Subject: h.Get(task.HeaderSubject),
+		Consumer: h.Get(task.HeaderConsumer), Time: m.Time.UTC(), Trimmed: h.Get(task.HeaderTrimmed) != ""}
+	d.Delivered, _ = strconv.Atoi(h.Get(task.HeaderDelivered))
+	if whole {
+		d.Header, d.Body = h, string(m.Data)
+	}
+	return d
+}
+
+// List returns the dead letters, oldest first, of queue (every queue when
+// empty).
+func (d *DeadLetters) List(ctx context.Context, queue string) ([]DeadLetter, error) {
+	out := []DeadLetter{}
+	err := d.each(ctx, queue, func(m *jetstream.RawStreamMsg) error {
+		out = append(out, deadLetter(m, false))
+		return nil
+	})
+	return out, err
+}
+
+// each calls fn with every dead letter of queue (every queue when empty).
+func (d *DeadLetters) each(ctx context.Context, queue string, fn func(*jetstream.RawStreamMsg) error) error {
+	filter := task.DeadPrefix + ".>"
+	if queue != "" {
+		filter = task.DeadSubject(queue)
+	}
+	info, err := d.st.Info(ctx)
+	if err != nil {
+		return err
+	}
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := d.st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil // none left at or after seq
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+		seq = m.Sequence
+	}
+	return nil
+}
+
+// Show returns the dead letter id, whole.
+func (d *DeadLetters) Show(ctx context.Context, id uint64) (DeadLetter, error) {
+	m, err := d.get(ctx, id)
+	if err != nil {
+		return DeadLetter{}, err
+	}
+	return deadLetter(m, true), nil
+}
+
+func (d *DeadLetters) get(ctx context.Context, id uint64) (*jetstream.RawStreamMsg, error) {
+	m, err := d.st.GetMsg(ctx, id)
+	if errors.Is(err, jetstream.ErrMsgNotFound) || err == nil && !strings.HasPrefix(m.Subject, task.DeadPrefix+".") {
+		return nil, fmt.Errorf("%w: %d", ErrNoDeadLetter, id)
+	}
+	return m, err
+}
+
+// deadHeaders are what dead-lettering added; a requeued task drops them.
+var deadHeaders = []string{task.HeaderError, task.HeaderSubject, task.HeaderConsumer, task.HeaderDelivered,
+	task.HeaderTrimmed, task.HeaderOrigMsgID}
+
+// Requeue puts the dead letter id's original message back on its original
+// subject, with its original headers and body, then removes the dead
+// letter: requeue first, delete once the new task is stored, so a failure
+// between the two leaves a copy rather than nothing. The new task carries
+// a fresh Nats-Msg-Id so that the broker does not drop it as a duplicate
+// of the original. It returns the requeued task's stream sequence.
+func (d *DeadLetters) Requeue(ctx context.Context, id uint64) (uint64, error) {
+	m, err := d.get(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	if m.Header.Get(task.HeaderTrimmed) != "" {
+		return 0, fmt.Errorf("dead letter %d: its body was cut to fit the broker's max payload (%s bytes): it cannot be requeued whole", id, m.Header.Get(task.HeaderTrimmed))
+	}
+	subject := m.Header.Get(task.HeaderSubject)
+	if subject == "" {
+		return 0, fmt.Errorf("dead letter %d: no %s header: its original subject is unknown", id, task.HeaderSubject)
+	}
+	msg := &nats.Msg{Subject: subject, Data: m.Data, Header: nats.Header{}}
+	for k, vs := range m.Header {
+		msg.Header[k] = vs
+	}
+	orig := m.Header.Get(task.HeaderOrigMsgID)
+	for _, k := range deadHeaders {
+		msg.Header.Del(k)
+	}
+	if orig != "" {
+		msg.Header.Set(task.HeaderMsgID, orig+".requeued."+strconv.FormatUint(id, 10))
+	}
+	ack, err := d.js.PublishMsg(ctx, msg)
+	if err != nil {
+		return 0, fmt.Errorf("dead letter %d: requeue on %s: %w (the dead letter is kept)", id, subject, err)
+	}
+	if err := d.st.DeleteMsg(ctx, id); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return ack.Sequence, fmt.Errorf("dead letter %d: requeued as task %d, but not removed: %w", id, ack.Sequence, err)
+	}
+	return ack.Sequence, nil
+}
+
+// Purge removes the dead letters of queue (every queue when empty) that
+// are older than olderThan (every one when 0) and returns how many.
+func (d *DeadLetters) Purge(ctx context.Context, queue string, olderThan time.Duration) (int, error) {
+	if olderThan == 0 {
+		filter := task.DeadPrefix + ".>"
+		if queue != "" {
+			filter = task.DeadSubject(queue)
+		}
+		before, err := d.count(ctx, filter)
+		if err != nil {
+			return 0, err
+		}
+		return int(before), d.st.Purge(ctx, jetstream.WithPurgeSubject(filter))
+	}
+	cutoff := time.Now().Add(-olderThan)
+	var ids []uint64
+	err := d.each(ctx, queue, func(m *jetstream.RawStreamMsg) error {
+		if m.Time.Before(cutoff) {
+			ids = append(ids, m.Sequence)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for i, id := range ids {
+		if err := d.st.DeleteMsg(ctx, id); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return i, err
+		}
+	}
+	return len(ids), nil
+}
+
+func (d *DeadLetters) count(ctx context.Context, filter string) (uint64, error) {
+	info, err := d.st.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	for _, c := range info.State.Subjects {
+		n += c
+	}
+	return n, nil
+}

@@ -1,0 +1,93 @@
+// Package ops is procq's operations side: Prometheus metrics of consumers
+// and queues, the dead-letter tools, the status snapshot the inspection
+// commands print, and the web dashboard. Every endpoint it serves binds
+// loopback unless its address names another host, and requires the
+// broker's token.
+package ops
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// TokenCookie is the dashboard's login cookie: the token itself.
+const TokenCookie = "procq_token"
+
+// RequireToken serves h only to requests that carry token: as
+// "Authorization: Bearer <token>" (Prometheus' bearer credentials, curl
+// -H), or in the dashboard's login cookie. Anything else gets 401.
+func RequireToken(token string, h http.Handler) http.Handler {
+	if token == "" {
+		panic("ops.RequireToken: empty token") // a bug: every endpoint has one
+	}
+	want := []byte(token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if Authorized(r, want) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="procq"`)
+		http.Error(w, "procq: the broker token is required (Authorization: Bearer <token>)", http.StatusUnauthorized)
+	})
+}
+
+// Authorized reports whether r carries the token want.
+func Authorized(r *http.Request, want []byte) bool {
+	got := ""
+	if auth := r.Header.Get("Authorization"); strings.HasPrefix(auth, "Bearer ") {
+		got = strings.TrimPrefix(auth, "Bearer ")
+	} else if c, err := r.Cookie(TokenCookie); err == nil {
+		got = c.Value
+	}
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), want) == 1
+}
+
+// Loopback is addr with an empty host made 127.0.0.1: an endpoint binds
+// every interface only when its address says so (0.0.0.0:9464).
+func Loopback(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("%q is not host:port: %w", addr, err)
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// Serve serves h at addr (see Loopback; port 0 picks a free one) until
+// ctx ends, then shuts down within 5 s. h checks the token itself
+// (RequireToken, or the dashboard's login). It returns the bound address
+// once it listens; what names the endpoint in the log.
+func Serve(ctx context.Context, addr string, h http.Handler, what string, logger *slog.Logger) (string, error) {
+	addr, err := Loopback(addr)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", what, err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", what, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	bound := ln.Addr().String()
+	logger.Info("serving "+what, "addr", bound)
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error(what+" stopped", "error", err)
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	return bound, nil
+}

@@ -1,0 +1,283 @@
+package ops
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/procq/procq/task"
+)
+
+// Status is a snapshot of procq on one broker, read from JetStream's own
+// state and the processes' heartbeats, not counted by procq: what
+// "broker status", the broker's metrics and the dashboard show.
+type Status struct {
+	Time      time.Time       `json:"time"`
+	Queues    []QueueStatus   `json:"queues"`
+	Consumers []task.Presence `json:"consumers"`
+	Runs      []RunStatus     `json:"runs"`
+	Maps      []MapStatus     `json:"maps"`
+	Pipes     []PipeStatus    `json:"pipes"`
+	Streams   []StreamStatus  `json:"streams"`
+	Cluster   *ClusterStatus  `json:"cluster,omitempty"`
+}
+
+// QueueStatus is one task queue.
+type QueueStatus struct {
+	Name string `json:"name"`
+	// Pending tasks not yet delivered, InFlight delivered and not yet
+	// settled, Redelivered among those delivered more than once, Waiting
+	// pull requests (idle consumers), Dead letters kept.
+	Pending     uint64 `json:"pending"`
+	InFlight    int    `json:"in_flight"`
+	Redelivered int    `json:"redelivered"`
+	Waiting     int    `json:"waiting_pulls"`
+	Dead        uint64 `json:"dead_letters"`
+	// OldestAge is how long the oldest unfinished task has been queued
+	// (0: none).
+	OldestAge time.Duration `json:"oldest_age"`
+	// Consumers alive, and the task messages they ran in the last minute.
+	Consumers  int   `json:"consumers"`
+	LastMinute int64 `json:"last_minute"`
+}
+
+// RunStatus is a queue's current run (task.RunRecord).
+type RunStatus struct {
+	Queue string `json:"queue"`
+	task.RunRecord
+}
+
+// MapStatus is a running map (its lease).
+type MapStatus struct {
+	Queue string `json:"queue"`
+	ID    string `json:"id"`
+	task.MapLease
+}
+
+// PipeStatus is a pipe with an end open.
+type PipeStatus struct {
+	Name string   `json:"name"`
+	Ends []string `json:"ends"`
+}
+
+// StreamStatus is one of procq's streams.
+type StreamStatus struct {
+	Name      string   `json:"name"`
+	Messages  uint64   `json:"messages"`
+	Bytes     uint64   `json:"bytes"`
+	Consumers int      `json:"consumers"`
+	Leader    string   `json:"leader,omitempty"`
+	Replicas  int      `json:"replicas"`
+	Current   int      `json:"current"` // replicas up to date, the leader included
+	Lagging   []string `json:"lagging,omitempty"`
+}
+
+// ClusterStatus is the cluster the client is connected to.
+type ClusterStatus struct {
+	Name        string   `json:"name"`
+	Nodes       []string `json:"nodes"`
+	ConnectedTo string   `json:"connected_to"`
+}
+
+// Snapshot reads the status. A stream or bucket that does not exist yet
+// is left out; any other error fails it.
+func Snapshot(ctx context.Context, js jetstream.JetStream) (*Status, error) {
+	st := &Status{Time: time.Now().UTC(), Queues: []QueueStatus{}, Consumers: []task.Presence{},
+		Runs: []RunStatus{}, Maps: []MapStatus{}, Pipes: []PipeStatus{}, Streams: []StreamStatus{}}
+	nodes := map[string]bool{}
+	nc := js.Conn()
+	if name := nc.ConnectedServerName(); name != "" {
+		nodes[name] = true
+	}
+	for _, name := range task.Streams() {
+		s, err := js.Stream(ctx, name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		st.Streams = append(st.Streams, streamStatus(s.CachedInfo(), nodes))
+	}
+	if err := st.readPresence(ctx, js); err != nil {
+		return nil, err
+	}
+	if err := st.readRuns(ctx, js); err != nil {
+		return nil, err
+	}
+	if err := st.readQueues(ctx, js); err != nil {
+		return nil, err
+	}
+	if err := st.readPipes(ctx, js); err != nil {
+		return nil, err
+	}
+	if cluster := nc.ConnectedClusterName(); cluster != "" {
+		st.Cluster = &ClusterStatus{Name: cluster, ConnectedTo: nc.ConnectedServerName()}
+		for n := range nodes {
+			st.Cluster.Nodes = append(st.Cluster.Nodes, n)
+		}
+		slices.Sort(st.Cluster.Nodes)
+	}
+	return st, nil
+}
+
+func streamStatus(info *jetstream.StreamInfo, nodes map[string]bool) StreamStatus {
+	ss := StreamStatus{Name: info.Config.Name, Messages: info.State.Msgs, Bytes: info.State.Bytes,
+		Consumers: info.State.Consumers, Replicas: max(info.Config.Replicas, 1), Current: 1}
+	ci := info.Cluster
+	if ci == nil {
+		return ss
+	}
+	if ci.Leader == "" {
+		ss.Current = 0
+		return ss
+	}
+	ss.Leader = ci.Leader
+	nodes[ci.Leader] = true
+	for _, p := range ci.Replicas {
+		nodes[p.Name] = true
+		if p.Current && !p.Offline {
+			ss.Current++
+		} else {
+			ss.Lagging = append(ss.Lagging, p.Name)
+		}
+	}
+	return ss
+}
+
+// bucket returns the named key-value bucket, or nil when it does not exist.
+func bucket(ctx context.Context, js jetstream.JetStream, name string) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, name)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, nil
+	}
+	return kv, err
+}
+
+// values calls fn with every live key and value of kv.
+func values(ctx context.Context, kv jetstream.KeyValue, fn func(key string, val []byte)) error {
+	if kv == nil {
+		return nil
+	}
+	lister, err := kv.ListKeys(ctx)
+	if err != nil {
+		return err
+	}
+	for key := range lister.Keys() {
+		e, err := kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // gone meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		fn(key, e.Value())
+	}
+	return nil
+}
+
+func (st *Status) readPresence(ctx context.Context, js jetstream.JetStream) error {
+	kv, err := bucket(ctx, js, task.ConsumersBucket)
+	if err != nil {
+		return err
+	}
+	err = values(ctx, kv, func(_ string, val []byte) {
+		var p task.Presence
+		if json.Unmarshal(val, &p) == nil {
+			st.Consumers = append(st.Consumers, p)
+		}
+	})
+	slices.SortFunc(st.Consumers, func(a, b task.Presence) int {
+		return cmp.Or(strings.Compare(a.Queue, b.Queue), strings.Compare(a.Name, b.Name))
+	})
+	return err
+}
+
+func (st *Status) readRuns(ctx context.Context, js jetstream.JetStream) error {
+	kv, err := bucket(ctx, js, task.RunsBucket)
+	if err != nil {
+		return err
+	}
+	return values(ctx, kv, func(key string, val []byte) {
+		if queue, id, ok := strings.Cut(key, ".map."); ok {
+			var l task.MapLease
+			if json.Unmarshal(val, &l) == nil {
+				st.Maps = append(st.Maps, MapStatus{Queue: queue, ID: id, MapLease: l})
+			}
+			return
+		}
+		var r task.RunRecord
+		if json.Unmarshal(val, &r) == nil && r.Run != "" {
+			st.Runs = append(st.Runs, RunStatus{Queue: key, RunRecord: r})
+		}
+	})
+}
+
+func (st *Status) readQueues(ctx context.Context, js jetstream.JetStream) error {
+	tasks, err := js.Stream(ctx, task.TasksStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	dead := map[string]uint64{}
+	if ds, err := js.Stream(ctx, task.DeadStream); err == nil {
+		info, err := ds.Info(ctx, jetstream.WithSubjectFilter(task.DeadPrefix+".>"))
+		if err != nil {
+			return err
+		}
+		for subj, n := range info.State.Subjects {
+			dead[strings.TrimPrefix(subj, task.DeadPrefix+".")] = n
+		}
+	}
+	first := tasks.CachedInfo().State.FirstSeq
+	for ci := range tasks.ListConsumers(ctx).Info() {
+		if !strings.HasPrefix(ci.Name, "procq_") {
+			continue
+		}
+		q := QueueStatus{Name: task.QueueOfFilter(ci.Config.FilterSubject), Pending: ci.NumPending,
+			InFlight: ci.NumAckPending, Redelivered: ci.NumRedelivered, Waiting: ci.NumWaiting}
+		q.Dead = dead[q.Name]
+		if ci.NumPending+uint64(ci.NumAckPending) > 0 {
+			m, err := tasks.GetMsg(ctx, first, jetstream.WithGetMsgSubject(task.WorkFilter(q.Name)))
+			if err == nil {
+				q.OldestAge = max(st.Time.Sub(m.Time), 0)
+			}
+		}
+		for _, p := range st.Consumers {
+			if p.Queue == q.Name {
+				q.Consumers++
+				q.LastMinute += p.LastMinute
+			}
+		}
+		st.Queues = append(st.Queues, q)
+	}
+	slices.SortFunc(st.Queues, func(a, b QueueStatus) int { return strings.Compare(a.Name, b.Name) })
+	return nil
+}
+
+func (st *Status) readPipes(ctx context.Context, js jetstream.JetStream) error {
+	kv, err := bucket(ctx, js, task.PipeEndsBucket)
+	if err != nil {
+		return err
+	}
+	ends := map[string][]string{}
+	err = values(ctx, kv, func(key string, _ []byte) {
+		if name, end, ok := strings.Cut(key, "."); ok {
+			ends[name] = append(ends[name], end)
+		}
+	})
+	for name, e := range ends {
+		slices.Sort(e)
+		st.Pipes = append(st.Pipes, PipeStatus{Name: name, Ends: e})
+	}
+	slices.SortFunc(st.Pipes, func(a, b PipeStatus) int { return strings.Compare(a.Name, b.Name) })
+	return err
+}
