@@ -3,7 +3,7 @@ GO ?= go
 BIN := bin
 CMDS := broker producer consumer
 
-.PHONY: build run test bench reliability clean
+.PHONY: build run test bench reliability screenshot clean
 
 build:
 	$(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
@@ -34,6 +34,11 @@ reliability:
 # (see BENCHMARKS.md). BENCH_ARGS="ROUNDS_100K ROUNDS_1M" (default "3 1").
 bench: build
 	GO=$(GO) bench/all.sh $(BENCH_ARGS)
+
+# The dashboard's screenshot in README, taken by its browser test (needs
+# chromium).
+screenshot:
+	DASHBOARD_SCREENSHOT=$(CURDIR)/docs/dashboard.png $(GO) test -count=1 -run 'TestOperations/dashboard' ./e2e
 
 clean:
 	rm -rf $(BIN) data logs

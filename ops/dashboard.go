@@ -45,12 +45,33 @@ type Dashboard struct {
 	history map[string][]int64 // per queue: pending + in flight, one sample a second, the last 120
 }
 
-// NewDashboard returns the dashboard of the broker js reaches.
-func NewDashboard(js jetstream.JetStream, token string, logger *slog.Logger) *Dashboard {
+// NewDashboard returns the dashboard of the broker js reaches. Until ctx
+// ends it samples the queues' depth every second, so that the sparklines
+// show the last two minutes to whoever opens the page.
+func NewDashboard(ctx context.Context, js jetstream.JetStream, token string, logger *slog.Logger) *Dashboard {
 	if token == "" {
 		panic("ops.NewDashboard: empty token") // a bug: every endpoint has one
 	}
-	return &Dashboard{js: js, token: []byte(token), log: logger, every: time.Second, history: map[string][]int64{}}
+	d := &Dashboard{js: js, token: []byte(token), log: logger, every: time.Second, history: map[string][]int64{}}
+	go d.sampleEvery(ctx)
+	return d
+}
+
+func (d *Dashboard) sampleEvery(ctx context.Context) {
+	t := time.NewTicker(d.every)
+	defer t.Stop()
+	for {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if st, err := Snapshot(sctx, d.js); err == nil {
+			d.sample(st)
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // ServeHTTP implements http.Handler.
@@ -267,7 +288,8 @@ func short(s string, n int) string {
 }
 
 // sample adds the queues' depth to their history, at most once a second,
-// and returns each queue's sparkline: SVG points in a 120x28 box.
+// and returns each queue's sparkline: SVG points in a 120x28 box, the
+// oldest sample at the left, the newest at the right.
 func (d *Dashboard) sample(st *Status) map[string]string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -285,8 +307,12 @@ func (d *Dashboard) sample(st *Status) map[string]string {
 			top = max(top, v)
 		}
 		var b strings.Builder
-		for i, v := range h {
-			fmt.Fprintf(&b, "%d,%.1f ", 120-len(h)+i+1, 27-26*float64(v)/float64(top))
+		for i, v := range h { // spread over the width, the newest at the right
+			x := 120.0
+			if len(h) > 1 {
+				x = 120 * float64(i) / float64(len(h)-1)
+			}
+			fmt.Fprintf(&b, "%.1f,%.1f ", x, 27-26*float64(v)/float64(top))
 		}
 		out[name] = b.String()
 	}

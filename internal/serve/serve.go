@@ -87,7 +87,7 @@ func Endpoints(ctx context.Context, c *config.Config, srv *broker.Server, logger
 	}
 	var ui http.Handler
 	if c.Broker.UI != "" {
-		ui = ops.NewDashboard(js, token, logger)
+		ui = ops.NewDashboard(ctx, js, token, logger)
 	}
 	if err := serveOne("broker.ui", c.Broker.UI, "dashboard", ui); err != nil {
 		return nil, err
