@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -125,8 +127,8 @@ func runDeadShow(cmd *cobra.Command, args []string) error {
 	}
 	fmt.Fprintf(out, "Dead letter %d of queue %s, %s\nReason: %s\nSubject: %s\nDelivered: %d time(s), last by %s\nHeaders:\n",
 		dl.ID, dl.Queue, dl.Time.Format(time.RFC3339), dl.Reason, dl.Subject, dl.Delivered, cmpOr(dl.Consumer, "-"))
-	for k, vs := range dl.Header {
-		for _, v := range vs {
+	for _, k := range slices.Sorted(maps.Keys(dl.Header)) {
+		for _, v := range dl.Header[k] {
 			fmt.Fprintf(out, "  %s: %s\n", k, v)
 		}
 	}
