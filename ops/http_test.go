@@ -1,0 +1,60 @@
+package ops
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+func TestRequireToken(t *testing.T) {
+	h := RequireToken("s3cret", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) }))
+	for _, tt := range []struct {
+		name   string
+		set    func(*http.Request)
+		status int
+	}{
+		{"no token", func(*http.Request) {}, http.StatusUnauthorized},
+		{"wrong bearer", func(r *http.Request) { r.Header.Set("Authorization", "Bearer s3cre") }, http.StatusUnauthorized},
+		{"basic, not bearer", func(r *http.Request) { r.SetBasicAuth("x", "s3cret") }, http.StatusUnauthorized},
+		{"empty cookie", func(r *http.Request) { r.AddCookie(&http.Cookie{Name: TokenCookie, Value: ""}) }, http.StatusUnauthorized},
+		{"bearer", func(r *http.Request) { r.Header.Set("Authorization", "Bearer s3cret") }, http.StatusTeapot},
+		{"login cookie", func(r *http.Request) { r.AddCookie(&http.Cookie{Name: TokenCookie, Value: "s3cret"}) }, http.StatusTeapot},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		tt.set(r)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != tt.status {
+			t.Errorf("%s: %d, want %d", tt.name, w.Code, tt.status)
+		}
+	}
+}
+
+func TestLoopback(t *testing.T) {
+	for in, want := range map[string]string{
+		":9464":          "127.0.0.1:9464",
+		"127.0.0.1:0":    "127.0.0.1:0",
+		"0.0.0.0:8080":   "0.0.0.0:8080", // said so: every interface
+		"[::1]:9464":     "[::1]:9464",
+		"localhost:9464": "localhost:9464",
+	} {
+		if got, err := Loopback(in); err != nil || got != want {
+			t.Errorf("Loopback(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := Loopback("9464"); err == nil {
+		t.Error("Loopback(\"9464\"): no error for a port alone")
+	}
+}
+
+func TestAge(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0: "-", 3 * time.Second: "3s", 4*time.Minute + 12*time.Second: "4m12s",
+		2*time.Hour + 5*time.Minute: "2h05m", 76 * time.Hour: "3d04h",
+	} {
+		if got := age(d); got != want {
+			t.Errorf("age(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
