@@ -42,12 +42,13 @@ type Dashboard struct {
 
 	mu      sync.Mutex
 	sampled time.Time
-	history map[string][]int64 // per queue: pending + in flight, one sample a second, the last 120
+	done    map[string]map[string]int64 // per queue, per consumer process: tasks done at the last sample
+	history map[string][]int64          // per queue: tasks per second, a sample a second, the last 120
 }
 
 // NewDashboard returns the dashboard of the broker js reaches. Until ctx
-// ends it samples the queues' depth every second, so that the sparklines
-// show the last two minutes to whoever opens the page.
+// ends it samples the queues' throughput every second, so that the
+// sparklines show the last two minutes to whoever opens the page.
 func NewDashboard(ctx context.Context, js jetstream.JetStream, token string, logger *slog.Logger) *Dashboard {
 	if token == "" {
 		panic("ops.NewDashboard: empty token") // a bug: every endpoint has one
@@ -136,7 +137,7 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 // view is what the templates render.
 type view struct {
 	*Status
-	Spark   map[string]string // per queue: the depth sparkline's SVG points
+	Spark   map[string]string // per queue: the throughput sparkline's SVG points
 	Dead    []DeadLetter
 	Err     string
 	Flash   string
@@ -287,18 +288,35 @@ func short(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// sample adds the queues' depth to their history, at most once a second,
-// and returns each queue's sparkline: SVG points in a 120x28 box, the
-// oldest sample at the left, the newest at the right.
+// sample adds each queue's throughput (task messages its consumers ran
+// per second since the last sample, from their heartbeats' counts) to its
+// history, at most once a second, and returns each queue's sparkline: SVG
+// points in a 120x28 box, the oldest sample at the left.
 func (d *Dashboard) sample(st *Status) map[string]string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if st.Time.Sub(d.sampled) >= d.every*9/10 {
-		d.sampled = st.Time
-		for _, q := range st.Queues {
-			h := append(d.history[q.Name], int64(q.Pending)+int64(q.InFlight))
-			d.history[q.Name] = h[max(len(h)-120, 0):]
+	if dt := st.Time.Sub(d.sampled); dt >= d.every*9/10 {
+		done := map[string]map[string]int64{} // queue -> consumer -> done
+		for _, p := range st.Consumers {
+			if done[p.Queue] == nil {
+				done[p.Queue] = map[string]int64{}
+			}
+			done[p.Queue][p.Name+"/"+strconv.Itoa(p.PID)] = p.Done
 		}
+		for _, q := range st.Queues {
+			var ran int64
+			for who, n := range done[q.Name] {
+				if before, ok := d.done[q.Name][who]; ok && n > before {
+					ran += n - before
+				}
+			}
+			if !d.sampled.IsZero() {
+				rate := int64(float64(ran) / dt.Seconds())
+				h := append(d.history[q.Name], rate)
+				d.history[q.Name] = h[max(len(h)-120, 0):]
+			}
+		}
+		d.sampled, d.done = st.Time, done
 	}
 	out := map[string]string{}
 	for name, h := range d.history {

@@ -177,23 +177,16 @@ func (g *Group) supervise(ctx context.Context, name string, c *child) {
 		}
 		if code == exitRetired {
 			g.log.Info("consumer process retired after consumers.max_tasks; starting a fresh one", "consumer", name, "child_pid", pid)
-			next, serr := g.start(ctx, name)
-			if serr != nil {
-				g.failed(fmt.Sprintf("%s (%v)", name, serr))
+			restarts-- // a retirement is no restart
+		} else {
+			g.log.Warn("consumer process failed", "consumer", name, "child_pid", pid, "code", code, "error", err)
+			if ctx.Err() != nil || code == exitUsage || restarts >= g.cfg.MaxRestarts {
+				g.failed(fmt.Sprintf("%s (pid %d: %v)", name, pid, err))
 				g.exited(true)
 				return
 			}
-			c = next
-			restarts-- // a retirement is no restart
-			continue
+			fmt.Fprintf(g.cfg.Stdout, "Producer: consumer %s (pid %d) died (%v); starting a replacement\n", name, pid, err)
 		}
-		g.log.Warn("consumer process failed", "consumer", name, "child_pid", pid, "code", code, "error", err)
-		if ctx.Err() != nil || code == exitUsage || restarts >= g.cfg.MaxRestarts {
-			g.failed(fmt.Sprintf("%s (pid %d: %v)", name, pid, err))
-			g.exited(true)
-			return
-		}
-		fmt.Fprintf(g.cfg.Stdout, "Producer: consumer %s (pid %d) died (%v); starting a replacement\n", name, pid, err)
 		next, serr := g.start(ctx, name)
 		if serr != nil {
 			g.failed(fmt.Sprintf("%s (%v)", name, serr))
