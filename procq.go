@@ -166,7 +166,6 @@ func Window(n int) PoolOption { return func(o *poolOptions) { o.window = n } }
 type Pool struct {
 	*producer.Pool
 	run         *producer.Run
-	stopWatch   func()
 	stopSpawned context.CancelFunc
 }
 
@@ -186,11 +185,14 @@ func (c *Client) Pool(ctx context.Context, opts ...PoolOption) (*Pool, error) {
 	if workers == 0 {
 		workers = c.cfg.Consumers.Count
 	}
-	p := &Pool{stopWatch: func() {}, stopSpawned: func() {}}
+	p := &Pool{stopSpawned: func() {}}
 	pc := producer.PoolConfig{ChunkSize: o.chunk, Workers: workers, Window: o.window}
 	if o.processes == 0 {
-		wctx, stop := c.q.Watch(context.Background(), nil, c.cfg.Pool.IdleTimeout, c.cfg.Pool.IdleTimeout/10)
-		p.stopWatch, pc.Context = stop, wctx
+		// Each map, while it runs, fails once no consumer has been seen for
+		// pool.idle_timeout; an idle pool waits for consumers as long as it
+		// likes.
+		idle := c.cfg.Pool.IdleTimeout
+		pc.Watch = func(ctx context.Context) (context.Context, func()) { return c.q.Watch(ctx, nil, idle, idle/10) }
 		p.Pool = producer.NewPool(c.q, pc)
 		return p, nil
 	}
@@ -211,9 +213,8 @@ func (c *Client) Pool(ctx context.Context, opts ...PoolOption) (*Pool, error) {
 		cancel()
 		return nil, errors.Join(err, r.Join(context.WithoutCancel(ctx)))
 	}
-	wctx, stop := r.Watch(sctx)
-	pc.Context, pc.Run = wctx, r.ID()
-	p.Pool, p.run, p.stopWatch, p.stopSpawned = producer.NewPool(c.q, pc), r, stop, cancel
+	pc.Watch, pc.Run = r.Watch, r.ID()
+	p.Pool, p.run, p.stopSpawned = producer.NewPool(c.q, pc), r, cancel
 	return p, nil
 }
 
@@ -222,7 +223,6 @@ func (c *Client) Pool(ctx context.Context, opts ...PoolOption) (*Pool, error) {
 // sentinel and waits for them to exit.
 func (p *Pool) Close(ctx context.Context) error {
 	err := p.Pool.Close(ctx)
-	p.stopWatch()
 	if p.run != nil {
 		err = errors.Join(err, p.run.End(ctx), p.run.Join(ctx))
 	}
@@ -235,7 +235,6 @@ func (p *Pool) Close(ctx context.Context) error {
 // stopped (SIGTERM).
 func (p *Pool) Terminate(ctx context.Context) error {
 	err := p.Pool.Terminate(ctx)
-	p.stopWatch()
 	p.stopSpawned()
 	if p.run != nil && p.run.Group() != nil {
 		err = errors.Join(err, p.run.Group().Wait())

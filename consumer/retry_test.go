@@ -206,3 +206,54 @@ func TestInitializerFailureTakesNothing(t *testing.T) {
 		t.Errorf("%d task messages, want the 1 untouched", info.State.Msgs)
 	}
 }
+
+// MaxTasks also bounds the waiting pull: a worker of concurrency 4 that
+// may take one more task takes one, even when several arrive at once.
+func TestMaxTasksBoundsTheWaitingPull(t *testing.T) {
+	const q = "retirewait"
+	f := setup(t, q)
+	var mu sync.Mutex
+	ran := 0
+	reg := task.NewRegistry()
+	task.MustRegister(reg, "id", func(_ context.Context, x int) (int, error) {
+		mu.Lock()
+		ran++
+		mu.Unlock()
+		return x, nil
+	})
+	f.startRun(t, q, "r1")
+	done := make(chan error, 1)
+	var w *consumer.Worker
+	go func() {
+		var err error
+		defer func() { done <- err }() // also when runLogged fails the test
+		w, _, err = f.runLogged(t, reg, consumer.Config{Name: "C-1", MaxTasks: 1, Concurrency: 4, Run: "r1"})
+	}()
+	// The worker is idle in its waiting pull when the tasks arrive.
+	waitPulling(t, f, 1)
+	f.putTasks(t, q, "r1", "id", 4, strconv.Itoa)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if ran != 1 || !w.Retired() {
+		t.Errorf("ran %d tasks, retired %v; want 1 task, then retired", ran, w.Retired())
+	}
+}
+
+// waitPulling waits up to 20 s for n pull requests waiting on the queue.
+func waitPulling(t *testing.T, f *fixture, n int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		info, err := f.topo.Consumer.Info(context.Background())
+		if err == nil && info.NumWaiting >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d pull requests not waiting within 20s", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

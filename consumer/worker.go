@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -167,6 +168,16 @@ func (w *Worker) prefetchMode() string {
 // MaxTasks is the worker's Config.MaxTasks.
 func (w *Worker) MaxTasks() int { return w.cfg.MaxTasks }
 
+// tasksLeft is how many more task messages the worker may take under
+// MaxTasks (all it likes without), and whether it has taken its last.
+func (w *Worker) tasksLeft() (left int, retire bool) {
+	if w.cfg.MaxTasks <= 0 {
+		return math.MaxInt, false
+	}
+	left = w.cfg.MaxTasks - int(w.tasks.Load())
+	return left, left <= 0
+}
+
 // Retired reports whether Run ended because the worker took MaxTasks
 // tasks.
 func (w *Worker) Retired() bool { return w.retired.Load() && !w.took.Load() }
@@ -208,23 +219,20 @@ func (w *Worker) fetch(ctx context.Context, msgs chan<- jetstream.Msg) error {
 		// when nothing is, a waiting pull, for no more than the slots: an
 		// open pull request reserves what arrives next, and a deep one
 		// would take a whole batch of long tasks from the other consumers.
-		n := w.window.room()
-		if w.cfg.MaxTasks > 0 {
-			left := w.cfg.MaxTasks - int(w.tasks.Load())
-			if left <= 0 {
-				w.retired.Store(true)
-				w.log.InfoContext(ctx, "max_tasks reached: finishing the tasks in hand, then retiring", "max_tasks", w.cfg.MaxTasks)
-				return nil
-			}
-			n = min(n, left)
+		left, retire := w.tasksLeft()
+		if retire {
+			w.retired.Store(true)
+			w.log.InfoContext(ctx, "max_tasks reached: finishing the tasks in hand, then retiring", "max_tasks", w.cfg.MaxTasks)
+			return nil
 		}
+		n := min(w.window.room(), left)
 		if n == 0 {
 			continue // the limit fell since waitRoom looked
 		}
 		got, err := w.pull(ctx, n, msgs, true)
 		if err == nil && got == 0 {
 			w.window.idle()
-			if n := min(w.window.room(), w.cfg.Concurrency); n > 0 {
+			if n := min(w.window.room(), w.cfg.Concurrency, left); n > 0 {
 				_, err = w.pull(ctx, n, msgs, false)
 			}
 		}

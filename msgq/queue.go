@@ -92,6 +92,13 @@ func Open(ctx context.Context, js jetstream.JetStream, name string, cfg Config, 
 		Replicas:   cfg.Replicas,
 		Duplicates: 2 * time.Minute,
 	}
+	if max == 0 {
+		// Keep the bound the queue has: an update for another setting
+		// (its replicas, say) must not lift it.
+		if have, err := js.Stream(ctx, sc.Name); err == nil {
+			sc.MaxMsgs = have.CachedInfo().Config.MaxMsgs
+		}
+	}
 	st, err := link.EnsureStream(ctx, js, sc, logger)
 	if err != nil {
 		return nil, fmt.Errorf("queue %s: %w", name, err)
@@ -174,9 +181,45 @@ func full(err error) bool {
 // Get takes the item at the head of the queue, waiting up to timeout for
 // one (0: do not wait, like get_nowait), and returns ErrEmpty when none
 // came. The item is removed once the broker confirms it, so it goes to no
-// other getter; when that confirmation fails, Get returns the error and the
-// item comes back for a later Get after 30 s.
+// other getter. When that confirmation fails, Get returns the error: the
+// item comes back for a later Get after 30 s, unless the broker did
+// remove it and only its answer was lost.
 func (q *Queue) Get(ctx context.Context, timeout time.Duration) (json.RawMessage, error) {
+	it, err := q.Take(ctx, timeout)
+	if err != nil {
+		return nil, err
+	}
+	if err := it.Done(ctx); err != nil {
+		return nil, err
+	}
+	return it.Data(), nil
+}
+
+// Item is an item taken from a queue and not yet removed: Done removes it
+// once the taker has used it, Return hands it back for another getter. An
+// item neither done nor returned comes back by itself after 30 s.
+type Item struct {
+	q   *Queue
+	msg jetstream.Msg
+}
+
+// Data is the item's JSON value.
+func (it *Item) Data() json.RawMessage { return it.msg.Data() }
+
+// Done removes the item, once the broker confirms it.
+func (it *Item) Done(ctx context.Context) error {
+	if err := it.msg.DoubleAck(ctx); err != nil {
+		return fmt.Errorf("queue %s: get: removal not confirmed, the item may come back: %w", it.q.name, err)
+	}
+	return nil
+}
+
+// Return hands the item back to the head of the queue's line.
+func (it *Item) Return() error { return it.msg.Nak() }
+
+// Take is Get in two steps, for a taker that must use an item before it
+// is removed (print it, say): the item is Done or Returned after.
+func (q *Queue) Take(ctx context.Context, timeout time.Duration) (*Item, error) {
 	var batch jetstream.MessageBatch
 	var err error
 	if timeout <= 0 {
@@ -190,19 +233,13 @@ func (q *Queue) Get(ctx context.Context, timeout time.Duration) (json.RawMessage
 		return nil, fmt.Errorf("queue %s: get: %w", q.name, err)
 	}
 	for msg := range batch.Messages() {
-		if err := msg.DoubleAck(ctx); err != nil {
-			return nil, fmt.Errorf("queue %s: get: removal not confirmed, the item comes back later: %w", q.name, err)
-		}
-		return msg.Data(), nil
-	}
-	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("queue %s: get: %w", q.name, context.Cause(ctx))
-		}
-		return nil, fmt.Errorf("queue %s: get: %w", q.name, err)
+		return &Item{q: q, msg: msg}, nil
 	}
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("queue %s: get: %w", q.name, context.Cause(ctx))
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
+		return nil, fmt.Errorf("queue %s: get: %w", q.name, err)
 	}
 	return nil, fmt.Errorf("queue %s: %w", q.name, ErrEmpty)
 }

@@ -134,15 +134,19 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
+// shownDead is how many dead letters the page lists, the newest.
+const shownDead = 100
+
 // view is what the templates render.
 type view struct {
 	*Status
-	Spark   map[string]string // per queue: the throughput sparkline's SVG points
-	Dead    []DeadLetter
-	Err     string
-	Flash   string
-	Now     time.Time
-	Refresh int // ms
+	Spark     map[string]string // per queue: the throughput sparkline's SVG points
+	Dead      []DeadLetter      // the newest, up to shownDead
+	DeadTotal uint64
+	Err       string
+	Flash     string
+	Now       time.Time
+	Refresh   int // ms
 }
 
 func (d *Dashboard) view(ctx context.Context) view {
@@ -156,11 +160,11 @@ func (d *Dashboard) view(ctx context.Context) view {
 	v.Status = st
 	v.Spark = d.sample(st)
 	if dl, err := OpenDeadLetters(ctx, d.js); err == nil {
-		if v.Dead, err = dl.List(ctx, ""); err != nil {
+		if v.Dead, err = dl.Newest(ctx, shownDead); err != nil {
 			v.Err = err.Error()
 		}
-		if len(v.Dead) > 200 {
-			v.Dead = v.Dead[len(v.Dead)-200:] // the newest
+		for _, q := range st.Queues {
+			v.DeadTotal += q.Dead
 		}
 	}
 	return v

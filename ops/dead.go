@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -72,6 +73,29 @@ func (d *DeadLetters) List(ctx context.Context, queue string) ([]DeadLetter, err
 		return nil
 	})
 	return out, err
+}
+
+// Newest returns at most n dead letters, the newest, oldest first: the
+// stream holds nothing but dead letters, so it walks back from its last
+// message and reads no more than it shows.
+func (d *DeadLetters) Newest(ctx context.Context, n int) ([]DeadLetter, error) {
+	info, err := d.st.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []DeadLetter{}
+	for seq := info.State.LastSeq; info.State.Msgs > 0 && seq >= info.State.FirstSeq && seq > 0 && len(out) < n; seq-- {
+		m, err := d.st.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // deleted: requeued or purged
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, deadLetter(m, false))
+	}
+	slices.Reverse(out)
+	return out, nil
 }
 
 // each calls fn with every dead letter of queue (every queue when empty).

@@ -75,7 +75,10 @@ func Serve(ctx context.Context, addr string, h http.Handler, what string, logger
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", what, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// Requests end with ctx too: the dashboard's event streams would
+	// outlive a graceful shutdown otherwise.
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
 	bound := ln.Addr().String()
 	logger.Info("serving "+what, "addr", bound)
 	go func() {
@@ -87,7 +90,9 @@ func Serve(ctx context.Context, addr string, h http.Handler, what string, logger
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = srv.Shutdown(sctx)
+		if srv.Shutdown(sctx) != nil {
+			_ = srv.Close()
+		}
 	}()
 	return bound, nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -160,15 +161,24 @@ func bucket(ctx context.Context, js jetstream.JetStream, name string) (jetstream
 	return kv, err
 }
 
-// values calls fn with every live key and value of kv.
+// values calls fn with every live key and value of kv. The key lister is
+// stopped and drained however it returns, and a listing cut short by ctx
+// is an error, not a short answer.
 func values(ctx context.Context, kv jetstream.KeyValue, fn func(key string, val []byte)) error {
 	if kv == nil {
 		return nil
 	}
-	lister, err := kv.ListKeys(ctx)
+	lctx, cancel := context.WithCancel(ctx)
+	lister, err := kv.ListKeys(lctx)
 	if err != nil {
+		cancel()
 		return err
 	}
+	defer func() {
+		cancel()
+		for range lister.Keys() { // let the lister's goroutine end
+		}
+	}()
 	for key := range lister.Keys() {
 		e, err := kv.Get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -179,7 +189,7 @@ func values(ctx context.Context, kv jetstream.KeyValue, fn func(key string, val 
 		}
 		fn(key, e.Value())
 	}
-	return nil
+	return ctx.Err()
 }
 
 func (st *Status) readPresence(ctx context.Context, js jetstream.JetStream) error {
@@ -238,7 +248,8 @@ func (st *Status) readQueues(ctx context.Context, js jetstream.JetStream) error 
 		}
 	}
 	first := tasks.CachedInfo().State.FirstSeq
-	for ci := range tasks.ListConsumers(ctx).Info() {
+	consumers := tasks.ListConsumers(ctx)
+	for ci := range consumers.Info() {
 		if !strings.HasPrefix(ci.Name, "procq_") {
 			continue
 		}
@@ -258,6 +269,9 @@ func (st *Status) readQueues(ctx context.Context, js jetstream.JetStream) error 
 			}
 		}
 		st.Queues = append(st.Queues, q)
+	}
+	if err := consumers.Err(); err != nil {
+		return fmt.Errorf("list the queues' consumers: %w", err)
 	}
 	slices.SortFunc(st.Queues, func(a, b QueueStatus) int { return strings.Compare(a.Name, b.Name) })
 	return nil

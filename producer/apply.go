@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"iter"
 	"sync"
 )
 
@@ -80,7 +81,9 @@ func (p *Pool) ApplyAsync(ctx context.Context, kind string, args any) (*AsyncRes
 	if err := ctx.Err(); err != nil {
 		return nil, context.Cause(ctx)
 	}
-	for {
+	// A session may end (its map failed) just as this request comes: one
+	// more try on a fresh session, then the session's own error.
+	for try := 0; ; try++ {
 		s, err := p.session(kind)
 		if err != nil {
 			return nil, err
@@ -89,8 +92,9 @@ func (p *Pool) ApplyAsync(ctx context.Context, kind string, args any) (*AsyncRes
 		case s.in <- applyReq{args: args, res: r}:
 			return r, nil
 		case <-s.ended:
-			// Failed or closed before taking this one: a fresh session
-			// takes it, unless the pool is closed.
+			if try > 0 {
+				return nil, s.failure()
+			}
 		case <-ctx.Done():
 			return nil, context.Cause(ctx)
 		}
@@ -113,6 +117,13 @@ type applySession struct {
 	waiting map[int]*AsyncResult // by the index the map gave the input
 	next    int                  // the index of the next input taken
 	err     error                // why the session ended
+}
+
+// failure is why the session ended.
+func (s *applySession) failure() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
 }
 
 // session returns the running session of kind, starting one if needed.
@@ -141,29 +152,28 @@ func (p *Pool) session(kind string) (*applySession, error) {
 // run maps kind over the requests until the pool closes or the map fails,
 // then fails every task still waiting.
 func (s *applySession) run(p *Pool, kind string) {
-	inputs := func(yield func(any) bool) {
-		for {
-			select {
-			case req, ok := <-s.in:
-				if !ok {
-					return
+	inputs := func(mapCtx context.Context) iter.Seq[any] {
+		return func(yield func(any) bool) {
+			for {
+				select {
+				case req := <-s.in:
+					s.mu.Lock()
+					s.waiting[s.next] = req.res
+					s.next++
+					s.mu.Unlock()
+					if !yield(req.args) {
+						return
+					}
+				case <-p.closing:
+					return // Close: no more inputs; the map finishes those taken
+				case <-mapCtx.Done():
+					return // the map stopped: Terminate, no consumer left, a failure
 				}
-				s.mu.Lock()
-				s.waiting[s.next] = req.res
-				s.next++
-				s.mu.Unlock()
-				if !yield(req.args) {
-					return
-				}
-			case <-p.closing:
-				return // Close: no more inputs; the map finishes those taken
-			case <-p.ctx.Done():
-				return // Terminate
 			}
 		}
 	}
 	err := ErrPoolClosed
-	for r, rerr := range p.stream(p.ctx, kind, inputs, 1, false) {
+	for r, rerr := range p.streamFor(p.ctx, kind, inputs, 1, false) {
 		if rerr != nil {
 			err = rerr
 			break

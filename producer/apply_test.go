@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procq/procq/internal/natstest"
+	"github.com/procq/procq/link"
 	"github.com/procq/procq/producer"
 	"github.com/procq/procq/task"
 )
@@ -171,4 +173,79 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("timed out waiting for %s", what)
+}
+
+// A session whose map fails (here: the queue is full and no consumer
+// takes anything) fails every task waiting in it, rather than leaving them
+// waiting for ever.
+func TestApplySessionFailureReleasesWaiters(t *testing.T) {
+	b := natstest.Start(t)
+	js := b.JetStream(t)
+	topo, err := link.EnsureQueue(context.Background(), js, link.QueueConfig{Name: "full", MaxMessages: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := producer.NewQueue("full", js, topo, nil)
+	q.PutTimeout = 300 * time.Millisecond
+	pool := producer.NewPool(q, producer.PoolConfig{})
+	defer func() { _ = pool.Terminate(context.Background()) }()
+	ctx := ctxT(t)
+	var handles []*producer.AsyncResult
+	for i := range 3 {
+		h, err := pool.ApplyAsync(ctx, task.KindSquare, task.SquareArgs{X: int64(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		handles = append(handles, h)
+	}
+	for i, h := range handles {
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		_, err := h.Get(wctx)
+		cancel()
+		if err == nil || errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("task %d: %v, want the failed session's error, not a wait", i, err)
+		}
+	}
+}
+
+// When every session ends at once (its map cannot start: here the watch
+// says no consumer is left), ApplyAsync returns that error instead of
+// starting sessions until the caller's context ends.
+func TestApplyAsyncReturnsTheSessionsError(t *testing.T) {
+	e := newEnv(t)
+	pool := producer.NewPool(e.q, producer.PoolConfig{Watch: func(ctx context.Context) (context.Context, func()) {
+		ctx, cancel := context.WithCancelCause(ctx)
+		cancel(producer.ErrNoConsumers)
+		return ctx, func() {}
+	}})
+	defer func() { _ = pool.Terminate(context.Background()) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	h, err := pool.ApplyAsync(ctx, task.KindSquare, task.SquareArgs{X: 2})
+	if err == nil {
+		_, err = h.Get(ctx)
+	}
+	if !errors.Is(err, producer.ErrNoConsumers) {
+		t.Fatalf("ApplyAsync on a pool whose maps cannot run: %v, want ErrNoConsumers", err)
+	}
+}
+
+// A pool's consumer watch runs per map: a pool left idle longer than the
+// idle timeout still maps once consumers are there.
+func TestPoolWatchIsPerMap(t *testing.T) {
+	e := newEnv(t)
+	pool := producer.NewPool(e.q, producer.PoolConfig{Watch: func(ctx context.Context) (context.Context, func()) {
+		return e.q.Watch(ctx, nil, 300*time.Millisecond, 50*time.Millisecond)
+	}})
+	ctx := ctxT(t)
+	// No consumer yet: a map fails with ErrNoConsumers.
+	if _, err := pool.Map(ctx, task.KindSquare, squares(2)); !errors.Is(err, producer.ErrNoConsumers) {
+		t.Fatalf("map without consumers: %v, want ErrNoConsumers", err)
+	}
+	time.Sleep(600 * time.Millisecond) // idle past the timeout, with no map running
+	e.workers(t, 1, 1, task.Builtins())
+	rs, err := pool.Map(ctx, task.KindSquare, squares(3))
+	if err != nil || len(rs) != 3 || string(rs[2].Value) != "9" {
+		t.Fatalf("map once a consumer is there: %v, %v", rs, err)
+	}
 }

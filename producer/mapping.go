@@ -38,12 +38,15 @@ type mapping struct {
 	notSubmitted int
 }
 
-func (m *mapping) run(ctx context.Context, args iter.Seq[any], yield func(Result, error) bool) {
+func (m *mapping) run(ctx context.Context, argsFor func(context.Context) iter.Seq[any], yield func(Result, error) bool) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	log := m.pool.log.With("map", m.id, "task", m.kind)
 
 	results, stopResults, err := m.subscribe(ctx)
+	if err != nil && ctx.Err() != nil {
+		err = context.Cause(ctx) // why it stopped, not that it was cancelled
+	}
 	if err != nil {
 		yield(Result{}, &IncompleteError{NotSubmitted: 0, Err: err})
 		return
@@ -66,7 +69,7 @@ func (m *mapping) run(ctx context.Context, args iter.Seq[any], yield func(Result
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer close(m.sent)
-		pubDone <- m.publish(ctx, args)
+		pubDone <- m.publish(ctx, argsFor(ctx))
 	})
 	wg.Go(func() { m.confirm(ctx) })
 	wg.Go(func() { m.keepLease(ctx) })

@@ -32,9 +32,10 @@ type PoolConfig struct {
 	// Run, when set, is the run the map belongs to (see Run): its tasks go
 	// on the run's subjects, so the run's sentinels wait for them.
 	Run string
-	// Context, when set, bounds every map of the pool: when it ends, they
-	// stop as if cancelled, with its cause (Queue.Watch's, say).
-	Context context.Context
+	// Watch, when set, watches each map while it runs: the context it
+	// returns ends, with its cause, when the map should stop (Queue.Watch:
+	// no consumer left). stop ends the watch.
+	Watch func(ctx context.Context) (watched context.Context, stop func())
 	// Label, when set, names each task message "<Label>-<n>" (n from 1) in
 	// a Procq-Label header: the consumer prints its start and finish lines
 	// with its PID, as the Process demo shows.
@@ -83,7 +84,7 @@ type Pool struct {
 // NewPool returns a pool that puts its tasks on q. Close or Terminate it
 // when done with it: Apply keeps a map open per kind until then.
 func NewPool(q *Queue, cfg PoolConfig) *Pool {
-	ctx, cancel := context.WithCancel(cmp.Or[context.Context](cfg.Context, context.Background()))
+	ctx, cancel := context.WithCancel(context.Background())
 	return &Pool{q: q, cfg: cfg.withDefaults(), log: q.log, ctx: ctx, terminate: cancel, closing: make(chan struct{})}
 }
 
@@ -192,12 +193,24 @@ func (p *Pool) ImapUnordered(ctx context.Context, kind string, args iter.Seq[any
 }
 
 func (p *Pool) stream(ctx context.Context, kind string, args iter.Seq[any], chunk int, ordered bool) iter.Seq2[Result, error] {
+	return p.streamFor(ctx, kind, func(context.Context) iter.Seq[any] { return args }, chunk, ordered)
+}
+
+// streamFor is stream with inputs that see the map's own context: an
+// iterator that waits for its inputs (Apply's session) must stop when the
+// map does, whatever ends it.
+func (p *Pool) streamFor(ctx context.Context, kind string, argsFor func(context.Context) iter.Seq[any], chunk int, ordered bool) iter.Seq2[Result, error] {
 	return func(yield func(Result, error) bool) {
 		if !p.begin() {
 			yield(Result{}, ErrPoolClosed)
 			return
 		}
 		defer p.running.Done()
+		if p.cfg.Watch != nil {
+			var stop func()
+			ctx, stop = p.cfg.Watch(ctx)
+			defer stop()
+		}
 		ctx, cancel := context.WithCancelCause(ctx)
 		defer cancel(nil)
 		defer context.AfterFunc(p.ctx, func() { cancel(context.Cause(p.ctx)) })()
@@ -213,6 +226,6 @@ func (p *Pool) stream(ctx context.Context, kind string, args iter.Seq[any], chun
 			notSubmitted: -1,
 		}
 		m.progress.total.Store(-1)
-		m.run(ctx, args, yield)
+		m.run(ctx, argsFor, yield)
 	}
 }

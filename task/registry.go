@@ -98,7 +98,18 @@ func (r *Registry) RunChunk(ctx context.Context, kind string, body []byte, elems
 			out, ok = nil, false
 		}
 	}()
-	return ch.HandleChunk(ctx, body, elems), true
+	out = ch.HandleChunk(ctx, body, elems)
+	if _, ours := h.(interface{ encodesOwnResults() }); !ours {
+		// Another ChunkHandler's results are checked as Run's caller
+		// checks one result: a result message that is not JSON would be
+		// dropped whole by the producer, with every answer in it.
+		for i := range out {
+			if len(out[i].Result) > 0 && !Valid(out[i].Result) {
+				out[i] = Outcome{Error: "task returned invalid JSON"}
+			}
+		}
+	}
+	return out, true
 }
 
 // Has reports whether kind is registered.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"unicode/utf8"
 )
 
 // Outcome is the result of one input: Result on success, Error on failure.
@@ -175,9 +176,11 @@ func decodeString(v []byte) (string, bool) {
 	if len(v) < 2 || v[0] != '"' {
 		return "", false
 	}
-	if bytes.IndexByte(v, '\\') < 0 {
+	if bytes.IndexByte(v, '\\') < 0 && utf8.Valid(v) {
 		return string(v[1 : len(v)-1]), true
 	}
+	// Escapes, or invalid UTF-8 (which the decoder replaces with U+FFFD):
+	// as Unmarshal reads it.
 	var text string
 	return text, Unmarshal(v, &text) == nil
 }

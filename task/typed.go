@@ -53,6 +53,10 @@ type typed[A, R any] struct {
 	object bool // A is a struct: its JSON must be an object
 }
 
+// encodesOwnResults marks the typed handler, whose results come from
+// Marshal and need no second check.
+func (typed[A, R]) encodesOwnResults() {}
+
 // decode decodes one input into a.
 func (t typed[A, R]) decode(raw json.RawMessage, a *A) error {
 	if t.object {

@@ -172,3 +172,37 @@ func normal(as []Answer) []Answer {
 	}
 	return out
 }
+
+// An error text with invalid UTF-8 decodes as Unmarshal decodes it.
+func TestDecodeAnswersInvalidUTF8(t *testing.T) {
+	body := []byte("[{\"index\":1,\"outcomes\":[{\"error\":\"a\xffb\"}]}]")
+	var std []Answer
+	if err := json.Unmarshal(body, &std); err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeAnswers(body, 1)
+	if err != nil || !reflect.DeepEqual(got, std) {
+		t.Errorf("DecodeAnswers = %+v, %v; Unmarshal %+v", got, err, std)
+	}
+}
+
+type badChunk struct{ HandlerFunc }
+
+func (badChunk) HandleChunk(context.Context, []byte, []json.RawMessage) []Outcome {
+	return []Outcome{{Result: json.RawMessage(`{"unclosed":`)}, {Result: json.RawMessage(`7`)}}
+}
+
+// A ChunkHandler of one's own that returns a result that is not JSON
+// fails that input, as Run's callers do for one result.
+func TestRunChunkChecksOtherHandlersResults(t *testing.T) {
+	reg := NewRegistry()
+	if err := reg.Register("bad", badChunk{}); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`[1,2]`)
+	elems, _ := SplitArgs(body, "2")
+	out, ok := reg.RunChunk(context.Background(), "bad", body, elems)
+	if !ok || out[0].Error != "task returned invalid JSON" || string(out[1].Result) != "7" {
+		t.Errorf("outcomes %+v, want input 0 failed, input 1's 7", out)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -62,7 +63,7 @@ func runGet(cmd *cobra.Command, args []string) error {
 	}
 	out := cmd.OutOrStdout()
 	for got := 0; count == 0 || got < count; got++ {
-		v, err := q.Get(ctx, timeout)
+		it, err := q.Take(ctx, timeout)
 		if errors.Is(err, msgq.ErrEmpty) && count == 0 {
 			return nil
 		}
@@ -72,15 +73,27 @@ func runGet(cmd *cobra.Command, args []string) error {
 		if err != nil {
 			return err
 		}
-		if bytes.ContainsAny(v, "\r\n") { // one line per item, whoever put it
-			var b bytes.Buffer
-			if json.Compact(&b, v) == nil {
-				v = b.Bytes()
-			}
+		// Printed first, removed after: an item that could not be written
+		// (a closed pipe) goes back to the queue, not nowhere.
+		if err := printItem(out, it.Data()); err != nil {
+			_ = it.Return()
+			return fmt.Errorf("write item %d: %w (handed back to the queue)", got+1, err)
 		}
-		if _, err := fmt.Fprintf(out, "%s\n", v); err != nil {
+		if err := it.Done(ctx); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// printItem writes v as one line of JSON.
+func printItem(out io.Writer, v []byte) error {
+	if bytes.ContainsAny(v, "\r\n") { // one line per item, whoever put it
+		var b bytes.Buffer
+		if json.Compact(&b, v) == nil {
+			v = b.Bytes()
+		}
+	}
+	_, err := fmt.Fprintf(out, "%s\n", v)
+	return err
 }
