@@ -69,24 +69,6 @@ func (w *opsWorld) dashboard(t *testing.T) {
 	}
 	id := strconv.FormatUint(dls[0].ID, 10)
 
-	// A map in progress while the page is up: slow squares on both
-	// consumers.
-	pool, err := w.client.Pool(ctx, procq.ChunkSize(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close(ctx)
-	args := make([]task.SquareArgs, 60)
-	for i := range args {
-		args[i] = task.SquareArgs{X: int64(i), Sleep: "200ms"} // about 6 s on the two consumers
-	}
-	m := procq.MapAsync[task.SquareArgs, int64](ctx, pool, task.KindSquare, args, nil, nil)
-	defer func() {
-		if _, err := m.Get(ctx); err != nil {
-			t.Errorf("the map behind the screenshot: %v", err)
-		}
-	}()
-
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
 		chromedp.WindowSize(1400, 1000), chromedp.Flag("headless", "new"))
 	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
@@ -103,11 +85,36 @@ func (w *opsWorld) dashboard(t *testing.T) {
 		chromedp.WaitVisible(`.consumer[data-name="C-1"]`),
 		chromedp.WaitVisible(`.consumer[data-name="C-2"]`),
 		chromedp.WaitVisible(`.deadletter[data-id="`+id+`"]`),
+	)
+	if err != nil {
+		t.Fatalf("dashboard: %v", err)
+	}
+
+	// Then a map while the page is up (started once the browser runs, so
+	// that a slow start cannot outlast it): slow squares on both
+	// consumers.
+	pool, err := w.client.Pool(ctx, procq.ChunkSize(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close(ctx)
+	args := make([]task.SquareArgs, 80)
+	for i := range args {
+		args[i] = task.SquareArgs{X: int64(i), Sleep: "200ms"} // about 8 s on the two consumers
+	}
+	m := procq.MapAsync[task.SquareArgs, int64](ctx, pool, task.KindSquare, args, nil, nil)
+	defer func() {
+		if _, err := m.Get(ctx); err != nil {
+			t.Errorf("the map behind the screenshot: %v", err)
+		}
+	}()
+
+	err = chromedp.Do(bctx,
 		chromedp.WaitVisible(`tr.map`),
 		chromedp.WaitVisible(`.busy`), // a consumer running a task, refreshed by the live stream
 	)
 	if err != nil {
-		t.Fatalf("dashboard: %v", err)
+		t.Fatalf("dashboard during the map: %v", err)
 	}
 	// For the screenshot: a few seconds of the live page, so that the
 	// sparkline has a history and the map's lease shows progress.
