@@ -196,7 +196,9 @@ func (c *Client) Pool(ctx context.Context, opts ...PoolOption) (*Pool, error) {
 		p.Pool = producer.NewPool(c.q, pc)
 		return p, nil
 	}
-	sc, err := wire.SpawnConfig(c.cfg, link.Config{URL: c.cfg.Broker.URL, Token: c.cfg.Broker.Token}, nil,
+	// The children reach the broker as this client does, with the token it
+	// used (perhaps read from the broker's token file).
+	sc, err := wire.SpawnConfig(c.cfg, link.Config{URL: c.cfg.Broker.URL, Token: c.nc.Opts.Token}, nil,
 		wire.ConsumerNames(o.processes), c.cfg.Consumers.MaxRestarts)
 	if err != nil {
 		return nil, err

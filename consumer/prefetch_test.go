@@ -98,18 +98,7 @@ func TestAdaptivePrefetchLongTasksSpread(t *testing.T) {
 		defer close(done)
 		runUntilSentinel(t, a, b)
 	}()
-	// Both idle and pulling before the work arrives.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		info, err := f.topo.Consumer.Info(context.Background())
-		if err == nil && info.NumWaiting >= 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("workers not both pulling within 20s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitPulling(t, f, 2) // both idle and pulling before the work arrives
 	for range 2 {
 		f.publish(t, task.WorkSubject(q, "r1"), map[string]string{task.HeaderKind: "slow", task.HeaderRun: "r1"}, "1")
 	}

@@ -26,8 +26,8 @@ func (w *Worker) announce(ctx context.Context) {
 		now := time.Now()
 		p.Done, p.LastMinute, p.InHand, p.Seen = w.stats.done.Load(), w.stats.minute.count(now), w.InHand(), now.UTC()
 		p.Task, p.Since = "", time.Time{}
-		if r := w.stats.running.Load(); r != nil {
-			p.Task, p.Since = r.kind, r.since.UTC()
+		if j := w.stats.running.Load(); j != nil {
+			p.Task, p.Since = j.kind, j.began.UTC()
 		}
 		val, _ := json.Marshal(p)
 		pctx, cancel := context.WithTimeout(ctx, link.PresenceTTL/4)
@@ -46,28 +46,23 @@ func (w *Worker) announce(ctx context.Context) {
 	}
 }
 
-// stats is what the worker's presence tells of its tasks.
+// stats is what the worker's presence tells of its tasks. Keeping it
+// costs a task no allocation: the running task is its job.
 type stats struct {
 	done    atomic.Int64
 	minute  perSecond
-	running atomic.Pointer[running] // the task started last, while it runs
+	running atomic.Pointer[job] // the task started last, while it runs
 }
 
-type running struct {
-	kind  string
-	since time.Time
+func (s *stats) started(j *job) {
+	j.began = time.Now()
+	s.running.Store(j)
 }
 
-func (s *stats) started(kind string) *running {
-	r := &running{kind: kind, since: time.Now()}
-	s.running.Store(r)
-	return r
-}
-
-func (s *stats) finished(r *running) {
+func (s *stats) finished(j *job) {
 	s.done.Add(1)
 	s.minute.add(time.Now())
-	s.running.CompareAndSwap(r, nil)
+	s.running.CompareAndSwap(j, nil)
 }
 
 // perSecond counts events per second over the last minute.

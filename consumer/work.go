@@ -25,7 +25,8 @@ type job struct {
 	attempt uint64
 	inputs  int // inputs the message claims to carry, for error answers
 	args    []json.RawMessage
-	chunked bool // the body is a Procq-Chunk array of args
+	chunked bool      // the body is a Procq-Chunk array of args
+	began   time.Time // when it started to run
 	base    *slog.Logger
 	attrs   []any        // the task's log attributes
 	log     *slog.Logger // base with attrs, built when first needed
@@ -91,10 +92,9 @@ func (w *Worker) work(ctx context.Context, msg jetstream.Msg) {
 	}
 	j.logger().DebugContext(ctx, "task started")
 	w.cfg.Events.TaskStarted(j.kind)
-	start := time.Now()
-	r := w.stats.started(j.kind)
+	w.stats.started(j)
 	outcomes := w.runAll(ctx, j)
-	w.stats.finished(r)
+	w.stats.finished(j)
 	if ctx.Err() != nil {
 		// Stopped mid-task: hand it back for another consumer.
 		w.nak(ctx, msg, 0, "hand back interrupted task")
@@ -102,7 +102,7 @@ func (w *Worker) work(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	failed := failures(j, outcomes)
-	took := time.Since(start)
+	took := time.Since(j.began)
 	j.attrs = append(j.attrs, "inputs", len(j.args), "failed", failed != "", "duration", took)
 	j.log = nil
 	if why := retryable(outcomes); why != "" && j.attempt < uint64(w.cfg.MaxDeliver) {

@@ -154,7 +154,8 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (
 }
 
 // EnsureStream returns the stream, creating it, or updating it only where
-// its configuration differs from cfg: every process declares the topology
+// its configuration differs from cfg (MaxMsgs, MaxAge and Duplicates left
+// zero keep what the stream has): every process declares the topology
 // at start, and needless updates from many processes at once would churn
 // the broker (and race with consumer creation inside nats-server). A
 // replica count the broker cannot place is ErrReplicas.
@@ -181,6 +182,11 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 	if streamCurrent(have, cfg) {
 		return s, settle(ctx, s, cfg.Replicas)
 	}
+	// What the caller left zero it does not care about (streamCurrent
+	// ignores it too): an update for another setting keeps the stream's own.
+	cfg.MaxMsgs = cmp.Or(cfg.MaxMsgs, have.MaxMsgs)
+	cfg.MaxAge = cmp.Or(cfg.MaxAge, have.MaxAge)
+	cfg.Duplicates = cmp.Or(cfg.Duplicates, have.Duplicates)
 	if have.Replicas != cfg.Replicas && logger != nil {
 		logger.InfoContext(ctx, "stream replicas changed", "stream", cfg.Name, "from", have.Replicas, "to", cfg.Replicas)
 	}

@@ -78,7 +78,7 @@ func Open(ctx context.Context, js jetstream.JetStream, name string, cfg Config, 
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	max := int64(0) // keep the queue's bound; none when it is new
+	max := int64(0) // keep the queue's bound (EnsureStream keeps a zero's); none when new
 	if cfg.MaxSize > 0 {
 		max = int64(cfg.MaxSize)
 	}
@@ -91,13 +91,6 @@ func Open(ctx context.Context, js jetstream.JetStream, name string, cfg Config, 
 		MaxMsgs:    max,
 		Replicas:   cfg.Replicas,
 		Duplicates: 2 * time.Minute,
-	}
-	if max == 0 {
-		// Keep the bound the queue has: an update for another setting
-		// (its replicas, say) must not lift it.
-		if have, err := js.Stream(ctx, sc.Name); err == nil {
-			sc.MaxMsgs = have.CachedInfo().Config.MaxMsgs
-		}
 	}
 	st, err := link.EnsureStream(ctx, js, sc, logger)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,7 +26,7 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"since":    func(t time.Time, now time.Time) string { return age(now.Sub(t)) },
 	"progress": progressText,
 	"percent":  progressPercent,
-	"short":    func(s string, n int) string { return short(s, n) },
+	"short":    short,
 }).ParseFS(webFiles, "web/*.html"))
 
 // Dashboard is the web dashboard: live queues, consumers, maps in
@@ -41,38 +42,73 @@ type Dashboard struct {
 	every time.Duration
 
 	mu      sync.Mutex
+	latest  view // the last read: every page and stream shows it
 	sampled time.Time
 	done    map[string]map[string]int64 // per queue, per consumer process: tasks done at the last sample
 	history map[string][]int64          // per queue: tasks per second, a sample a second, the last 120
 }
 
 // NewDashboard returns the dashboard of the broker js reaches. Until ctx
-// ends it samples the queues' throughput every second, so that the
-// sparklines show the last two minutes to whoever opens the page.
+// ends it reads the broker's state once a second, whoever watches: every
+// page and event stream shows that one read (no read per viewer), and the
+// sparklines have the last two minutes for whoever opens the page.
 func NewDashboard(ctx context.Context, js jetstream.JetStream, token string, logger *slog.Logger) *Dashboard {
 	if token == "" {
 		panic("ops.NewDashboard: empty token") // a bug: every endpoint has one
 	}
 	d := &Dashboard{js: js, token: []byte(token), log: logger, every: time.Second, history: map[string][]int64{}}
-	go d.sampleEvery(ctx)
+	go d.refreshEvery(ctx)
 	return d
 }
 
-func (d *Dashboard) sampleEvery(ctx context.Context) {
+func (d *Dashboard) refreshEvery(ctx context.Context) {
 	t := time.NewTicker(d.every)
 	defer t.Stop()
 	for {
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		if st, err := Snapshot(sctx, d.js); err == nil {
-			d.sample(st)
-		}
-		cancel()
+		d.refresh(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 	}
+}
+
+// refresh reads the broker's state, within 5 s, into the view every page
+// shows.
+func (d *Dashboard) refresh(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	v := view{Now: time.Now().UTC(), Refresh: int(d.every.Milliseconds())}
+	st, err := Snapshot(ctx, d.js)
+	if err != nil {
+		v.Err = err.Error()
+		v.Status = &Status{Time: v.Now}
+	} else {
+		v.Status = st
+		v.Spark = d.sample(st)
+		if dl, err := OpenDeadLetters(ctx, d.js); err == nil {
+			if v.Dead, err = dl.Newest(ctx, shownDead); err != nil {
+				v.Err = err.Error()
+			}
+			for _, q := range st.Queues {
+				v.DeadTotal += q.Dead
+			}
+		}
+	}
+	d.mu.Lock()
+	d.latest = v
+	d.mu.Unlock()
+}
+
+// view is the last read (an empty one before the first).
+func (d *Dashboard) view() view {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.latest.Status == nil {
+		return view{Status: &Status{}, Now: time.Now().UTC(), Refresh: int(d.every.Milliseconds())}
+	}
+	return d.latest
 }
 
 // ServeHTTP implements http.Handler.
@@ -99,13 +135,13 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/events" && r.Method == http.MethodGet:
 		d.events(w, r)
 	case r.URL.Path == "/api/status" && r.Method == http.MethodGet:
-		st, err := Snapshot(r.Context(), d.js)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
+		v := d.view()
+		if v.Err != "" {
+			http.Error(w, v.Err, http.StatusBadGateway)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(st)
+		_ = json.NewEncoder(w).Encode(v.Status)
 	case strings.HasPrefix(r.URL.Path, "/dead/") && strings.HasSuffix(r.URL.Path, "/requeue") && r.Method == http.MethodPost:
 		d.requeue(w, r)
 	case r.URL.Path == "/logout" && r.Method == http.MethodPost:
@@ -149,31 +185,8 @@ type view struct {
 	Refresh   int // ms
 }
 
-func (d *Dashboard) view(ctx context.Context) view {
-	v := view{Now: time.Now().UTC(), Refresh: int(d.every.Milliseconds())}
-	st, err := Snapshot(ctx, d.js)
-	if err != nil {
-		v.Err = err.Error()
-		v.Status = &Status{Time: v.Now}
-		return v
-	}
-	v.Status = st
-	v.Spark = d.sample(st)
-	if dl, err := OpenDeadLetters(ctx, d.js); err == nil {
-		if v.Dead, err = dl.Newest(ctx, shownDead); err != nil {
-			v.Err = err.Error()
-		}
-		for _, q := range st.Queues {
-			v.DeadTotal += q.Dead
-		}
-	}
-	return v
-}
-
 func (d *Dashboard) page(w http.ResponseWriter, r *http.Request, name string) {
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-	defer cancel()
-	v := d.view(ctx)
+	v := d.view()
 	v.Flash = r.URL.Query().Get("flash")
 	d.render(w, name, v)
 }
@@ -199,10 +212,8 @@ func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
 	t := time.NewTicker(d.every)
 	defer t.Stop()
 	for {
-		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		var b strings.Builder
-		err := pages.ExecuteTemplate(&b, "body", d.view(ctx))
-		cancel()
+		err := pages.ExecuteTemplate(&b, "body", d.view())
 		if err != nil {
 			d.log.Warn("dashboard: render", "error", err)
 			return
@@ -245,7 +256,8 @@ func (d *Dashboard) requeue(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.log.Info("dashboard: dead letter requeued", "id", id)
-	http.Redirect(w, r, "/?flash="+urlQueryEscape(flash), http.StatusSeeOther)
+	d.refresh(r.Context()) // the page it redirects to shows the list without it
+	http.Redirect(w, r, "/?flash="+url.QueryEscape(flash), http.StatusSeeOther)
 }
 
 func urlQueryEscape(s string) string {

@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,7 +58,7 @@ func NewWorkerMetrics(reg prometheus.Registerer, queue string) (*WorkerMetrics, 
 }
 
 // GaugeSource is where the gauges are read: the worker, once built.
-type GaugeSource struct{ g atomicGauges }
+type GaugeSource struct{ g atomic.Pointer[Gauges] }
 
 // Set makes g the source of the gauges.
 func (s *GaugeSource) Set(g Gauges) { s.g.Store(&g) }

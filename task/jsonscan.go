@@ -4,8 +4,8 @@ import "encoding/json"
 
 // A minimal scanner over JSON that Valid has already accepted. It finds
 // where values begin and end, so that a chunk's body splits into its
-// elements and a result body into its answers without decoding a value
-// or copying a byte. Every function stays within b even on bad input; the
+// elements (splitArray) and a result body into its answers (scanAnswers)
+// without decoding a value or copying a byte. Every function stays within b even on bad input; the
 // callers validate first, so the results are only meaningful then.
 
 // splitArray returns the elements of the JSON array b as sub-slices of b,
@@ -37,46 +37,6 @@ func splitArray(b []byte, hint int) (elems []json.RawMessage, ok bool) {
 		}
 	}
 	return nil, false
-}
-
-// eachMember calls fn with the raw key (without quotes, escapes kept) and
-// the value of each member of the JSON object b, until fn returns false.
-// ok is false when b is not an object or fn stopped early.
-func eachMember(b []byte, fn func(key, val []byte) bool) (ok bool) {
-	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return false
-	}
-	i = skipSpace(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return true
-	}
-	for i < len(b) && b[i] == '"' {
-		kend := skipString(b, i)
-		key := b[i+1 : max(kend-1, i+1)]
-		i = skipSpace(b, kend)
-		if i >= len(b) || b[i] != ':' {
-			return false
-		}
-		i = skipSpace(b, i+1)
-		end := skipValue(b, i)
-		if !fn(key, b[i:end:end]) {
-			return false
-		}
-		i = skipSpace(b, end)
-		if i >= len(b) {
-			return false
-		}
-		switch b[i] {
-		case ',':
-			i = skipSpace(b, i+1)
-		case '}':
-			return true
-		default:
-			return false
-		}
-	}
-	return false
 }
 
 func skipSpace(b []byte, i int) int {

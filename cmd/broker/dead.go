@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -84,7 +85,7 @@ func runDeadList(cmd *cobra.Command, _ []string) error {
 	fmt.Fprintf(tw, "ID\tQUEUE\tKIND\tDELIVERED\tWHEN\tSUBJECT\tREASON\n")
 	now := time.Now()
 	for _, dl := range dls {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s ago\t%s\t%s\n", dl.ID, dl.Queue, cmpOr(dl.Kind, "-"), dl.Delivered,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s ago\t%s\t%s\n", dl.ID, dl.Queue, cmp.Or(dl.Kind, "-"), dl.Delivered,
 			ageText(now.Sub(dl.Time)), dl.Subject, oneLine(dl.Reason, 160))
 	}
 	fmt.Fprintf(tw, "%d dead letters\n", len(dls))
@@ -126,7 +127,7 @@ func runDeadShow(cmd *cobra.Command, args []string) error {
 		return printJSON(out, dl)
 	}
 	fmt.Fprintf(out, "Dead letter %d of queue %s, %s\nReason: %s\nSubject: %s\nDelivered: %d time(s), last by %s\nHeaders:\n",
-		dl.ID, dl.Queue, dl.Time.Format(time.RFC3339), dl.Reason, dl.Subject, dl.Delivered, cmpOr(dl.Consumer, "-"))
+		dl.ID, dl.Queue, dl.Time.Format(time.RFC3339), dl.Reason, dl.Subject, dl.Delivered, cmp.Or(dl.Consumer, "-"))
 	for _, k := range slices.Sorted(maps.Keys(dl.Header)) {
 		for _, v := range dl.Header[k] {
 			fmt.Fprintf(out, "  %s: %s\n", k, v)

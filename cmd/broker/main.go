@@ -9,5 +9,6 @@ import (
 )
 
 func main() {
+	cli.TuneGC()
 	os.Exit(cli.Execute(newRoot(), os.Stderr))
 }

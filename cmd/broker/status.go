@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -143,7 +144,7 @@ func printStatus(out io.Writer, st *ops.Status) error {
 	}
 	fmt.Fprintf(tw, "\nSTREAM\tMESSAGES\tBYTES\tCONSUMERS\tLEADER\tREPLICAS\n")
 	for _, s := range st.Streams {
-		leader := cmpOr(s.Leader, "-")
+		leader := cmp.Or(s.Leader, "-")
 		if s.Current == 0 && s.Replicas > 1 {
 			leader = "(none: election)"
 		}
@@ -160,13 +161,6 @@ func printStatus(out io.Writer, st *ops.Status) error {
 		}
 	}
 	return tw.Flush()
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // ageText is d rounded for reading: "-" for none.

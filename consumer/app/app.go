@@ -36,6 +36,7 @@ import (
 //		app.Main(reg, app.Initializer(openDatabase))
 //	}
 func Main(reg *task.Registry, opts ...Option) {
+	cli.TuneGC()
 	os.Exit(cli.Execute(New(reg, opts...), os.Stderr))
 }
 
@@ -139,11 +140,8 @@ func runWorker(cmd *cobra.Command, reg *task.Registry, o *options) error {
 		var m *ops.WorkerMetrics
 		m, gauges = ops.NewWorkerMetrics(promReg, cfg.Queue.Name)
 		wcfg.Events = m
-		token, err := wire.Token(cfg)
-		if err != nil {
-			return err
-		}
-		addr, err := ops.Serve(ctx, cfg.Metrics.Listen, ops.RequireToken(token, promhttp.HandlerFor(promReg, promhttp.HandlerOpts{})), "metrics", logger)
+		// The token this process reached the broker with.
+		addr, err := ops.Serve(ctx, cfg.Metrics.Listen, ops.RequireToken(nc.Opts.Token, promhttp.HandlerFor(promReg, promhttp.HandlerOpts{})), "metrics", logger)
 		if err != nil {
 			return cfg.ErrorFor("metrics.listen", err)
 		}

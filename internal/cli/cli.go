@@ -79,7 +79,6 @@ func (e *PanicError) Error() string {
 // the error, if any, to stderr, and returns the exit code. A panic in the
 // command is recovered and exits 1.
 func Execute(root *cobra.Command, stderr io.Writer) (code int) {
-	tuneGC(root.Name())
 	defer func() {
 		if v := recover(); v != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", root.Name(), &PanicError{Value: v, Stack: debug.Stack()})
@@ -108,19 +107,19 @@ func Execute(root *cobra.Command, stderr io.Writer) (code int) {
 }
 
 // gcPercent is the garbage collection target (GOGC) of the consumer and
-// the broker unless the environment sets GOGC. A consumer's live heap is
-// the few messages it holds, so collecting at 5x the live heap rather
-// than 2x costs it a few MiB and saves the collector a fifth of the CPU of
-// a map of tiny tasks (BENCHMARKS.md, "GOGC"). The producer keeps Go's
-// default: its heap holds a map's window, and its memory is to stay flat
-// however many inputs stream through it.
+// the broker unless the environment sets GOGC: their mains call TuneGC. A
+// consumer's live heap is the few messages it holds, so collecting at 5x
+// the live heap rather than 2x costs it a few MiB and saves the collector a
+// fifth of the CPU of a map of tiny tasks (BENCHMARKS.md, "GOGC"). The
+// producer keeps Go's default: its heap holds a map's window, and its
+// memory is to stay flat however many inputs stream through it.
 const gcPercent = 400
 
-func tuneGC(command string) {
-	if _, set := os.LookupEnv("GOGC"); set || (command != "consumer" && command != "broker") {
-		return
+// TuneGC sets gcPercent unless GOGC is set.
+func TuneGC() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(gcPercent)
 	}
-	debug.SetGCPercent(gcPercent)
 }
 
 // ran reports whether cmd's RunE was entered (see Flags.Load).

@@ -154,15 +154,6 @@ func SpawnConfig(c *config.Config, reach link.Config, args, names []string, rest
 	return sc, nil
 }
 
-// Token is the client token: broker.token, or what the broker wrote into
-// its token file.
-func Token(c *config.Config) (string, error) {
-	if c.Broker.Token != "" {
-		return c.Broker.Token, nil
-	}
-	return link.ReadToken(c.Broker.TokenPath())
-}
-
 // ConsumerNames are C-1, C-2, ... C-n.
 func ConsumerNames(n int) []string {
 	names := make([]string, n)

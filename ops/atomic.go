@@ -1,5 +1,0 @@
-package ops
-
-import "sync/atomic"
-
-type atomicGauges = atomic.Pointer[Gauges]
