@@ -6,7 +6,7 @@ import (
 	"log"
 
 	"github.com/procq/procq"
-	"github.com/procq/procq/task"
+	"github.com/procq/procq/demo"
 )
 
 // Map the built-in square over three inputs on two consumer processes,
@@ -27,14 +27,14 @@ func Example() {
 	}
 	defer pool.Close(ctx)
 
-	squares, err := procq.Map[task.SquareArgs, int64](ctx, pool, task.KindSquare,
-		[]task.SquareArgs{{X: 1}, {X: 2}, {X: 3}})
+	squares, err := procq.Map[demo.SquareArgs, int64](ctx, pool, demo.KindSquare,
+		[]demo.SquareArgs{{X: 1}, {X: 2}, {X: 3}})
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(squares)
 
-	sum, err := procq.Apply[task.SumSquaresArgs, string](ctx, pool, task.KindSumSquares, task.SumSquaresArgs{N: 50_000_000})
+	sum, err := procq.Apply[demo.SumSquaresArgs, string](ctx, pool, demo.KindSumSquares, demo.SumSquaresArgs{N: 50_000_000})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -7,7 +7,7 @@
 //
 //	c, err := procq.Connect(ctx)
 //	pool, err := c.Pool(ctx, procq.Processes(4)) // four consumer processes
-//	squares, err := procq.Map[task.SquareArgs, int64](ctx, pool, "square", args)
+//	squares, err := procq.Map[demo.SquareArgs, int64](ctx, pool, "square", args)
 //	err = pool.Close(ctx)
 //
 // Task kinds are registered on the consumer side with task.Register (typed)

@@ -15,9 +15,9 @@ import (
 
 	"github.com/procq/procq"
 	"github.com/procq/procq/broker"
+	"github.com/procq/procq/demo"
 	"github.com/procq/procq/msgq"
 	"github.com/procq/procq/producer"
-	"github.com/procq/procq/task"
 )
 
 // TestMain starts one broker for every test and example of the package,
@@ -98,18 +98,18 @@ func ctxT(t *testing.T) context.Context {
 func TestTypedMapSeedInputs(t *testing.T) {
 	p := pool(t, connect(t, "typed"), 2)
 	ctx := ctxT(t)
-	var args []task.SumSquaresArgs
+	var args []demo.SumSquaresArgs
 	for _, n := range []int64{50000000, 50000001, 50000002, 50000003, 49999999} {
-		args = append(args, task.SumSquaresArgs{N: n})
+		args = append(args, demo.SumSquaresArgs{N: n})
 	}
 	want := []string{"41666665416666675000000", "41666667916666675000000", "41666670416666775000001",
 		"41666672916666975000005", "41666662916666774999999"}
-	got, err := procq.Map[task.SumSquaresArgs, string](ctx, p, task.KindSumSquares, args)
+	got, err := procq.Map[demo.SumSquaresArgs, string](ctx, p, demo.KindSumSquares, args)
 	if err != nil || !slices.Equal(got, want) {
 		t.Fatalf("Map = %v, %v; want %v", got, err, want)
 	}
 	var ordered []string
-	for r, err := range procq.Imap[task.SumSquaresArgs, string](ctx, p, task.KindSumSquares, slices.Values(args)) {
+	for r, err := range procq.Imap[demo.SumSquaresArgs, string](ctx, p, demo.KindSumSquares, slices.Values(args)) {
 		if err != nil || r.Err != nil || r.Index != len(ordered) {
 			t.Fatalf("Imap: result %+v, error %v", r, err)
 		}
@@ -119,7 +119,7 @@ func TestTypedMapSeedInputs(t *testing.T) {
 		t.Errorf("Imap = %v, want %v", ordered, want)
 	}
 	seen := map[int]string{}
-	for r, err := range procq.ImapUnordered[task.SumSquaresArgs, string](ctx, p, task.KindSumSquares, slices.Values(args)) {
+	for r, err := range procq.ImapUnordered[demo.SumSquaresArgs, string](ctx, p, demo.KindSumSquares, slices.Values(args)) {
 		if err != nil || r.Err != nil {
 			t.Fatalf("ImapUnordered: result %+v, error %v", r, err)
 		}
@@ -138,8 +138,8 @@ func TestTypedMapSeedInputs(t *testing.T) {
 // A failed input gives its error; the rest keep their results.
 func TestTypedMapPerIndexErrors(t *testing.T) {
 	p := pool(t, connect(t, "perindex"), 2)
-	args := []task.SquareArgs{{X: 3}, {X: 5_000_000_000}, {X: 4}, {X: -6_000_000_000}}
-	got, err := procq.Map[task.SquareArgs, int64](ctxT(t), p, task.KindSquare, args)
+	args := []demo.SquareArgs{{X: 3}, {X: 5_000_000_000}, {X: 4}, {X: -6_000_000_000}}
+	got, err := procq.Map[demo.SquareArgs, int64](ctxT(t), p, demo.KindSquare, args)
 	var me *procq.MapError
 	if !errors.As(err, &me) || me.Inputs != 4 || len(me.Failed) != 2 {
 		t.Fatalf("error %v, want a *MapError with 2 of 4 failed", err)
@@ -158,7 +158,7 @@ func TestTypedMapPerIndexErrors(t *testing.T) {
 func TestApplyAsyncGetTimeout(t *testing.T) {
 	p := pool(t, connect(t, "applyasync"), 1)
 	ctx := ctxT(t)
-	h, err := procq.ApplyAsync[task.SquareArgs, int64](ctx, p, task.KindSquare, task.SquareArgs{X: 12, Sleep: "1s"})
+	h, err := procq.ApplyAsync[demo.SquareArgs, int64](ctx, p, demo.KindSquare, demo.SquareArgs{X: 12, Sleep: "1s"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestApplyAsyncGetTimeout(t *testing.T) {
 	if !h.Ready() || !h.Successful() {
 		t.Error("not ready and successful after Get")
 	}
-	one, err := procq.Apply[task.SquareArgs, int64](ctx, p, task.KindSquare, task.SquareArgs{X: -9})
+	one, err := procq.Apply[demo.SquareArgs, int64](ctx, p, demo.KindSquare, demo.SquareArgs{X: -9})
 	if err != nil || one != 81 {
 		t.Errorf("Apply = %d, %v; want 81", one, err)
 	}
@@ -199,7 +199,7 @@ func TestMapAsyncCallbacks(t *testing.T) {
 	ctx := ctxT(t)
 	var oks, errs atomic.Int32
 	var got []int64
-	m := procq.MapAsync[task.SquareArgs, int64](ctx, p, task.KindSquare, []task.SquareArgs{{X: 1}, {X: 2}, {X: 3}},
+	m := procq.MapAsync[demo.SquareArgs, int64](ctx, p, demo.KindSquare, []demo.SquareArgs{{X: 1}, {X: 2}, {X: 3}},
 		func(rs []int64) { oks.Add(1); got = rs }, func(error) { errs.Add(1) })
 	rs, err := m.Get(ctx)
 	if err != nil || !slices.Equal(rs, []int64{1, 4, 9}) || !slices.Equal(got, rs) {
@@ -209,7 +209,7 @@ func TestMapAsyncCallbacks(t *testing.T) {
 		t.Errorf("callbacks: %d results, %d errors; successful %v; want 1, 0, true", oks.Load(), errs.Load(), m.Successful())
 	}
 	var cbErr error
-	m = procq.MapAsync[task.SquareArgs, int64](ctx, p, task.KindSquare, []task.SquareArgs{{X: 1}, {X: 5_000_000_000}},
+	m = procq.MapAsync[demo.SquareArgs, int64](ctx, p, demo.KindSquare, []demo.SquareArgs{{X: 1}, {X: 5_000_000_000}},
 		func([]int64) { oks.Add(1) }, func(err error) { errs.Add(1); cbErr = err })
 	if err := m.Wait(ctx); err != nil {
 		t.Fatal(err)

@@ -155,7 +155,7 @@ func TestLoadErrors(t *testing.T) {
 			_, err := Load(Options{Path: path})
 			var ce *Error
 			if !errors.As(err, &ce) {
-				t.Fatalf("Load error %v (%T), want *config.Error", err, err)
+				t.Fatalf("Load error %v (%T), want *Error", err, err)
 			}
 			if ce.Key != tt.wantKey {
 				t.Errorf("Key = %q, want %q", ce.Key, tt.wantKey)
@@ -178,7 +178,7 @@ func TestMissingFile(t *testing.T) {
 	_, err := Load(Options{Path: filepath.Join(t.TempDir(), "missing.yaml")})
 	var ce *Error
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "missing.yaml") {
-		t.Fatalf("explicit missing file: err %v, want a *config.Error naming the file", err)
+		t.Fatalf("explicit missing file: err %v, want a *Error naming the file", err)
 	}
 }
 
@@ -187,7 +187,7 @@ func TestMalformedYAML(t *testing.T) {
 	_, err := Load(Options{Path: path})
 	var ce *Error
 	if !errors.As(err, &ce) || ce.Source != path {
-		t.Fatalf("malformed yaml: err %v, want a *config.Error for %s", err, path)
+		t.Fatalf("malformed yaml: err %v, want a *Error for %s", err, path)
 	}
 }
 
@@ -220,7 +220,7 @@ func TestEnvironRoundTrip(t *testing.T) {
 }
 
 // Config loading never panics, whatever the file says, and every failure
-// is a *config.Error.
+// is a *Error.
 func FuzzLoad(f *testing.F) {
 	f.Add("consumers:\n  count: 2\n")
 	f.Add("pool:\n  window: 1e14\n")
@@ -239,7 +239,7 @@ func FuzzLoad(f *testing.F) {
 		_, err := Load(Options{Path: path})
 		var ce *Error
 		if err != nil && !errors.As(err, &ce) {
-			t.Fatalf("Load error %v (%T), want *config.Error", err, err)
+			t.Fatalf("Load error %v (%T), want *Error", err, err)
 		}
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/procq/procq/demo"
 	"github.com/procq/procq/task"
 )
 
@@ -68,7 +69,7 @@ func (c *Config) validate() error {
 		{"pool.sleep", durIn(c.Pool.Sleep, 0, time.Hour)},
 		{"pool.results_max_age", durIn(c.Pool.ResultsMaxAge, time.Second, 30*day)},
 		{"pool.idle_timeout", durIn(c.Pool.IdleTimeout, time.Second, day)},
-		{"compare.n", inRange(c.Compare.N, 1, task.MaxSumSquaresN)},
+		{"compare.n", inRange(c.Compare.N, 1, demo.MaxSumSquaresN)},
 		{"compare.tasks", in(c.Compare.Tasks, 1, procs)},
 		{"pipe.name", task.ValidName(c.Pipe.Name)},
 		{"pipe.peer_timeout", durIn(c.Pipe.PeerTimeout, 100*time.Millisecond, time.Hour)},
@@ -173,7 +174,7 @@ func checkRoute(s string) error {
 }
 
 func parses(inputs string) error {
-	_, err := task.ParseInputList(inputs)
+	_, err := ParseInputList(inputs)
 	return err
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/task"
 )
 
@@ -18,7 +19,7 @@ func (w *Worker) reject(ctx context.Context, j *job, reason string) {
 		for i := range outcomes {
 			outcomes[i].Error = reason
 		}
-		f := finished{job: j, answer: task.Answer{Index: j.index, Outcomes: outcomes}}
+		f := finished{job: j, answer: protocol.Answer{Index: j.index, Outcomes: outcomes}}
 		if err := w.storeAnswers([]finished{f}); err != nil {
 			why, now := w.answerFailed(ctx, j, err)
 			if !now {
@@ -55,21 +56,21 @@ func (w *Worker) deadLetter(ctx context.Context, j *job, reason string) {
 // Procq-Trimmed gives its original size.
 func (w *Worker) deadMsg(j *job, reason string) *nats.Msg {
 	msg := j.msg
-	dl := &nats.Msg{Subject: task.DeadSubject(w.queue), Data: msg.Data(), Header: nats.Header{}}
+	dl := &nats.Msg{Subject: protocol.DeadSubject(w.queue), Data: msg.Data(), Header: nats.Header{}}
 	for k, vs := range msg.Headers() {
-		if k == task.HeaderMsgID {
-			dl.Header[task.HeaderOrigMsgID] = vs
+		if k == protocol.HeaderMsgID {
+			dl.Header[protocol.HeaderOrigMsgID] = vs
 			continue
 		}
 		dl.Header[k] = vs
 	}
-	dl.Header.Set(task.HeaderError, truncate(reason, 4096))
-	dl.Header.Set(task.HeaderSubject, msg.Subject())
-	dl.Header.Set(task.HeaderConsumer, w.cfg.Name)
-	dl.Header.Set(task.HeaderDelivered, strconv.FormatUint(j.attempt, 10))
+	dl.Header.Set(protocol.HeaderError, truncate(reason, 4096))
+	dl.Header.Set(protocol.HeaderSubject, msg.Subject())
+	dl.Header.Set(protocol.HeaderConsumer, w.cfg.Name)
+	dl.Header.Set(protocol.HeaderDelivered, strconv.FormatUint(j.attempt, 10))
 	room := w.maxPayload - headerSize(dl.Header) - 512
 	if len(dl.Data) > room {
-		dl.Header.Set(task.HeaderTrimmed, strconv.Itoa(len(dl.Data)))
+		dl.Header.Set(protocol.HeaderTrimmed, strconv.Itoa(len(dl.Data)))
 		dl.Data = dl.Data[:max(room, 0)]
 	}
 	return dl

@@ -13,6 +13,7 @@ import (
 
 	"github.com/procq/procq/broker"
 	"github.com/procq/procq/consumer"
+	"github.com/procq/procq/demo"
 	"github.com/procq/procq/link"
 	"github.com/procq/procq/producer"
 	"github.com/procq/procq/task"
@@ -38,7 +39,7 @@ func Example_customKind() {
 	topo, _ := link.EnsureQueue(ctx, js, link.QueueConfig{Name: "words"})
 
 	// Consumer side: the built-in kinds plus "upper".
-	reg := task.Builtins()
+	reg := demo.Builtins()
 	err = reg.Register("upper", task.HandlerFunc(func(ctx context.Context, args json.RawMessage) (json.RawMessage, error) {
 		var s string
 		if err := json.Unmarshal(args, &s); err != nil {

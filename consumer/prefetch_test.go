@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/procq/procq/consumer"
+	"github.com/procq/procq/demo"
+	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/task"
 )
 
@@ -42,7 +44,7 @@ func runUntilSentinel(t *testing.T, ws ...*consumer.Worker) {
 }
 
 func counting(kind string, n *atomic.Int64, sleep time.Duration) *task.Registry {
-	reg := task.Builtins()
+	reg := demo.Builtins()
 	_ = reg.Register(kind, task.HandlerFunc(func(ctx context.Context, _ json.RawMessage) (json.RawMessage, error) {
 		n.Add(1)
 		time.Sleep(sleep)
@@ -58,9 +60,9 @@ func TestAdaptivePrefetchDeepOnTinyTasks(t *testing.T) {
 	f := setup(t, q)
 	f.startRun(t, q, "r1")
 	for i := range n {
-		m := &nats.Msg{Subject: task.WorkSubject(q, "r1"), Data: []byte(strconv.Itoa(i)), Header: nats.Header{}}
-		m.Header.Set(task.HeaderKind, "tiny")
-		m.Header.Set(task.HeaderRun, "r1")
+		m := &nats.Msg{Subject: protocol.WorkSubject(q, "r1"), Data: []byte(strconv.Itoa(i)), Header: nats.Header{}}
+		m.Header.Set(protocol.HeaderKind, "tiny")
+		m.Header.Set(protocol.HeaderRun, "r1")
 		if _, err := f.js.PublishMsgAsync(m); err != nil {
 			t.Fatal(err)
 		}
@@ -100,7 +102,7 @@ func TestAdaptivePrefetchLongTasksSpread(t *testing.T) {
 	}()
 	waitPulling(t, f, 2) // both idle and pulling before the work arrives
 	for range 2 {
-		f.publish(t, task.WorkSubject(q, "r1"), map[string]string{task.HeaderKind: "slow", task.HeaderRun: "r1"}, "1")
+		f.publish(t, protocol.WorkSubject(q, "r1"), map[string]string{protocol.HeaderKind: "slow", protocol.HeaderRun: "r1"}, "1")
 	}
 	f.sentinel(t, q, "r1")
 	f.sentinel(t, q, "r1")
@@ -129,7 +131,7 @@ func TestSentinelHandbacksDoNotDeepenPrefetch(t *testing.T) {
 	}
 	// A takes the long task alone; then B meets the run's sentinels while
 	// A's task is unfinished, and hands them back every 10ms for a second.
-	f.publish(t, task.WorkSubject(q, "r1"), map[string]string{task.HeaderKind: "slow", task.HeaderRun: "r1"}, "1")
+	f.publish(t, protocol.WorkSubject(q, "r1"), map[string]string{protocol.HeaderKind: "slow", protocol.HeaderRun: "r1"}, "1")
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -9,17 +9,17 @@ import (
 	"time"
 
 	"github.com/procq/procq/link"
-	"github.com/procq/procq/task"
+	"github.com/procq/procq/protocol"
 )
 
-// announce keeps the worker's presence key (task.Presence) until ctx
+// announce keeps the worker's presence key (protocol.Presence) until ctx
 // ends, refreshing it every PresenceTTL/4 with what the worker is doing,
 // then removes it.
 func (w *Worker) announce(ctx context.Context) {
 	host, _ := os.Hostname()
-	p := task.Presence{Name: w.cfg.Name, PID: os.Getpid(), Host: host,
+	p := protocol.Presence{Name: w.cfg.Name, PID: os.Getpid(), Host: host,
 		Queue: w.queue, Run: w.cfg.Run, Started: time.Now().UTC()}
-	key := task.PresenceKey(w.queue, w.cfg.Name)
+	key := protocol.PresenceKey(w.queue, w.cfg.Name)
 	t := time.NewTicker(link.PresenceTTL / 4)
 	defer t.Stop()
 	for {

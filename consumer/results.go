@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/task"
 )
 
@@ -21,7 +22,7 @@ const publishTimeout = 10 * time.Second
 // failed).
 type finished struct {
 	job    *job
-	answer task.Answer
+	answer protocol.Answer
 	dead   string
 }
 
@@ -139,7 +140,7 @@ func (w *Worker) notice(j *job, err error) {
 	if j.run == "" {
 		return
 	}
-	_ = w.js.Conn().Publish(task.NoticeSubject(j.run), []byte(truncate(err.Error(), 1024)))
+	_ = w.js.Conn().Publish(protocol.NoticeSubject(j.run), []byte(truncate(err.Error(), 1024)))
 }
 
 // storeAnswers publishes the answers of one reply subject in as few
@@ -200,7 +201,7 @@ const answerOverhead = 64
 
 // pieces encodes f's answer, in parts where it is over limit.
 func (w *Worker) pieces(f *finished, limit int) []piece {
-	if b := task.AppendAnswer(nil, f.answer); len(b) <= limit {
+	if b := protocol.AppendAnswer(nil, f.answer); len(b) <= limit {
 		return []piece{{b: b, whole: true}}
 	}
 	outs := f.answer.Outcomes
@@ -224,7 +225,7 @@ func (w *Worker) pieces(f *finished, limit int) []piece {
 				f.dead = fmt.Sprintf("input #%d: %s", f.answer.Index+end, why)
 			}
 		}
-		b := task.AppendAnswer(nil, task.Answer{Index: f.answer.Index + start, Outcomes: outs[start:end]})
+		b := protocol.AppendAnswer(nil, protocol.Answer{Index: f.answer.Index + start, Outcomes: outs[start:end]})
 		out = append(out, piece{b: b})
 		start = end
 	}
@@ -236,13 +237,13 @@ func (w *Worker) pieces(f *finished, limit int) []piece {
 func (w *Worker) resultMsg(group []finished, in []piece, body []byte) *nats.Msg {
 	first := group[0].job
 	res := &nats.Msg{Subject: first.reply, Data: body, Header: nats.Header{}}
-	res.Header.Set(task.HeaderRun, first.run)
-	res.Header.Set(task.HeaderConsumer, w.cfg.Name)
+	res.Header.Set(protocol.HeaderRun, first.run)
+	res.Header.Set(protocol.HeaderConsumer, w.cfg.Name)
 	if len(group) == 1 && len(in) == 1 && in[0].whole && first.index >= 0 {
 		// A redelivered task's second result carries the same id and is
 		// dropped by the results stream; the producer also keeps only the
 		// first answer per index, which covers batches and parts.
-		res.Header.Set(task.HeaderMsgID, task.MsgID(first.run, first.index))
+		res.Header.Set(protocol.HeaderMsgID, protocol.MsgID(first.run, first.index))
 	}
 	return res
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/procq/procq/consumer"
+	"github.com/procq/procq/demo"
+	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/task"
 )
 
@@ -41,8 +43,8 @@ func (f *fixture) runLogged(t *testing.T, reg *task.Registry, cfg consumer.Confi
 func (f *fixture) putTasks(t *testing.T, q, run, kind string, n int, args func(i int) string) {
 	t.Helper()
 	for i := range n {
-		f.publish(t, task.WorkSubject(q, run), map[string]string{task.HeaderKind: kind, task.HeaderRun: run,
-			task.HeaderIndex: strconv.Itoa(i), task.HeaderReply: task.ResultSubject(run)}, args(i))
+		f.publish(t, protocol.WorkSubject(q, run), map[string]string{protocol.HeaderKind: kind, protocol.HeaderRun: run,
+			protocol.HeaderIndex: strconv.Itoa(i), protocol.HeaderReply: protocol.ResultSubject(run)}, args(i))
 	}
 }
 
@@ -68,8 +70,8 @@ func TestRetryWithBackoff(t *testing.T) {
 		return 0, task.Retry(errors.New("never works"))
 	})
 	f.putTasks(t, q, "r1", "flaky", 1, func(int) string { return "4" })
-	f.publish(t, task.WorkSubject(q, "r1"), map[string]string{task.HeaderKind: "doomed", task.HeaderRun: "r1",
-		task.HeaderIndex: "1", task.HeaderReply: task.ResultSubject("r1")}, "5")
+	f.publish(t, protocol.WorkSubject(q, "r1"), map[string]string{protocol.HeaderKind: "doomed", protocol.HeaderRun: "r1",
+		protocol.HeaderIndex: "1", protocol.HeaderReply: protocol.ResultSubject("r1")}, "5")
 	f.startRun(t, q, "r1")
 	f.sentinel(t, q, "r1")
 
@@ -90,7 +92,7 @@ func TestRetryWithBackoff(t *testing.T) {
 	mu.Unlock()
 	// One answer per index: flaky's result, and doomed's last error.
 	got := map[int]string{}
-	for _, a := range answersOn(t, f, task.ResultSubject("r1")) {
+	for _, a := range answersOn(t, f, protocol.ResultSubject("r1")) {
 		got[a.Index] += string(task.AppendOutcome(nil, a.Outcomes[0]))
 	}
 	if want := map[int]string{0: `{"result":40}`, 1: `{"error":"never works"}`}; fmt.Sprint(got) != fmt.Sprint(want) {
@@ -109,7 +111,7 @@ func TestRetryWithBackoff(t *testing.T) {
 	// The one that always asks for more: tried max_deliver times, then
 	// answered with its last error (above) and dead-lettered with it.
 	dl := deadLetters(t, f, q)
-	if len(dl) != 1 || !strings.Contains(dl[0].Header.Get(task.HeaderError), "never works") || dl[0].Header.Get(task.HeaderDelivered) != "3" {
+	if len(dl) != 1 || !strings.Contains(dl[0].Header.Get(protocol.HeaderError), "never works") || dl[0].Header.Get(protocol.HeaderDelivered) != "3" {
 		for _, m := range dl {
 			t.Logf("dead letter: %v", m.Header)
 		}
@@ -138,7 +140,7 @@ func TestPanicIsTheTasksError(t *testing.T) {
 		t.Fatalf("%v\n%s", err, logs)
 	}
 	got := map[int]string{}
-	for _, a := range answersOn(t, f, task.ResultSubject("r1")) {
+	for _, a := range answersOn(t, f, protocol.ResultSubject("r1")) {
 		got[a.Index] = string(task.AppendOutcome(nil, a.Outcomes[0]))
 	}
 	want := map[int]string{0: `{"result":12}`, 1: `{"error":"task touchy panicked: unlucky"}`, 2: `{"result":14}`}
@@ -191,8 +193,8 @@ func TestMaxTasksRetires(t *testing.T) {
 func TestInitializerFailureTakesNothing(t *testing.T) {
 	const q = "init"
 	f := setup(t, q)
-	reg := task.Builtins()
-	f.putTasks(t, q, "r1", task.KindSquare, 1, func(int) string { return `{"x":3}` })
+	reg := demo.Builtins()
+	f.putTasks(t, q, "r1", demo.KindSquare, 1, func(int) string { return `{"x":3}` })
 	_, _, err := f.runLogged(t, reg, consumer.Config{Name: "C-1", Run: "r1",
 		Init: func(context.Context) error { return errors.New("database unreachable") }})
 	if err == nil || !strings.Contains(err.Error(), "initializer: database unreachable") {

@@ -8,17 +8,16 @@ import (
 	"log/slog"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/procq/procq/task"
+	"github.com/procq/procq/protocol"
 )
 
-// sentinel applies the run protocol (task.JudgeSentinel) to a message on
+// sentinel applies the run protocol (protocol.JudgeSentinel) to a message on
 // the sentinel subject and reports whether the worker must stop.
 func (w *Worker) sentinel(ctx context.Context, msg jetstream.Msg) bool {
 	h := msg.Headers()
-	c := task.SentinelCase{
-		IsSentinel: h.Get(task.HeaderSentinel) == "1",
-		Run:        h.Get(task.HeaderRun),
+	c := protocol.SentinelCase{
+		IsSentinel: h.Get(protocol.HeaderSentinel) == "1",
+		Run:        h.Get(protocol.HeaderRun),
 		Bound:      w.cfg.Run,
 		Skip:       w.skipRun,
 		Took:       w.took.Load(),
@@ -36,22 +35,22 @@ func (w *Worker) sentinel(ctx context.Context, msg jetstream.Msg) bool {
 			return false
 		}
 	}
-	verdict := task.JudgeSentinel(c)
+	verdict := protocol.JudgeSentinel(c)
 	switch verdict {
-	case task.SentinelReject:
+	case protocol.SentinelReject:
 		j, _ := w.read(msg)
 		w.deadLetter(ctx, j, "not a sentinel: a message on the sentinel subject needs "+
-			task.HeaderSentinel+": 1 and "+task.HeaderRun)
-	case task.SentinelDrop:
+			protocol.HeaderSentinel+": 1 and "+protocol.HeaderRun)
+	case protocol.SentinelDrop:
 		log.WarnContext(ctx, "dropped stale sentinel", "current_run", c.Current, "skip_run", c.Skip)
 		w.ack(ctx, msg)
-	case task.SentinelPass:
+	case protocol.SentinelPass:
 		w.nak(ctx, msg, w.cfg.SentinelRetry, "pass sentinel on")
-	case task.SentinelWait:
+	case protocol.SentinelWait:
 		log.InfoContext(ctx, "sentinel waits for unfinished work of its run",
 			"unfinished", c.Unfinished, "waiting_for", "the run's unfinished tasks")
 		w.nak(ctx, msg, w.cfg.SentinelRetry, "hand back sentinel")
-	case task.SentinelTake:
+	case protocol.SentinelTake:
 		return w.take(ctx, msg, log)
 	}
 	return false
@@ -77,8 +76,8 @@ func (w *Worker) take(ctx context.Context, msg jetstream.Msg, log *slog.Logger) 
 
 // currentRun reads the queue's run record; a queue that never had a run
 // gives the zero record.
-func (w *Worker) currentRun(ctx context.Context) (task.RunRecord, error) {
-	var rec task.RunRecord
+func (w *Worker) currentRun(ctx context.Context) (protocol.RunRecord, error) {
+	var rec protocol.RunRecord
 	e, err := w.topo.Runs.Get(ctx, w.queue)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return rec, nil
@@ -97,7 +96,7 @@ func (w *Worker) currentRun(ctx context.Context) (task.RunRecord, error) {
 // once it is acked). Only the run's own subjects count, so work that other
 // clients put on the queue never holds up a run's sentinels.
 func (w *Worker) unfinished(ctx context.Context, run string) (uint64, error) {
-	info, err := w.topo.Tasks.Info(ctx, jetstream.WithSubjectFilter(task.RunWorkPrefix(w.queue, run)+".>"))
+	info, err := w.topo.Tasks.Info(ctx, jetstream.WithSubjectFilter(protocol.RunWorkPrefix(w.queue, run)+".>"))
 	if err != nil {
 		return 0, err
 	}
@@ -105,7 +104,7 @@ func (w *Worker) unfinished(ctx context.Context, run string) (uint64, error) {
 	for _, c := range info.State.Subjects {
 		n += c
 	}
-	own, err := w.topo.Tasks.Info(ctx, jetstream.WithSubjectFilter(task.RunWorkPrefix(w.queue, run)))
+	own, err := w.topo.Tasks.Info(ctx, jetstream.WithSubjectFilter(protocol.RunWorkPrefix(w.queue, run)))
 	if err != nil {
 		return 0, err
 	}
@@ -120,7 +119,7 @@ func (w *Worker) unfinished(ctx context.Context, run string) (uint64, error) {
 // sentinels are not for this worker.
 func (w *Worker) overRun(ctx context.Context) (string, error) {
 	rec, err := w.currentRun(ctx)
-	if err != nil || rec.State != task.RunClosed {
+	if err != nil || rec.State != protocol.RunClosed {
 		return "", err
 	}
 	n, err := w.unfinished(ctx, rec.Run)

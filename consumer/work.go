@@ -12,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/procq/procq/demo"
+	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/task"
 )
 
@@ -45,17 +47,17 @@ func (j *job) logger() *slog.Logger {
 // run, or "".
 func (w *Worker) read(msg jetstream.Msg) (*job, string) {
 	h := msg.Headers()
-	j := &job{msg: msg, kind: h.Get(task.HeaderKind), run: h.Get(task.HeaderRun),
-		reply: h.Get(task.HeaderReply), index: -1, attempt: 1, inputs: 1}
+	j := &job{msg: msg, kind: h.Get(protocol.HeaderKind), run: h.Get(protocol.HeaderRun),
+		reply: h.Get(protocol.HeaderReply), index: -1, attempt: 1, inputs: 1}
 	if meta, err := msg.Metadata(); err == nil {
 		j.attempt = meta.NumDelivered
 	}
-	if n, err := strconv.Atoi(h.Get(task.HeaderChunk)); err == nil && n >= 1 && n <= maxInputs {
+	if n, err := strconv.Atoi(h.Get(protocol.HeaderChunk)); err == nil && n >= 1 && n <= maxInputs {
 		j.inputs = n
 	}
 	j.base = w.log
-	j.attrs = []any{"task", j.kind, "index", h.Get(task.HeaderIndex), "run", j.run, "attempt", j.attempt}
-	idx, idxErr := task.ParseIndex(h.Get(task.HeaderIndex))
+	j.attrs = []any{"task", j.kind, "index", h.Get(protocol.HeaderIndex), "run", j.run, "attempt", j.attempt}
+	idx, idxErr := protocol.ParseIndex(h.Get(protocol.HeaderIndex))
 	if idxErr == nil {
 		j.index = idx
 	}
@@ -63,18 +65,18 @@ func (w *Worker) read(msg jetstream.Msg) (*job, string) {
 	case j.attempt > uint64(w.cfg.MaxDeliver):
 		return j, fmt.Sprintf("delivered %d times, over max_deliver %d", j.attempt, w.cfg.MaxDeliver)
 	case j.kind == "":
-		return j, "missing " + task.HeaderKind + " header"
+		return j, "missing " + protocol.HeaderKind + " header"
 	case !w.reg.Has(j.kind):
 		return j, fmt.Sprintf("%v: %q", task.ErrUnknownKind, j.kind)
 	case j.reply != "" && idxErr != nil:
-		return j, idxErr.Error() + " on a task with " + task.HeaderReply
+		return j, idxErr.Error() + " on a task with " + protocol.HeaderReply
 	}
-	args, err := task.SplitArgs(msg.Data(), h.Get(task.HeaderChunk))
+	args, err := protocol.SplitArgs(msg.Data(), h.Get(protocol.HeaderChunk))
 	if err != nil {
 		return j, err.Error()
 	}
 	j.args = args
-	j.chunked = h.Get(task.HeaderChunk) != ""
+	j.chunked = h.Get(protocol.HeaderChunk) != ""
 	return j, ""
 }
 
@@ -122,7 +124,7 @@ func (w *Worker) work(ctx context.Context, msg jetstream.Msg) {
 	}
 	if j.reply != "" {
 		// Settled once its answer is stored (resultLoop).
-		w.results <- finished{job: j, answer: task.Answer{Index: j.index, Outcomes: outcomes}, dead: failed}
+		w.results <- finished{job: j, answer: protocol.Answer{Index: j.index, Outcomes: outcomes}, dead: failed}
 		return
 	}
 	if failed != "" {
@@ -176,7 +178,7 @@ func failures(j *job, outs []task.Outcome) string {
 // lines with this process's PID.
 func (w *Worker) runAll(ctx context.Context, j *job) []task.Outcome {
 	ctx = task.WithAttempt(ctx, int(j.attempt))
-	label := j.msg.Headers().Get(task.HeaderLabel)
+	label := j.msg.Headers().Get(protocol.HeaderLabel)
 	if label == "" && j.chunked {
 		if out, ok := w.reg.RunChunk(ctx, j.kind, j.msg.Data(), j.args); ok {
 			return out
@@ -185,11 +187,11 @@ func (w *Worker) runAll(ctx context.Context, j *job) []task.Outcome {
 	out := make([]task.Outcome, len(j.args))
 	for i, a := range j.args {
 		if label != "" {
-			fmt.Fprintln(w.cfg.Out, task.StartLine(label, os.Getpid()))
+			fmt.Fprintln(w.cfg.Out, demo.StartLine(label, os.Getpid()))
 		}
 		res, err := w.reg.Run(ctx, j.kind, a)
 		if label != "" {
-			fmt.Fprintln(w.cfg.Out, task.FinishLine(label, res, err))
+			fmt.Fprintln(w.cfg.Out, demo.FinishLine(label, res, err))
 		}
 		if err != nil {
 			out[i] = task.Outcome{Error: task.ErrorText(err), Retry: task.IsRetry(err)}

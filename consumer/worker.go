@@ -14,7 +14,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/procq/procq/demo"
 	"github.com/procq/procq/link"
+	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/task"
 )
 
@@ -58,7 +60,7 @@ func New(cfg Config, js jetstream.JetStream, topo *link.Topology, reg *task.Regi
 	}
 	return &Worker{
 		cfg:        cfg,
-		queue:      task.QueueOfFilter(info.Config.FilterSubject),
+		queue:      protocol.QueueOfFilter(info.Config.FilterSubject),
 		js:         js,
 		topo:       topo,
 		reg:        reg,
@@ -122,7 +124,7 @@ func (w *Worker) Run(ctx context.Context) error {
 					stopFetching()
 				}
 				d := time.Since(start)
-				if msg.Subject() == task.SentinelSubject(w.queue) {
+				if msg.Subject() == protocol.SentinelSubject(w.queue) {
 					d = 0 // a sentinel is no task: its handling says nothing of their length
 				}
 				w.window.settled(d)
@@ -259,7 +261,7 @@ func (w *Worker) pull(ctx context.Context, n int, msgs chan<- jetstream.Msg, noW
 	}
 	if err == nil {
 		got := 0
-		sentinel := task.SentinelSubject(w.queue)
+		sentinel := protocol.SentinelSubject(w.queue)
 		for msg := range batch.Messages() {
 			got++
 			if msg.Subject() != sentinel {
@@ -285,7 +287,7 @@ func (w *Worker) pull(ctx context.Context, n int, msgs chan<- jetstream.Msg, noW
 			level = slog.LevelInfo
 		}
 		w.log.Log(ctx, level, "pull failed; retrying", "error", err, "waiting_for", "the broker")
-		_ = task.Sleep(ctx, retryPause)
+		_ = demo.Sleep(ctx, retryPause)
 	}
 	return 0, nil
 }
@@ -295,7 +297,7 @@ const retryPause = 250 * time.Millisecond
 // process handles one message and reports whether it was this worker's
 // sentinel.
 func (w *Worker) process(ctx context.Context, msg jetstream.Msg) bool {
-	if msg.Subject() == task.SentinelSubject(w.queue) {
+	if msg.Subject() == protocol.SentinelSubject(w.queue) {
 		return w.sentinel(ctx, msg)
 	}
 	w.work(ctx, msg)

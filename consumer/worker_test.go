@@ -16,8 +16,10 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/procq/procq/consumer"
+	"github.com/procq/procq/demo"
 	"github.com/procq/procq/internal/natstest"
 	"github.com/procq/procq/link"
+	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/task"
 )
 
@@ -57,14 +59,14 @@ func (f *fixture) publish(t *testing.T, subject string, hdr map[string]string, b
 // does once it has put its sentinels.
 func (f *fixture) startRun(t *testing.T, queue, run string) {
 	t.Helper()
-	b, _ := json.Marshal(task.RunRecord{Run: run, State: task.RunOpen})
+	b, _ := json.Marshal(protocol.RunRecord{Run: run, State: protocol.RunOpen})
 	if _, err := f.topo.Runs.Put(context.Background(), queue, b); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func (f *fixture) sentinel(t *testing.T, queue, run string) {
-	f.publish(t, task.SentinelSubject(queue), map[string]string{task.HeaderSentinel: "1", task.HeaderRun: run}, "")
+	f.publish(t, protocol.SentinelSubject(queue), map[string]string{protocol.HeaderSentinel: "1", protocol.HeaderRun: run}, "")
 }
 
 func (f *fixture) run(t *testing.T, reg *task.Registry, cfg consumer.Config) error {
@@ -106,7 +108,7 @@ func deadLetters(t *testing.T, f *fixture, queue string) []*jetstream.RawStreamM
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.Subject == task.DeadSubject(queue) {
+		if m.Subject == protocol.DeadSubject(queue) {
 			out = append(out, m)
 		}
 	}
@@ -133,14 +135,14 @@ func TestBadMessagesAreDeadLettered(t *testing.T) {
 	})); err != nil {
 		t.Fatal(err)
 	}
-	ws := task.WorkSubject(q, "r1")
+	ws := protocol.WorkSubject(q, "r1")
 	f.publish(t, ws, nil, "no kind header")
-	f.publish(t, ws, map[string]string{task.HeaderKind: "nope"}, "{}")
-	f.publish(t, ws, map[string]string{task.HeaderKind: "double"}, `{"X":1}`)
-	f.publish(t, ws, map[string]string{task.HeaderKind: "double"}, `not json`)
-	f.publish(t, ws, map[string]string{task.HeaderKind: "double", task.HeaderChunk: "3"}, `[{"X":2}]`)
-	f.publish(t, ws, map[string]string{task.HeaderKind: "double", task.HeaderReply: "procq.results.r", task.HeaderIndex: "x"}, `{"X":3}`)
-	f.publish(t, ws, map[string]string{task.HeaderKind: "double"}, `{"X":4}`)
+	f.publish(t, ws, map[string]string{protocol.HeaderKind: "nope"}, "{}")
+	f.publish(t, ws, map[string]string{protocol.HeaderKind: "double"}, `{"X":1}`)
+	f.publish(t, ws, map[string]string{protocol.HeaderKind: "double"}, `not json`)
+	f.publish(t, ws, map[string]string{protocol.HeaderKind: "double", protocol.HeaderChunk: "3"}, `[{"X":2}]`)
+	f.publish(t, ws, map[string]string{protocol.HeaderKind: "double", protocol.HeaderReply: "procq.results.r", protocol.HeaderIndex: "x"}, `{"X":3}`)
+	f.publish(t, ws, map[string]string{protocol.HeaderKind: "double"}, `{"X":4}`)
 	f.startRun(t, q, "r1")
 	f.sentinel(t, q, "r1")
 
@@ -162,11 +164,11 @@ func TestBadMessagesAreDeadLettered(t *testing.T) {
 		t.Fatalf("%d dead letters, want %d", len(dl), len(wantReasons))
 	}
 	for i, m := range dl {
-		reason := m.Header.Get(task.HeaderError)
+		reason := m.Header.Get(protocol.HeaderError)
 		if !strings.Contains(reason, wantReasons[i]) {
 			t.Errorf("dead letter %d reason %q, want it to contain %q", i, reason, wantReasons[i])
 		}
-		if m.Header.Get(task.HeaderSubject) != ws || m.Header.Get(task.HeaderConsumer) != "C-1" {
+		if m.Header.Get(protocol.HeaderSubject) != ws || m.Header.Get(protocol.HeaderConsumer) != "C-1" {
 			t.Errorf("dead letter %d headers %v", i, m.Header)
 		}
 	}
@@ -188,7 +190,7 @@ func TestBadMessagesAreDeadLettered(t *testing.T) {
 func TestTryLimitDeadLetters(t *testing.T) {
 	const q = "tries"
 	f := setup(t, q)
-	f.publish(t, task.WorkSubject(q, "r1"), map[string]string{task.HeaderKind: "square"}, `{"x":3}`)
+	f.publish(t, protocol.WorkSubject(q, "r1"), map[string]string{protocol.HeaderKind: "square"}, `{"x":3}`)
 	// Take the message twice without acking, as two crashed consumers would.
 	for range 2 {
 		m, err := f.topo.Consumer.Next(jetstream.FetchMaxWait(5 * time.Second))
@@ -201,18 +203,18 @@ func TestTryLimitDeadLetters(t *testing.T) {
 	}
 	f.startRun(t, q, "r1")
 	f.sentinel(t, q, "r1")
-	if err := f.run(t, task.Builtins(), consumer.Config{Name: "C-1", MaxDeliver: 2}); err != nil {
+	if err := f.run(t, demo.Builtins(), consumer.Config{Name: "C-1", MaxDeliver: 2}); err != nil {
 		t.Fatal(err)
 	}
 	dl := deadLetters(t, f, q)
 	if len(dl) != 1 {
 		t.Fatalf("%d dead letters, want 1", len(dl))
 	}
-	if got := dl[0].Header.Get(task.HeaderError); got != "delivered 3 times, over max_deliver 2" {
+	if got := dl[0].Header.Get(protocol.HeaderError); got != "delivered 3 times, over max_deliver 2" {
 		t.Errorf("reason %q", got)
 	}
-	if got := dl[0].Header.Get(task.HeaderDelivered); got != "3" {
-		t.Errorf("%s = %q, want 3", task.HeaderDelivered, got)
+	if got := dl[0].Header.Get(protocol.HeaderDelivered); got != "3" {
+		t.Errorf("%s = %q, want 3", protocol.HeaderDelivered, got)
 	}
 }
 
@@ -221,20 +223,20 @@ func TestTryLimitDeadLetters(t *testing.T) {
 func TestResultsPublished(t *testing.T) {
 	const q = "res"
 	f := setup(t, q)
-	f.publish(t, task.WorkSubject(q, "r1"), map[string]string{
-		task.HeaderKind: "square", task.HeaderReply: task.ResultSubject("run1"),
-		task.HeaderRun: "run1", task.HeaderIndex: "4", task.HeaderChunk: "3",
+	f.publish(t, protocol.WorkSubject(q, "r1"), map[string]string{
+		protocol.HeaderKind: "square", protocol.HeaderReply: protocol.ResultSubject("run1"),
+		protocol.HeaderRun: "run1", protocol.HeaderIndex: "4", protocol.HeaderChunk: "3",
 	}, `[{"x":2},{"x":5000000000},{"x":-6}]`)
 	f.startRun(t, q, "r1")
 	f.sentinel(t, q, "r1")
-	if err := f.run(t, task.Builtins(), consumer.Config{Name: "C-7"}); err != nil {
+	if err := f.run(t, demo.Builtins(), consumer.Config{Name: "C-7"}); err != nil {
 		t.Fatal(err)
 	}
-	m, err := f.topo.Results.GetLastMsgForSubject(context.Background(), task.ResultSubject("run1"))
+	m, err := f.topo.Results.GetLastMsgForSubject(context.Background(), protocol.ResultSubject("run1"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var answers []task.Answer
+	var answers []protocol.Answer
 	if err := json.Unmarshal(m.Data, &answers); err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +247,7 @@ func TestResultsPublished(t *testing.T) {
 	if len(outs) != 3 || string(outs[0].Result) != "4" || outs[1].Error == "" || outs[1].Result != nil || string(outs[2].Result) != "36" {
 		t.Errorf("outcomes %+v, want [4, error, 36]", outs)
 	}
-	for k, want := range map[string]string{task.HeaderRun: "run1", task.HeaderConsumer: "C-7", task.HeaderMsgID: "run1.4"} {
+	for k, want := range map[string]string{protocol.HeaderRun: "run1", protocol.HeaderConsumer: "C-7", protocol.HeaderMsgID: "run1.4"} {
 		if got := m.Header.Get(k); got != want {
 			t.Errorf("result header %s = %q, want %q", k, got, want)
 		}
@@ -259,7 +261,7 @@ func TestStaleSentinelDropped(t *testing.T) {
 	f.sentinel(t, q, "old")
 	f.startRun(t, q, "new")
 	f.sentinel(t, q, "new")
-	if err := f.run(t, task.Builtins(), consumer.Config{Name: "C-1"}); err != nil {
+	if err := f.run(t, demo.Builtins(), consumer.Config{Name: "C-1"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.out.String(); got != "Consumer C-1: Received sentinel, exiting.\n" {
@@ -300,11 +302,11 @@ func TestLongTaskKeepsLease(t *testing.T) {
 	reg := task.NewRegistry()
 	if err := reg.Register("long", task.HandlerFunc(func(ctx context.Context, _ json.RawMessage) (json.RawMessage, error) {
 		runs.Add(1)
-		return nil, task.Sleep(ctx, 2500*time.Millisecond)
+		return nil, demo.Sleep(ctx, 2500*time.Millisecond)
 	})); err != nil {
 		t.Fatal(err)
 	}
-	f.publish(t, task.WorkSubject(q, "r1"), map[string]string{task.HeaderKind: "long"}, `{}`)
+	f.publish(t, protocol.WorkSubject(q, "r1"), map[string]string{protocol.HeaderKind: "long"}, `{}`)
 	f.startRun(t, q, "r1")
 	f.sentinel(t, q, "r1")
 	f.sentinel(t, q, "r1")
@@ -323,14 +325,14 @@ func TestLongTaskKeepsLease(t *testing.T) {
 }
 
 // answersOn returns every answer stored on subject, in order.
-func answersOn(t *testing.T, f *fixture, subject string) []task.Answer {
+func answersOn(t *testing.T, f *fixture, subject string) []protocol.Answer {
 	t.Helper()
 	ctx := context.Background()
 	info, err := f.topo.Results.Info(ctx, jetstream.WithSubjectFilter(subject))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []task.Answer
+	var out []protocol.Answer
 	if info.State.Msgs == 0 {
 		return nil
 	}
@@ -339,7 +341,7 @@ func answersOn(t *testing.T, f *fixture, subject string) []task.Answer {
 		if err != nil || m.Subject != subject {
 			continue
 		}
-		var as []task.Answer
+		var as []protocol.Answer
 		if err := json.Unmarshal(m.Data, &as); err != nil {
 			t.Fatalf("result body %s: %v", m.Data, err)
 		}
@@ -354,8 +356,8 @@ func answersOn(t *testing.T, f *fixture, subject string) []task.Answer {
 func TestRejectedMessagesDeadLetteredAndAnswered(t *testing.T) {
 	const q = "rej"
 	f := setup(t, q)
-	ws := task.WorkSubject(q, "r1")
-	reply := task.ResultSubject("m1")
+	ws := protocol.WorkSubject(q, "r1")
+	reply := protocol.ResultSubject("m1")
 	hdr := func(kv ...string) map[string]string {
 		m := map[string]string{}
 		for i := 0; i+1 < len(kv); i += 2 {
@@ -363,24 +365,24 @@ func TestRejectedMessagesDeadLetteredAndAnswered(t *testing.T) {
 		}
 		return m
 	}
-	K, R, I, C := task.HeaderKind, task.HeaderReply, task.HeaderIndex, task.HeaderChunk
+	K, R, I, C := protocol.HeaderKind, protocol.HeaderReply, protocol.HeaderIndex, protocol.HeaderChunk
 	// 0: a reply subject no stream stores: dead-lettered at once, never a loop.
-	f.publish(t, ws, hdr("Test-Case", "0", K, "square", R, "procq.nowhere.x", I, "0", task.HeaderMsgID, "m1.0"), `{"x":2}`)
+	f.publish(t, ws, hdr("Test-Case", "0", K, "square", R, "procq.nowhere.x", I, "0", protocol.HeaderMsgID, "m1.0"), `{"x":2}`)
 	// 1: malformed arguments with a reply: answered with the error, and dead-lettered.
-	f.publish(t, ws, hdr("Test-Case", "1", K, "square", R, reply, I, "1", task.HeaderRun, "m1"), `{"x":"two"}`)
+	f.publish(t, ws, hdr("Test-Case", "1", K, "square", R, reply, I, "1", protocol.HeaderRun, "m1"), `{"x":"two"}`)
 	// 2: a chunk without a reply whose first input succeeds and the second fails.
 	f.publish(t, ws, hdr("Test-Case", "2", K, "square", C, "2"), `[{"x":3},{"x":5000000000}]`)
 	// 3: a reply but no index: answered with index -1, and dead-lettered.
-	f.publish(t, ws, hdr("Test-Case", "3", K, "square", R, reply, task.HeaderRun, "m1"), `{"x":4}`)
+	f.publish(t, ws, hdr("Test-Case", "3", K, "square", R, reply, protocol.HeaderRun, "m1"), `{"x":4}`)
 	// 4: sumsquares of null is refused, not answered 0.
-	f.publish(t, ws, hdr("Test-Case", "4", K, "sumsquares", R, reply, I, "4", task.HeaderRun, "m1"), `null`)
+	f.publish(t, ws, hdr("Test-Case", "4", K, "sumsquares", R, reply, I, "4", protocol.HeaderRun, "m1"), `null`)
 	// 5: a message task with a reply answers {"result": null}; not dead-lettered.
-	f.publish(t, ws, hdr("Test-Case", "5", K, "message", R, reply, I, "5", task.HeaderRun, "m1"), `{"text":"hi"}`)
+	f.publish(t, ws, hdr("Test-Case", "5", K, "message", R, reply, I, "5", protocol.HeaderRun, "m1"), `{"text":"hi"}`)
 	// 6: a message on the sentinel subject without Procq-Sentinel.
-	f.publish(t, task.SentinelSubject(q), hdr("Test-Case", "6", task.HeaderRun, "r1"), "not a sentinel")
+	f.publish(t, protocol.SentinelSubject(q), hdr("Test-Case", "6", protocol.HeaderRun, "r1"), "not a sentinel")
 
-	reg := task.Builtins()
-	if err := reg.Register(task.KindMessage, consumer.MessageHandler(f.out, "C-1", 0, 0)); err != nil {
+	reg := demo.Builtins()
+	if err := reg.Register(demo.KindMessage, demo.MessageHandler(f.out, "C-1", 0, 0)); err != nil {
 		t.Fatal(err)
 	}
 	f.startRun(t, q, "r1")
@@ -405,11 +407,11 @@ func TestRejectedMessagesDeadLetteredAndAnswered(t *testing.T) {
 		"2": {ws, "input 1 of the message: bad task arguments: x*x overflows int64 for x=5000000000"},
 		"3": {ws, `Procq-Index "" is not an index from 0`},
 		"4": {ws, `input #4: bad task arguments: want a JSON object, got "null"`},
-		"6": {task.SentinelSubject(q), "not a sentinel"},
+		"6": {protocol.SentinelSubject(q), "not a sentinel"},
 	}
 	if len(dl) != len(want) {
 		for c, m := range dl {
-			t.Logf("dead letter of case %s: %s", c, m.Header.Get(task.HeaderError))
+			t.Logf("dead letter of case %s: %s", c, m.Header.Get(protocol.HeaderError))
 		}
 		t.Fatalf("%d dead letters, want %d (cases 0-4 and 6)", len(dl), len(want))
 	}
@@ -419,24 +421,24 @@ func TestRejectedMessagesDeadLetteredAndAnswered(t *testing.T) {
 			t.Errorf("case %s: no dead letter", c)
 			continue
 		}
-		if got := m.Header.Get(task.HeaderError); !strings.Contains(got, w.reason) {
+		if got := m.Header.Get(protocol.HeaderError); !strings.Contains(got, w.reason) {
 			t.Errorf("case %s: reason %q, want it to contain %q", c, got, w.reason)
 		}
-		if got := m.Header.Get(task.HeaderSubject); got != w.subject {
-			t.Errorf("case %s: %s = %q, want %q", c, task.HeaderSubject, got, w.subject)
+		if got := m.Header.Get(protocol.HeaderSubject); got != w.subject {
+			t.Errorf("case %s: %s = %q, want %q", c, protocol.HeaderSubject, got, w.subject)
 		}
-		if got := m.Header.Get(task.HeaderDelivered); got != "1" {
+		if got := m.Header.Get(protocol.HeaderDelivered); got != "1" {
 			t.Errorf("case %s: delivered %q, want 1 (no loop)", c, got)
 		}
 	}
-	if got := dl["0"].Header.Get(task.HeaderOrigMsgID); got != "m1.0" {
-		t.Errorf("dead letter keeps the original id as %s = %q, want m1.0", task.HeaderOrigMsgID, got)
+	if got := dl["0"].Header.Get(protocol.HeaderOrigMsgID); got != "m1.0" {
+		t.Errorf("dead letter keeps the original id as %s = %q, want m1.0", protocol.HeaderOrigMsgID, got)
 	}
-	if got := dl["0"].Header.Get(task.HeaderMsgID); got != "" {
-		t.Errorf("dead letter carries %s %q, want none", task.HeaderMsgID, got)
+	if got := dl["0"].Header.Get(protocol.HeaderMsgID); got != "" {
+		t.Errorf("dead letter carries %s %q, want none", protocol.HeaderMsgID, got)
 	}
-	if got := dl["0"].Header.Get(task.HeaderReply); got != "procq.nowhere.x" {
-		t.Errorf("dead letter lost its original %s: %q", task.HeaderReply, got)
+	if got := dl["0"].Header.Get(protocol.HeaderReply); got != "procq.nowhere.x" {
+		t.Errorf("dead letter lost its original %s: %q", protocol.HeaderReply, got)
 	}
 
 	answers := answersOn(t, f, reply)
@@ -491,14 +493,14 @@ func TestOversizeAnswers(t *testing.T) {
 	})); err != nil {
 		t.Fatal(err)
 	}
-	ws := task.WorkSubject(q, "r1")
-	parts, single := task.ResultSubject("parts"), task.ResultSubject("single")
+	ws := protocol.WorkSubject(q, "r1")
+	parts, single := protocol.ResultSubject("parts"), protocol.ResultSubject("single")
 	// Five results of 300 KiB: 1.5 MiB in all, over the 1 MiB max payload.
-	f.publish(t, ws, map[string]string{task.HeaderKind: "blob", task.HeaderReply: parts, task.HeaderRun: "parts",
-		task.HeaderIndex: "10", task.HeaderChunk: "5"}, `[300,300,300,300,300]`)
+	f.publish(t, ws, map[string]string{protocol.HeaderKind: "blob", protocol.HeaderReply: parts, protocol.HeaderRun: "parts",
+		protocol.HeaderIndex: "10", protocol.HeaderChunk: "5"}, `[300,300,300,300,300]`)
 	// One result of 1.2 MiB: too large for any message.
-	f.publish(t, ws, map[string]string{task.HeaderKind: "blob", task.HeaderReply: single, task.HeaderRun: "single",
-		task.HeaderIndex: "3"}, `1200`)
+	f.publish(t, ws, map[string]string{protocol.HeaderKind: "blob", protocol.HeaderReply: single, protocol.HeaderRun: "single",
+		protocol.HeaderIndex: "3"}, `1200`)
 	f.startRun(t, q, "r1")
 	f.sentinel(t, q, "r1")
 	if err := f.run(t, reg, consumer.Config{Name: "C-1"}); err != nil {
@@ -536,7 +538,7 @@ func TestOversizeAnswers(t *testing.T) {
 		t.Fatalf("answers %+v, want one error for index 3 naming the max payload", as)
 	}
 	dl := deadLetters(t, f, q)
-	if len(dl) != 1 || !strings.Contains(dl[0].Header.Get(task.HeaderError), "input #3: result of") {
+	if len(dl) != 1 || !strings.Contains(dl[0].Header.Get(protocol.HeaderError), "input #3: result of") {
 		t.Fatalf("dead letters %d, want 1 for input #3", len(dl))
 	}
 }

@@ -17,7 +17,7 @@ import (
 
 	"github.com/procq/procq/internal/natstest"
 	"github.com/procq/procq/link"
-	"github.com/procq/procq/task"
+	"github.com/procq/procq/protocol"
 )
 
 const clusterToken = "e2e-cluster-token"
@@ -207,7 +207,7 @@ func TestCluster(t *testing.T) {
 		c.waitCurrent()
 	})
 	t.Run("stream leader killed mid-map", func(t *testing.T) {
-		killMidMap(t, func(*proc) int { return c.leader(js, task.TasksStream) })
+		killMidMap(t, func(*proc) int { return c.leader(js, protocol.TasksStream) })
 	})
 	t.Run("producer's node killed mid-map", func(t *testing.T) {
 		killMidMap(t, func(p *proc) int {

@@ -17,8 +17,9 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/procq/procq"
+	"github.com/procq/procq/demo"
 	"github.com/procq/procq/ops"
-	"github.com/procq/procq/task"
+	"github.com/procq/procq/protocol"
 )
 
 var noProgressRE = regexp.MustCompile(`(^|\s)0 of `)
@@ -52,8 +53,8 @@ func (w *opsWorld) dashboard(t *testing.T) {
 
 	// A dead letter to requeue: firsttry fails on its first run only.
 	marker := filepath.Join(w.e.dir, "dashboard.marker")
-	msg := &nats.Msg{Subject: task.WorkSubject("ops", "dash"), Data: []byte(fmt.Sprintf(`{"marker":%q}`, marker)),
-		Header: nats.Header{task.HeaderKind: {"firsttry"}}}
+	msg := &nats.Msg{Subject: protocol.WorkSubject("ops", "dash"), Data: []byte(fmt.Sprintf(`{"marker":%q}`, marker)),
+		Header: nats.Header{protocol.HeaderKind: {"firsttry"}}}
 	if _, err := w.client.JetStream().PublishMsg(ctx, msg); err != nil {
 		t.Fatal(err)
 	}
@@ -98,11 +99,11 @@ func (w *opsWorld) dashboard(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close(ctx)
-	args := make([]task.SquareArgs, 80)
+	args := make([]demo.SquareArgs, 80)
 	for i := range args {
-		args[i] = task.SquareArgs{X: int64(i), Sleep: "200ms"} // about 8 s on the two consumers
+		args[i] = demo.SquareArgs{X: int64(i), Sleep: "200ms"} // about 8 s on the two consumers
 	}
-	m := procq.MapAsync[task.SquareArgs, int64](ctx, pool, task.KindSquare, args, nil, nil)
+	m := procq.MapAsync[demo.SquareArgs, int64](ctx, pool, demo.KindSquare, args, nil, nil)
 	defer func() {
 		if _, err := m.Get(ctx); err != nil {
 			t.Errorf("the map behind the screenshot: %v", err)

@@ -17,8 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/procq/procq/task"
+	"github.com/procq/procq/protocol"
 )
 
 // The fault suite: each test runs the real executables through one fault
@@ -194,7 +193,7 @@ func TestFaultConsumersKilledRepeatedly(t *testing.T) {
 	results, exact := squareResults(p.stdout.String(), n)
 	report(t, row{scenario: fmt.Sprintf("%d consumers killed (kill -9) during a %d-input map", len(faults), n),
 		submitted: n, results: results, exact: exact, dupes: e.logCount("producer.log", dupRE),
-		dead: streamMsgs(t, e.js(t), task.DeadStream), lost: n - results,
+		dead: streamMsgs(t, e.js(t), protocol.DeadStream), lost: n - results,
 		recover: stall(p.stdout, faults), note: "longest wait for the next result after a kill"})
 	if !exact {
 		t.Errorf("results not exact")
@@ -226,7 +225,7 @@ func TestFaultAllConsumersDead(t *testing.T) {
 	unfinished, _ := strconv.Atoi(m[1])
 	results, _ := squareResults(p.stdout.String(), n)
 	report(t, row{scenario: "every consumer killed, no restarts left", submitted: n, results: results,
-		exact: results+unfinished == n, dead: streamMsgs(t, e.js(t), task.DeadStream),
+		exact: results+unfinished == n, dead: streamMsgs(t, e.js(t), protocol.DeadStream),
 		lost: n - results - unfinished, recover: took, note: "time from the kills to exit 1 naming the unfinished inputs"})
 	if took > 15*time.Second {
 		t.Errorf("the map took %v to fail, want seconds", took)
@@ -256,7 +255,7 @@ func TestFaultBrokerKilledThrice(t *testing.T) {
 	results, exact := squareResults(p.stdout.String(), n)
 	report(t, row{scenario: "broker killed (kill -9) and restarted 3 times during a map", submitted: n,
 		results: results, exact: exact, dupes: e.logCount("producer.log", dupRE),
-		dead: streamMsgs(t, e.js(t), task.DeadStream), lost: n - results,
+		dead: streamMsgs(t, e.js(t), protocol.DeadStream), lost: n - results,
 		recover: stall(p.stdout, faults), note: "longest wait for the next result after a kill, 0.5 s outage included"})
 	if !exact {
 		t.Errorf("results not exact")
@@ -285,7 +284,7 @@ func TestFaultConsumerFrozen(t *testing.T) {
 	results, exact := squareResults(p.stdout.String(), n)
 	report(t, row{scenario: "a consumer frozen (SIGSTOP) for 5 s, past its 2 s lease", submitted: n,
 		results: results, exact: exact, dupes: e.logCount("producer.log", dupRE),
-		dead: streamMsgs(t, e.js(t), task.DeadStream), lost: n - results,
+		dead: streamMsgs(t, e.js(t), protocol.DeadStream), lost: n - results,
 		recover: stall(p.stdout, []time.Time{frozen}), note: "longest wait for the next result after the freeze"})
 	if !exact {
 		t.Errorf("results not exact")
@@ -334,20 +333,20 @@ func TestFaultPoisonMixedIntoMap(t *testing.T) {
 	p := e.squares(2, n, "--sleep", "1ms", "--chunk-size", "1")
 	p.waitOutput(regexp.MustCompile(`(?m)^square\(10\) = `), 60*time.Second)
 	js := e.js(t)
-	ws := task.WorkSubject("demo", "outside")
+	ws := protocol.WorkSubject("demo", "outside")
 	poison := []struct {
 		subject string
 		hdr     map[string]string
 		body    string
 	}{
 		{ws, nil, "no kind"},
-		{ws, map[string]string{task.HeaderKind: "nope"}, "{}"},
-		{ws, map[string]string{task.HeaderKind: "square"}, `{"x":"two"}`},
-		{ws, map[string]string{task.HeaderKind: "square", task.HeaderChunk: "3"}, `[{"x":1}]`},
-		{ws, map[string]string{task.HeaderKind: "square", task.HeaderReply: "procq.nowhere.at.all", task.HeaderIndex: "0"}, `{"x":2}`},
-		{ws, map[string]string{task.HeaderKind: "square", task.HeaderReply: task.ResultSubject("outside")}, `{"x":3}`},
-		{ws, map[string]string{task.HeaderKind: "sumsquares"}, `null`},
-		{task.SentinelSubject("demo"), map[string]string{task.HeaderRun: "x"}, "not a sentinel"},
+		{ws, map[string]string{protocol.HeaderKind: "nope"}, "{}"},
+		{ws, map[string]string{protocol.HeaderKind: "square"}, `{"x":"two"}`},
+		{ws, map[string]string{protocol.HeaderKind: "square", protocol.HeaderChunk: "3"}, `[{"x":1}]`},
+		{ws, map[string]string{protocol.HeaderKind: "square", protocol.HeaderReply: "procq.nowhere.at.all", protocol.HeaderIndex: "0"}, `{"x":2}`},
+		{ws, map[string]string{protocol.HeaderKind: "square", protocol.HeaderReply: protocol.ResultSubject("outside")}, `{"x":3}`},
+		{ws, map[string]string{protocol.HeaderKind: "sumsquares"}, `null`},
+		{protocol.SentinelSubject("demo"), map[string]string{protocol.HeaderRun: "x"}, "not a sentinel"},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -362,7 +361,7 @@ func TestFaultPoisonMixedIntoMap(t *testing.T) {
 	}
 	p.mustExit(0, exitWait)
 	results, exact := squareResults(p.stdout.String(), n)
-	dead := streamMsgs(t, js, task.DeadStream)
+	dead := streamMsgs(t, js, protocol.DeadStream)
 	report(t, row{scenario: fmt.Sprintf("%d poison messages of every kind mixed into a map", len(poison)),
 		submitted: n, results: results, exact: exact, dupes: e.logCount("producer.log", dupRE),
 		dead: dead, lost: n - results, note: "each poison message dead-lettered once"})
@@ -427,7 +426,7 @@ func TestFaultProducerKilledMidMap(t *testing.T) {
 	js := e.js(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	kv, err := js.KeyValue(ctx, task.RunsBucket)
+	kv, err := js.KeyValue(ctx, protocol.RunsBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +441,7 @@ func TestFaultProducerKilledMidMap(t *testing.T) {
 	if dead == "" {
 		t.Fatal("no lease of the killed map")
 	}
-	left := streamMsgs(t, js, task.TasksStream)
+	left := streamMsgs(t, js, protocol.TasksStream)
 	// The orphaned consumers stop and say so.
 	orphanRE := regexp.MustCompile(`msg="producer gone; stopped"`)
 	deadline := time.Now().Add(20 * time.Second)
@@ -479,10 +478,10 @@ func TestFaultProducerKilledMidMap(t *testing.T) {
 		b, _ := os.ReadFile(filepath.Join(e.dir, "logs", name))
 		computed += strings.Count(string(b[from:]), "run="+dead)
 	}
-	tasksLeft, resultsLeft := streamMsgs(t, js, task.TasksStream), streamMsgs(t, js, task.ResultsStream)
+	tasksLeft, resultsLeft := streamMsgs(t, js, protocol.TasksStream), streamMsgs(t, js, protocol.ResultsStream)
 	report(t, row{scenario: "producer killed (kill -9) mid-map, then run again", submitted: n,
 		results: strings.Count(p.stdout.String(), "\n") - 1, exact: computed == 0 && tasksLeft == 0 && resultsLeft == 0,
-		dead: streamMsgs(t, js, task.DeadStream), recover: took,
+		dead: streamMsgs(t, js, protocol.DeadStream), recover: took,
 		note: fmt.Sprintf("%d queued tasks of the dead map removed, 0 computed, 0 left; time to the next run's exit 0", left)})
 	if computed != 0 {
 		t.Errorf("the next run's consumers computed %d log lines of the dead map's tasks, want 0", computed)

@@ -21,8 +21,9 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/procq/procq"
+	"github.com/procq/procq/demo"
 	"github.com/procq/procq/ops"
-	"github.com/procq/procq/task"
+	"github.com/procq/procq/protocol"
 )
 
 // opsWorld is one standalone broker serving its metrics, NATS monitoring
@@ -202,12 +203,12 @@ func TestOperations(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer pool.Close(ctx)
-		args := make([]task.SquareArgs, 10)
+		args := make([]demo.SquareArgs, 10)
 		for i := range args {
-			args[i] = task.SquareArgs{X: int64(i)}
+			args[i] = demo.SquareArgs{X: int64(i)}
 		}
 		args[3].X, args[7].X = 5_000_000_000, -5_000_000_000 // overflow: 2 fail
-		_, err = procq.Map[task.SquareArgs, int64](ctx, pool, task.KindSquare, args)
+		_, err = procq.Map[demo.SquareArgs, int64](ctx, pool, demo.KindSquare, args)
 		var me *procq.MapError
 		if !errorsAs(err, &me) || len(me.Failed) != 2 {
 			t.Fatalf("map: %v, want 2 failed", err)
@@ -252,11 +253,11 @@ func TestOperations(t *testing.T) {
 		defer cancel()
 		js := w.client.JetStream()
 		marker := filepath.Join(w.e.dir, "firsttry.marker")
-		subject := task.WorkSubject("ops", "deadtest")
+		subject := protocol.WorkSubject("ops", "deadtest")
 		for _, m := range []*nats.Msg{
-			{Subject: subject, Data: []byte(fmt.Sprintf(`{"marker":%q}`, marker)), Header: nats.Header{task.HeaderKind: {"firsttry"}}},
-			{Subject: subject, Data: []byte(`{}`), Header: nats.Header{task.HeaderKind: {"nope"}}},
-			{Subject: subject, Data: []byte(`[1,`), Header: nats.Header{task.HeaderKind: {"square"}, task.HeaderChunk: {"2"}}},
+			{Subject: subject, Data: []byte(fmt.Sprintf(`{"marker":%q}`, marker)), Header: nats.Header{protocol.HeaderKind: {"firsttry"}}},
+			{Subject: subject, Data: []byte(`{}`), Header: nats.Header{protocol.HeaderKind: {"nope"}}},
+			{Subject: subject, Data: []byte(`[1,`), Header: nats.Header{protocol.HeaderKind: {"square"}, protocol.HeaderChunk: {"2"}}},
 		} {
 			if _, err := js.PublishMsg(ctx, m); err != nil {
 				t.Fatal(err)
@@ -334,7 +335,7 @@ func TestOperations(t *testing.T) {
 		}
 		// Nothing else changed: the tasks and results streams hold what
 		// they held before.
-		for _, name := range []string{task.TasksStream, task.ResultsStream} {
+		for _, name := range []string{protocol.TasksStream, protocol.ResultsStream} {
 			if b, a := statusMsgs(before, name), statusMsgs(after, name); a != b {
 				t.Errorf("%s: %d messages before, %d after", name, b, a)
 			}
@@ -349,7 +350,7 @@ func TestOperations(t *testing.T) {
 		<-c.done
 		killed := time.Now()
 		st := w.waitStatus(t, "C-2 gone", func(st ops.Status) bool {
-			return !slices.ContainsFunc(st.Consumers, func(p task.Presence) bool { return p.Name == "C-2" })
+			return !slices.ContainsFunc(st.Consumers, func(p protocol.Presence) bool { return p.Name == "C-2" })
 		})
 		if gone := time.Since(killed); gone > 20*time.Second {
 			t.Errorf("C-2 gone from status %v after kill -9, want within the 8s TTL", gone)

@@ -13,9 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procq/procq/demo"
 	"github.com/shirou/gopsutil/v3/cpu"
-
-	"github.com/procq/procq/task"
 )
 
 // The seed's Pool example: the default inputs give the exact sums, in
@@ -205,7 +204,7 @@ func TestCompare(t *testing.T) {
 			t.Errorf("stdout lacks %q", want)
 		}
 	}
-	sum, err := task.SumSquares(context.Background(), n)
+	sum, err := demo.SumSquares(context.Background(), n)
 	if err != nil {
 		t.Fatal(err)
 	}

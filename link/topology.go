@@ -11,7 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
+	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/task"
 )
 
@@ -84,21 +84,21 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (
 		return EnsureKeyValue(ctx, js, kc, cfg.Logger)
 	}
 	tasks, err := ensure(jetstream.StreamConfig{
-		Name:        task.TasksStream,
+		Name:        protocol.TasksStream,
 		Description: "procq work queues",
-		Subjects:    []string{task.TasksPrefix + ".>"},
+		Subjects:    []string{protocol.TasksPrefix + ".>"},
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Discard:     jetstream.DiscardNew,
 		MaxMsgs:     cfg.MaxMessages,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", task.TasksStream, err)
+		return nil, fmt.Errorf("stream %s: %w", protocol.TasksStream, err)
 	}
 	cons, err := ensureConsumer(ctx, tasks, jetstream.ConsumerConfig{
-		Durable:       task.DurableName(cfg.Name),
+		Durable:       protocol.DurableName(cfg.Name),
 		Description:   "shared by every consumer of queue " + cfg.Name,
-		FilterSubject: task.QueueFilter(cfg.Name),
+		FilterSubject: protocol.QueueFilter(cfg.Name),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       cfg.AckWait,
 		// The try limit is enforced by the consumer from the delivery count,
@@ -108,12 +108,12 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (
 		MaxAckPending: cfg.MaxAckPending,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("consumer %s: %w", task.DurableName(cfg.Name), err)
+		return nil, fmt.Errorf("consumer %s: %w", protocol.DurableName(cfg.Name), err)
 	}
 	results, err := ensure(jetstream.StreamConfig{
-		Name:        task.ResultsStream,
+		Name:        protocol.ResultsStream,
 		Description: "procq task results, read by their producer and then removed",
-		Subjects:    []string{task.ResultsPrefix + ".>"},
+		Subjects:    []string{protocol.ResultsPrefix + ".>"},
 		Storage:     jetstream.FileStorage,
 		MaxAge:      cfg.ResultsMaxAge,
 		// The de-duplication window drops a redelivered task's second
@@ -121,34 +121,34 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (
 		Duplicates: 2 * time.Minute,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", task.ResultsStream, err)
+		return nil, fmt.Errorf("stream %s: %w", protocol.ResultsStream, err)
 	}
 	dead, err := ensure(jetstream.StreamConfig{
-		Name:        task.DeadStream,
+		Name:        protocol.DeadStream,
 		Description: "procq dead letters: messages that can never succeed, with the reason",
-		Subjects:    []string{task.DeadPrefix + ".>"},
+		Subjects:    []string{protocol.DeadPrefix + ".>"},
 		Storage:     jetstream.FileStorage,
 		MaxAge:      DeadMaxAge,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", task.DeadStream, err)
+		return nil, fmt.Errorf("stream %s: %w", protocol.DeadStream, err)
 	}
 	runs, err := ensureKV(jetstream.KeyValueConfig{
-		Bucket:      task.RunsBucket,
+		Bucket:      protocol.RunsBucket,
 		Description: "the current run of each queue",
 		Storage:     jetstream.FileStorage,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bucket %s: %w", task.RunsBucket, err)
+		return nil, fmt.Errorf("bucket %s: %w", protocol.RunsBucket, err)
 	}
 	presence, err := ensureKV(jetstream.KeyValueConfig{
-		Bucket:      task.ConsumersBucket,
+		Bucket:      protocol.ConsumersBucket,
 		Description: "live consumer processes, one key each, gone when not refreshed",
 		Storage:     jetstream.MemoryStorage,
 		TTL:         PresenceTTL,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bucket %s: %w", task.ConsumersBucket, err)
+		return nil, fmt.Errorf("bucket %s: %w", protocol.ConsumersBucket, err)
 	}
 	return &Topology{Tasks: tasks, Consumer: cons, Results: results, Dead: dead, Runs: runs, Presence: presence}, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
+	"github.com/procq/procq/demo"
 	"github.com/procq/procq/link"
 	"github.com/procq/procq/task"
 )
@@ -158,7 +159,7 @@ func (q *Queue) PutJSON(ctx context.Context, data json.RawMessage) error {
 				"timeout", q.cfg.PutTimeout, "error", err)
 			logged = true
 		}
-		if err := task.Sleep(ctx, pause); err != nil {
+		if err := demo.Sleep(ctx, pause); err != nil {
 			return fmt.Errorf("queue %s: put: %w", q.name, err)
 		}
 		pause = min(2*pause, 250*time.Millisecond)

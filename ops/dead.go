@@ -11,8 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/procq/procq/task"
+	"github.com/procq/procq/protocol"
 )
 
 // DeadLetter is one message of the dead-letter stream: a task (or a
@@ -45,7 +44,7 @@ type DeadLetters struct {
 // OpenDeadLetters opens the dead-letter stream; it fails when the broker
 // has none yet.
 func OpenDeadLetters(ctx context.Context, js jetstream.JetStream) (*DeadLetters, error) {
-	st, err := js.Stream(ctx, task.DeadStream)
+	st, err := js.Stream(ctx, protocol.DeadStream)
 	if err != nil {
 		return nil, fmt.Errorf("dead letters: %w", err)
 	}
@@ -54,10 +53,10 @@ func OpenDeadLetters(ctx context.Context, js jetstream.JetStream) (*DeadLetters,
 
 func deadLetter(m *jetstream.RawStreamMsg, whole bool) DeadLetter {
 	h := m.Header
-	d := DeadLetter{ID: m.Sequence, Queue: strings.TrimPrefix(m.Subject, task.DeadPrefix+"."),
-		Reason: h.Get(task.HeaderError), Kind: h.Get(task.HeaderKind), Subject: h.Get(task.HeaderSubject),
-		Consumer: h.Get(task.HeaderConsumer), Time: m.Time.UTC(), Trimmed: h.Get(task.HeaderTrimmed) != ""}
-	d.Delivered, _ = strconv.Atoi(h.Get(task.HeaderDelivered))
+	d := DeadLetter{ID: m.Sequence, Queue: strings.TrimPrefix(m.Subject, protocol.DeadPrefix+"."),
+		Reason: h.Get(protocol.HeaderError), Kind: h.Get(protocol.HeaderKind), Subject: h.Get(protocol.HeaderSubject),
+		Consumer: h.Get(protocol.HeaderConsumer), Time: m.Time.UTC(), Trimmed: h.Get(protocol.HeaderTrimmed) != ""}
+	d.Delivered, _ = strconv.Atoi(h.Get(protocol.HeaderDelivered))
 	if whole {
 		d.Header, d.Body = h, string(m.Data)
 	}
@@ -100,9 +99,9 @@ func (d *DeadLetters) Newest(ctx context.Context, n int) ([]DeadLetter, error) {
 
 // each calls fn with every dead letter of queue (every queue when empty).
 func (d *DeadLetters) each(ctx context.Context, queue string, fn func(*jetstream.RawStreamMsg) error) error {
-	filter := task.DeadPrefix + ".>"
+	filter := protocol.DeadPrefix + ".>"
 	if queue != "" {
-		filter = task.DeadSubject(queue)
+		filter = protocol.DeadSubject(queue)
 	}
 	info, err := d.st.Info(ctx)
 	if err != nil {
@@ -135,15 +134,15 @@ func (d *DeadLetters) Show(ctx context.Context, id uint64) (DeadLetter, error) {
 
 func (d *DeadLetters) get(ctx context.Context, id uint64) (*jetstream.RawStreamMsg, error) {
 	m, err := d.st.GetMsg(ctx, id)
-	if errors.Is(err, jetstream.ErrMsgNotFound) || err == nil && !strings.HasPrefix(m.Subject, task.DeadPrefix+".") {
+	if errors.Is(err, jetstream.ErrMsgNotFound) || err == nil && !strings.HasPrefix(m.Subject, protocol.DeadPrefix+".") {
 		return nil, fmt.Errorf("%w: %d", ErrNoDeadLetter, id)
 	}
 	return m, err
 }
 
 // deadHeaders are what dead-lettering added; a requeued task drops them.
-var deadHeaders = []string{task.HeaderError, task.HeaderSubject, task.HeaderConsumer, task.HeaderDelivered,
-	task.HeaderTrimmed, task.HeaderOrigMsgID}
+var deadHeaders = []string{protocol.HeaderError, protocol.HeaderSubject, protocol.HeaderConsumer, protocol.HeaderDelivered,
+	protocol.HeaderTrimmed, protocol.HeaderOrigMsgID}
 
 // Requeue puts the dead letter id's original message back on its original
 // subject, with its original headers and body, then removes the dead
@@ -156,23 +155,23 @@ func (d *DeadLetters) Requeue(ctx context.Context, id uint64) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if m.Header.Get(task.HeaderTrimmed) != "" {
-		return 0, fmt.Errorf("dead letter %d: its body was cut to fit the broker's max payload (%s bytes): it cannot be requeued whole", id, m.Header.Get(task.HeaderTrimmed))
+	if m.Header.Get(protocol.HeaderTrimmed) != "" {
+		return 0, fmt.Errorf("dead letter %d: its body was cut to fit the broker's max payload (%s bytes): it cannot be requeued whole", id, m.Header.Get(protocol.HeaderTrimmed))
 	}
-	subject := m.Header.Get(task.HeaderSubject)
+	subject := m.Header.Get(protocol.HeaderSubject)
 	if subject == "" {
-		return 0, fmt.Errorf("dead letter %d: no %s header: its original subject is unknown", id, task.HeaderSubject)
+		return 0, fmt.Errorf("dead letter %d: no %s header: its original subject is unknown", id, protocol.HeaderSubject)
 	}
 	msg := &nats.Msg{Subject: subject, Data: m.Data, Header: nats.Header{}}
 	for k, vs := range m.Header {
 		msg.Header[k] = vs
 	}
-	orig := m.Header.Get(task.HeaderOrigMsgID)
+	orig := m.Header.Get(protocol.HeaderOrigMsgID)
 	for _, k := range deadHeaders {
 		msg.Header.Del(k)
 	}
 	if orig != "" {
-		msg.Header.Set(task.HeaderMsgID, orig+".requeued."+strconv.FormatUint(id, 10))
+		msg.Header.Set(protocol.HeaderMsgID, orig+".requeued."+strconv.FormatUint(id, 10))
 	}
 	ack, err := d.js.PublishMsg(ctx, msg)
 	if err != nil {
@@ -188,9 +187,9 @@ func (d *DeadLetters) Requeue(ctx context.Context, id uint64) (uint64, error) {
 // are older than olderThan (every one when 0) and returns how many.
 func (d *DeadLetters) Purge(ctx context.Context, queue string, olderThan time.Duration) (int, error) {
 	if olderThan == 0 {
-		filter := task.DeadPrefix + ".>"
+		filter := protocol.DeadPrefix + ".>"
 		if queue != "" {
-			filter = task.DeadSubject(queue)
+			filter = protocol.DeadSubject(queue)
 		}
 		before, err := d.count(ctx, filter)
 		if err != nil {

@@ -11,22 +11,21 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/procq/procq/task"
+	"github.com/procq/procq/protocol"
 )
 
 // Status is a snapshot of procq on one broker, read from JetStream's own
 // state and the processes' heartbeats, not counted by procq: what
 // "broker status", the broker's metrics and the dashboard show.
 type Status struct {
-	Time      time.Time       `json:"time"`
-	Queues    []QueueStatus   `json:"queues"`
-	Consumers []task.Presence `json:"consumers"`
-	Runs      []RunStatus     `json:"runs"`
-	Maps      []MapStatus     `json:"maps"`
-	Pipes     []PipeStatus    `json:"pipes"`
-	Streams   []StreamStatus  `json:"streams"`
-	Cluster   *ClusterStatus  `json:"cluster,omitempty"`
+	Time      time.Time           `json:"time"`
+	Queues    []QueueStatus       `json:"queues"`
+	Consumers []protocol.Presence `json:"consumers"`
+	Runs      []RunStatus         `json:"runs"`
+	Maps      []MapStatus         `json:"maps"`
+	Pipes     []PipeStatus        `json:"pipes"`
+	Streams   []StreamStatus      `json:"streams"`
+	Cluster   *ClusterStatus      `json:"cluster,omitempty"`
 }
 
 // QueueStatus is one task queue.
@@ -48,17 +47,17 @@ type QueueStatus struct {
 	LastMinute int64 `json:"last_minute"`
 }
 
-// RunStatus is a queue's current run (task.RunRecord).
+// RunStatus is a queue's current run (protocol.RunRecord).
 type RunStatus struct {
 	Queue string `json:"queue"`
-	task.RunRecord
+	protocol.RunRecord
 }
 
 // MapStatus is a running map (its lease).
 type MapStatus struct {
 	Queue string `json:"queue"`
 	ID    string `json:"id"`
-	task.MapLease
+	protocol.MapLease
 }
 
 // PipeStatus is a pipe with an end open.
@@ -89,14 +88,14 @@ type ClusterStatus struct {
 // Snapshot reads the status. A stream or bucket that does not exist yet
 // is left out; any other error fails it.
 func Snapshot(ctx context.Context, js jetstream.JetStream) (*Status, error) {
-	st := &Status{Time: time.Now().UTC(), Queues: []QueueStatus{}, Consumers: []task.Presence{},
+	st := &Status{Time: time.Now().UTC(), Queues: []QueueStatus{}, Consumers: []protocol.Presence{},
 		Runs: []RunStatus{}, Maps: []MapStatus{}, Pipes: []PipeStatus{}, Streams: []StreamStatus{}}
 	nodes := map[string]bool{}
 	nc := js.Conn()
 	if name := nc.ConnectedServerName(); name != "" {
 		nodes[name] = true
 	}
-	for _, name := range task.Streams() {
+	for _, name := range protocol.Streams() {
 		s, err := js.Stream(ctx, name)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			continue
@@ -193,36 +192,36 @@ func values(ctx context.Context, kv jetstream.KeyValue, fn func(key string, val 
 }
 
 func (st *Status) readPresence(ctx context.Context, js jetstream.JetStream) error {
-	kv, err := bucket(ctx, js, task.ConsumersBucket)
+	kv, err := bucket(ctx, js, protocol.ConsumersBucket)
 	if err != nil {
 		return err
 	}
 	err = values(ctx, kv, func(_ string, val []byte) {
-		var p task.Presence
+		var p protocol.Presence
 		if json.Unmarshal(val, &p) == nil {
 			st.Consumers = append(st.Consumers, p)
 		}
 	})
-	slices.SortFunc(st.Consumers, func(a, b task.Presence) int {
+	slices.SortFunc(st.Consumers, func(a, b protocol.Presence) int {
 		return cmp.Or(strings.Compare(a.Queue, b.Queue), strings.Compare(a.Name, b.Name))
 	})
 	return err
 }
 
 func (st *Status) readRuns(ctx context.Context, js jetstream.JetStream) error {
-	kv, err := bucket(ctx, js, task.RunsBucket)
+	kv, err := bucket(ctx, js, protocol.RunsBucket)
 	if err != nil {
 		return err
 	}
 	return values(ctx, kv, func(key string, val []byte) {
 		if queue, id, ok := strings.Cut(key, ".map."); ok {
-			var l task.MapLease
+			var l protocol.MapLease
 			if json.Unmarshal(val, &l) == nil {
 				st.Maps = append(st.Maps, MapStatus{Queue: queue, ID: id, MapLease: l})
 			}
 			return
 		}
-		var r task.RunRecord
+		var r protocol.RunRecord
 		if json.Unmarshal(val, &r) == nil && r.Run != "" {
 			st.Runs = append(st.Runs, RunStatus{Queue: key, RunRecord: r})
 		}
@@ -230,7 +229,7 @@ func (st *Status) readRuns(ctx context.Context, js jetstream.JetStream) error {
 }
 
 func (st *Status) readQueues(ctx context.Context, js jetstream.JetStream) error {
-	tasks, err := js.Stream(ctx, task.TasksStream)
+	tasks, err := js.Stream(ctx, protocol.TasksStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil
 	}
@@ -238,13 +237,13 @@ func (st *Status) readQueues(ctx context.Context, js jetstream.JetStream) error 
 		return err
 	}
 	dead := map[string]uint64{}
-	if ds, err := js.Stream(ctx, task.DeadStream); err == nil {
-		info, err := ds.Info(ctx, jetstream.WithSubjectFilter(task.DeadPrefix+".>"))
+	if ds, err := js.Stream(ctx, protocol.DeadStream); err == nil {
+		info, err := ds.Info(ctx, jetstream.WithSubjectFilter(protocol.DeadPrefix+".>"))
 		if err != nil {
 			return err
 		}
 		for subj, n := range info.State.Subjects {
-			dead[strings.TrimPrefix(subj, task.DeadPrefix+".")] = n
+			dead[strings.TrimPrefix(subj, protocol.DeadPrefix+".")] = n
 		}
 	}
 	first := tasks.CachedInfo().State.FirstSeq
@@ -253,11 +252,11 @@ func (st *Status) readQueues(ctx context.Context, js jetstream.JetStream) error 
 		if !strings.HasPrefix(ci.Name, "procq_") {
 			continue
 		}
-		q := QueueStatus{Name: task.QueueOfFilter(ci.Config.FilterSubject), Pending: ci.NumPending,
+		q := QueueStatus{Name: protocol.QueueOfFilter(ci.Config.FilterSubject), Pending: ci.NumPending,
 			InFlight: ci.NumAckPending, Redelivered: ci.NumRedelivered, Waiting: ci.NumWaiting}
 		q.Dead = dead[q.Name]
 		if ci.NumPending+uint64(ci.NumAckPending) > 0 {
-			m, err := tasks.GetMsg(ctx, first, jetstream.WithGetMsgSubject(task.WorkFilter(q.Name)))
+			m, err := tasks.GetMsg(ctx, first, jetstream.WithGetMsgSubject(protocol.WorkFilter(q.Name)))
 			if err == nil {
 				q.OldestAge = max(st.Time.Sub(m.Time), 0)
 			}
@@ -278,7 +277,7 @@ func (st *Status) readQueues(ctx context.Context, js jetstream.JetStream) error 
 }
 
 func (st *Status) readPipes(ctx context.Context, js jetstream.JetStream) error {
-	kv, err := bucket(ctx, js, task.PipeEndsBucket)
+	kv, err := bucket(ctx, js, protocol.PipeEndsBucket)
 	if err != nil {
 		return err
 	}

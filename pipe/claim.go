@@ -10,8 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/procq/procq/task"
+	"github.com/procq/procq/protocol"
 )
 
 // claim is the value of an end's key in the PROCQ_PIPE_ENDS bucket.
@@ -106,7 +105,7 @@ func (c *Conn) resetIfEnded(ctx context.Context, last uint64) error {
 	if err != nil {
 		return err
 	}
-	if m.Header.Get(task.HeaderPipe) != task.PipeEOF {
+	if m.Header.Get(protocol.HeaderPipe) != protocol.PipeEOF {
 		return nil
 	}
 	peer, err := c.peerNotReading(ctx)
@@ -166,7 +165,7 @@ func (c *Conn) putClaim(ctx context.Context, value []byte, rev uint64, ttl time.
 }
 
 // claimSubject is the subject of key's values in the claims' stream.
-func claimSubject(key string) string { return "$KV." + task.PipeEndsBucket + "." + key }
+func claimSubject(key string) string { return "$KV." + protocol.PipeEndsBucket + "." + key }
 
 func wrongLastSeq(err error) bool {
 	var apiErr *jetstream.APIError
@@ -303,7 +302,7 @@ func (c *Conn) lastSeq(ctx context.Context) (uint64, error) {
 // same name may already have sent more) and the peer's claim peer (nil for
 // none) unless the peer's end was claimed again meanwhile.
 func (c *Conn) remove(ctx context.Context, last uint64, peer jetstream.KeyValueEntry) error {
-	err := c.stream.Purge(ctx, jetstream.WithPurgeSubject(task.PipeFilter(c.name)), jetstream.WithPurgeSequence(last+1))
+	err := c.stream.Purge(ctx, jetstream.WithPurgeSubject(protocol.PipeFilter(c.name)), jetstream.WithPurgeSequence(last+1))
 	if peer != nil {
 		err = errors.Join(err, c.purgeKey(ctx, c.peerKey, peer.Revision()))
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/procq/procq/link"
+	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/task"
 )
 
@@ -31,7 +32,7 @@ const (
 	// closeTimeout bounds Close's round trips to the broker.
 	closeTimeout = 5 * time.Second
 	// claimsStream is the stream behind the PROCQ_PIPE_ENDS bucket.
-	claimsStream = "KV_" + task.PipeEndsBucket
+	claimsStream = "KV_" + protocol.PipeEndsBucket
 )
 
 // Conn is one open end of a pipe. Send, Flush and Recv may be called from
@@ -119,10 +120,10 @@ func openWith(ctx context.Context, js jetstream.JetStream, name string, end End,
 	}
 	c := &Conn{
 		name: name, end: end, cfg: cfg, id: nuid.Next(), js: js,
-		key:         task.PipeKey(name, string(end)),
-		peerKey:     task.PipeKey(name, string(end.Peer())),
-		subject:     task.PipeSubject(name, string(end)),
-		peerSubject: task.PipeSubject(name, string(end.Peer())),
+		key:         protocol.PipeKey(name, string(end)),
+		peerKey:     protocol.PipeKey(name, string(end.Peer())),
+		subject:     protocol.PipeSubject(name, string(end)),
+		peerSubject: protocol.PipeSubject(name, string(end.Peer())),
 		log:         logger.With("pipe", name, "end", string(end)),
 		hooks:       h,
 	}
@@ -144,7 +145,7 @@ func (c *Conn) open(ctx context.Context) error {
 	if err := c.claimEnd(ctx); err != nil {
 		return err
 	}
-	cons, err := c.js.OrderedConsumer(ctx, task.PipesStream, jetstream.OrderedConsumerConfig{
+	cons, err := c.js.OrderedConsumer(ctx, protocol.PipesStream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{c.peerSubject},
 		NamePrefix:     "procq_pipe_" + c.name + "_" + string(c.end),
 		// Close deletes the consumer; that of a killed process goes when
@@ -165,18 +166,18 @@ func (c *Conn) open(ctx context.Context) error {
 func (c *Conn) ensure(ctx context.Context) error {
 	var err error
 	c.stream, err = link.EnsureStream(ctx, c.js, jetstream.StreamConfig{
-		Name:        task.PipesStream,
+		Name:        protocol.PipesStream,
 		Description: "procq pipes: the messages of each end, until both ends closed",
-		Subjects:    []string{task.PipePrefix + ".>"},
+		Subjects:    []string{protocol.PipePrefix + ".>"},
 		Storage:     jetstream.FileStorage,
 		MaxAge:      keepFor,
 		Replicas:    c.cfg.Replicas,
 	}, c.log)
 	if err != nil {
-		return fmt.Errorf("stream %s: %w", task.PipesStream, err)
+		return fmt.Errorf("stream %s: %w", protocol.PipesStream, err)
 	}
 	c.kv, err = link.EnsureKeyValue(ctx, c.js, jetstream.KeyValueConfig{
-		Bucket:         task.PipeEndsBucket,
+		Bucket:         protocol.PipeEndsBucket,
 		Description:    "claims on pipe ends: leases renewed by their holders",
 		Storage:        jetstream.FileStorage,
 		TTL:            keepFor,
@@ -184,11 +185,11 @@ func (c *Conn) ensure(ctx context.Context) error {
 		Replicas:       c.cfg.Replicas,
 	}, c.log)
 	if err != nil {
-		return fmt.Errorf("bucket %s: %w", task.PipeEndsBucket, err)
+		return fmt.Errorf("bucket %s: %w", protocol.PipeEndsBucket, err)
 	}
 	c.claims, err = c.js.Stream(ctx, claimsStream)
 	if err != nil {
-		return fmt.Errorf("bucket %s: %w", task.PipeEndsBucket, err)
+		return fmt.Errorf("bucket %s: %w", protocol.PipeEndsBucket, err)
 	}
 	return nil
 }
@@ -327,7 +328,7 @@ func (c *Conn) take(ctx context.Context, msg jetstream.Msg) (data []byte, ok boo
 	if c.read++; c.read%trimEvery == 0 {
 		c.trim(ctx)
 	}
-	if msg.Headers().Get(task.HeaderPipe) == task.PipeEOF {
+	if msg.Headers().Get(protocol.HeaderPipe) == protocol.PipeEOF {
 		c.eof = true
 		return nil, false
 	}
@@ -479,7 +480,7 @@ func (c *Conn) close() error {
 // is done too, removes the pipe.
 func (c *Conn) finish(ctx context.Context) error {
 	eof := &nats.Msg{Subject: c.subject, Header: nats.Header{}}
-	eof.Header.Set(task.HeaderPipe, task.PipeEOF)
+	eof.Header.Set(protocol.HeaderPipe, protocol.PipeEOF)
 	if _, err := c.js.PublishMsg(ctx, eof); err != nil {
 		return fmt.Errorf("send end-of-file: %w", err)
 	}

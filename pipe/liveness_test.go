@@ -13,7 +13,7 @@ import (
 
 	"github.com/procq/procq/internal/natstest"
 	"github.com/procq/procq/pipe"
-	"github.com/procq/procq/task"
+	"github.com/procq/procq/protocol"
 )
 
 func openHooked(t *testing.T, js jetstream.JetStream, name string, end pipe.End, h pipe.Hooks) *pipe.Conn {
@@ -87,15 +87,15 @@ func (in *injector) put(ctx context.Context, put func(context.Context) (uint64, 
 // the holder does not.
 func rewriteOwnClaim(t *testing.T, js jetstream.JetStream, name string) {
 	t.Helper()
-	kv, err := js.KeyValue(testCtx(t), task.PipeEndsBucket)
+	kv, err := js.KeyValue(testCtx(t), protocol.PipeEndsBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := kv.Get(testCtx(t), task.PipeKey(name, "a"))
+	e, err := kv.Get(testCtx(t), protocol.PipeKey(name, "a"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kv.Put(testCtx(t), task.PipeKey(name, "a"), e.Value()); err != nil {
+	if _, err := kv.Put(testCtx(t), protocol.PipeKey(name, "a"), e.Value()); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -18,7 +18,7 @@ import (
 
 	"github.com/procq/procq/internal/natstest"
 	"github.com/procq/procq/pipe"
-	"github.com/procq/procq/task"
+	"github.com/procq/procq/protocol"
 )
 
 func TestMain(m *testing.M) {
@@ -132,28 +132,28 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 // pipe per broker.
 func wantRemoved(t *testing.T, js jetstream.JetStream, name string) {
 	t.Helper()
-	if got := subjects(t, js, task.PipesStream, task.PipeFilter(name)); len(got) != 0 {
+	if got := subjects(t, js, protocol.PipesStream, protocol.PipeFilter(name)); len(got) != 0 {
 		t.Errorf("messages left after both ends closed: %v", got)
 	}
-	kv, err := js.KeyValue(testCtx(t), task.PipeEndsBucket)
+	kv, err := js.KeyValue(testCtx(t), protocol.PipeEndsBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, end := range []string{"a", "b"} {
-		if e, err := kv.Get(testCtx(t), task.PipeKey(name, end)); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		if e, err := kv.Get(testCtx(t), protocol.PipeKey(name, end)); !errors.Is(err, jetstream.ErrKeyNotFound) {
 			t.Errorf("claim of end %s left: %v, %v", end, e, err)
 		}
 	}
 	// Closed ends delete their consumers; a killed end's goes after
 	// 2 x PeerTimeout (1 s with fast), and the markers of removed claims
 	// after 1 s.
-	kvFilter := "$KV." + task.PipeEndsBucket + "." + name + ".*"
+	kvFilter := "$KV." + protocol.PipeEndsBucket + "." + name + ".*"
 	eventually(t, 5*time.Second, "consumers and claim markers removed", func() bool {
-		s, err := js.Stream(testCtx(t), task.PipesStream)
+		s, err := js.Stream(testCtx(t), protocol.PipesStream)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return s.CachedInfo().State.Consumers == 0 && len(subjects(t, js, "KV_"+task.PipeEndsBucket, kvFilter)) == 0
+		return s.CachedInfo().State.Consumers == 0 && len(subjects(t, js, "KV_"+protocol.PipeEndsBucket, kvFilter)) == 0
 	})
 }
 
@@ -411,7 +411,7 @@ func TestReopenClosedEnd(t *testing.T) {
 	send(t, a, "stale")
 	mustClose(t, a)
 	a = open(t, js, "reuse", pipe.A, pipe.Config{})
-	if got := subjects(t, js, task.PipesStream, task.PipeFilter("reuse")); len(got) != 0 {
+	if got := subjects(t, js, protocol.PipesStream, protocol.PipeFilter("reuse")); len(got) != 0 {
 		t.Errorf("messages of the ended pipe left after the reset: %v", got)
 	}
 	send(t, a, "new")
@@ -436,9 +436,9 @@ func TestTrimAndRemove(t *testing.T) {
 	mustClose(t, a)
 	wantAllThenEOF(t, b, want...)
 	// 601 read (with the end-of-file), 512 of them purged.
-	got := subjects(t, js, task.PipesStream, task.PipeFilter("trim"))
-	if len(got) != 1 || got[task.PipeSubject("trim", "a")] != 89 {
-		t.Errorf("messages before the reader closed: %v, want 89 on %s", got, task.PipeSubject("trim", "a"))
+	got := subjects(t, js, protocol.PipesStream, protocol.PipeFilter("trim"))
+	if len(got) != 1 || got[protocol.PipeSubject("trim", "a")] != 89 {
+		t.Errorf("messages before the reader closed: %v, want 89 on %s", got, protocol.PipeSubject("trim", "a"))
 	}
 	mustClose(t, b)
 	wantRemoved(t, js, "trim")
@@ -459,7 +459,7 @@ func TestSendWindow(t *testing.T) {
 	if err := a.Flush(testCtx(t)); err != nil {
 		t.Fatalf("Flush: %v", err)
 	}
-	if got := subjects(t, js, task.PipesStream, task.PipeSubject("window", "a")); got[task.PipeSubject("window", "a")] != n {
+	if got := subjects(t, js, protocol.PipesStream, protocol.PipeSubject("window", "a")); got[protocol.PipeSubject("window", "a")] != n {
 		t.Errorf("stored after Flush: %v, want %d", got, n)
 	}
 	send(t, a, "after flush")
@@ -495,11 +495,11 @@ func TestCloseUnblocksRecv(t *testing.T) {
 func TestLeaseLost(t *testing.T) {
 	js := natstest.Start(t).JetStream(t)
 	a := open(t, js, "lost", pipe.A, fast)
-	kv, err := js.KeyValue(testCtx(t), task.PipeEndsBucket)
+	kv, err := js.KeyValue(testCtx(t), protocol.PipeEndsBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := kv.Purge(testCtx(t), task.PipeKey("lost", "a")); err != nil {
+	if err := kv.Purge(testCtx(t), protocol.PipeKey("lost", "a")); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, "Send fails with ErrLeaseLost", func() bool {

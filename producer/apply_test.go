@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procq/procq/demo"
 	"github.com/procq/procq/internal/natstest"
 	"github.com/procq/procq/link"
 	"github.com/procq/procq/producer"
@@ -17,26 +18,26 @@ import (
 // napRegistry has the built-ins and "nap": sleep the given milliseconds
 // (honouring ctx), then return them.
 func napRegistry(t *testing.T) *task.Registry {
-	reg := task.Builtins()
+	reg := demo.Builtins()
 	task.MustRegister(reg, "nap", func(ctx context.Context, ms int) (int, error) {
-		return ms, task.Sleep(ctx, time.Duration(ms)*time.Millisecond)
+		return ms, demo.Sleep(ctx, time.Duration(ms)*time.Millisecond)
 	})
 	return reg
 }
 
 func TestApplyAndApplyAsync(t *testing.T) {
 	e := newEnv(t)
-	e.workers(t, 2, 2, task.Builtins())
+	e.workers(t, 2, 2, demo.Builtins())
 	pool := producer.NewPool(e.q, producer.PoolConfig{})
 	ctx := ctxT(t)
 
-	v, err := pool.Apply(ctx, task.KindSquare, task.SquareArgs{X: 7})
+	v, err := pool.Apply(ctx, demo.KindSquare, demo.SquareArgs{X: 7})
 	if err != nil || string(v) != "49" {
 		t.Fatalf("Apply(square 7) = %s, %v; want 49", v, err)
 	}
-	_, err = pool.Apply(ctx, task.KindSquare, task.SquareArgs{X: 5_000_000_000})
+	_, err = pool.Apply(ctx, demo.KindSquare, demo.SquareArgs{X: 5_000_000_000})
 	var te *producer.TaskError
-	if !errors.As(err, &te) || te.Index != 0 || te.Kind != task.KindSquare {
+	if !errors.As(err, &te) || te.Index != 0 || te.Kind != demo.KindSquare {
 		t.Fatalf("Apply(square overflow) error %v, want a *TaskError for input 0", err)
 	}
 
@@ -46,7 +47,7 @@ func TestApplyAndApplyAsync(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			h, err := pool.ApplyAsync(ctx, task.KindSquare, task.SquareArgs{X: int64(i)})
+			h, err := pool.ApplyAsync(ctx, demo.KindSquare, demo.SquareArgs{X: int64(i)})
 			if err != nil {
 				t.Errorf("ApplyAsync %d: %v", i, err)
 			}
@@ -70,10 +71,10 @@ func TestApplyAndApplyAsync(t *testing.T) {
 	if err := pool.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pool.Apply(ctx, task.KindSquare, task.SquareArgs{X: 1}); !errors.Is(err, producer.ErrPoolClosed) {
+	if _, err := pool.Apply(ctx, demo.KindSquare, demo.SquareArgs{X: 1}); !errors.Is(err, producer.ErrPoolClosed) {
 		t.Errorf("Apply after Close: %v, want ErrPoolClosed", err)
 	}
-	if _, err := pool.Map(ctx, task.KindSquare, squares(3)); !errors.Is(err, producer.ErrPoolClosed) {
+	if _, err := pool.Map(ctx, demo.KindSquare, squares(3)); !errors.Is(err, producer.ErrPoolClosed) {
 		t.Errorf("Map after Close: %v, want ErrPoolClosed", err)
 	}
 	// Consumers ack a task once its result is stored, so the last acks
@@ -192,7 +193,7 @@ func TestApplySessionFailureReleasesWaiters(t *testing.T) {
 	ctx := ctxT(t)
 	var handles []*producer.AsyncResult
 	for i := range 3 {
-		h, err := pool.ApplyAsync(ctx, task.KindSquare, task.SquareArgs{X: int64(i)})
+		h, err := pool.ApplyAsync(ctx, demo.KindSquare, demo.SquareArgs{X: int64(i)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -221,7 +222,7 @@ func TestApplyAsyncReturnsTheSessionsError(t *testing.T) {
 	defer func() { _ = pool.Terminate(context.Background()) }()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	h, err := pool.ApplyAsync(ctx, task.KindSquare, task.SquareArgs{X: 2})
+	h, err := pool.ApplyAsync(ctx, demo.KindSquare, demo.SquareArgs{X: 2})
 	if err == nil {
 		_, err = h.Get(ctx)
 	}
@@ -239,12 +240,12 @@ func TestPoolWatchIsPerMap(t *testing.T) {
 	}})
 	ctx := ctxT(t)
 	// No consumer yet: a map fails with ErrNoConsumers.
-	if _, err := pool.Map(ctx, task.KindSquare, squares(2)); !errors.Is(err, producer.ErrNoConsumers) {
+	if _, err := pool.Map(ctx, demo.KindSquare, squares(2)); !errors.Is(err, producer.ErrNoConsumers) {
 		t.Fatalf("map without consumers: %v, want ErrNoConsumers", err)
 	}
 	time.Sleep(600 * time.Millisecond) // idle past the timeout, with no map running
-	e.workers(t, 1, 1, task.Builtins())
-	rs, err := pool.Map(ctx, task.KindSquare, squares(3))
+	e.workers(t, 1, 1, demo.Builtins())
+	rs, err := pool.Map(ctx, demo.KindSquare, squares(3))
 	if err != nil || len(rs) != 3 || string(rs[2].Value) != "9" {
 		t.Fatalf("map once a consumer is there: %v, %v", rs, err)
 	}

@@ -11,8 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/procq/procq/demo"
 	"github.com/procq/procq/producer"
-	"github.com/procq/procq/task"
 )
 
 // BenchmarkMapSquare maps square (no sleep) over 10,000 inputs through the
@@ -32,12 +32,12 @@ func BenchmarkMapSquare(b *testing.B) {
 			}
 			b.Run(name, func(b *testing.B) {
 				e := newEnv(b)
-				e.workersPrefetch(b, 2, 1, prefetch, task.Builtins())
+				e.workersPrefetch(b, 2, 1, prefetch, demo.Builtins())
 				pool := producer.NewPool(e.q, producer.PoolConfig{ChunkSize: chunk, Workers: 2, Window: 1024})
 				args := squares(n)
 				b.ResetTimer()
 				for b.Loop() {
-					rs, err := pool.Map(b.Context(), task.KindSquare, args)
+					rs, err := pool.Map(b.Context(), demo.KindSquare, args)
 					if err != nil || len(rs) != n {
 						b.Fatalf("map: %d results, %v", len(rs), err)
 					}
@@ -61,11 +61,11 @@ func BenchmarkImapMillion(b *testing.B) {
 
 func benchImap(b *testing.B, n int) {
 	e := newEnv(b)
-	e.workersPrefetch(b, 2, 1, 0, task.Builtins())
+	e.workersPrefetch(b, 2, 1, 0, demo.Builtins())
 	pool := producer.NewPool(e.q, producer.PoolConfig{ChunkSize: 1000, Workers: 2, Window: 16})
 	inputs := func(yield func(any) bool) {
 		for i := range n {
-			if !yield(task.SquareArgs{X: int64(i % 1000)}) {
+			if !yield(demo.SquareArgs{X: int64(i % 1000)}) {
 				return
 			}
 		}
@@ -90,7 +90,7 @@ func benchImap(b *testing.B, n int) {
 	})
 	for b.Loop() {
 		count := 0
-		for r, err := range pool.Imap(b.Context(), task.KindSquare, inputs) {
+		for r, err := range pool.Imap(b.Context(), demo.KindSquare, inputs) {
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -118,13 +118,13 @@ func benchImap(b *testing.B, n int) {
 func BenchmarkOneTask(b *testing.B) {
 	b.Run("procq-map-of-one", func(b *testing.B) {
 		e := newEnv(b)
-		e.workersPrefetch(b, 1, 1, 0, task.Builtins())
+		e.workersPrefetch(b, 1, 1, 0, demo.Builtins())
 		pool := producer.NewPool(e.q, producer.PoolConfig{})
-		args := []any{task.SquareArgs{X: 7}}
+		args := []any{demo.SquareArgs{X: 7}}
 		rtts := make([]time.Duration, 0, b.N)
 		for b.Loop() {
 			start := time.Now()
-			rs, err := pool.Map(b.Context(), task.KindSquare, args)
+			rs, err := pool.Map(b.Context(), demo.KindSquare, args)
 			if err != nil || len(rs) != 1 || string(rs[0].Value) != "49" {
 				b.Fatalf("map of one: %v, %v", rs, err)
 			}
@@ -134,14 +134,14 @@ func BenchmarkOneTask(b *testing.B) {
 	})
 	b.Run("procq-apply", func(b *testing.B) {
 		e := newEnv(b)
-		e.workersPrefetch(b, 1, 1, 0, task.Builtins())
+		e.workersPrefetch(b, 1, 1, 0, demo.Builtins())
 		pool := producer.NewPool(e.q, producer.PoolConfig{})
 		defer func() { _ = pool.Close(b.Context()) }()
-		args := task.SquareArgs{X: 7}
+		args := demo.SquareArgs{X: 7}
 		rtts := make([]time.Duration, 0, b.N)
 		for b.Loop() {
 			start := time.Now()
-			v, err := pool.Apply(b.Context(), task.KindSquare, args)
+			v, err := pool.Apply(b.Context(), demo.KindSquare, args)
 			if err != nil || string(v) != "49" {
 				b.Fatalf("apply: %s, %v", v, err)
 			}

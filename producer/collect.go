@@ -7,8 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/procq/procq/task"
+	"github.com/procq/procq/protocol"
 )
 
 // collect reads results until every submitted input has one, the
@@ -116,7 +115,7 @@ func (m *mapping) trim(ctx context.Context, msg jetstream.Msg) {
 	if err != nil {
 		return
 	}
-	err = m.pool.q.topo.Results.Purge(ctx, jetstream.WithPurgeSubject(task.ResultSubject(m.id)),
+	err = m.pool.q.topo.Results.Purge(ctx, jetstream.WithPurgeSubject(protocol.ResultSubject(m.id)),
 		jetstream.WithPurgeSequence(meta.Sequence.Stream+1))
 	if err != nil && ctx.Err() == nil {
 		m.pool.log.Warn("trim results", "map", m.id, "error", err)
@@ -133,7 +132,7 @@ type answered struct {
 // duplicate answer (a redelivered task's second result) or a malformed one
 // is dropped and logged.
 func (m *mapping) parse(msg jetstream.Msg) []answered {
-	answers, err := task.DecodeAnswers(msg.Data(), m.chunk)
+	answers, err := protocol.DecodeAnswers(msg.Data(), m.chunk)
 	if err != nil {
 		m.pool.log.Warn("malformed result ignored", "map", m.id, "error", err)
 		return nil
@@ -151,7 +150,7 @@ func (m *mapping) parse(msg jetstream.Msg) []answered {
 // splits an answer too large for one message). It returns the chunk's
 // results once the chunk is complete. A duplicate (a redelivered task's
 // second answer) or a malformed answer is dropped and logged.
-func (m *mapping) accept(a task.Answer) ([]Result, bool) {
+func (m *mapping) accept(a protocol.Answer) ([]Result, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	start, n, known := m.chunkOf(a.Index)

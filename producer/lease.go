@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/procq/procq/task"
+	"github.com/procq/procq/demo"
+	"github.com/procq/procq/protocol"
 )
 
 // A running map keeps a lease in the runs bucket, under
@@ -34,7 +34,7 @@ func mapLeaseKey(queue, id string) string { return queue + ".map." + id }
 func (m *mapping) keepLease(ctx context.Context) {
 	q := m.pool.q
 	host, _ := os.Hostname()
-	lease := task.MapLease{Subject: m.subject, Results: task.ResultSubject(m.id), PID: os.Getpid(), Host: host,
+	lease := protocol.MapLease{Subject: m.subject, Results: protocol.ResultSubject(m.id), PID: os.Getpid(), Host: host,
 		Kind: m.kind, Started: time.Now().UTC()}
 	key := mapLeaseKey(q.name, m.id)
 	t := time.NewTicker(leaseBeat)
@@ -84,7 +84,7 @@ func (q *Queue) Reap(ctx context.Context) error {
 		if err != nil {
 			continue // removed meanwhile
 		}
-		var l task.MapLease
+		var l protocol.MapLease
 		_ = json.Unmarshal(e.Value(), &l)
 		switch {
 		case l.Host == host && l.PID > 0 && l.PID != os.Getpid() && !pidAlive(l.PID):
@@ -98,7 +98,7 @@ func (q *Queue) Reap(ctx context.Context) error {
 	}
 	q.log.InfoContext(ctx, "maps look abandoned; waiting for a sign of life", "maps", len(suspects),
 		"waiting_for", "their producers to refresh their leases", "timeout", 2*leaseBeat)
-	if err := task.Sleep(ctx, 2*leaseBeat); err != nil {
+	if err := demo.Sleep(ctx, 2*leaseBeat); err != nil {
 		return err
 	}
 	for key, rev := range suspects {
@@ -106,7 +106,7 @@ func (q *Queue) Reap(ctx context.Context) error {
 		if err != nil || e.Revision() != rev {
 			continue // removed or refreshed: alive
 		}
-		var l task.MapLease
+		var l protocol.MapLease
 		_ = json.Unmarshal(e.Value(), &l)
 		q.reap(ctx, key, l, "its lease was not refreshed")
 	}
@@ -114,15 +114,15 @@ func (q *Queue) Reap(ctx context.Context) error {
 }
 
 // reap removes an abandoned map's tasks, results and lease.
-func (q *Queue) reap(ctx context.Context, key string, l task.MapLease, why string) {
+func (q *Queue) reap(ctx context.Context, key string, l protocol.MapLease, why string) {
 	id := strings.TrimPrefix(key, q.name+".map.")
 	tasks := q.count(ctx, q.topo.Tasks, l.Subject)
 	results := q.count(ctx, q.topo.Results, l.Results)
 	var errs []error
-	if strings.HasPrefix(l.Subject, task.TasksPrefix+"."+q.name+".work.") {
+	if strings.HasPrefix(l.Subject, protocol.TasksPrefix+"."+q.name+".work.") {
 		errs = append(errs, q.topo.Tasks.Purge(ctx, jetstream.WithPurgeSubject(l.Subject)))
 	}
-	if strings.HasPrefix(l.Results, task.ResultsPrefix+".") {
+	if strings.HasPrefix(l.Results, protocol.ResultsPrefix+".") {
 		errs = append(errs, q.topo.Results.Purge(ctx, jetstream.WithPurgeSubject(l.Results)))
 	}
 	errs = append(errs, q.topo.Runs.Purge(ctx, key))

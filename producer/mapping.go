@@ -11,8 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/procq/procq/task"
+	"github.com/procq/procq/protocol"
 )
 
 // mapping is one running map.
@@ -52,7 +51,7 @@ func (m *mapping) run(ctx context.Context, argsFor func(context.Context) iter.Se
 		return
 	}
 	notices := make(chan string, 1)
-	noticeSub, err := m.pool.q.js.Conn().Subscribe(task.NoticeSubject(m.id), func(n *nats.Msg) {
+	noticeSub, err := m.pool.q.js.Conn().Subscribe(protocol.NoticeSubject(m.id), func(n *nats.Msg) {
 		select {
 		case notices <- string(n.Data):
 		default: // one pending report is enough to judge by
@@ -128,7 +127,7 @@ func (m *mapping) cleanup(ctx context.Context, early bool, log *slog.Logger) {
 			log.Warn("purge unfinished tasks", "error", err)
 		}
 	}
-	if err := q.topo.Results.Purge(ctx, jetstream.WithPurgeSubject(task.ResultSubject(m.id))); err != nil {
+	if err := q.topo.Results.Purge(ctx, jetstream.WithPurgeSubject(protocol.ResultSubject(m.id))); err != nil {
 		log.Warn("purge results", "error", err)
 	}
 }

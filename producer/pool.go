@@ -12,8 +12,7 @@ import (
 	"sync"
 
 	"github.com/nats-io/nuid"
-
-	"github.com/procq/procq/task"
+	"github.com/procq/procq/protocol"
 )
 
 // PoolConfig configures a Pool.
@@ -215,9 +214,9 @@ func (p *Pool) streamFor(ctx context.Context, kind string, argsFor func(context.
 		defer cancel(nil)
 		defer context.AfterFunc(p.ctx, func() { cancel(context.Cause(p.ctx)) })()
 		id := nuid.Next()
-		subject := task.WorkSubject(p.q.name, id)
+		subject := protocol.WorkSubject(p.q.name, id)
 		if p.cfg.Run != "" {
-			subject = task.WorkSubject(p.q.name, p.cfg.Run+"."+id)
+			subject = protocol.WorkSubject(p.q.name, p.cfg.Run+"."+id)
 		}
 		m := &mapping{
 			pool: p, kind: kind, id: id, subject: subject, chunk: chunk, ordered: ordered,

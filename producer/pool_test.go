@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/procq/procq/consumer"
+	"github.com/procq/procq/demo"
 	"github.com/procq/procq/internal/natstest"
 	"github.com/procq/procq/link"
 	"github.com/procq/procq/producer"
@@ -92,13 +93,13 @@ func values(t *testing.T, rs []producer.Result) []string {
 
 func TestMapSeedInputsExactInOrder(t *testing.T) {
 	e := newEnv(t)
-	e.workers(t, 2, 1, task.Builtins())
+	e.workers(t, 2, 1, demo.Builtins())
 	inputs := []int64{50000000, 50000001, 50000002, 50000003, 49999999}
 	args := make([]any, len(inputs))
 	for i, n := range inputs {
-		args[i] = task.SumSquaresArgs{N: n}
+		args[i] = demo.SumSquaresArgs{N: n}
 	}
-	rs, err := producer.NewPool(e.q, producer.PoolConfig{Workers: 2}).Map(ctxT(t), task.KindSumSquares, args)
+	rs, err := producer.NewPool(e.q, producer.PoolConfig{Workers: 2}).Map(ctxT(t), demo.KindSumSquares, args)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +115,7 @@ func TestMapSeedInputsExactInOrder(t *testing.T) {
 func squares(n int) []any {
 	args := make([]any, n)
 	for i := range args {
-		args[i] = task.SquareArgs{X: int64(i + 1)}
+		args[i] = demo.SquareArgs{X: int64(i + 1)}
 	}
 	return args
 }
@@ -123,9 +124,9 @@ func squares(n int) []any {
 // failing input gives an error for its index only.
 func TestMapChunkSizesAndPerItemErrors(t *testing.T) {
 	e := newEnv(t)
-	e.workers(t, 2, 2, task.Builtins())
+	e.workers(t, 2, 2, demo.Builtins())
 	args := squares(25)
-	args[6] = task.SquareArgs{X: 5_000_000_000} // overflows: an error for index 6
+	args[6] = demo.SquareArgs{X: 5_000_000_000} // overflows: an error for index 6
 	var want []string
 	for i := range 25 {
 		want = append(want, fmt.Sprint((i+1)*(i+1)))
@@ -133,7 +134,7 @@ func TestMapChunkSizesAndPerItemErrors(t *testing.T) {
 	want[6] = "error"
 	for _, chunk := range []int{0, 1, 2, 3, 7, 25, 100} {
 		t.Run(fmt.Sprintf("chunk=%d", chunk), func(t *testing.T) {
-			rs, err := producer.NewPool(e.q, producer.PoolConfig{ChunkSize: chunk, Workers: 2}).Map(ctxT(t), task.KindSquare, args)
+			rs, err := producer.NewPool(e.q, producer.PoolConfig{ChunkSize: chunk, Workers: 2}).Map(ctxT(t), demo.KindSquare, args)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -141,7 +142,7 @@ func TestMapChunkSizesAndPerItemErrors(t *testing.T) {
 				t.Errorf("got %v, want %v", got, want)
 			}
 			var te *producer.TaskError
-			if !errors.As(rs[6].Err, &te) || te.Index != 6 || te.Kind != task.KindSquare {
+			if !errors.As(rs[6].Err, &te) || te.Index != 6 || te.Kind != demo.KindSquare {
 				t.Errorf("index 6: err %v, want a *TaskError for square #6", rs[6].Err)
 			}
 		})
@@ -226,7 +227,7 @@ func TestMapDeadlineNamesUnfinished(t *testing.T) {
 	e := newEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
-	_, err := producer.NewPool(e.q, producer.PoolConfig{ChunkSize: 2, Window: 2}).Map(ctx, task.KindSquare, squares(7))
+	_, err := producer.NewPool(e.q, producer.PoolConfig{ChunkSize: 2, Window: 2}).Map(ctx, demo.KindSquare, squares(7))
 	var ie *producer.IncompleteError
 	if !errors.As(err, &ie) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err %v, want *IncompleteError wrapping DeadlineExceeded", err)
@@ -246,9 +247,9 @@ func TestMapDeadlineNamesUnfinished(t *testing.T) {
 // Breaking out of Imap cancels the map and leaks nothing.
 func TestImapBreak(t *testing.T) {
 	e := newEnv(t)
-	e.workers(t, 1, 1, task.Builtins())
+	e.workers(t, 1, 1, demo.Builtins())
 	n := 0
-	for _, err := range producer.NewPool(e.q, producer.PoolConfig{}).Imap(ctxT(t), task.KindSquare, slices.Values(squares(50))) {
+	for _, err := range producer.NewPool(e.q, producer.PoolConfig{}).Imap(ctxT(t), demo.KindSquare, slices.Values(squares(50))) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -276,7 +277,7 @@ func TestWindowBoundsInFlight(t *testing.T) {
 				break
 			}
 		}
-		return raw, task.Sleep(ctx, 10*time.Millisecond)
+		return raw, demo.Sleep(ctx, 10*time.Millisecond)
 	}))
 	e.workers(t, 2, 4, reg)
 	args := make([]any, 60)
@@ -303,7 +304,7 @@ func TestWindowBoundsInFlight(t *testing.T) {
 // dead-lettered.
 func TestMapUnknownKindCompletesWithErrors(t *testing.T) {
 	e := newEnv(t)
-	e.workers(t, 1, 1, task.Builtins())
+	e.workers(t, 1, 1, demo.Builtins())
 	rs, err := producer.NewPool(e.q, producer.PoolConfig{ChunkSize: 2}).Map(ctxT(t), "nope", []any{1, 2, 3})
 	if err != nil {
 		t.Fatal(err)
@@ -331,7 +332,7 @@ func TestMapUnknownKindCompletesWithErrors(t *testing.T) {
 // come back, exact and in order.
 func TestBigInputsSplitChunks(t *testing.T) {
 	e := newEnv(t)
-	reg := task.Builtins()
+	reg := demo.Builtins()
 	if err := reg.Register("len", task.HandlerFunc(func(_ context.Context, args json.RawMessage) (json.RawMessage, error) {
 		var s string
 		if err := json.Unmarshal(args, &s); err != nil {

@@ -12,8 +12,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/procq/procq/demo"
 	"github.com/procq/procq/link"
-	"github.com/procq/procq/task"
+	"github.com/procq/procq/protocol"
 )
 
 // Queue puts work and sentinels on one queue.
@@ -83,7 +84,7 @@ func (q *Queue) publish(ctx context.Context, msg *nats.Msg) error {
 			}
 			return fmt.Errorf("not stored within queue.put_timeout (%v): %w", q.PutTimeout, err)
 		}
-		if err := task.Sleep(ctx, fullRetry); err != nil {
+		if err := demo.Sleep(ctx, fullRetry); err != nil {
 			return err
 		}
 	}
@@ -103,11 +104,11 @@ func isFull(err error) bool {
 }
 
 func (q *Queue) taskMsg(run string, index int, kind string, body []byte) *nats.Msg {
-	m := &nats.Msg{Subject: task.WorkSubject(q.name, run), Data: body, Header: nats.Header{}}
-	m.Header.Set(task.HeaderKind, kind)
-	m.Header.Set(task.HeaderRun, run)
-	m.Header.Set(task.HeaderIndex, strconv.Itoa(index))
-	m.Header.Set(task.HeaderMsgID, task.MsgID(run, index))
+	m := &nats.Msg{Subject: protocol.WorkSubject(q.name, run), Data: body, Header: nats.Header{}}
+	m.Header.Set(protocol.HeaderKind, kind)
+	m.Header.Set(protocol.HeaderRun, run)
+	m.Header.Set(protocol.HeaderIndex, strconv.Itoa(index))
+	m.Header.Set(protocol.HeaderMsgID, protocol.MsgID(run, index))
 	return m
 }
 
@@ -117,7 +118,7 @@ func (q *Queue) End(ctx context.Context, run string, n int) error {
 	if err := q.putSentinels(ctx, run, n, "end"); err != nil {
 		return err
 	}
-	rec := task.RunRecord{Run: run, State: task.RunClosed, Sentinels: n, Started: time.Now().UTC()}
+	rec := protocol.RunRecord{Run: run, State: protocol.RunClosed, Sentinels: n, Started: time.Now().UTC()}
 	if old, err := q.record(ctx); err == nil && old.Run == run {
 		rec.Started = old.Started
 	}
@@ -128,7 +129,7 @@ func (q *Queue) End(ctx context.Context, run string, n int) error {
 	return nil
 }
 
-func (q *Queue) putRecord(ctx context.Context, rec task.RunRecord) error {
+func (q *Queue) putRecord(ctx context.Context, rec protocol.RunRecord) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return err

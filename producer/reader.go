@@ -10,13 +10,13 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/procq/procq/task"
+	"github.com/procq/procq/demo"
+	"github.com/procq/procq/protocol"
 )
 
 // subscribe starts reading the map's results with an ordered consumer.
 func (m *mapping) subscribe(ctx context.Context) (<-chan jetstream.Msg, func(), error) {
-	r := &resultsReader{m: m, subject: task.ResultSubject(m.id)}
+	r := &resultsReader{m: m, subject: protocol.ResultSubject(m.id)}
 	if err := r.open(ctx); err != nil {
 		return nil, nil, err
 	}
@@ -62,7 +62,7 @@ func (r *resultsReader) open(ctx context.Context) error {
 	if r.last > 0 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, r.last+1
 	}
-	cons, err := r.m.pool.q.js.OrderedConsumer(ctx, task.ResultsStream, cfg)
+	cons, err := r.m.pool.q.js.OrderedConsumer(ctx, protocol.ResultsStream, cfg)
 	if err != nil {
 		return fmt.Errorf("results consumer: %w", err)
 	}
@@ -136,7 +136,7 @@ func (r *resultsReader) reopen(ctx context.Context, quit <-chan struct{}) bool {
 		}
 		r.m.pool.q.log.Warn("results consumer not reopened; retrying", "map", r.m.id, "error", err,
 			"waiting_for", "the results stream's leader")
-		if task.Sleep(ctx, time.Second) != nil {
+		if demo.Sleep(ctx, time.Second) != nil {
 			return false
 		}
 	}

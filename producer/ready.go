@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/procq/procq/task"
+	"github.com/procq/procq/demo"
 )
 
 // WaitReady waits until at least n pull requests wait on the queue's
@@ -19,7 +19,7 @@ func (q *Queue) WaitReady(ctx context.Context, n int, timeout time.Duration) err
 		if err == nil && info.NumWaiting >= n {
 			return nil
 		}
-		if err := task.Sleep(ctx, 20*time.Millisecond); err != nil {
+		if err := demo.Sleep(ctx, 20*time.Millisecond); err != nil {
 			waiting := 0
 			if info != nil {
 				waiting = info.NumWaiting

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procq/procq/demo"
 	"github.com/procq/procq/internal/natstest"
 	"github.com/procq/procq/link"
 	"github.com/procq/procq/producer"
@@ -39,11 +40,11 @@ func TestPutWaitsForRoom(t *testing.T) {
 	e.q.PutTimeout = 300 * time.Millisecond
 	ctx := ctxT(t)
 	for i := range 5 {
-		if err := e.q.Put(ctx, "r1", i, task.KindSquare, task.SquareArgs{X: int64(i)}); err != nil {
+		if err := e.q.Put(ctx, "r1", i, demo.KindSquare, demo.SquareArgs{X: int64(i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	err = e.q.Put(ctx, "r1", 5, task.KindSquare, task.SquareArgs{X: 5})
+	err = e.q.Put(ctx, "r1", 5, demo.KindSquare, demo.SquareArgs{X: 5})
 	var fe *producer.FullError
 	if !errors.As(err, &fe) {
 		t.Fatalf("put into a full queue: err %v, want *FullError", err)
@@ -54,16 +55,16 @@ func TestPutWaitsForRoom(t *testing.T) {
 
 	var ran atomic.Int32
 	reg := task.NewRegistry()
-	if err := reg.Register(task.KindSquare, task.HandlerFunc(func(ctx context.Context, _ json.RawMessage) (json.RawMessage, error) {
+	if err := reg.Register(demo.KindSquare, task.HandlerFunc(func(ctx context.Context, _ json.RawMessage) (json.RawMessage, error) {
 		ran.Add(1)
-		return nil, task.Sleep(ctx, 5*time.Millisecond)
+		return nil, demo.Sleep(ctx, 5*time.Millisecond)
 	})); err != nil {
 		t.Fatal(err)
 	}
 	e.workers(t, 1, 1, reg)
 	e.q.PutTimeout = 30 * time.Second
 	for i := 5; i < 40; i++ {
-		if err := e.q.Put(ctx, "r1", i, task.KindSquare, task.SquareArgs{X: int64(i)}); err != nil {
+		if err := e.q.Put(ctx, "r1", i, demo.KindSquare, demo.SquareArgs{X: int64(i)}); err != nil {
 			t.Fatalf("put #%d with a consumer draining the queue: %v", i, err)
 		}
 	}
@@ -87,7 +88,7 @@ func TestMapFailsWithoutConsumers(t *testing.T) {
 	}
 	wctx, stop := r.Watch(ctx)
 	defer stop()
-	_, err = producer.NewPool(e.q, producer.PoolConfig{ChunkSize: 1, Run: r.ID()}).Map(wctx, task.KindSquare, squares(4))
+	_, err = producer.NewPool(e.q, producer.PoolConfig{ChunkSize: 1, Run: r.ID()}).Map(wctx, demo.KindSquare, squares(4))
 	var ie *producer.IncompleteError
 	if !errors.As(err, &ie) || !errors.Is(err, producer.ErrNoConsumers) {
 		t.Fatalf("err %v, want *IncompleteError wrapping ErrNoConsumers", err)
@@ -108,8 +109,8 @@ func TestMapFailsWithoutConsumers(t *testing.T) {
 func TestImapPanicCleansUp(t *testing.T) {
 	e := newEnv(t)
 	reg := task.NewRegistry()
-	if err := reg.Register(task.KindSquare, task.HandlerFunc(func(ctx context.Context, _ json.RawMessage) (json.RawMessage, error) {
-		return json.RawMessage("1"), task.Sleep(ctx, 50*time.Millisecond)
+	if err := reg.Register(demo.KindSquare, task.HandlerFunc(func(ctx context.Context, _ json.RawMessage) (json.RawMessage, error) {
+		return json.RawMessage("1"), demo.Sleep(ctx, 50*time.Millisecond)
 	})); err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +123,7 @@ func TestImapPanicCleansUp(t *testing.T) {
 			}
 		}()
 		pool := producer.NewPool(e.q, producer.PoolConfig{Window: 8})
-		for range pool.Imap(ctx, task.KindSquare, slices.Values(squares(20))) {
+		for range pool.Imap(ctx, demo.KindSquare, slices.Values(squares(20))) {
 			panic("boom")
 		}
 	}()

@@ -13,8 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
-
-	"github.com/procq/procq/task"
+	"github.com/procq/procq/protocol"
 )
 
 // Run is one run of a queue, the producer's side of the run protocol:
@@ -33,7 +32,7 @@ import (
 //	| Join  | wait for the children; while more children live than sentinels |
 //	|       | are left (one was lost with a killed child), put more           |
 //
-// The consumer's side is task.JudgeSentinel: a consumer takes a sentinel of
+// The consumer's side is protocol.JudgeSentinel: a consumer takes a sentinel of
 // the current run only once its run has no unfinished work, so sentinels
 // never strand work; a sentinel of any other run is dropped. Every wait is
 // bounded or tied to a process's liveness: Spawn waits for ReadyTimeout,
@@ -85,10 +84,10 @@ func Begin(ctx context.Context, q *Queue, cfg RunConfig) (*Run, error) {
 	if err := q.Reap(ctx); err != nil {
 		return nil, err
 	}
-	if err := q.topo.Tasks.Purge(ctx, jetstream.WithPurgeSubject(task.SentinelSubject(q.name))); err != nil {
+	if err := q.topo.Tasks.Purge(ctx, jetstream.WithPurgeSubject(protocol.SentinelSubject(q.name))); err != nil {
 		return nil, fmt.Errorf("purge stale sentinels: %w", err)
 	}
-	rec := task.RunRecord{Run: r.id, State: task.RunOpen, Started: time.Now().UTC()}
+	rec := protocol.RunRecord{Run: r.id, State: protocol.RunOpen, Started: time.Now().UTC()}
 	if err := q.putRecord(ctx, rec); err != nil {
 		return nil, err
 	}
@@ -257,7 +256,7 @@ func (r *Run) Join(ctx context.Context) error {
 // sentinelsLeft counts the sentinels of run still in the queue (taken ones
 // are acked and gone).
 func (q *Queue) sentinelsLeft(ctx context.Context, run string) (int, error) {
-	info, err := q.topo.Tasks.Info(ctx, jetstream.WithSubjectFilter(task.SentinelSubject(q.name)))
+	info, err := q.topo.Tasks.Info(ctx, jetstream.WithSubjectFilter(protocol.SentinelSubject(q.name)))
 	if err != nil {
 		return 0, err
 	}
@@ -270,7 +269,7 @@ func (q *Queue) sentinelsLeft(ctx context.Context, run string) (int, error) {
 
 // present counts the consumers of the queue whose presence key is alive.
 func (q *Queue) present(ctx context.Context) (int, error) {
-	lister, err := q.topo.Presence.ListKeysFiltered(ctx, task.PresenceFilter(q.name))
+	lister, err := q.topo.Presence.ListKeysFiltered(ctx, protocol.PresenceFilter(q.name))
 	if err != nil {
 		return 0, err
 	}
@@ -285,10 +284,10 @@ func (q *Queue) present(ctx context.Context) (int, error) {
 // from earlier ones.
 func (q *Queue) putSentinels(ctx context.Context, run string, n int, tag string) error {
 	for i := range n {
-		m := &nats.Msg{Subject: task.SentinelSubject(q.name), Header: nats.Header{}}
-		m.Header.Set(task.HeaderSentinel, "1")
-		m.Header.Set(task.HeaderRun, run)
-		m.Header.Set(task.HeaderMsgID, run+".sentinel."+tag+"."+strconv.Itoa(i))
+		m := &nats.Msg{Subject: protocol.SentinelSubject(q.name), Header: nats.Header{}}
+		m.Header.Set(protocol.HeaderSentinel, "1")
+		m.Header.Set(protocol.HeaderRun, run)
+		m.Header.Set(protocol.HeaderMsgID, run+".sentinel."+tag+"."+strconv.Itoa(i))
 		if err := q.publish(ctx, m); err != nil {
 			return fmt.Errorf("put sentinel %d of %d: %w", i+1, n, err)
 		}
@@ -297,8 +296,8 @@ func (q *Queue) putSentinels(ctx context.Context, run string, n int, tag string)
 }
 
 // record reads the queue's run record.
-func (q *Queue) record(ctx context.Context) (task.RunRecord, error) {
-	var rec task.RunRecord
+func (q *Queue) record(ctx context.Context) (protocol.RunRecord, error) {
+	var rec protocol.RunRecord
 	e, err := q.topo.Runs.Get(ctx, q.name)
 	if err != nil {
 		return rec, err

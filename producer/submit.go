@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/task"
 )
 
@@ -101,13 +102,13 @@ func (m *mapping) send(ctx context.Context, start int, batch []json.RawMessage) 
 		body = batch[0]
 	} else {
 		body = joinArray(batch) // each was marshalled already
-		msg.Header.Set(task.HeaderChunk, strconv.Itoa(len(batch)))
+		msg.Header.Set(protocol.HeaderChunk, strconv.Itoa(len(batch)))
 	}
 	msg.Data = body
-	msg.Header.Set(task.HeaderReply, task.ResultSubject(m.id))
+	msg.Header.Set(protocol.HeaderReply, protocol.ResultSubject(m.id))
 	m.chunks++
 	if l := m.pool.cfg.Label; l != "" {
-		msg.Header.Set(task.HeaderLabel, l+"-"+strconv.Itoa(m.chunks))
+		msg.Header.Set(protocol.HeaderLabel, l+"-"+strconv.Itoa(m.chunks))
 	}
 	f, err := q.js.PublishMsgAsync(msg)
 	if err != nil {
@@ -146,7 +147,7 @@ func (m *mapping) confirm(ctx context.Context) {
 			unacked++
 			if time.Since(warned) > time.Second {
 				m.pool.q.log.Warn("tasks not acknowledged in time; publishing them again", "since_last_warning", unacked,
-					"index", sc.msg.Header.Get(task.HeaderIndex), "waited", publishAckWait)
+					"index", sc.msg.Header.Get(protocol.HeaderIndex), "waited", publishAckWait)
 				warned, unacked = time.Now(), 0
 			}
 		case <-ctx.Done():
@@ -167,7 +168,7 @@ const publishAckWait = 5 * time.Second
 
 func (m *mapping) resend(ctx context.Context, msg *nats.Msg) error {
 	if err := m.pool.q.publish(ctx, msg); err != nil {
-		return fmt.Errorf("submit #%s: %w", msg.Header.Get(task.HeaderIndex), err)
+		return fmt.Errorf("submit #%s: %w", msg.Header.Get(protocol.HeaderIndex), err)
 	}
 	return nil
 }

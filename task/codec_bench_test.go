@@ -9,6 +9,13 @@ import (
 	gojson "github.com/goccy/go-json"
 )
 
+// squareArgs is the shape in which the square kind (package demo) decodes
+// its arguments.
+type squareArgs struct {
+	X     *int64 `json:"x"`
+	Sleep string `json:"sleep"`
+}
+
 // codecs are the JSON implementations weighed for the hot paths; the
 // build with GOEXPERIMENT=jsonv2 adds encoding/json/v2 (codec_v2_test.go).
 var codecs = []struct {
@@ -41,7 +48,7 @@ func BenchmarkCodec(b *testing.B) {
 	for _, c := range codecs {
 		b.Run(fmt.Sprintf("decode-args/%s", c.name), func(b *testing.B) {
 			for b.Loop() {
-				var args []squareIn
+				var args []squareArgs
 				if err := c.unmarshal(body, &args); err != nil || len(args) != n {
 					b.Fatal(err)
 				}

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+
+	"github.com/procq/procq/internal/jsonscan"
 )
 
 // Func is a typed task handler: procq decodes the task's JSON arguments
@@ -129,7 +131,7 @@ func (t typed[A, R]) HandleChunk(ctx context.Context, body []byte, elems []json.
 		results[i] = r
 	}
 	if enc, err := Marshal(results[:ran]); err == nil {
-		if parts, ok := splitArray(enc, ran); ok && len(parts) == ran {
+		if parts, ok := jsonscan.SplitArray(enc, ran); ok && len(parts) == ran {
 			for i, p := range parts {
 				if out[i].Error == "" {
 					out[i].Result = p

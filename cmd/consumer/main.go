@@ -4,10 +4,10 @@
 package main
 
 import (
-	"github.com/procq/procq/consumer/app"
-	"github.com/procq/procq/task"
+	"github.com/procq/procq/cmd/consumer/app"
+	"github.com/procq/procq/demo"
 )
 
 func main() {
-	app.Main(task.Builtins())
+	app.Main(demo.Builtins())
 }

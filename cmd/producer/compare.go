@@ -12,9 +12,9 @@ import (
 	"github.com/shirou/gopsutil/v3/process"
 	"github.com/spf13/cobra"
 
+	"github.com/procq/procq/demo"
 	"github.com/procq/procq/internal/cli"
 	"github.com/procq/procq/producer"
-	"github.com/procq/procq/task"
 )
 
 func newCompareCmd() *cobra.Command {
@@ -63,10 +63,10 @@ func runCompare(cmd *cobra.Command, _ []string) error {
 		pool := producer.NewPool(r.Queue(), producer.PoolConfig{ChunkSize: 1, Workers: tasks, Label: "Parallel", Run: r.ID()})
 		args := make([]any, tasks)
 		for i := range args {
-			args[i] = task.SumSquaresArgs{N: n}
+			args[i] = demo.SumSquaresArgs{N: n}
 		}
 		start := time.Now()
-		res, err := pool.Map(ctx, task.KindSumSquares, args)
+		res, err := pool.Map(ctx, demo.KindSumSquares, args)
 		parTime = time.Since(start)
 		if err != nil {
 			return err
@@ -93,12 +93,12 @@ func runSync(ctx context.Context, out io.Writer, n int64, tasks int) (time.Durat
 	start := time.Now()
 	for i := range tasks {
 		label := fmt.Sprintf("Sync-%d", i+1)
-		fmt.Fprintln(out, task.StartLine(label, os.Getpid()))
-		sum, err := task.SumSquares(ctx, n)
+		fmt.Fprintln(out, demo.StartLine(label, os.Getpid()))
+		sum, err := demo.SumSquares(ctx, n)
 		if err != nil {
 			return 0, err
 		}
-		fmt.Fprintln(out, task.FinishLine(label, []byte(`"`+sum.String()+`"`), nil))
+		fmt.Fprintln(out, demo.FinishLine(label, []byte(`"`+sum.String()+`"`), nil))
 	}
 	return time.Since(start), nil
 }

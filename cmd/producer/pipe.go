@@ -7,10 +7,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/procq/procq/demo"
 	"github.com/procq/procq/internal/cli"
 	"github.com/procq/procq/internal/wire"
 	"github.com/procq/procq/pipe"
-	"github.com/procq/procq/task"
 )
 
 func newPipeCmd() *cobra.Command {
@@ -81,7 +81,7 @@ func send(ctx context.Context, cmd *cobra.Command, conn *pipe.Conn, messages []s
 	out := cmd.OutOrStdout()
 	for i, m := range messages {
 		if i > 0 {
-			if err := task.Sleep(ctx, pause); err != nil {
+			if err := demo.Sleep(ctx, pause); err != nil {
 				return err
 			}
 		}

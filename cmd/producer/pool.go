@@ -10,9 +10,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/procq/procq/config"
+	"github.com/procq/procq/demo"
 	"github.com/procq/procq/internal/cli"
 	"github.com/procq/procq/producer"
-	"github.com/procq/procq/task"
 )
 
 func newPoolCmd() *cobra.Command {
@@ -56,7 +57,7 @@ func runPool(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
-	inputs, err := task.ParseInputList(cfg.Pool.Inputs) // validated by Load; a range stays lazy
+	inputs, err := config.ParseInputList(cfg.Pool.Inputs) // validated by Load; a range stays lazy
 	if err != nil {
 		return err
 	}
@@ -132,7 +133,7 @@ func (s *session) poolSize() int {
 // taskArgs yields the pool's inputs as the kind's arguments, one by one: the built-in
 // kinds take {"n": input} and {"x": input, "sleep": ...}; any other kind
 // gets each input as its arguments.
-func taskArgs(kind string, inputs task.Inputs, sleep time.Duration) iter.Seq[any] {
+func taskArgs(kind string, inputs config.Inputs, sleep time.Duration) iter.Seq[any] {
 	sleepArg := ""
 	if sleep > 0 {
 		sleepArg = sleep.String()
@@ -142,13 +143,13 @@ func taskArgs(kind string, inputs task.Inputs, sleep time.Duration) iter.Seq[any
 			n, isInt := in.(int64)
 			var arg any
 			switch {
-			case kind == task.KindSumSquares && isInt:
-				arg = task.SumSquaresArgs{N: n}
-			case kind == task.KindSumSquares:
+			case kind == demo.KindSumSquares && isInt:
+				arg = demo.SumSquaresArgs{N: n}
+			case kind == demo.KindSumSquares:
 				arg = map[string]any{"n": in} // the task reports the bad input
-			case kind == task.KindSquare && isInt:
-				arg = task.SquareArgs{X: n, Sleep: sleepArg}
-			case kind == task.KindSquare:
+			case kind == demo.KindSquare && isInt:
+				arg = demo.SquareArgs{X: n, Sleep: sleepArg}
+			case kind == demo.KindSquare:
 				arg = map[string]any{"x": in, "sleep": sleepArg}
 			default:
 				arg = in
@@ -165,7 +166,7 @@ func taskArgs(kind string, inputs task.Inputs, sleep time.Duration) iter.Seq[any
 type poolPrinter struct {
 	out    io.Writer
 	kind   string
-	inputs task.Inputs
+	inputs config.Inputs
 	json   bool
 	quiet  bool
 	failed int

@@ -52,7 +52,7 @@ func runQueue(cmd *cobra.Command, _ []string) error {
 func (s *session) queueDemo(ctx context.Context, cmd *cobra.Command) error {
 	n := s.cfg.Consumers.Count
 	return s.withWorkers(ctx, n, func(ctx context.Context, r *producer.Run) error {
-		demo := producer.QueueDemo{
+		demo := queueDemo{
 			Messages:  s.cfg.Queue.Messages,
 			PauseMin:  s.cfg.Queue.PauseMin,
 			PauseMax:  s.cfg.Queue.PauseMax,

@@ -17,13 +17,14 @@ import (
 	"os"
 	"strings"
 
-	"github.com/procq/procq/consumer/app"
+	"github.com/procq/procq/cmd/consumer/app"
+	"github.com/procq/procq/demo"
 	"github.com/procq/procq/task"
 )
 
 func main() {
 	var stop map[string]bool // set by the initializer, read by the tasks
-	reg := task.Builtins()
+	reg := demo.Builtins()
 	task.MustRegister(reg, "words", func(ctx context.Context, text string) (int, error) {
 		n := 0
 		for _, w := range strings.Fields(strings.ToLower(text)) {

@@ -11,8 +11,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/procq/procq/broker"
 	"github.com/procq/procq/config"
+	"github.com/procq/procq/internal/endpoint"
 	"github.com/procq/procq/link"
 	"github.com/procq/procq/ops"
+	"github.com/procq/procq/ops/dashboard"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -69,7 +71,7 @@ func Endpoints(ctx context.Context, c *config.Config, srv *broker.Server, logger
 		if addr == "" {
 			return nil
 		}
-		b, err := ops.Serve(ctx, addr, h, what, logger)
+		b, err := endpoint.Serve(ctx, addr, h, what, logger)
 		if err != nil {
 			return c.ErrorFor(key, err)
 		}
@@ -79,15 +81,15 @@ func Endpoints(ctx context.Context, c *config.Config, srv *broker.Server, logger
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(ops.NewCollector(js, 5*time.Second, logger), collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if err := serveOne("broker.metrics", c.Broker.Metrics, "broker metrics", ops.RequireToken(token, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))); err != nil {
+	if err := serveOne("broker.metrics", c.Broker.Metrics, "broker metrics", endpoint.RequireToken(token, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))); err != nil {
 		return nil, err
 	}
-	if err := serveOne("broker.monitor", c.Broker.Monitor, "NATS monitoring", ops.RequireToken(token, srv.MonitorHandler())); err != nil {
+	if err := serveOne("broker.monitor", c.Broker.Monitor, "NATS monitoring", endpoint.RequireToken(token, srv.MonitorHandler())); err != nil {
 		return nil, err
 	}
 	var ui http.Handler
 	if c.Broker.UI != "" {
-		ui = ops.NewDashboard(ctx, js, token, logger)
+		ui = dashboard.NewDashboard(ctx, js, token, logger)
 	}
 	if err := serveOne("broker.ui", c.Broker.UI, "dashboard", ui); err != nil {
 		return nil, err

@@ -9,12 +9,13 @@ import (
 	"errors"
 	"os"
 
-	"github.com/procq/procq/consumer/app"
+	"github.com/procq/procq/cmd/consumer/app"
+	"github.com/procq/procq/demo"
 	"github.com/procq/procq/task"
 )
 
 func main() {
-	reg := task.Builtins()
+	reg := demo.Builtins()
 	task.MustRegister(reg, "add", func(_ context.Context, xs []int) (int, error) {
 		sum := 0
 		for _, x := range xs {

@@ -1,4 +1,4 @@
-package task
+package config
 
 import (
 	"encoding/json"

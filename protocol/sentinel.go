@@ -1,4 +1,4 @@
-package task
+package protocol
 
 // SentinelCase is what a consumer knows when a message arrives on its
 // queue's sentinel subject.

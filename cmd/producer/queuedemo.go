@@ -1,4 +1,4 @@
-package producer
+package main
 
 import (
 	"context"
@@ -7,13 +7,14 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/procq/procq/task"
+	"github.com/procq/procq/demo"
+	"github.com/procq/procq/producer"
 )
 
-// QueueDemo is the Queue demo: it puts Messages messages "Message 0", ...
+// queueDemo is the Queue demo: it puts Messages messages "Message 0", ...
 // with a random pause in [PauseMin, PauseMax] between them, then announces
 // one sentinel per consumer, which the caller puts with Queue.End.
-type QueueDemo struct {
+type queueDemo struct {
 	Messages           int
 	PauseMin, PauseMax time.Duration
 	Consumers          int
@@ -21,7 +22,7 @@ type QueueDemo struct {
 }
 
 // Run puts the demo's messages as run on q.
-func (d QueueDemo) Run(ctx context.Context, q *Queue, run string) error {
+func (d queueDemo) Run(ctx context.Context, q *producer.Queue, run string) error {
 	out := d.Out
 	if out == nil {
 		out = io.Discard
@@ -29,7 +30,7 @@ func (d QueueDemo) Run(ctx context.Context, q *Queue, run string) error {
 	for i := range d.Messages {
 		text := fmt.Sprintf("Message %d", i)
 		fmt.Fprintf(out, "Producer: Putting '%s' on queue\n", text)
-		if err := q.Put(ctx, run, i, task.KindMessage, task.MessageArgs{Text: text}); err != nil {
+		if err := q.Put(ctx, run, i, demo.KindMessage, demo.MessageArgs{Text: text}); err != nil {
 			return err
 		}
 		if err := pause(ctx, d.PauseMin, d.PauseMax); err != nil {
@@ -45,5 +46,5 @@ func pause(ctx context.Context, lo, hi time.Duration) error {
 	if hi > lo {
 		d += rand.N(hi - lo)
 	}
-	return task.Sleep(ctx, d)
+	return demo.Sleep(ctx, d)
 }

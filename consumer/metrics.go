@@ -1,4 +1,4 @@
-package ops
+package consumer
 
 import (
 	"sync/atomic"
@@ -6,12 +6,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-
-	"github.com/procq/procq/consumer"
 )
 
 // WorkerMetrics counts a consumer's tasks for Prometheus; it is the
-// worker's consumer.Events.
+// worker's Events.
 type WorkerMetrics struct {
 	started  *prometheus.CounterVec
 	finished *prometheus.CounterVec
@@ -77,14 +75,14 @@ func kindLabel(kind string) string {
 	return kind
 }
 
-// TaskStarted implements consumer.Events.
+// TaskStarted implements Events.
 func (m *WorkerMetrics) TaskStarted(kind string) { m.started.WithLabelValues(kindLabel(kind)).Inc() }
 
-// TaskFinished implements consumer.Events.
-func (m *WorkerMetrics) TaskFinished(kind string, outcome consumer.Outcome, d time.Duration) {
+// TaskFinished implements Events.
+func (m *WorkerMetrics) TaskFinished(kind string, outcome Outcome, d time.Duration) {
 	m.finished.WithLabelValues(kindLabel(kind), string(outcome)).Inc()
 	m.duration.WithLabelValues(kindLabel(kind)).Observe(d.Seconds())
 }
 
-// DeadLettered implements consumer.Events.
+// DeadLettered implements Events.
 func (m *WorkerMetrics) DeadLettered(kind string) { m.dead.WithLabelValues(kindLabel(kind)).Inc() }

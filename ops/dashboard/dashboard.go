@@ -1,4 +1,8 @@
-package ops
+// Package dashboard is the broker's web dashboard: server-rendered pages
+// of the status snapshot and the dead letters, with their HTML, CSS and
+// JavaScript embedded. Only the broker's side links it: a consumer
+// process neither carries its assets nor parses its templates.
+package dashboard
 
 import (
 	"context"
@@ -16,6 +20,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/procq/procq/internal/endpoint"
+	"github.com/procq/procq/ops"
 )
 
 //go:embed web
@@ -54,7 +60,7 @@ type Dashboard struct {
 // sparklines have the last two minutes for whoever opens the page.
 func NewDashboard(ctx context.Context, js jetstream.JetStream, token string, logger *slog.Logger) *Dashboard {
 	if token == "" {
-		panic("ops.NewDashboard: empty token") // a bug: every endpoint has one
+		panic("dashboard.NewDashboard: empty token") // a bug: every endpoint has one
 	}
 	d := &Dashboard{js: js, token: []byte(token), log: logger, every: time.Second, history: map[string][]int64{}}
 	go d.refreshEvery(ctx)
@@ -80,14 +86,14 @@ func (d *Dashboard) refresh(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	v := view{Now: time.Now().UTC(), Refresh: int(d.every.Milliseconds())}
-	st, err := Snapshot(ctx, d.js)
+	st, err := ops.Snapshot(ctx, d.js)
 	if err != nil {
 		v.Err = err.Error()
-		v.Status = &Status{Time: v.Now}
+		v.Status = &ops.Status{Time: v.Now}
 	} else {
 		v.Status = st
 		v.Spark = d.sample(st)
-		if dl, err := OpenDeadLetters(ctx, d.js); err == nil {
+		if dl, err := ops.OpenDeadLetters(ctx, d.js); err == nil {
 			if v.Dead, err = dl.Newest(ctx, shownDead); err != nil {
 				v.Err = err.Error()
 			}
@@ -106,7 +112,7 @@ func (d *Dashboard) view() view {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.latest.Status == nil {
-		return view{Status: &Status{}, Now: time.Now().UTC(), Refresh: int(d.every.Milliseconds())}
+		return view{Status: &ops.Status{}, Now: time.Now().UTC(), Refresh: int(d.every.Milliseconds())}
 	}
 	return d.latest
 }
@@ -122,7 +128,7 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/static/dashboard.css" || r.URL.Path == "/static/dashboard.js":
 		http.ServeFileFS(w, r, webFiles, "web/"+strings.TrimPrefix(r.URL.Path, "/static/"))
 		return
-	case !Authorized(r, d.token):
+	case !endpoint.Authorized(r, d.token):
 		w.WriteHeader(http.StatusUnauthorized)
 		d.render(w, "login.html", map[string]any{"Failed": false})
 		return
@@ -145,7 +151,7 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(r.URL.Path, "/dead/") && strings.HasSuffix(r.URL.Path, "/requeue") && r.Method == http.MethodPost:
 		d.requeue(w, r)
 	case r.URL.Path == "/logout" && r.Method == http.MethodPost:
-		http.SetCookie(w, &http.Cookie{Name: TokenCookie, Value: "", Path: "/", MaxAge: -1})
+		http.SetCookie(w, &http.Cookie{Name: endpoint.TokenCookie, Value: "", Path: "/", MaxAge: -1})
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 	default:
 		http.NotFound(w, r)
@@ -161,12 +167,12 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 	}
 	tok := r.PostFormValue("token")
 	probe := &http.Request{Header: http.Header{"Authorization": {"Bearer " + tok}}}
-	if !Authorized(probe, d.token) {
+	if !endpoint.Authorized(probe, d.token) {
 		w.WriteHeader(http.StatusUnauthorized)
 		d.render(w, "login.html", map[string]any{"Failed": true})
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: TokenCookie, Value: tok, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: endpoint.TokenCookie, Value: tok, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
@@ -175,9 +181,9 @@ const shownDead = 100
 
 // view is what the templates render.
 type view struct {
-	*Status
+	*ops.Status
 	Spark     map[string]string // per queue: the throughput sparkline's SVG points
-	Dead      []DeadLetter      // the newest, up to shownDead
+	Dead      []ops.DeadLetter  // the newest, up to shownDead
 	DeadTotal uint64
 	Err       string
 	Flash     string
@@ -239,7 +245,7 @@ func (d *Dashboard) requeue(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad dead letter id", http.StatusBadRequest)
 		return
 	}
-	dl, err := OpenDeadLetters(r.Context(), d.js)
+	dl, err := ops.OpenDeadLetters(r.Context(), d.js)
 	flash := ""
 	if err == nil {
 		var seq uint64
@@ -248,7 +254,7 @@ func (d *Dashboard) requeue(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		status := http.StatusBadGateway
-		if errors.Is(err, ErrNoDeadLetter) {
+		if errors.Is(err, ops.ErrNoDeadLetter) {
 			status = http.StatusNotFound
 		}
 		d.log.Warn("dashboard: requeue", "id", id, "error", err)
@@ -279,14 +285,14 @@ func age(d time.Duration) string {
 	return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
 }
 
-func progressText(m MapStatus) string {
+func progressText(m ops.MapStatus) string {
 	if m.Total < 0 {
 		return fmt.Sprintf("%d of %d+ submitted", m.Done, m.Submitted)
 	}
 	return fmt.Sprintf("%d of %d", m.Done, m.Total)
 }
 
-func progressPercent(m MapStatus) int {
+func progressPercent(m ops.MapStatus) int {
 	n := m.Total
 	if n < 0 {
 		n = m.Submitted
@@ -308,7 +314,7 @@ func short(s string, n int) string {
 // per second since the last sample, from their heartbeats' counts) to its
 // history, at most once a second, and returns each queue's sparkline: SVG
 // points in a 120x28 box, the oldest sample at the left.
-func (d *Dashboard) sample(st *Status) map[string]string {
+func (d *Dashboard) sample(st *ops.Status) map[string]string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if dt := st.Time.Sub(d.sampled); dt >= d.every*9/10 {

@@ -1,4 +1,4 @@
-package task
+package protocol
 
 import "time"
 
@@ -9,15 +9,6 @@ const (
 	// RunClosed: the producer has put all work and the sentinels.
 	RunClosed = "closed"
 )
-
-// KindMessage is the kind of a Queue demo message; its arguments are
-// MessageArgs.
-const KindMessage = "message"
-
-// MessageArgs are the arguments of a Queue demo message.
-type MessageArgs struct {
-	Text string `json:"text"`
-}
 
 // RunRecord is the value stored under a queue's name in the runs bucket. A
 // consumer honours a sentinel only of the queue's current run, so a sentinel

@@ -4,7 +4,7 @@
 // complete consumer in one call:
 //
 //	func main() {
-//		reg := task.Builtins()
+//		reg := demo.Builtins()
 //		_ = reg.Register("upper", upperHandler)
 //		app.Main(reg)
 //	}
@@ -20,10 +20,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/procq/procq/consumer"
+	"github.com/procq/procq/demo"
 	"github.com/procq/procq/internal/cli"
+	"github.com/procq/procq/internal/endpoint"
 	"github.com/procq/procq/internal/wire"
 	"github.com/procq/procq/link"
-	"github.com/procq/procq/ops"
 	"github.com/procq/procq/task"
 )
 
@@ -31,7 +32,7 @@ import (
 // process with its exit code.
 //
 //	func main() {
-//		reg := task.Builtins()
+//		reg := demo.Builtins()
 //		task.MustRegister(reg, "resize", resize)
 //		app.Main(reg, app.Initializer(openDatabase))
 //	}
@@ -121,8 +122,8 @@ func runWorker(cmd *cobra.Command, reg *task.Registry, o *options) error {
 		return err
 	}
 	out := cmd.OutOrStdout()
-	if !reg.Has(task.KindMessage) {
-		if err := reg.Register(task.KindMessage, consumer.MessageHandler(out, name, cfg.Consumers.WorkMin, cfg.Consumers.WorkMax)); err != nil {
+	if !reg.Has(demo.KindMessage) {
+		if err := reg.Register(demo.KindMessage, demo.MessageHandler(out, name, cfg.Consumers.WorkMin, cfg.Consumers.WorkMax)); err != nil {
 			return err
 		}
 	}
@@ -134,14 +135,14 @@ func runWorker(cmd *cobra.Command, reg *task.Registry, o *options) error {
 		defer holds.Close()
 		wcfg.Holds = holds
 	}
-	var gauges *ops.GaugeSource
+	var gauges *consumer.GaugeSource
 	if cfg.Metrics.Listen != "" {
 		promReg := prometheus.NewRegistry()
-		var m *ops.WorkerMetrics
-		m, gauges = ops.NewWorkerMetrics(promReg, cfg.Queue.Name)
+		var m *consumer.WorkerMetrics
+		m, gauges = consumer.NewWorkerMetrics(promReg, cfg.Queue.Name)
 		wcfg.Events = m
 		// The token this process reached the broker with.
-		addr, err := ops.Serve(ctx, cfg.Metrics.Listen, ops.RequireToken(nc.Opts.Token, promhttp.HandlerFor(promReg, promhttp.HandlerOpts{})), "metrics", logger)
+		addr, err := endpoint.Serve(ctx, cfg.Metrics.Listen, endpoint.RequireToken(nc.Opts.Token, promhttp.HandlerFor(promReg, promhttp.HandlerOpts{})), "metrics", logger)
 		if err != nil {
 			return cfg.ErrorFor("metrics.listen", err)
 		}

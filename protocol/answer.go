@@ -1,4 +1,4 @@
-package task
+package protocol
 
 import (
 	"bytes"
@@ -6,57 +6,23 @@ import (
 	"fmt"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/procq/procq/internal/jsonscan"
+	"github.com/procq/procq/task"
 )
-
-// Outcome is the result of one input: Result on success, Error on failure.
-// On the wire it is exactly {"result": <JSON>} or {"error": "<text>"}; a
-// handler that returns no result gives {"result": null}.
-type Outcome struct {
-	Result json.RawMessage `json:"result,omitempty"`
-	Error  string          `json:"error,omitempty"`
-	// Retry is set, within the consumer only, when the error asked for
-	// another try (Retry); it is not on the wire.
-	Retry bool `json:"-"`
-}
-
-var jsonNull = json.RawMessage("null")
-
-// MarshalJSON writes exactly one of the two outcome shapes.
-func (o Outcome) MarshalJSON() ([]byte, error) {
-	return AppendOutcome(nil, o), nil
-}
-
-// AppendOutcome appends o's encoding to dst: {"error": <text>} when it
-// failed, else {"result": <JSON>} ({"result": null} for no result). The
-// result is copied as it is: it must be valid JSON.
-func AppendOutcome(dst []byte, o Outcome) []byte {
-	if o.Error != "" {
-		dst = append(dst, `{"error":`...)
-		q, _ := Marshal(o.Error) // a string always encodes
-		dst = append(dst, q...)
-		return append(dst, '}')
-	}
-	r := o.Result
-	if len(r) == 0 {
-		r = jsonNull
-	}
-	dst = append(dst, `{"result":`...)
-	dst = append(dst, r...)
-	return append(dst, '}')
-}
 
 // Answer is the result of one task message: the task's Procq-Index and one
 // outcome per input, in order. A result message's body is a JSON array of
 // answers: a consumer that finishes several tasks of the same run at once
 // sends them together.
 type Answer struct {
-	Index    int       `json:"index"`
-	Outcomes []Outcome `json:"outcomes"`
+	Index    int            `json:"index"`
+	Outcomes []task.Outcome `json:"outcomes"`
 }
 
 // AppendAnswer appends a's encoding to dst, written directly rather than
 // through reflection: a consumer encodes every answer of every task with
-// it. The bytes decode as Unmarshal decodes a marshalled Answer.
+// it. The bytes decode as task.Unmarshal decodes a marshalled Answer.
 func AppendAnswer(dst []byte, a Answer) []byte {
 	dst = append(dst, `{"index":`...)
 	dst = strconv.AppendInt(dst, int64(a.Index), 10)
@@ -65,7 +31,7 @@ func AppendAnswer(dst []byte, a Answer) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = AppendOutcome(dst, o)
+		dst = task.AppendOutcome(dst, o)
 	}
 	return append(dst, "]}"...)
 }
@@ -74,17 +40,17 @@ func AppendAnswer(dst []byte, a Answer) []byte {
 // Bodies in the shape AppendAnswer writes are read by the scanner without
 // reflection or copies (each result is a sub-slice of body); anything else
 // valid (other key order, unknown keys, escapes in keys: an outside
-// consumer's) goes through Unmarshal, with the same result. hint is the
+// consumer's) goes through task.Unmarshal, with the same result. hint is the
 // number of outcomes an answer is expected to hold (the chunk size), to
 // size them at once.
 func DecodeAnswers(body []byte, hint int) ([]Answer, error) {
-	if Valid(body) {
+	if task.Valid(body) {
 		if as, ok := scanAnswers(body, hint); ok {
 			return as, nil
 		}
 	}
 	var as []Answer
-	if err := Unmarshal(body, &as); err != nil {
+	if err := task.Unmarshal(body, &as); err != nil {
 		return nil, err
 	}
 	return as, nil
@@ -107,7 +73,7 @@ func scanAnswers(body []byte, hint int) (as []Answer, ok bool) {
 			return nil, false
 		}
 		start := s.i
-		s.i = skipValue(s.b, s.i)
+		s.i = jsonscan.SkipValue(s.b, s.i)
 		n, err := strconv.Atoi(string(s.b[start:s.i]))
 		if err != nil || !s.lit(',') || !s.key(`"outcomes"`) || !s.lit('[') {
 			return nil, false
@@ -118,7 +84,7 @@ func scanAnswers(body []byte, hint int) (as []Answer, ok bool) {
 				return nil, false
 			}
 		} else {
-			a.Outcomes = []Outcome{}
+			a.Outcomes = []task.Outcome{}
 		}
 		if !s.lit('}') {
 			return nil, false
@@ -135,21 +101,21 @@ func scanAnswers(body []byte, hint int) (as []Answer, ok bool) {
 
 // outcomes reads the outcomes of an answer after its '[', up to and
 // including the ']'.
-func (s *scanner) outcomes(hint int) ([]Outcome, bool) {
-	outs := make([]Outcome, 0, min(max(hint, 1), 1<<16))
+func (s *scanner) outcomes(hint int) ([]task.Outcome, bool) {
+	outs := make([]task.Outcome, 0, min(max(hint, 1), 1<<16))
 	for {
-		var o Outcome
+		var o task.Outcome
 		if !s.lit('{') {
 			return nil, false
 		}
 		switch {
 		case s.key(`"result"`):
 			start := s.i
-			s.i = skipValue(s.b, s.i)
-			o.Result = json.RawMessage(s.b[start:s.i:s.i]) // null too, as Unmarshal keeps it
+			s.i = jsonscan.SkipValue(s.b, s.i)
+			o.Result = json.RawMessage(s.b[start:s.i:s.i]) // null too, as task.Unmarshal keeps it
 		case s.key(`"error"`):
 			start := s.i
-			s.i = skipValue(s.b, s.i)
+			s.i = jsonscan.SkipValue(s.b, s.i)
 			text, ok := decodeString(s.b[start:s.i])
 			if !ok {
 				return nil, false
@@ -180,9 +146,9 @@ func decodeString(v []byte) (string, bool) {
 		return string(v[1 : len(v)-1]), true
 	}
 	// Escapes, or invalid UTF-8 (which the decoder replaces with U+FFFD):
-	// as Unmarshal reads it.
+	// as task.Unmarshal reads it.
 	var text string
-	return text, Unmarshal(v, &text) == nil
+	return text, task.Unmarshal(v, &text) == nil
 }
 
 // scanner is a position in valid JSON.
@@ -193,9 +159,9 @@ type scanner struct {
 
 // lit consumes c, after any space, when it is next.
 func (s *scanner) lit(c byte) bool {
-	s.i = skipSpace(s.b, s.i)
+	s.i = jsonscan.SkipSpace(s.b, s.i)
 	if s.i < len(s.b) && s.b[s.i] == c {
-		s.i = skipSpace(s.b, s.i+1)
+		s.i = jsonscan.SkipSpace(s.b, s.i+1)
 		return true
 	}
 	return false
@@ -224,19 +190,19 @@ func SplitArgs(body []byte, chunkHeader string) ([]json.RawMessage, error) {
 	}
 	n, err := strconv.Atoi(chunkHeader)
 	if err != nil || n < 1 {
-		return nil, fmt.Errorf("%w: %s %q is not a positive count", ErrBadArgs, HeaderChunk, chunkHeader)
+		return nil, fmt.Errorf("%w: %s %q is not a positive count", task.ErrBadArgs, HeaderChunk, chunkHeader)
 	}
-	if !Valid(body) {
+	if !task.Valid(body) {
 		var v any
-		err := Unmarshal(body, &v) // for the decoder's own words on what is wrong
-		return nil, fmt.Errorf("%w: chunk body: %v", ErrBadArgs, err)
+		err := task.Unmarshal(body, &v) // for the decoder's own words on what is wrong
+		return nil, fmt.Errorf("%w: chunk body: %v", task.ErrBadArgs, err)
 	}
-	args, ok := splitArray(body, min(n, 1<<16))
+	args, ok := jsonscan.SplitArray(body, min(n, 1<<16))
 	if !ok {
-		return nil, fmt.Errorf("%w: chunk body is not a JSON array", ErrBadArgs)
+		return nil, fmt.Errorf("%w: chunk body is not a JSON array", task.ErrBadArgs)
 	}
 	if len(args) != n {
-		return nil, fmt.Errorf("%w: %s says %d, body has %d", ErrBadArgs, HeaderChunk, n, len(args))
+		return nil, fmt.Errorf("%w: %s says %d, body has %d", task.ErrBadArgs, HeaderChunk, n, len(args))
 	}
 	return args, nil
 }

@@ -1,4 +1,4 @@
-package task_test
+package config_test
 
 import (
 	"fmt"
@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/procq/procq/task"
+	"github.com/procq/procq/config"
 )
 
 // ParseInputs never panics on outside input; a range gives exactly b-a+1
@@ -18,11 +18,11 @@ func FuzzParseInputs(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		in, err := task.ParseInputs(s)
+		in, err := config.ParseInputs(s)
 		if err != nil {
 			return
 		}
-		if len(in) == 0 || len(in) > task.MaxRange {
+		if len(in) == 0 || len(in) > config.MaxRange {
 			t.Fatalf("ParseInputs(%q): %d inputs", s, len(in))
 		}
 		lo, hi, isRange := strings.Cut(strings.TrimSpace(s), "..")
@@ -43,7 +43,7 @@ func FuzzParseInputs(f *testing.F) {
 }
 
 func TestParseInputsBigIntegersExact(t *testing.T) {
-	in, err := task.ParseInputs("9007199254740993,-9223372036854775808,9223372036854775807")
+	in, err := config.ParseInputs("9007199254740993,-9223372036854775808,9223372036854775807")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestParseInputs(t *testing.T) {
 		{in: "1,,2", wantErr: true},
 	}
 	for _, tt := range tests {
-		got, err := task.ParseInputs(tt.in)
+		got, err := config.ParseInputs(tt.in)
 		if (err != nil) != tt.wantErr || !slices.Equal(got, tt.want) {
 			t.Errorf("ParseInputs(%q) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.wantErr)
 		}
@@ -81,11 +81,11 @@ func TestParseInputs(t *testing.T) {
 // list, up to the end of int64, without building it.
 func TestInputListLazyRange(t *testing.T) {
 	for _, s := range []string{"1..5", "9223372036854775805..9223372036854775807", "-2..2", `3,"a",[1]`} {
-		in, err := task.ParseInputList(s)
+		in, err := config.ParseInputList(s)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, err := task.ParseInputs(s)
+		want, err := config.ParseInputs(s)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -99,7 +99,7 @@ func TestInputListLazyRange(t *testing.T) {
 			}
 		}
 	}
-	big, err := task.ParseInputList("1..9000000")
+	big, err := config.ParseInputList("1..9000000")
 	if err != nil || big.Len() != 9_000_000 || big.At(8_999_999) != int64(9_000_000) {
 		t.Errorf("1..9000000: Len %d, last %v, err %v", big.Len(), big.At(big.Len()-1), err)
 	}

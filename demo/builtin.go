@@ -1,4 +1,4 @@
-package task
+package demo
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"math/big"
 	"math/bits"
 	"time"
+
+	"github.com/procq/procq/task"
 )
 
 // Built-in task kinds.
@@ -30,10 +32,10 @@ type SquareArgs struct {
 
 // Builtins returns a registry holding the built-in kinds: sumsquares and
 // square, both typed handlers (Register).
-func Builtins() *Registry {
-	r := NewRegistry()
-	MustRegister(r, KindSumSquares, sumSquaresTask)
-	MustRegister(r, KindSquare, squareTask)
+func Builtins() *task.Registry {
+	r := task.NewRegistry()
+	task.MustRegister(r, KindSumSquares, sumSquaresTask)
+	task.MustRegister(r, KindSquare, squareTask)
 	return r
 }
 
@@ -42,7 +44,7 @@ func Builtins() *Registry {
 // ctx.Err() when it is done.
 func SumSquares(ctx context.Context, n int64) (*big.Int, error) {
 	if n < 0 || n > MaxSumSquaresN {
-		return nil, fmt.Errorf("%w: n must be in [0, %d], got %d", ErrBadArgs, int64(MaxSumSquaresN), n)
+		return nil, fmt.Errorf("%w: n must be in [0, %d], got %d", task.ErrBadArgs, int64(MaxSumSquaresN), n)
 	}
 	var hi, lo uint64
 	const step = 1 << 20
@@ -78,7 +80,7 @@ type squareIn struct {
 // JSON number type.
 func sumSquaresTask(ctx context.Context, in sumSquaresIn) (string, error) {
 	if in.N == nil {
-		return "", fmt.Errorf(`%w: want {"n": integer}`, ErrBadArgs)
+		return "", fmt.Errorf(`%w: want {"n": integer}`, task.ErrBadArgs)
 	}
 	sum, err := SumSquares(ctx, *in.N)
 	if err != nil {
@@ -89,12 +91,12 @@ func sumSquaresTask(ctx context.Context, in sumSquaresIn) (string, error) {
 
 func squareTask(ctx context.Context, in squareIn) (int64, error) {
 	if in.X == nil {
-		return 0, fmt.Errorf(`%w: want {"x": integer}`, ErrBadArgs)
+		return 0, fmt.Errorf(`%w: want {"x": integer}`, task.ErrBadArgs)
 	}
 	if in.Sleep != "" {
 		d, err := time.ParseDuration(in.Sleep)
 		if err != nil {
-			return 0, fmt.Errorf("%w: sleep: %v", ErrBadArgs, err)
+			return 0, fmt.Errorf("%w: sleep: %v", task.ErrBadArgs, err)
 		}
 		if err := Sleep(ctx, d); err != nil {
 			return 0, err
@@ -103,7 +105,7 @@ func squareTask(ctx context.Context, in squareIn) (int64, error) {
 	x := *in.X
 	hi, lo := bits.Mul64(uint64(abs(x)), uint64(abs(x)))
 	if hi != 0 || lo > 1<<63-1 {
-		return 0, fmt.Errorf("%w: x*x overflows int64 for x=%d", ErrBadArgs, x)
+		return 0, fmt.Errorf("%w: x*x overflows int64 for x=%d", task.ErrBadArgs, x)
 	}
 	return int64(lo), nil
 }

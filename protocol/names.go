@@ -1,8 +1,7 @@
-package task
+package protocol
 
 import (
 	"fmt"
-	"regexp"
 )
 
 // Header names of a procq message. Metadata travels in NATS headers; arguments
@@ -84,18 +83,6 @@ const (
 	PipePrefix    = "procq.pipe"
 	NoticePrefix  = "procq.notice"
 )
-
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-
-// ValidName reports whether s can name a queue, a consumer or a pipe: one to 64
-// letters, digits, '-' or '_', so it is a single subject token and a valid
-// stream, consumer and key name.
-func ValidName(s string) error {
-	if !nameRE.MatchString(s) {
-		return fmt.Errorf("%q is not a valid name: use 1 to 64 letters, digits, '-' or '_'", s)
-	}
-	return nil
-}
 
 // WorkSubject is the subject of a queue's work messages of one run (or one
 // pool map): the run token lets a cancelled map's unfinished tasks be purged.

@@ -1,9 +1,8 @@
-// Package ops is procq's operations side: Prometheus metrics of consumers
-// and queues, the dead-letter tools, the status snapshot the inspection
-// commands print, and the web dashboard. Every endpoint it serves binds
+// Package endpoint serves procq's HTTP endpoints (a consumer's metrics,
+// the broker's metrics, NATS monitoring and the dashboard): each binds
 // loopback unless its address names another host, and requires the
 // broker's token.
-package ops
+package endpoint
 
 import (
 	"context"
@@ -25,7 +24,7 @@ const TokenCookie = "procq_token"
 // -H), or in the dashboard's login cookie. Anything else gets 401.
 func RequireToken(token string, h http.Handler) http.Handler {
 	if token == "" {
-		panic("ops.RequireToken: empty token") // a bug: every endpoint has one
+		panic("endpoint.RequireToken: empty token") // a bug: every endpoint has one
 	}
 	want := []byte(token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

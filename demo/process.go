@@ -1,4 +1,4 @@
-package task
+package demo
 
 import (
 	"encoding/json"

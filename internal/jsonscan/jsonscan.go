@@ -1,35 +1,37 @@
-package task
+// Package jsonscan finds where JSON values begin and end in bytes that
+// are already known to be valid JSON, without decoding or copying.
+package jsonscan
 
 import "encoding/json"
 
 // A minimal scanner over JSON that Valid has already accepted. It finds
 // where values begin and end, so that a chunk's body splits into its
-// elements (splitArray) and a result body into its answers (scanAnswers)
+// elements (SplitArray) and a result body into its answers (scanAnswers)
 // without decoding a value or copying a byte. Every function stays within b even on bad input; the
 // callers validate first, so the results are only meaningful then.
 
-// splitArray returns the elements of the JSON array b as sub-slices of b,
+// SplitArray returns the elements of the JSON array b as sub-slices of b,
 // with room for hint elements. ok is false when b is not an array.
-func splitArray(b []byte, hint int) (elems []json.RawMessage, ok bool) {
-	i := skipSpace(b, 0)
+func SplitArray(b []byte, hint int) (elems []json.RawMessage, ok bool) {
+	i := SkipSpace(b, 0)
 	if i >= len(b) || b[i] != '[' {
 		return nil, false
 	}
 	elems = make([]json.RawMessage, 0, max(hint, 0))
-	i = skipSpace(b, i+1)
+	i = SkipSpace(b, i+1)
 	if i < len(b) && b[i] == ']' {
 		return elems, true
 	}
 	for i < len(b) {
-		end := skipValue(b, i)
+		end := SkipValue(b, i)
 		elems = append(elems, b[i:end:end])
-		i = skipSpace(b, end)
+		i = SkipSpace(b, end)
 		if i >= len(b) {
 			break
 		}
 		switch b[i] {
 		case ',':
-			i = skipSpace(b, i+1)
+			i = SkipSpace(b, i+1)
 		case ']':
 			return elems, true
 		default:
@@ -39,15 +41,15 @@ func splitArray(b []byte, hint int) (elems []json.RawMessage, ok bool) {
 	return nil, false
 }
 
-func skipSpace(b []byte, i int) int {
+func SkipSpace(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
 		i++
 	}
 	return i
 }
 
-// skipString returns the index after the string that opens at b[i].
-func skipString(b []byte, i int) int {
+// SkipString returns the index after the string that opens at b[i].
+func SkipString(b []byte, i int) int {
 	for i++; i < len(b); i++ {
 		switch b[i] {
 		case '\\':
@@ -59,20 +61,20 @@ func skipString(b []byte, i int) int {
 	return len(b)
 }
 
-// skipValue returns the index after the value that starts at b[i].
-func skipValue(b []byte, i int) int {
+// SkipValue returns the index after the value that starts at b[i].
+func SkipValue(b []byte, i int) int {
 	if i >= len(b) {
 		return len(b)
 	}
 	switch b[i] {
 	case '"':
-		return skipString(b, i)
+		return SkipString(b, i)
 	case '{', '[':
 		depth := 0
 		for i < len(b) {
 			switch b[i] {
 			case '"':
-				i = skipString(b, i)
+				i = SkipString(b, i)
 				continue
 			case '{', '[':
 				depth++
