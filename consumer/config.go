@@ -3,6 +3,7 @@ package consumer
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -64,8 +65,12 @@ type Config struct {
 	// messages back at once. Defaults to nil.
 	Holds io.Writer
 	// Events, when set, hears every task's start and end and every dead
-	// letter (package ops turns them into metrics). Defaults to nil.
+	// letter (WorkerMetrics turns them into metrics). Defaults to nil.
 	Events Events
+	// Labelled, when set, is called as an input of a task its producer
+	// labelled (the Procq-Label header: the Process demo's) starts to run,
+	// and the function it returns as that input ends. Defaults to nil.
+	Labelled func(label string) (done func(result json.RawMessage, err error))
 	// Out receives the demo's lines, e.g. "Consumer C-1: Received
 	// sentinel, exiting.". Defaults to io.Discard.
 	Out io.Writer

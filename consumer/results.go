@@ -13,29 +13,6 @@ import (
 	"github.com/procq/procq/task"
 )
 
-// publishTimeout bounds a result or dead-letter publish, which runs even
-// while the worker stops so that finished work is not lost.
-const publishTimeout = 10 * time.Second
-
-// finished is a task whose answer waits to be stored. dead, when set, is
-// why the task is dead-lettered once its answer is stored (an input
-// failed).
-type finished struct {
-	job    *job
-	answer protocol.Answer
-	dead   string
-}
-
-// maxBatch caps the answers the result loop gathers at once.
-const maxBatch = 128
-
-// ackQueue bounds the answers awaiting storage.
-const ackQueue = 1024
-
-// headerRoom is the part of the broker's max payload kept for a result
-// message's headers.
-const headerRoom = 4 << 10
-
 // resultLoop stores the answers of finished tasks and settles each task
 // once its answer is stored, which keeps the at-least-once promise. It
 // sends what has piled up while it waited for the previous confirmation

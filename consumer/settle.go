@@ -34,16 +34,3 @@ func (w *Worker) settled(ctx context.Context, what string, err error) {
 		w.log.WarnContext(ctx, what+" failed", "error", err)
 	}
 }
-
-// backoff is the delay before a task whose answer or dead letter could not
-// be stored comes back: growing with its deliveries, at most 5s.
-func backoff(attempt uint64) time.Duration {
-	return min(time.Duration(attempt)*retryPause, 5*time.Second)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
-}

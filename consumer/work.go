@@ -4,44 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/procq/procq/demo"
 	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/task"
 )
-
-// job is a task message as the worker reads it.
-type job struct {
-	msg     jetstream.Msg
-	kind    string
-	run     string
-	reply   string
-	index   int // -1 when the header is missing or bad
-	attempt uint64
-	inputs  int // inputs the message claims to carry, for error answers
-	args    []json.RawMessage
-	chunked bool      // the body is a Procq-Chunk array of args
-	began   time.Time // when it started to run
-	base    *slog.Logger
-	attrs   []any        // the task's log attributes
-	log     *slog.Logger // base with attrs, built when first needed
-}
-
-// logger is the worker's logger with the task's attributes. It is built
-// on first use: most tasks log nothing at the default level.
-func (j *job) logger() *slog.Logger {
-	if j.log == nil {
-		j.log = j.base.With(j.attrs...)
-	}
-	return j.log
-}
 
 // read parses msg's headers and body. It returns why the message can never
 // run, or "".
@@ -79,9 +50,6 @@ func (w *Worker) read(msg jetstream.Msg) (*job, string) {
 	j.chunked = h.Get(protocol.HeaderChunk) != ""
 	return j, ""
 }
-
-// maxInputs bounds the inputs an error answer is made for.
-const maxInputs = 1 << 20
 
 // work runs one task message. It never panics on bad input: a message that
 // can never succeed is answered (where it has a reply subject) and
@@ -174,8 +142,8 @@ func failures(j *job, outs []task.Outcome) string {
 }
 
 // runAll runs every input of the message; the lease keeper holds its lease
-// meanwhile. A labelled task (the Process demo) prints its start and finish
-// lines with this process's PID.
+// meanwhile. A labelled task (the Process demo's) runs input by input and
+// tells Config.Labelled as each starts and ends.
 func (w *Worker) runAll(ctx context.Context, j *job) []task.Outcome {
 	ctx = task.WithAttempt(ctx, int(j.attempt))
 	label := j.msg.Headers().Get(protocol.HeaderLabel)
@@ -186,12 +154,13 @@ func (w *Worker) runAll(ctx context.Context, j *job) []task.Outcome {
 	}
 	out := make([]task.Outcome, len(j.args))
 	for i, a := range j.args {
-		if label != "" {
-			fmt.Fprintln(w.cfg.Out, demo.StartLine(label, os.Getpid()))
+		var done func(json.RawMessage, error)
+		if label != "" && w.cfg.Labelled != nil {
+			done = w.cfg.Labelled(label)
 		}
 		res, err := w.reg.Run(ctx, j.kind, a)
-		if label != "" {
-			fmt.Fprintln(w.cfg.Out, demo.FinishLine(label, res, err))
+		if done != nil {
+			done(res, err)
 		}
 		if err != nil {
 			out[i] = task.Outcome{Error: task.ErrorText(err), Retry: task.IsRetry(err)}

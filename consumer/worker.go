@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/procq/procq/demo"
 	"github.com/procq/procq/link"
 	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/task"
@@ -287,12 +286,13 @@ func (w *Worker) pull(ctx context.Context, n int, msgs chan<- jetstream.Msg, noW
 			level = slog.LevelInfo
 		}
 		w.log.Log(ctx, level, "pull failed; retrying", "error", err, "waiting_for", "the broker")
-		_ = demo.Sleep(ctx, retryPause)
+		select {
+		case <-time.After(retryPause):
+		case <-ctx.Done():
+		}
 	}
 	return 0, nil
 }
-
-const retryPause = 250 * time.Millisecond
 
 // process handles one message and reports whether it was this worker's
 // sentinel.

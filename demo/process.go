@@ -3,6 +3,8 @@ package demo
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 )
 
@@ -26,4 +28,13 @@ func FinishLine(label string, result json.RawMessage, err error) string {
 		s = s[:10] + "..."
 	}
 	return fmt.Sprintf("Process %s: Finished. Result (truncated): %s", label, strings.TrimSpace(s))
+}
+
+// Labelled prints the Process demo's start and finish lines to out for
+// each labelled task a consumer runs (consumer.Config.Labelled).
+func Labelled(out io.Writer) func(label string) func(json.RawMessage, error) {
+	return func(label string) func(json.RawMessage, error) {
+		fmt.Fprintln(out, StartLine(label, os.Getpid()))
+		return func(res json.RawMessage, err error) { fmt.Fprintln(out, FinishLine(label, res, err)) }
+	}
 }

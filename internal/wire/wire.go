@@ -21,6 +21,7 @@ import (
 
 	"github.com/procq/procq/config"
 	"github.com/procq/procq/consumer"
+	"github.com/procq/procq/demo"
 	"github.com/procq/procq/link"
 	"github.com/procq/procq/msgq"
 	"github.com/procq/procq/pipe"
@@ -59,6 +60,7 @@ func WorkerConfig(c *config.Config, name string, out io.Writer) consumer.Config 
 		MaxDeliver:  c.Queue.MaxDeliver,
 		MaxTasks:    c.Consumers.MaxTasks,
 		Out:         out,
+		Labelled:    demo.Labelled(out),
 
 		RetryBackoff:    c.Consumers.RetryBackoff,
 		RetryBackoffMax: c.Consumers.RetryBackoffMax,

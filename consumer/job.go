@@ -1,0 +1,83 @@
+package consumer
+
+import (
+	"encoding/json"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/procq/procq/protocol"
+)
+
+// The worker's shared vocabulary: a task as the worker holds it, a
+// finished task awaiting its answer's storage, and the bounds and pauses
+// every part of the worker uses.
+
+// job is a task message as the worker reads it.
+type job struct {
+	msg     jetstream.Msg
+	kind    string
+	run     string
+	reply   string
+	index   int // -1 when the header is missing or bad
+	attempt uint64
+	inputs  int // inputs the message claims to carry, for error answers
+	args    []json.RawMessage
+	chunked bool      // the body is a Procq-Chunk array of args
+	began   time.Time // when it started to run
+	base    *slog.Logger
+	attrs   []any        // the task's log attributes
+	log     *slog.Logger // base with attrs, built when first needed
+}
+
+// logger is the worker's logger with the task's attributes. It is built
+// on first use: most tasks log nothing at the default level.
+func (j *job) logger() *slog.Logger {
+	if j.log == nil {
+		j.log = j.base.With(j.attrs...)
+	}
+	return j.log
+}
+
+// publishTimeout bounds a result or dead-letter publish, which runs even
+// while the worker stops so that finished work is not lost.
+const publishTimeout = 10 * time.Second
+
+// finished is a task whose answer waits to be stored. dead, when set, is
+// why the task is dead-lettered once its answer is stored (an input
+// failed).
+type finished struct {
+	job    *job
+	answer protocol.Answer
+	dead   string
+}
+
+// maxBatch caps the answers the result loop gathers at once.
+const maxBatch = 128
+
+// ackQueue bounds the answers awaiting storage.
+const ackQueue = 1024
+
+// headerRoom is the part of the broker's max payload kept for a result
+// message's headers.
+const headerRoom = 4 << 10
+
+// retryPause is the pause before a pull, a publish or a read of the broker
+// that failed is tried again.
+const retryPause = 250 * time.Millisecond
+
+// backoff is the delay before a task whose answer or dead letter could not
+// be stored comes back: growing with its deliveries, at most 5s.
+func backoff(attempt uint64) time.Duration {
+	return min(time.Duration(attempt)*retryPause, 5*time.Second)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// maxInputs bounds the inputs an error answer is made for.
+const maxInputs = 1 << 20
