@@ -31,6 +31,7 @@ import (
 	"github.com/procq/procq/msgq"
 	"github.com/procq/procq/pipe"
 	"github.com/procq/procq/producer"
+	"github.com/procq/procq/protocol"
 )
 
 // Client is a connection to a procq broker, with the configured queue's
@@ -39,7 +40,7 @@ type Client struct {
 	cfg  *config.Config
 	nc   *nats.Conn
 	js   jetstream.JetStream
-	topo *link.Topology
+	topo *protocol.Topology
 	q    *producer.Queue
 	log  *slog.Logger
 }

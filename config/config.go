@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/procq/procq/link"
+	"github.com/procq/procq/protocol"
 )
 
 // Config is the whole configuration of a procq process. The yaml keys are the
@@ -227,7 +230,7 @@ type Log struct {
 // defaults lists every key with its default value. A key absent here is an
 // unknown key.
 var defaults = map[string]any{
-	"broker.url":             "nats://127.0.0.1:4222",
+	"broker.url":             link.DefaultURL,
 	"broker.name":            "",
 	"broker.cluster.name":    "",
 	"broker.cluster.listen":  "",
@@ -237,7 +240,7 @@ var defaults = map[string]any{
 	"broker.store_dir":       "data/jetstream",
 	"broker.token":           "",
 	"broker.token_file":      "",
-	"broker.connect_timeout": "30s",
+	"broker.connect_timeout": link.DefaultConnectTimeout.String(),
 	"broker.sync_always":     false,
 	"broker.metrics":         "",
 	"broker.monitor":         "",
@@ -247,12 +250,12 @@ var defaults = map[string]any{
 	"queue.messages":        10,
 	"queue.pause_min":       "100ms",
 	"queue.pause_max":       "500ms",
-	"queue.ack_wait":        "4s",
-	"queue.max_deliver":     5,
-	"queue.max_ack_pending": 1000,
-	"queue.max_messages":    1000000,
-	"queue.put_timeout":     "30s",
-	"queue.replicas":        1,
+	"queue.ack_wait":        protocol.DefaultAckWait.String(),
+	"queue.max_deliver":     protocol.DefaultMaxDeliver,
+	"queue.max_ack_pending": protocol.DefaultMaxAckPending,
+	"queue.max_messages":    protocol.DefaultMaxMessages,
+	"queue.put_timeout":     protocol.DefaultPutTimeout.String(),
+	"queue.replicas":        protocol.DefaultReplicas,
 
 	"consumers.count":             2,
 	"consumers.spawn":             true,
@@ -263,23 +266,23 @@ var defaults = map[string]any{
 	"consumers.prefetch":          0,
 	"consumers.max_restarts":      3,
 	"consumers.max_tasks":         0,
-	"consumers.retry_backoff":     "1s",
-	"consumers.retry_backoff_max": "1m",
+	"consumers.retry_backoff":     protocol.DefaultRetryBackoff.String(),
+	"consumers.retry_backoff_max": protocol.DefaultRetryBackoffMax.String(),
 
 	"pool.processes":       0,
 	"pool.kind":            "sumsquares",
 	"pool.inputs":          "50000000,50000001,50000002,50000003,49999999",
 	"pool.chunk_size":      0,
-	"pool.window":          1024,
+	"pool.window":          protocol.DefaultWindow,
 	"pool.sleep":           "100ms",
-	"pool.results_max_age": "1h",
-	"pool.idle_timeout":    "30s",
+	"pool.results_max_age": protocol.DefaultResultsMaxAge.String(),
+	"pool.idle_timeout":    protocol.DefaultIdleTimeout.String(),
 
 	"compare.n":     3000000000,
 	"compare.tasks": 2,
 
 	"pipe.name":         "demo",
-	"pipe.peer_timeout": "10s",
+	"pipe.peer_timeout": protocol.DefaultPeerTimeout.String(),
 
 	"log.dir":          "logs",
 	"log.level":        "info",

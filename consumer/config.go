@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/task"
 )
 
@@ -29,7 +30,8 @@ type Config struct {
 	// queue's max ack pending. Defaults to 256.
 	MaxPrefetch int
 	// MaxDeliver is the try limit: a task delivered more often is
-	// dead-lettered without running. Defaults to 5.
+	// dead-lettered without running. Defaults to
+	// protocol.DefaultMaxDeliver.
 	MaxDeliver int
 	// Init, when set, runs once in Run before the first pull, like the
 	// initializer of Python's Pool; when it fails, Run returns its error
@@ -78,9 +80,9 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	c.Concurrency = cmp.Or(c.Concurrency, 1)
-	c.MaxDeliver = cmp.Or(c.MaxDeliver, 5)
-	c.RetryBackoff = cmp.Or(c.RetryBackoff, time.Second)
-	c.RetryBackoffMax = max(cmp.Or(c.RetryBackoffMax, time.Minute), c.RetryBackoff)
+	c.MaxDeliver = cmp.Or(c.MaxDeliver, protocol.DefaultMaxDeliver)
+	c.RetryBackoff = cmp.Or(c.RetryBackoff, protocol.DefaultRetryBackoff)
+	c.RetryBackoffMax = max(cmp.Or(c.RetryBackoffMax, protocol.DefaultRetryBackoffMax), c.RetryBackoff)
 	c.SentinelRetry = cmp.Or(c.SentinelRetry, 500*time.Millisecond)
 	c.FetchWait = max(cmp.Or(c.FetchWait, 2*time.Second), time.Second)
 	c.StopTimeout = cmp.Or(c.StopTimeout, 10*time.Second)

@@ -14,8 +14,8 @@ import (
 	"github.com/procq/procq/broker"
 	"github.com/procq/procq/consumer"
 	"github.com/procq/procq/demo"
-	"github.com/procq/procq/link"
 	"github.com/procq/procq/producer"
+	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/task"
 )
 
@@ -36,7 +36,7 @@ func Example_customKind() {
 	nc, _ := nats.Connect(srv.ClientURL(), nats.Token(srv.Token()))
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	topo, _ := link.EnsureQueue(ctx, js, link.QueueConfig{Name: "words"})
+	topo, _ := protocol.EnsureQueue(ctx, js, protocol.QueueConfig{Name: "words"})
 
 	// Consumer side: the built-in kinds plus "upper".
 	reg := demo.Builtins()

@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/procq/procq/link"
 	"github.com/procq/procq/protocol"
 )
 
@@ -20,7 +19,7 @@ func (w *Worker) announce(ctx context.Context) {
 	p := protocol.Presence{Name: w.cfg.Name, PID: os.Getpid(), Host: host,
 		Queue: w.queue, Run: w.cfg.Run, Started: time.Now().UTC()}
 	key := protocol.PresenceKey(w.queue, w.cfg.Name)
-	t := time.NewTicker(link.PresenceTTL / 4)
+	t := time.NewTicker(protocol.PresenceTTL / 4)
 	defer t.Stop()
 	for {
 		now := time.Now()
@@ -30,7 +29,7 @@ func (w *Worker) announce(ctx context.Context) {
 			p.Task, p.Since = j.kind, j.began.UTC()
 		}
 		val, _ := json.Marshal(p)
-		pctx, cancel := context.WithTimeout(ctx, link.PresenceTTL/4)
+		pctx, cancel := context.WithTimeout(ctx, protocol.PresenceTTL/4)
 		if _, err := w.topo.Presence.Put(pctx, key, val); err != nil && ctx.Err() == nil {
 			w.log.InfoContext(ctx, "presence not refreshed", "error", err)
 		}

@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/procq/procq/link"
 	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/task"
 )
@@ -25,7 +24,7 @@ type Worker struct {
 	cfg        Config
 	queue      string
 	js         jetstream.JetStream
-	topo       *link.Topology
+	topo       *protocol.Topology
 	reg        *task.Registry
 	log        *slog.Logger
 	ackWait    time.Duration
@@ -43,7 +42,7 @@ type Worker struct {
 
 // New builds a worker for the queue topo was declared for. The registry
 // says which task kinds it runs.
-func New(cfg Config, js jetstream.JetStream, topo *link.Topology, reg *task.Registry, logger *slog.Logger) (*Worker, error) {
+func New(cfg Config, js jetstream.JetStream, topo *protocol.Topology, reg *task.Registry, logger *slog.Logger) (*Worker, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err

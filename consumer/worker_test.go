@@ -18,7 +18,6 @@ import (
 	"github.com/procq/procq/consumer"
 	"github.com/procq/procq/demo"
 	"github.com/procq/procq/internal/natstest"
-	"github.com/procq/procq/link"
 	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/task"
 )
@@ -29,7 +28,7 @@ func TestMain(m *testing.M) {
 
 type fixture struct {
 	js   jetstream.JetStream
-	topo *link.Topology
+	topo *protocol.Topology
 	out  *lockedBuf
 }
 
@@ -37,7 +36,7 @@ func setup(t *testing.T, queue string) *fixture {
 	t.Helper()
 	b := natstest.Start(t)
 	js := b.JetStream(t)
-	topo, err := link.EnsureQueue(context.Background(), js, link.QueueConfig{Name: queue, AckWait: time.Second})
+	topo, err := protocol.EnsureQueue(context.Background(), js, protocol.QueueConfig{Name: queue, AckWait: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,8 +62,8 @@ func startCluster(t *testing.T) *cluster {
 	// test starts from a cluster that can take work, and the first
 	// producer (queue.replicas 3) updates them in place.
 	js := c.js()
-	_, err := link.Retry(context.Background(), 60*time.Second, nil, func(ctx context.Context) (*link.Topology, error) {
-		return link.EnsureQueue(ctx, js, link.QueueConfig{Name: "demo", Replicas: 1, AckWait: 2 * time.Second})
+	_, err := link.Retry(context.Background(), 60*time.Second, nil, func(ctx context.Context) (*protocol.Topology, error) {
+		return protocol.EnsureQueue(ctx, js, protocol.QueueConfig{Name: "demo", Replicas: 1, AckWait: 2 * time.Second})
 	})
 	if err != nil {
 		t.Fatalf("cluster not ready within 60s: %v", err)

@@ -14,9 +14,16 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
+// DefaultURL is where clients look for the broker, and where the broker
+// listens; DefaultConnectTimeout bounds a client's wait for it.
+const (
+	DefaultURL            = "nats://127.0.0.1:4222"
+	DefaultConnectTimeout = 30 * time.Second
+)
+
 // Config says how a client reaches the broker.
 type Config struct {
-	// URL of the NATS server. Defaults to nats://127.0.0.1:4222.
+	// URL of the NATS server. Defaults to DefaultURL.
 	URL string
 	// Token to present. Empty means: read TokenFile; where that does not
 	// exist, connect without a token (a server without auth).
@@ -24,15 +31,15 @@ type Config struct {
 	// TokenFile is the broker's token file.
 	TokenFile string
 	// Timeout bounds how long Connect waits and retries for the broker, and
-	// how long the connection tries to reconnect once lost. Defaults to 30s.
+	// how long the connection tries to reconnect once lost. Defaults to DefaultConnectTimeout.
 	Timeout time.Duration
 	// Name identifies the client to the server, e.g. "consumer C-1".
 	Name string
 }
 
 func (c Config) withDefaults() Config {
-	c.URL = cmp.Or(c.URL, "nats://127.0.0.1:4222")
-	c.Timeout = cmp.Or(c.Timeout, 30*time.Second)
+	c.URL = cmp.Or(c.URL, DefaultURL)
+	c.Timeout = cmp.Or(c.Timeout, DefaultConnectTimeout)
 	return c
 }
 

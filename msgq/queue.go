@@ -21,6 +21,7 @@ import (
 
 	"github.com/procq/procq/demo"
 	"github.com/procq/procq/link"
+	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/task"
 )
 
@@ -42,7 +43,7 @@ type Config struct {
 	// PutTimeout is how long Put waits for room in a full queue. Defaults
 	// to 30s.
 	PutTimeout time.Duration
-	// Replicas is the stream's replica count in a cluster. Defaults to 1.
+	// Replicas is the stream's replica count in a cluster. Defaults to protocol.DefaultReplicas.
 	Replicas int
 }
 
@@ -56,15 +57,6 @@ type Queue struct {
 	log  *slog.Logger
 }
 
-// getters is the durable consumer every Get of a queue shares.
-const getters = "get"
-
-// StreamName is the stream that holds the named queue's items.
-func StreamName(name string) string { return "PROCQ_Q_" + name }
-
-// Subject is the subject items of the named queue are put on.
-func Subject(name string) string { return "procq.q." + name }
-
 // Open declares the named queue (its stream and its getters' shared
 // durable consumer) and returns it.
 func Open(ctx context.Context, js jetstream.JetStream, name string, cfg Config, logger *slog.Logger) (*Queue, error) {
@@ -74,8 +66,8 @@ func Open(ctx context.Context, js jetstream.JetStream, name string, cfg Config, 
 	if cfg.MaxSize < 0 {
 		return nil, fmt.Errorf("queue %s: maxsize must not be negative", name)
 	}
-	cfg.PutTimeout = cmp.Or(cfg.PutTimeout, 30*time.Second)
-	cfg.Replicas = cmp.Or(cfg.Replicas, 1)
+	cfg.PutTimeout = cmp.Or(cfg.PutTimeout, protocol.DefaultPutTimeout)
+	cfg.Replicas = cmp.Or(cfg.Replicas, protocol.DefaultReplicas)
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -83,28 +75,14 @@ func Open(ctx context.Context, js jetstream.JetStream, name string, cfg Config, 
 	if cfg.MaxSize > 0 {
 		max = int64(cfg.MaxSize)
 	}
-	sc := jetstream.StreamConfig{
-		Name:       StreamName(name),
-		Subjects:   []string{Subject(name)},
-		Retention:  jetstream.WorkQueuePolicy,
-		Storage:    jetstream.FileStorage,
-		Discard:    jetstream.DiscardNew,
-		MaxMsgs:    max,
-		Replicas:   cfg.Replicas,
-		Duplicates: 2 * time.Minute,
-	}
+	sc := protocol.MsgQueueStreamConfig(name, max, cfg.Replicas)
 	st, err := link.EnsureStream(ctx, js, sc, logger)
 	if err != nil {
 		return nil, fmt.Errorf("queue %s: %w", name, err)
 	}
-	cons, err := st.Consumer(ctx, getters)
+	cons, err := st.Consumer(ctx, protocol.MsgQueueGetters)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		cons, err = st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-			Durable:   getters,
-			AckPolicy: jetstream.AckExplicitPolicy,
-			AckWait:   30 * time.Second,
-			Replicas:  cfg.Replicas,
-		})
+		cons, err = st.CreateOrUpdateConsumer(ctx, protocol.MsgQueueGettersConfig(cfg.Replicas))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("queue %s: getters' consumer: %w", name, err)
@@ -135,7 +113,7 @@ func (q *Queue) PutJSON(ctx context.Context, data json.RawMessage) error {
 		return fmt.Errorf("queue %s: put: not a JSON value: %.100q", q.name, data)
 	}
 	// One id for every try: a try whose answer was lost is not stored twice.
-	msg := &nats.Msg{Subject: Subject(q.name), Data: data, Header: nats.Header{}}
+	msg := &nats.Msg{Subject: protocol.MsgQueueSubject(q.name), Data: data, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, nuid.Next())
 	deadline := time.Now().Add(q.cfg.PutTimeout)
 	pause := 10 * time.Millisecond

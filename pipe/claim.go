@@ -280,9 +280,9 @@ func (c *Conn) release(ctx context.Context) {
 
 // purgeKey removes key if rev is still its revision; where it is not,
 // another process has claimed it meanwhile and it is left alone. The purge
-// marker itself expires after markerTTL.
+// marker itself expires after protocol.PipeMarkerTTL.
 func (c *Conn) purgeKey(ctx context.Context, key string, rev uint64) error {
-	err := c.kv.Purge(ctx, key, jetstream.LastRevision(rev), jetstream.PurgeTTL(markerTTL))
+	err := c.kv.Purge(ctx, key, jetstream.LastRevision(rev), jetstream.PurgeTTL(protocol.PipeMarkerTTL))
 	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return nil
 	}

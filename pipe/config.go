@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"fmt"
 	"time"
+
+	"github.com/procq/procq/protocol"
 )
 
 // End names one end of a pipe. A pipe is duplex, so the two ends are equal:
@@ -43,7 +45,8 @@ type Config struct {
 	// the peer is judged by the longer of its own and this one. The claim
 	// of a holder that died expires after PeerTimeout rounded up to whole
 	// seconds (JetStream's unit for per-key TTLs); then the end can be
-	// opened again. Defaults to 10s; at least MinPeerTimeout.
+	// opened again. Defaults to protocol.DefaultPeerTimeout; at least
+	// MinPeerTimeout.
 	PeerTimeout time.Duration
 	// SendWindow is how many sent messages may wait for the broker's
 	// acknowledgement at once. With 1, Send returns once the broker has
@@ -56,14 +59,14 @@ type Config struct {
 	// may still reach the peer, which then misses one. Defaults to 1.
 	SendWindow int
 	// Replicas is the replica count of the pipes' stream and the claims'
-	// bucket, at most the cluster's size (queue.replicas). Defaults to 1.
+	// bucket, at most the cluster's size (queue.replicas). Defaults to protocol.DefaultReplicas.
 	Replicas int
 }
 
 func (c Config) withDefaults() Config {
-	c.PeerTimeout = cmp.Or(c.PeerTimeout, 10*time.Second)
+	c.PeerTimeout = cmp.Or(c.PeerTimeout, protocol.DefaultPeerTimeout)
 	c.SendWindow = cmp.Or(c.SendWindow, 1)
-	c.Replicas = cmp.Or(c.Replicas, 1)
+	c.Replicas = cmp.Or(c.Replicas, protocol.DefaultReplicas)
 	return c
 }
 

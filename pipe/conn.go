@@ -20,11 +20,6 @@ import (
 )
 
 const (
-	// keepFor is how long the messages and closed claims of a pipe nobody
-	// finished stay in the broker.
-	keepFor = 24 * time.Hour
-	// markerTTL is how long the marker of a removed or expired claim stays.
-	markerTTL = time.Second
 	// trimEvery is how many messages Recv reads between purges of them.
 	trimEvery = 256
 	// prefetch is how many of the peer's messages the reader buffers.
@@ -165,25 +160,11 @@ func (c *Conn) open(ctx context.Context) error {
 // claims.
 func (c *Conn) ensure(ctx context.Context) error {
 	var err error
-	c.stream, err = link.EnsureStream(ctx, c.js, jetstream.StreamConfig{
-		Name:        protocol.PipesStream,
-		Description: "procq pipes: the messages of each end, until both ends closed",
-		Subjects:    []string{protocol.PipePrefix + ".>"},
-		Storage:     jetstream.FileStorage,
-		MaxAge:      keepFor,
-		Replicas:    c.cfg.Replicas,
-	}, c.log)
+	c.stream, err = link.EnsureStream(ctx, c.js, protocol.PipesStreamConfig(c.cfg.Replicas), c.log)
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", protocol.PipesStream, err)
 	}
-	c.kv, err = link.EnsureKeyValue(ctx, c.js, jetstream.KeyValueConfig{
-		Bucket:         protocol.PipeEndsBucket,
-		Description:    "claims on pipe ends: leases renewed by their holders",
-		Storage:        jetstream.FileStorage,
-		TTL:            keepFor,
-		LimitMarkerTTL: markerTTL, // enables per-key TTLs: the leases
-		Replicas:       c.cfg.Replicas,
-	}, c.log)
+	c.kv, err = link.EnsureKeyValue(ctx, c.js, protocol.PipeEndsBucketConfig(c.cfg.Replicas), c.log)
 	if err != nil {
 		return fmt.Errorf("bucket %s: %w", protocol.PipeEndsBucket, err)
 	}

@@ -10,8 +10,8 @@ import (
 
 	"github.com/procq/procq/demo"
 	"github.com/procq/procq/internal/natstest"
-	"github.com/procq/procq/link"
 	"github.com/procq/procq/producer"
+	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/task"
 )
 
@@ -182,7 +182,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestApplySessionFailureReleasesWaiters(t *testing.T) {
 	b := natstest.Start(t)
 	js := b.JetStream(t)
-	topo, err := link.EnsureQueue(context.Background(), js, link.QueueConfig{Name: "full", MaxMessages: 1})
+	topo, err := protocol.EnsureQueue(context.Background(), js, protocol.QueueConfig{Name: "full", MaxMessages: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,14 +19,14 @@ import (
 type PoolConfig struct {
 	// ChunkSize is how many inputs travel in one task message. 0 picks one:
 	// for Map, like Python's Pool.map, len(inputs)/(4*Workers) rounded up
-	// (at most MaxAutoChunk); for the streaming forms, 1.
+	// (at most protocol.MaxAutoChunk); for the streaming forms, 1.
 	ChunkSize int
 	// Workers is how many consumer processes serve the pool; it only sizes
 	// the automatic chunk. Defaults to 1.
 	Workers int
 	// Window caps the task messages in flight: published but not yet
 	// answered (unordered) or not yet yielded (ordered). It bounds memory
-	// for any number of inputs. Defaults to 1024.
+	// for any number of inputs. Defaults to protocol.DefaultWindow.
 	Window int
 	// Run, when set, is the run the map belongs to (see Run): its tasks go
 	// on the run's subjects, so the run's sentinels wait for them.
@@ -41,15 +41,9 @@ type PoolConfig struct {
 	Label string
 }
 
-// MaxAutoChunk caps the automatic chunk size, which otherwise follows
-// Python's Pool.map: inputs / (4 x workers). A chunk also ends early once
-// its inputs reach a quarter of the broker's max payload, so big inputs
-// never outgrow a message; an answer too large travels in parts.
-const MaxAutoChunk = 10_000
-
 func (c PoolConfig) withDefaults() PoolConfig {
 	c.Workers = cmp.Or(c.Workers, 1)
-	c.Window = cmp.Or(c.Window, 1024)
+	c.Window = cmp.Or(c.Window, protocol.DefaultWindow)
 	return c
 }
 
@@ -59,7 +53,7 @@ func AutoChunk(n, workers int) int {
 		return 1
 	}
 	per := max(workers, 1) * 4
-	return min(max((n+per-1)/per, 1), MaxAutoChunk)
+	return min(max((n+per-1)/per, 1), protocol.MaxAutoChunk)
 }
 
 // Pool maps task kinds over inputs across the consumer processes of one

@@ -19,8 +19,8 @@ import (
 	"github.com/procq/procq/consumer"
 	"github.com/procq/procq/demo"
 	"github.com/procq/procq/internal/natstest"
-	"github.com/procq/procq/link"
 	"github.com/procq/procq/producer"
+	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/task"
 )
 
@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 
 type env struct {
 	js   jetstream.JetStream
-	topo *link.Topology
+	topo *protocol.Topology
 	q    *producer.Queue
 }
 
@@ -38,7 +38,7 @@ func newEnv(t testing.TB) *env {
 	t.Helper()
 	b := natstest.Start(t)
 	js := b.JetStream(t)
-	topo, err := link.EnsureQueue(context.Background(), js, link.QueueConfig{Name: "pool", AckWait: 2 * time.Second})
+	topo, err := protocol.EnsureQueue(context.Background(), js, protocol.QueueConfig{Name: "pool", AckWait: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

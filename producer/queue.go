@@ -21,7 +21,7 @@ import (
 type Queue struct {
 	name string
 	js   jetstream.JetStream
-	topo *link.Topology
+	topo *protocol.Topology
 	log  *slog.Logger
 
 	// PutTimeout is how long Put and End wait for room in a full queue
@@ -31,7 +31,7 @@ type Queue struct {
 }
 
 // NewQueue returns a Queue for the queue topo was declared for.
-func NewQueue(name string, js jetstream.JetStream, topo *link.Topology, logger *slog.Logger) *Queue {
+func NewQueue(name string, js jetstream.JetStream, topo *protocol.Topology, logger *slog.Logger) *Queue {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}

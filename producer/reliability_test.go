@@ -12,8 +12,8 @@ import (
 
 	"github.com/procq/procq/demo"
 	"github.com/procq/procq/internal/natstest"
-	"github.com/procq/procq/link"
 	"github.com/procq/procq/producer"
+	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/task"
 )
 
@@ -32,7 +32,7 @@ func msgsIn(t *testing.T, e *env) uint64 {
 func TestPutWaitsForRoom(t *testing.T) {
 	b := natstest.Start(t)
 	js := b.JetStream(t)
-	topo, err := link.EnsureQueue(context.Background(), js, link.QueueConfig{Name: "full", MaxMessages: 5})
+	topo, err := protocol.EnsureQueue(context.Background(), js, protocol.QueueConfig{Name: "full", MaxMessages: 5})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,7 +70,7 @@ type RunConfig struct {
 func (c RunConfig) withDefaults() RunConfig {
 	c.Consumers = cmp.Or(c.Consumers, 1)
 	c.ReadyTimeout = cmp.Or(c.ReadyTimeout, 30*time.Second)
-	c.IdleTimeout = cmp.Or(c.IdleTimeout, 30*time.Second)
+	c.IdleTimeout = cmp.Or(c.IdleTimeout, protocol.DefaultIdleTimeout)
 	c.CheckEvery = cmp.Or(c.CheckEvery, time.Second)
 	return c
 }

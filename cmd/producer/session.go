@@ -17,6 +17,7 @@ import (
 	"github.com/procq/procq/internal/wire"
 	"github.com/procq/procq/link"
 	"github.com/procq/procq/producer"
+	"github.com/procq/procq/protocol"
 )
 
 // session is what every producer subcommand sets up: config, log, a broker
@@ -29,7 +30,7 @@ type session struct {
 	log      *slog.Logger
 	nc       *nats.Conn
 	js       jetstream.JetStream
-	topo     *link.Topology
+	topo     *protocol.Topology
 	reach    link.Config // how children reach the broker
 	srv      *broker.Server
 	closer   io.Closer

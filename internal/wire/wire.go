@@ -26,6 +26,7 @@ import (
 	"github.com/procq/procq/msgq"
 	"github.com/procq/procq/pipe"
 	"github.com/procq/procq/producer"
+	"github.com/procq/procq/protocol"
 )
 
 // ClientConfig is how a process named name reaches the broker.
@@ -40,8 +41,8 @@ func ClientConfig(c *config.Config, name string) link.Config {
 }
 
 // QueueConfig describes the configured queue.
-func QueueConfig(c *config.Config) link.QueueConfig {
-	return link.QueueConfig{
+func QueueConfig(c *config.Config) protocol.QueueConfig {
+	return protocol.QueueConfig{
 		Name:          c.Queue.Name,
 		AckWait:       c.Queue.AckWait,
 		MaxAckPending: c.Queue.MaxAckPending,
@@ -69,11 +70,11 @@ func WorkerConfig(c *config.Config, name string, out io.Writer) consumer.Config 
 
 // EnsureQueue declares the configured queue's topology. A replica count
 // the broker cannot place is a configuration error naming queue.replicas.
-func EnsureQueue(ctx context.Context, js jetstream.JetStream, c *config.Config, logger *slog.Logger) (*link.Topology, error) {
+func EnsureQueue(ctx context.Context, js jetstream.JetStream, c *config.Config, logger *slog.Logger) (*protocol.Topology, error) {
 	qc := QueueConfig(c)
 	qc.Logger = logger
-	topo, err := link.Retry(ctx, c.Broker.ConnectTimeout, logger, func(ctx context.Context) (*link.Topology, error) {
-		return link.EnsureQueue(ctx, js, qc)
+	topo, err := link.Retry(ctx, c.Broker.ConnectTimeout, logger, func(ctx context.Context) (*protocol.Topology, error) {
+		return protocol.EnsureQueue(ctx, js, qc)
 	})
 	return topo, replicasErr(c, err)
 }

@@ -1,0 +1,225 @@
+package protocol
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/procq/procq/link"
+	"github.com/procq/procq/task"
+)
+
+// QueueConfig describes one work queue.
+type QueueConfig struct {
+	// Name of the queue, one subject token. Required.
+	Name string
+	// AckWait is the task lease. Defaults to DefaultAckWait.
+	AckWait time.Duration
+	// MaxAckPending caps the tasks in flight across all consumers. Defaults
+	// to DefaultMaxAckPending.
+	MaxAckPending int
+	// MaxMessages caps the task stream; when full it rejects new work
+	// (DiscardNew) instead of dropping queued work. Defaults to DefaultMaxMessages.
+	MaxMessages int64
+	// ResultsMaxAge is how long an unread result is kept. Defaults to DefaultResultsMaxAge.
+	ResultsMaxAge time.Duration
+	// Replicas is the replica count of every stream and bucket; at most
+	// the cluster's size. An existing topology with another count is
+	// updated in place. Defaults to DefaultReplicas.
+	Replicas int
+	// Logger hears of topology changes; nil discards.
+	Logger *slog.Logger
+}
+
+func (c QueueConfig) withDefaults() QueueConfig {
+	c.AckWait = cmp.Or(c.AckWait, DefaultAckWait)
+	c.MaxAckPending = cmp.Or(c.MaxAckPending, DefaultMaxAckPending)
+	c.MaxMessages = cmp.Or(c.MaxMessages, DefaultMaxMessages)
+	c.ResultsMaxAge = cmp.Or(c.ResultsMaxAge, DefaultResultsMaxAge)
+	c.Replicas = cmp.Or(c.Replicas, DefaultReplicas)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Topology is the set of JetStream objects a queue needs.
+type Topology struct {
+	Tasks    jetstream.Stream
+	Consumer jetstream.Consumer
+	Results  jetstream.Stream
+	Dead     jetstream.Stream
+	Runs     jetstream.KeyValue
+	// Presence holds a key per live consumer process (PresenceTTL).
+	Presence jetstream.KeyValue
+}
+
+// PresenceTTL is how long a consumer's presence key outlives its last
+// refresh; a live consumer refreshes it every PresenceTTL/4.
+const PresenceTTL = 8 * time.Second
+
+// DeadMaxAge is how long dead letters are kept.
+const DeadMaxAge = 7 * 24 * time.Hour
+
+// EnsureQueue creates or updates the streams, the queue's shared durable
+// pull consumer and the runs bucket. Producers and consumers both call it,
+// so either may start first.
+func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (*Topology, error) {
+	cfg = cfg.withDefaults()
+	if err := task.ValidName(cfg.Name); err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	ensure := func(sc jetstream.StreamConfig) (jetstream.Stream, error) {
+		sc.Replicas = cfg.Replicas
+		return link.EnsureStream(ctx, js, sc, cfg.Logger)
+	}
+	ensureKV := func(kc jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+		kc.Replicas = cfg.Replicas
+		return link.EnsureKeyValue(ctx, js, kc, cfg.Logger)
+	}
+	tasks, err := ensure(jetstream.StreamConfig{
+		Name:        TasksStream,
+		Description: "procq work queues",
+		Subjects:    []string{TasksPrefix + ".>"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Discard:     jetstream.DiscardNew,
+		MaxMsgs:     cfg.MaxMessages,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", TasksStream, err)
+	}
+	cons, err := link.EnsureConsumer(ctx, tasks, jetstream.ConsumerConfig{
+		Durable:       DurableName(cfg.Name),
+		Description:   "shared by every consumer of queue " + cfg.Name,
+		FilterSubject: QueueFilter(cfg.Name),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		// The try limit is enforced by the consumer from the delivery count,
+		// because a sentinel that must wait for unfinished work is handed
+		// back with a delay, and that counts as a delivery too.
+		MaxDeliver:    -1,
+		MaxAckPending: cfg.MaxAckPending,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s: %w", DurableName(cfg.Name), err)
+	}
+	results, err := ensure(jetstream.StreamConfig{
+		Name:        ResultsStream,
+		Description: "procq task results, read by their producer and then removed",
+		Subjects:    []string{ResultsPrefix + ".>"},
+		Storage:     jetstream.FileStorage,
+		MaxAge:      cfg.ResultsMaxAge,
+		// The de-duplication window drops a redelivered task's second
+		// result (same Nats-Msg-Id); the producer also keeps only the first.
+		Duplicates: 2 * time.Minute,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", ResultsStream, err)
+	}
+	dead, err := ensure(jetstream.StreamConfig{
+		Name:        DeadStream,
+		Description: "procq dead letters: messages that can never succeed, with the reason",
+		Subjects:    []string{DeadPrefix + ".>"},
+		Storage:     jetstream.FileStorage,
+		MaxAge:      DeadMaxAge,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", DeadStream, err)
+	}
+	runs, err := ensureKV(jetstream.KeyValueConfig{
+		Bucket:      RunsBucket,
+		Description: "the current run of each queue",
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", RunsBucket, err)
+	}
+	presence, err := ensureKV(jetstream.KeyValueConfig{
+		Bucket:      ConsumersBucket,
+		Description: "live consumer processes, one key each, gone when not refreshed",
+		Storage:     jetstream.MemoryStorage,
+		TTL:         PresenceTTL,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", ConsumersBucket, err)
+	}
+	return &Topology{Tasks: tasks, Consumer: cons, Results: results, Dead: dead, Runs: runs, Presence: presence}, nil
+}
+
+// MsgQueuePrefix is the subject prefix of the message queues (package
+// msgq), one stream each.
+const MsgQueuePrefix = "procq.q"
+
+// MsgQueueStream is the stream that holds the named message queue's items.
+func MsgQueueStream(name string) string { return "PROCQ_Q_" + name }
+
+// MsgQueueSubject is the subject items of the named message queue are put
+// on.
+func MsgQueueSubject(name string) string { return MsgQueuePrefix + "." + name }
+
+// MsgQueueGetters is the durable consumer every getter of a message queue
+// shares, so that each item goes to one getter.
+const MsgQueueGetters = "get"
+
+// MsgQueueStreamConfig is the shape of the named message queue's stream:
+// a work queue, first in first out, that refuses new items when it holds
+// maxsize (0: no bound, or the bound it has).
+func MsgQueueStreamConfig(name string, maxsize int64, replicas int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:       MsgQueueStream(name),
+		Subjects:   []string{MsgQueueSubject(name)},
+		Retention:  jetstream.WorkQueuePolicy,
+		Storage:    jetstream.FileStorage,
+		Discard:    jetstream.DiscardNew,
+		MaxMsgs:    maxsize,
+		Replicas:   replicas,
+		Duplicates: 2 * time.Minute,
+	}
+}
+
+// MsgQueueGettersConfig is the shape of a message queue's getters'
+// consumer: an item taken and not done within 30 s goes back.
+func MsgQueueGettersConfig(replicas int) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:   MsgQueueGetters,
+		AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait:   30 * time.Second,
+		Replicas:  replicas,
+	}
+}
+
+// PipeKeep is how long a pipe's messages and its ends' claims are kept
+// at most; PipeMarkerTTL how long the marker of a released claim stays.
+const (
+	PipeKeep      = 24 * time.Hour
+	PipeMarkerTTL = time.Second
+)
+
+// PipesStreamConfig is the shape of the stream of every pipe's messages.
+func PipesStreamConfig(replicas int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        PipesStream,
+		Description: "procq pipes: the messages of each end, until both ends closed",
+		Subjects:    []string{PipePrefix + ".>"},
+		Storage:     jetstream.FileStorage,
+		MaxAge:      PipeKeep,
+		Replicas:    replicas,
+	}
+}
+
+// PipeEndsBucketConfig is the shape of the bucket of the claims on pipe
+// ends: leases with per-key TTLs, renewed by their holders.
+func PipeEndsBucketConfig(replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:         PipeEndsBucket,
+		Description:    "claims on pipe ends: leases renewed by their holders",
+		Storage:        jetstream.FileStorage,
+		TTL:            PipeKeep,
+		LimitMarkerTTL: PipeMarkerTTL, // enables per-key TTLs: the leases
+		Replicas:       replicas,
+	}
+}
