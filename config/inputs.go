@@ -1,7 +1,6 @@
 package config
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -150,17 +149,15 @@ func parseList(s string) ([]item, error) {
 	for {
 		pos = skipSpace(s, pos, false)
 		start := pos
-		where := func() string {
-			if !multiline {
-				return fmt.Sprintf("item %d", len(out)+1)
-			}
-			return fmt.Sprintf("item %d (line %d)", len(out)+1, 1+strings.Count(s[:start], "\n"))
+		where := fmt.Sprintf("item %d", len(out)+1)
+		if multiline {
+			where += fmt.Sprintf(" (line %d)", 1+strings.Count(s[:start], "\n"))
 		}
 		var it item
 		if pos < len(s) && strings.IndexByte(`"[{`, s[pos]) >= 0 {
 			v, n, err := decodeOne(s[pos:])
 			if err != nil {
-				return nil, fmt.Errorf("%s: %s: %w", where(), quoteItem(s[pos:]), err)
+				return nil, fmt.Errorf("%s: %s: %w", where, quoteItem(s[pos:], n), err)
 			}
 			pos += n
 			it = item{v: v, array: s[start] == '['}
@@ -171,16 +168,17 @@ func parseList(s string) ([]item, error) {
 			}
 			text := strings.TrimSpace(s[pos:end])
 			if text == "" {
-				return nil, fmt.Errorf("%s is empty in %q: want a value between the commas", where(), s)
+				return nil, fmt.Errorf("%s is empty in %q: want a value between the commas", where, s)
 			}
 			v, err := parseBare(text)
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", where(), err)
+				return nil, fmt.Errorf("%s: %w", where, err)
 			}
 			pos = end
 			it = item{v: v}
 		}
 		out = append(out, it)
+		valueEnd := pos
 		// A separator: a comma or a newline, and the space around it.
 		pos = skipSpace(s, pos, false)
 		if pos == len(s) {
@@ -197,7 +195,7 @@ func parseList(s string) ([]item, error) {
 			pos = skipSpace(s, pos, true)
 		default:
 			return nil, fmt.Errorf("%s: unexpected %s after the JSON value %s: want a comma or a newline between inputs",
-				where(), quoteItem(s[pos:]), quoteItem(s[start:pos]))
+				where, quoteItem(s[pos:], 0), quoteItem(s[start:valueEnd], 0))
 		}
 	}
 }
@@ -221,18 +219,20 @@ func skipSpace(s string, pos int, newlines bool) int {
 }
 
 // decodeOne decodes the JSON value at the start of s and returns it and
-// the bytes it took.
+// the bytes it took; on a syntax error, the bytes up to it.
 func decodeOne(s string) (any, int, error) {
 	dec := json.NewDecoder(strings.NewReader(s))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			err = errors.New("invalid JSON: unexpected end of input")
-		} else {
-			err = fmt.Errorf("invalid JSON: %w", err)
+		var syn *json.SyntaxError
+		switch {
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return nil, 0, errors.New("invalid JSON: unexpected end of input")
+		case errors.As(err, &syn):
+			return nil, int(syn.Offset), fmt.Errorf("invalid JSON: %w", err)
 		}
-		return nil, 0, err
+		return nil, 0, fmt.Errorf("invalid JSON: %w", err)
 	}
 	v, err := exact(v)
 	return v, int(dec.InputOffset()), err
@@ -291,14 +291,17 @@ func exact(v any) (any, error) {
 	return v, nil
 }
 
-// quoteItem quotes the start of s for an error message.
-func quoteItem(s string) string {
+// quoteItem quotes the start of s for an error message: its first n bytes,
+// or up to the end of its line when n is 0, shortened when long.
+func quoteItem(s string, n int) string {
 	const max = 40
-	if i := strings.IndexAny(s, ",\n"); i >= 0 && i < max {
-		if bytes.IndexByte([]byte(s[:i]), '"') < 0 {
-			return strconv.Quote(s[:i])
+	if n <= 0 || n > len(s) {
+		n = len(s)
+		if i := strings.IndexByte(s, '\n'); i >= 0 {
+			n = i
 		}
 	}
+	s = strings.TrimSpace(s[:n])
 	if len(s) > max {
 		return strconv.Quote(s[:max]) + "..."
 	}
