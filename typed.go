@@ -2,6 +2,7 @@ package procq
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"iter"
 	"strings"
@@ -55,7 +56,7 @@ func (e *MapError) Unwrap() []error { return e.Failed }
 // *MapError listing the failures; when the map cannot complete, it is the
 // pool's *producer.IncompleteError.
 func Map[A, R any](ctx context.Context, p *Pool, kind string, inputs []A) ([]R, error) {
-	rs, err := p.Pool.Map(ctx, kind, anys(inputs))
+	rs, err := p.inner.Map(ctx, kind, anys(inputs))
 	if err != nil {
 		return nil, err
 	}
@@ -87,13 +88,13 @@ func Starmap[R any](ctx context.Context, p *Pool, kind string, inputs [][]any) (
 // Pool.imap; a final error, if the map could not complete, comes last.
 // Breaking out of the loop cancels the map.
 func Imap[A, R any](ctx context.Context, p *Pool, kind string, inputs iter.Seq[A]) iter.Seq2[Result[R], error] {
-	return typedSeq[R](p.Pool.Imap(ctx, kind, anySeq(inputs)))
+	return typedSeq[R](p.inner.Imap(ctx, kind, anySeq(inputs)))
 }
 
 // ImapUnordered yields results as they complete, like Python's
 // Pool.imap_unordered.
 func ImapUnordered[A, R any](ctx context.Context, p *Pool, kind string, inputs iter.Seq[A]) iter.Seq2[Result[R], error] {
-	return typedSeq[R](p.Pool.ImapUnordered(ctx, kind, anySeq(inputs)))
+	return typedSeq[R](p.inner.ImapUnordered(ctx, kind, anySeq(inputs)))
 }
 
 // Apply runs kind on one input and waits for its result, like Python's
@@ -116,7 +117,7 @@ type AsyncResult[R any] struct {
 // ApplyAsync submits kind on one input and returns at once, like Python's
 // Pool.apply_async.
 func ApplyAsync[A, R any](ctx context.Context, p *Pool, kind string, input A) (*AsyncResult[R], error) {
-	h, err := p.Pool.ApplyAsync(ctx, kind, input)
+	h, err := p.inner.ApplyAsync(ctx, kind, input)
 	if err != nil {
 		return nil, err
 	}
@@ -221,6 +222,10 @@ func decode[R any](r producer.Result) (R, error) {
 	var v R
 	if r.Err != nil {
 		return v, r.Err
+	}
+	if raw, ok := any(&v).(*json.RawMessage); ok {
+		*raw = r.Value // as it came: valid JSON, no second decode
+		return v, nil
 	}
 	if err := task.Unmarshal(r.Value, &v); err != nil {
 		return v, fmt.Errorf("input #%d: decode result %.100s: %w", r.Index, r.Value, err)

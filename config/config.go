@@ -240,7 +240,7 @@ var defaults = map[string]any{
 	"broker.store_dir":       "data/jetstream",
 	"broker.token":           "",
 	"broker.token_file":      "",
-	"broker.connect_timeout": link.DefaultConnectTimeout.String(),
+	"broker.connect_timeout": dur(link.DefaultConnectTimeout),
 	"broker.sync_always":     false,
 	"broker.metrics":         "",
 	"broker.monitor":         "",
@@ -250,11 +250,11 @@ var defaults = map[string]any{
 	"queue.messages":        10,
 	"queue.pause_min":       "100ms",
 	"queue.pause_max":       "500ms",
-	"queue.ack_wait":        protocol.DefaultAckWait.String(),
+	"queue.ack_wait":        dur(protocol.DefaultAckWait),
 	"queue.max_deliver":     protocol.DefaultMaxDeliver,
 	"queue.max_ack_pending": protocol.DefaultMaxAckPending,
 	"queue.max_messages":    protocol.DefaultMaxMessages,
-	"queue.put_timeout":     protocol.DefaultPutTimeout.String(),
+	"queue.put_timeout":     dur(protocol.DefaultPutTimeout),
 	"queue.replicas":        protocol.DefaultReplicas,
 
 	"consumers.count":             2,
@@ -266,8 +266,8 @@ var defaults = map[string]any{
 	"consumers.prefetch":          0,
 	"consumers.max_restarts":      3,
 	"consumers.max_tasks":         0,
-	"consumers.retry_backoff":     protocol.DefaultRetryBackoff.String(),
-	"consumers.retry_backoff_max": protocol.DefaultRetryBackoffMax.String(),
+	"consumers.retry_backoff":     dur(protocol.DefaultRetryBackoff),
+	"consumers.retry_backoff_max": dur(protocol.DefaultRetryBackoffMax),
 
 	"pool.processes":       0,
 	"pool.kind":            "sumsquares",
@@ -275,14 +275,14 @@ var defaults = map[string]any{
 	"pool.chunk_size":      0,
 	"pool.window":          protocol.DefaultWindow,
 	"pool.sleep":           "100ms",
-	"pool.results_max_age": protocol.DefaultResultsMaxAge.String(),
-	"pool.idle_timeout":    protocol.DefaultIdleTimeout.String(),
+	"pool.results_max_age": dur(protocol.DefaultResultsMaxAge),
+	"pool.idle_timeout":    dur(protocol.DefaultIdleTimeout),
 
 	"compare.n":     3000000000,
 	"compare.tasks": 2,
 
 	"pipe.name":         "demo",
-	"pipe.peer_timeout": protocol.DefaultPeerTimeout.String(),
+	"pipe.peer_timeout": dur(protocol.DefaultPeerTimeout),
 
 	"log.dir":          "logs",
 	"log.level":        "info",
@@ -310,3 +310,27 @@ func (b Broker) TokenPath() string {
 
 // URLs are the broker URLs, in order.
 func (b Broker) URLs() []string { return strings.Split(b.URL, ",") }
+
+// Client is how a process named name reaches the configured broker.
+func (b Broker) Client(name string) link.Config {
+	return link.Config{
+		URL:       b.URL,
+		Token:     b.Token,
+		TokenFile: b.TokenPath(),
+		Timeout:   b.ConnectTimeout,
+		Name:      name,
+	}
+}
+
+// dur writes a default duration as config.yaml does: "1m", not "1m0s".
+func dur(d time.Duration) string {
+	s := d.String()
+	s = strings.TrimSuffix(s, "m0s")
+	if len(s) < len(d.String()) {
+		s += "m"
+	}
+	if t := strings.TrimSuffix(s, "h0m"); t != s {
+		s = t + "h"
+	}
+	return s
+}

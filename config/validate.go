@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/procq/procq/demo"
+	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/task"
 )
 
@@ -17,7 +18,7 @@ import (
 func (c *Config) validate() error {
 	const (
 		day   = 24 * time.Hour
-		procs = 1024 // processes, consumers, slots
+		procs = protocol.MaxProcesses // processes, consumers, slots
 	)
 	checks := []struct {
 		key string
@@ -64,8 +65,8 @@ func (c *Config) validate() error {
 		{"pool.processes", in(c.Pool.Processes, 0, procs)},
 		{"pool.kind", task.ValidName(c.Pool.Kind)},
 		{"pool.inputs", parses(c.Pool.Inputs)},
-		{"pool.chunk_size", in(c.Pool.ChunkSize, 0, 100_000)},
-		{"pool.window", in(c.Pool.Window, 1, 100_000)},
+		{"pool.chunk_size", in(c.Pool.ChunkSize, 0, protocol.MaxChunkSize)},
+		{"pool.window", in(c.Pool.Window, 1, protocol.MaxWindow)},
 		{"pool.sleep", durIn(c.Pool.Sleep, 0, time.Hour)},
 		{"pool.results_max_age", durIn(c.Pool.ResultsMaxAge, time.Second, 30*day)},
 		{"pool.idle_timeout", durIn(c.Pool.IdleTimeout, time.Second, day)},

@@ -6,3 +6,8 @@ import "errors"
 // closed for good (the broker was unreachable for longer than the client's
 // reconnect budget).
 var ErrBrokerLost = errors.New("broker connection lost")
+
+// ErrRetired says a worker stopped after MaxTasks tasks (Worker.Retired):
+// a spawned consumer exits protocol.ExitRetired then, and its producer
+// starts a fresh one.
+var ErrRetired = errors.New("retired after consumers.max_tasks tasks")

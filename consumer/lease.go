@@ -1,7 +1,6 @@
 package consumer
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"log/slog"
@@ -9,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/procq/procq/protocol"
 )
 
 // leases holds every message the worker has received and not yet settled:
@@ -27,13 +27,14 @@ type leases struct {
 
 	mu   sync.Mutex
 	held map[string]jetstream.Msg // by ack subject
-	rep  *bufio.Writer
+	rep  io.Writer
+	line []byte // report's buffer
 }
 
 func newLeases(ackWait time.Duration, holds io.Writer, log *slog.Logger) *leases {
 	l := &leases{every: max(ackWait/3, 100*time.Millisecond), log: log, held: make(map[string]jetstream.Msg)}
 	if holds != nil {
-		l.rep = bufio.NewWriter(holds)
+		l.rep = holds
 	}
 	return l
 }
@@ -43,7 +44,7 @@ func (l *leases) hold(msg jetstream.Msg) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.held[msg.Reply()] = msg
-	l.report('+', msg.Reply())
+	l.report(protocol.Hold{Taken: true, Subject: msg.Reply()})
 }
 
 // release stops keeping msg's lease: it was acked, handed back or
@@ -52,26 +53,17 @@ func (l *leases) release(msg jetstream.Msg) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.held, msg.Reply())
-	l.report('-', msg.Reply())
+	l.report(protocol.Hold{Subject: msg.Reply()})
 }
 
 // report writes one line to the producer; a failed write (the producer is
 // gone) only loses a shortcut, never a message.
-func (l *leases) report(op byte, ackSubject string) {
+func (l *leases) report(h protocol.Hold) {
 	if l.rep == nil {
 		return
 	}
-	_ = l.rep.WriteByte(op)
-	_, _ = l.rep.WriteString(ackSubject)
-	_ = l.rep.WriteByte('\n')
-	_ = l.rep.Flush()
-}
-
-// count is how many messages are held.
-func (l *leases) count() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.held)
+	l.line = protocol.AppendHold(l.line[:0], h)
+	_, _ = l.rep.Write(l.line)
 }
 
 // keep sends InProgress for every held message every third of the ack

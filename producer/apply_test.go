@@ -214,11 +214,7 @@ func TestApplySessionFailureReleasesWaiters(t *testing.T) {
 // starting sessions until the caller's context ends.
 func TestApplyAsyncReturnsTheSessionsError(t *testing.T) {
 	e := newEnv(t)
-	pool := producer.NewPool(e.q, producer.PoolConfig{Watch: func(ctx context.Context) (context.Context, func()) {
-		ctx, cancel := context.WithCancelCause(ctx)
-		cancel(producer.ErrNoConsumers)
-		return ctx, func() {}
-	}})
+	pool := producer.NewPool(e.q, producer.PoolConfig{IdleTimeout: time.Millisecond}) // no consumer runs
 	defer func() { _ = pool.Terminate(context.Background()) }()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -235,9 +231,7 @@ func TestApplyAsyncReturnsTheSessionsError(t *testing.T) {
 // idle timeout still maps once consumers are there.
 func TestPoolWatchIsPerMap(t *testing.T) {
 	e := newEnv(t)
-	pool := producer.NewPool(e.q, producer.PoolConfig{Watch: func(ctx context.Context) (context.Context, func()) {
-		return e.q.Watch(ctx, nil, 300*time.Millisecond, 50*time.Millisecond)
-	}})
+	pool := producer.NewPool(e.q, producer.PoolConfig{IdleTimeout: 300 * time.Millisecond})
 	ctx := ctxT(t)
 	// No consumer yet: a map fails with ErrNoConsumers.
 	if _, err := pool.Map(ctx, demo.KindSquare, squares(2)); !errors.Is(err, producer.ErrNoConsumers) {

@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"io"
 	"sync"
+
+	"github.com/procq/procq/protocol"
 )
 
-// holdSet reads what a spawned consumer reports on its holds pipe: a line
-// "+<ack subject>" for each message it takes and "-<ack subject>" for each
-// it settles. When the child dies, what is left is what it held.
+// holdSet reads what a spawned consumer reports on its holds pipe
+// (protocol.Hold lines). When the child dies, what is left is what it
+// held.
 type holdSet struct {
 	mu   sync.Mutex
 	held map[string]struct{}
@@ -22,16 +24,15 @@ func readHolds(r io.ReadCloser) *holdSet {
 		defer r.Close()
 		sc := bufio.NewScanner(r)
 		for sc.Scan() {
-			line := sc.Text()
-			if len(line) < 2 {
+			hold, ok := protocol.ParseHold(sc.Text())
+			if !ok {
 				continue
 			}
 			h.mu.Lock()
-			switch line[0] {
-			case '+':
-				h.held[line[1:]] = struct{}{}
-			case '-':
-				delete(h.held, line[1:])
+			if hold.Taken {
+				h.held[hold.Subject] = struct{}{}
+			} else {
+				delete(h.held, hold.Subject)
 			}
 			h.mu.Unlock()
 		}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nuid"
 	"github.com/procq/procq/protocol"
@@ -28,13 +29,14 @@ type PoolConfig struct {
 	// answered (unordered) or not yet yielded (ordered). It bounds memory
 	// for any number of inputs. Defaults to protocol.DefaultWindow.
 	Window int
-	// Run, when set, is the run the map belongs to (see Run): its tasks go
-	// on the run's subjects, so the run's sentinels wait for them.
-	Run string
-	// Watch, when set, watches each map while it runs: the context it
-	// returns ends, with its cause, when the map should stop (Queue.Watch:
-	// no consumer left). stop ends the watch.
-	Watch func(ctx context.Context) (watched context.Context, stop func())
+	// Run, when set, is the run the pool's maps belong to: their tasks go
+	// on the run's subjects, so the run's sentinels wait for them, and
+	// each map fails once the run has no consumer left (Run.Watch).
+	Run *Run
+	// IdleTimeout, without a Run, makes each map fail with ErrNoConsumers
+	// once no consumer of the queue has been present for this long
+	// (consumers started by hand). 0, without a Run, watches nothing.
+	IdleTimeout time.Duration
 	// Label, when set, names each task message "<Label>-<n>" (n from 1) in
 	// a Procq-Label header: the consumer prints its start and finish lines
 	// with its PID, as the Process demo shows.
@@ -80,6 +82,9 @@ func NewPool(q *Queue, cfg PoolConfig) *Pool {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Pool{q: q, cfg: cfg.withDefaults(), log: q.log, ctx: ctx, terminate: cancel, closing: make(chan struct{})}
 }
+
+// Workers is how many consumer processes serve the pool (PoolConfig).
+func (p *Pool) Workers() int { return p.cfg.Workers }
 
 // Close stops the pool taking work and waits for what it took, like
 // Python's Pool.close followed by Pool.join: from now on every method
@@ -199,9 +204,13 @@ func (p *Pool) streamFor(ctx context.Context, kind string, argsFor func(context.
 			return
 		}
 		defer p.running.Done()
-		if p.cfg.Watch != nil {
-			var stop func()
-			ctx, stop = p.cfg.Watch(ctx)
+		var stop func()
+		switch {
+		case p.cfg.Run != nil:
+			ctx, stop = p.cfg.Run.Watch(ctx)
+			defer stop()
+		case p.cfg.IdleTimeout > 0:
+			ctx, stop = p.q.Watch(ctx, nil, p.cfg.IdleTimeout, p.cfg.IdleTimeout/10)
 			defer stop()
 		}
 		ctx, cancel := context.WithCancelCause(ctx)
@@ -209,8 +218,8 @@ func (p *Pool) streamFor(ctx context.Context, kind string, argsFor func(context.
 		defer context.AfterFunc(p.ctx, func() { cancel(context.Cause(p.ctx)) })()
 		id := nuid.Next()
 		subject := protocol.WorkSubject(p.q.name, id)
-		if p.cfg.Run != "" {
-			subject = protocol.WorkSubject(p.q.name, p.cfg.Run+"."+id)
+		if p.cfg.Run != nil {
+			subject = protocol.WorkSubject(p.q.name, p.cfg.Run.ID()+"."+id)
 		}
 		m := &mapping{
 			pool: p, kind: kind, id: id, subject: subject, chunk: chunk, ordered: ordered,

@@ -5,6 +5,8 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+
+	"github.com/procq/procq/protocol"
 )
 
 // childAttr makes a child get SIGHUP when the producer dies ("the process
@@ -13,7 +15,7 @@ import (
 // that started the child exits, which during a kill -9 is before the child
 // is re-parented, so the child could not tell it from an ordinary stop.
 func childAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGHUP}
+	return &syscall.SysProcAttr{Pdeathsig: protocol.OrphanSignal}
 }
 
 // pidAlive reports whether a process with pid runs on this host; a zombie

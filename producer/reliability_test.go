@@ -88,7 +88,7 @@ func TestMapFailsWithoutConsumers(t *testing.T) {
 	}
 	wctx, stop := r.Watch(ctx)
 	defer stop()
-	_, err = producer.NewPool(e.q, producer.PoolConfig{ChunkSize: 1, Run: r.ID()}).Map(wctx, demo.KindSquare, squares(4))
+	_, err = producer.NewPool(e.q, producer.PoolConfig{ChunkSize: 1, Run: r}).Map(wctx, demo.KindSquare, squares(4))
 	var ie *producer.IncompleteError
 	if !errors.As(err, &ie) || !errors.Is(err, producer.ErrNoConsumers) {
 		t.Fatalf("err %v, want *IncompleteError wrapping ErrNoConsumers", err)

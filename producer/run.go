@@ -200,6 +200,31 @@ func (q *Queue) Watch(ctx context.Context, dead <-chan struct{}, idle, check tim
 	return wctx, func() { cancel(nil); <-done }
 }
 
+// Do runs fn as the work of the run, between its other steps: it starts
+// the consumers (Spawn) and waits until they pull, runs fn with a context
+// that ends with ErrNoConsumers as its cause once no consumer is left
+// (Watch), puts the sentinels (End) and waits for the children (Join).
+// When Spawn, fn or End fails, the children are stopped (SIGTERM) rather
+// than left waiting for sentinels that will never come; Do returns that
+// error joined with what Join reports.
+func (r *Run) Do(ctx context.Context, fn func(ctx context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	err := r.Spawn(ctx)
+	if err == nil {
+		wctx, stop := r.Watch(ctx)
+		err = fn(wctx)
+		stop()
+	}
+	if err == nil {
+		err = r.End(ctx)
+	}
+	if err != nil {
+		cancel()
+	}
+	return errors.Join(err, r.Join(ctx))
+}
+
 // End puts one sentinel per consumer, waiting for room in a full queue,
 // and records the run as closed.
 func (r *Run) End(ctx context.Context) error {

@@ -9,10 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/procq/procq/protocol"
 )
 
 // SpawnConfig says how to start consumer processes.
@@ -53,14 +55,6 @@ type ChildError struct {
 func (e *ChildError) Error() string {
 	return "consumer process failed: " + strings.Join(e.Failed, ", ")
 }
-
-// exitUsage is the exit code of a bad configuration; restarting cannot help.
-const exitUsage = 2
-
-// exitRetired is the exit code of a consumer that retired after
-// consumers.max_tasks tasks: it is replaced by a fresh one, which is no
-// restart.
-const exitRetired = 3
 
 // Group is a set of running consumer processes.
 type Group struct {
@@ -108,9 +102,9 @@ type child struct {
 }
 
 func (g *Group) start(ctx context.Context, name string) (*child, error) {
-	args := append(append([]string{}, g.cfg.Args...), "--name", name)
+	args := append(append([]string{}, g.cfg.Args...), protocol.ArgName, name)
 	if g.cfg.Run != "" {
-		args = append(args, "--run", g.cfg.Run)
+		args = append(args, protocol.ArgRun, g.cfg.Run)
 	}
 	cmd := exec.CommandContext(ctx, g.cfg.Path, args...)
 	cmd.Env = append(os.Environ(), g.cfg.Env...)
@@ -119,7 +113,7 @@ func (g *Group) start(ctx context.Context, name string) (*child, error) {
 	}
 	cmd.Stdout, cmd.Stderr = g.cfg.Stdout, g.cfg.Stderr
 	cmd.SysProcAttr = childAttr()
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.Cancel = func() error { return cmd.Process.Signal(protocol.StopSignal) }
 	cmd.WaitDelay = g.cfg.StopGrace
 	c := &child{cmd: cmd}
 	var pw *os.File
@@ -130,7 +124,7 @@ func (g *Group) start(ctx context.Context, name string) (*child, error) {
 		}
 		pw = w
 		cmd.ExtraFiles = []*os.File{pw} // fd 3 in the child
-		cmd.Args = append(cmd.Args, "--holds-fd", "3")
+		cmd.Args = append(cmd.Args, protocol.ArgHoldsFD, strconv.Itoa(protocol.HoldsFD))
 		c.holds = readHolds(pr)
 	}
 	err := cmd.Start()
@@ -170,17 +164,17 @@ func (g *Group) supervise(ctx context.Context, name string, c *child) {
 			return
 		}
 		code := c.cmd.ProcessState.ExitCode()
-		if code == exitRetired && ctx.Err() != nil {
+		if code == protocol.ExitRetired && ctx.Err() != nil {
 			g.log.Info("consumer process retired after consumers.max_tasks", "consumer", name, "child_pid", pid)
 			g.exited(false)
 			return
 		}
-		if code == exitRetired {
+		if code == protocol.ExitRetired {
 			g.log.Info("consumer process retired after consumers.max_tasks; starting a fresh one", "consumer", name, "child_pid", pid)
 			restarts-- // a retirement is no restart
 		} else {
 			g.log.Warn("consumer process failed", "consumer", name, "child_pid", pid, "code", code, "error", err)
-			if ctx.Err() != nil || code == exitUsage || restarts >= g.cfg.MaxRestarts {
+			if ctx.Err() != nil || code == protocol.ExitUsage || restarts >= g.cfg.MaxRestarts {
 				g.failed(fmt.Sprintf("%s (pid %d: %v)", name, pid, err))
 				g.exited(true)
 				return

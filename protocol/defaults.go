@@ -43,3 +43,14 @@ const (
 	// parts.
 	MaxAutoChunk = 10_000
 )
+
+// Bounds that config enforces on its keys and the front door on its
+// options alike.
+const (
+	// MaxProcesses bounds consumer processes, consumers and slots.
+	MaxProcesses = 1024
+	// MaxChunkSize bounds the inputs of one task message.
+	MaxChunkSize = 100_000
+	// MaxWindow bounds a map's task messages in flight.
+	MaxWindow = 100_000
+)

@@ -11,13 +11,11 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/procq/procq"
 	"github.com/procq/procq/internal/cli"
-	"github.com/procq/procq/internal/wire"
-	"github.com/procq/procq/link"
 	"github.com/procq/procq/ops"
 )
 
@@ -44,7 +42,7 @@ pipes, procq's streams (leader and replicas) and, in a cluster, the nodes.
 }
 
 // connectCmd connects a broker subcommand to broker.url (--url).
-func connectCmd(cmd *cobra.Command, what string) (*nats.Conn, jetstream.JetStream, func(), error) {
+func connectCmd(cmd *cobra.Command, what string) (*procq.Client, jetstream.JetStream, func(), error) {
 	cfg, err := cli.Load(cmd, map[string]string{"url": "broker.url"})
 	if err != nil {
 		return nil, nil, nil, err
@@ -53,12 +51,12 @@ func connectCmd(cmd *cobra.Command, what string) (*nats.Conn, jetstream.JetStrea
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	nc, js, err := wire.Connect(cmd.Context(), cfg, "broker "+what, logger)
+	c, err := procq.Connect(cmd.Context(), procq.WithConfig(cfg), procq.WithName("broker "+what), procq.WithLogger(logger))
 	if err != nil {
 		closeLog.Close()
 		return nil, nil, nil, err
 	}
-	return nc, js, func() { link.Close(nc); closeLog.Close() }, nil
+	return c, c.JetStream(), func() { c.Close(); closeLog.Close() }, nil
 }
 
 func runStatus(cmd *cobra.Command, _ []string) error {

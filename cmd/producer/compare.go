@@ -12,9 +12,9 @@ import (
 	"github.com/shirou/gopsutil/v3/process"
 	"github.com/spf13/cobra"
 
+	"github.com/procq/procq"
 	"github.com/procq/procq/demo"
 	"github.com/procq/procq/internal/cli"
-	"github.com/procq/procq/producer"
 )
 
 func newCompareCmd() *cobra.Command {
@@ -53,34 +53,27 @@ func runCompare(cmd *cobra.Command, _ []string) error {
 	}
 	fmt.Fprintf(out, "Synchronous execution time: %.3f s\n", syncTime.Seconds())
 
-	s, err := openSession(ctx, cfg)
+	s, err := openSession(ctx, cfg, out)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	var parTime time.Duration
-	err = s.withWorkers(ctx, tasks, func(ctx context.Context, r *producer.Run) error {
-		pool := producer.NewPool(r.Queue(), producer.PoolConfig{ChunkSize: 1, Workers: tasks, Label: "Parallel", Run: r.ID()})
-		args := make([]any, tasks)
-		for i := range args {
-			args[i] = demo.SumSquaresArgs{N: n}
-		}
-		start := time.Now()
-		res, err := pool.Map(ctx, demo.KindSumSquares, args)
-		parTime = time.Since(start)
-		if err != nil {
-			return err
-		}
-		for _, r := range res {
-			if r.Err != nil {
-				return r.Err
-			}
-		}
-		fmt.Fprintf(out, "Multiprocessed execution time (CPU-bound): %.3f s\n", parTime.Seconds())
-		printProcessFacts(out, r.Group())
-		return nil
-	})
+	pool, err := s.pool(ctx, tasks, procq.ChunkSize(1), procq.Label("Parallel"))
 	if err != nil {
+		return err
+	}
+	args := make([]demo.SumSquaresArgs, tasks)
+	for i := range args {
+		args[i] = demo.SumSquaresArgs{N: n}
+	}
+	start := time.Now()
+	_, err = procq.Map[demo.SumSquaresArgs, string](ctx, pool, demo.KindSumSquares, args)
+	parTime := time.Since(start)
+	if err == nil {
+		fmt.Fprintf(out, "Multiprocessed execution time (CPU-bound): %.3f s\n", parTime.Seconds())
+		printProcessFacts(out, pool.PIDs())
+	}
+	if err := s.finish(ctx, pool, err); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "Speedup: %.2fx with %d processes on %d logical cores\n", syncTime.Seconds()/parTime.Seconds(), tasks, logical)
@@ -105,11 +98,7 @@ func runSync(ctx context.Context, out io.Writer, n int64, tasks int) (time.Durat
 
 // printProcessFacts prints each consumer process's CPU time and memory, read
 // with gopsutil while the processes are still alive.
-func printProcessFacts(out io.Writer, g *producer.Group) {
-	if g == nil {
-		return
-	}
-	pids := g.PIDs()
+func printProcessFacts(out io.Writer, pids map[string]int) {
 	names := make([]string, 0, len(pids))
 	for name := range pids {
 		names = append(names, name)

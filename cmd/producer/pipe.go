@@ -2,14 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/procq/procq"
 	"github.com/procq/procq/demo"
 	"github.com/procq/procq/internal/cli"
-	"github.com/procq/procq/internal/wire"
 	"github.com/procq/procq/pipe"
 )
 
@@ -45,35 +46,40 @@ func runPipe(cmd *cobra.Command, _ []string) error {
 	pause, _ := cmd.Flags().GetDuration("pause")
 	reply, _ := cmd.Flags().GetBool("reply")
 	ctx := cmd.Context()
-	s, err := openSession(ctx, cfg)
+	s, err := openSession(ctx, cfg, cmd.OutOrStdout())
 	if err != nil {
 		return err
 	}
 	defer s.close()
 
-	conn, err := wire.OpenPipe(ctx, s.js, cfg, pipe.A, s.log)
+	conn, err := s.c.Pipe(ctx, cfg.Pipe.Name, pipe.A)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	args := []string{"pipe", "--pipe", cfg.Pipe.Name}
-	if reply {
-		args = append(args, "--reply")
-	}
-	group, err := s.spawnProcs(ctx, args, []string{"receiver"}, 0)
-	if err != nil {
-		_ = conn.Close()
-		return err
+	var receiver *procq.Process
+	if cfg.Consumers.Spawn {
+		args := []string{"pipe", "--pipe", cfg.Pipe.Name}
+		if reply {
+			args = append(args, "--reply")
+		}
+		if receiver, err = s.c.Process(ctx, "receiver", s.childOut, args...); err != nil {
+			_ = conn.Close()
+			return err
+		}
 	}
 	err = send(ctx, cmd, conn, messages, pause, reply)
 	if cerr := conn.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		cancel() // the receiver would wait for messages never sent
+	if receiver == nil {
+		return err
 	}
-	return join(group, err)
+	if err != nil {
+		receiver.Terminate() // it would wait for messages never sent
+	}
+	return errors.Join(err, receiver.Join())
 }
 
 // send is the sender's side of the demo.

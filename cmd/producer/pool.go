@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/procq/procq"
 	"github.com/procq/procq/config"
 	"github.com/procq/procq/demo"
 	"github.com/procq/procq/internal/cli"
@@ -64,58 +64,59 @@ func runPool(cmd *cobra.Command, _ []string) error {
 	asJSON, _ := cmd.Flags().GetBool("json")
 	quiet, _ := cmd.Flags().GetBool("quiet")
 	ctx := cmd.Context()
-	s, err := openSession(ctx, cfg)
+	childOut := cmd.OutOrStdout()
+	if asJSON {
+		childOut = cmd.ErrOrStderr() // keep stdout one JSON document
+	}
+	s, err := openSession(ctx, cfg, childOut)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	if asJSON {
-		s.childOut = cmd.ErrOrStderr() // keep stdout one JSON document
-	}
 	workers := s.poolSize()
-	failed := 0
-	err = s.withWorkers(ctx, workers, func(ctx context.Context, r *producer.Run) error {
-		chunk := cfg.Pool.ChunkSize
-		if chunk == 0 {
-			chunk = producer.AutoChunk(inputs.Len(), workers)
+	chunk := cfg.Pool.ChunkSize
+	if chunk == 0 {
+		chunk = producer.AutoChunk(inputs.Len(), workers)
+	}
+	pool, err := s.pool(ctx, workers, procq.ChunkSize(chunk))
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if !asJSON {
+		fmt.Fprintf(out, "Pool: mapping %s over %d inputs with %d consumer processes, chunk size %d\n",
+			cfg.Pool.Kind, inputs.Len(), workers, chunk)
+	}
+	p := &poolPrinter{out: out, kind: cfg.Pool.Kind, inputs: inputs, json: asJSON, quiet: quiet}
+	progress := newProgress(inputs.Len(), s.log)
+	start := time.Now()
+	var mapErr error
+	for r, err := range procq.Imap[any, json.RawMessage](ctx, pool, cfg.Pool.Kind, taskArgs(cfg.Pool.Kind, inputs, cfg.Pool.Sleep)) {
+		if err != nil {
+			mapErr = err
+			break
 		}
-		pool := producer.NewPool(r.Queue(), producer.PoolConfig{ChunkSize: chunk, Workers: workers, Window: cfg.Pool.Window, Run: r.ID()})
-		out := cmd.OutOrStdout()
-		if !asJSON {
-			fmt.Fprintf(out, "Pool: mapping %s over %d inputs with %d consumer processes, chunk size %d\n",
-				cfg.Pool.Kind, inputs.Len(), workers, chunk)
-		}
-		p := &poolPrinter{out: out, kind: cfg.Pool.Kind, inputs: inputs, json: asJSON, quiet: quiet}
-		progress := newProgress(inputs.Len(), s.log)
-		start := time.Now()
-		var mapErr error
-		for r, err := range pool.Imap(ctx, cfg.Pool.Kind, taskArgs(cfg.Pool.Kind, inputs, cfg.Pool.Sleep)) {
-			if err != nil {
-				mapErr = err
-				break
-			}
-			progress.add()
-			p.print(r)
-		}
-		elapsed := time.Since(start)
-		progress.finish()
-		p.end()
-		if mapErr != nil {
-			return mapErr
-		}
+		progress.add()
+		p.print(r)
+	}
+	elapsed := time.Since(start)
+	progress.finish()
+	p.end()
+	if mapErr == nil {
 		s.log.Info("map done", "task", cfg.Pool.Kind, "inputs", inputs.Len(), "failed", p.failed, "seconds", elapsed.Seconds())
 		if !asJSON {
 			fmt.Fprintf(out, "Pool: %d results in input order, %d failed, in %.3f s (%.0f inputs/s)\n",
 				inputs.Len(), p.failed, elapsed.Seconds(), float64(inputs.Len())/elapsed.Seconds())
 		}
-		failed = p.failed
-		return nil
-	})
-	if err == nil && failed > 0 {
-		// Every result was printed; the exit code tells scripts some failed.
-		err = fmt.Errorf("%d of %d inputs failed", failed, inputs.Len())
 	}
-	return err
+	if err := s.finish(ctx, pool, mapErr); err != nil {
+		return err
+	}
+	if p.failed > 0 {
+		// Every result was printed; the exit code tells scripts some failed.
+		return fmt.Errorf("%d of %d inputs failed", p.failed, inputs.Len())
+	}
+	return nil
 }
 
 // poolSize is the number of consumer processes a pool map uses: the
@@ -180,7 +181,7 @@ type jsonResult struct {
 	Error  *string         `json:"error"`
 }
 
-func (p *poolPrinter) print(r producer.Result) {
+func (p *poolPrinter) print(r procq.Result[json.RawMessage]) {
 	if r.Err != nil {
 		p.failed++
 	}

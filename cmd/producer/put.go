@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/procq/procq/internal/cli"
-	"github.com/procq/procq/internal/wire"
 	"github.com/procq/procq/task"
 )
 
@@ -39,12 +38,12 @@ func runPut(cmd *cobra.Command, args []string) error {
 		return &cli.UsageError{Err: fmt.Errorf("--maxsize must not be negative, got %d", maxsize)}
 	}
 	ctx := cmd.Context()
-	s, err := openSession(ctx, cfg)
+	s, err := openSession(ctx, cfg, cmd.OutOrStdout())
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	q, err := wire.OpenMsgQueue(ctx, s.js, cfg, name, maxsize, s.log)
+	q, err := s.c.Queue(ctx, name, maxsize)
 	if err != nil {
 		return err
 	}

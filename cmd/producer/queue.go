@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
-
 	"github.com/spf13/cobra"
 
 	"github.com/procq/procq/internal/cli"
-	"github.com/procq/procq/producer"
 )
 
 func newQueueCmd() *cobra.Command {
@@ -41,24 +38,22 @@ func runQueue(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	ctx := cmd.Context()
-	s, err := openSession(ctx, cfg)
+	s, err := openSession(ctx, cfg, cmd.OutOrStdout())
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	return s.queueDemo(ctx, cmd)
-}
-
-func (s *session) queueDemo(ctx context.Context, cmd *cobra.Command) error {
-	n := s.cfg.Consumers.Count
-	return s.withWorkers(ctx, n, func(ctx context.Context, r *producer.Run) error {
-		demo := queueDemo{
-			Messages:  s.cfg.Queue.Messages,
-			PauseMin:  s.cfg.Queue.PauseMin,
-			PauseMax:  s.cfg.Queue.PauseMax,
-			Consumers: n,
-			Out:       cmd.OutOrStdout(),
-		}
-		return demo.Run(ctx, r.Queue(), r.ID())
-	})
+	n := cfg.Consumers.Count
+	p, err := s.pool(ctx, n)
+	if err != nil {
+		return err
+	}
+	demo := queueDemo{
+		Messages:  cfg.Queue.Messages,
+		PauseMin:  cfg.Queue.PauseMin,
+		PauseMax:  cfg.Queue.PauseMax,
+		Consumers: n,
+		Out:       cmd.OutOrStdout(),
+	}
+	return s.finish(ctx, p, demo.Run(ctx, p))
 }

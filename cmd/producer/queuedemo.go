@@ -7,13 +7,13 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/procq/procq"
 	"github.com/procq/procq/demo"
-	"github.com/procq/procq/producer"
 )
 
 // queueDemo is the Queue demo: it puts Messages messages "Message 0", ...
 // with a random pause in [PauseMin, PauseMax] between them, then announces
-// one sentinel per consumer, which the caller puts with Queue.End.
+// one sentinel per consumer, which the pool puts when it closes.
 type queueDemo struct {
 	Messages           int
 	PauseMin, PauseMax time.Duration
@@ -21,8 +21,8 @@ type queueDemo struct {
 	Out                io.Writer
 }
 
-// Run puts the demo's messages as run on q.
-func (d queueDemo) Run(ctx context.Context, q *producer.Queue, run string) error {
+// Run puts the demo's messages on p.
+func (d queueDemo) Run(ctx context.Context, p *procq.Pool) error {
 	out := d.Out
 	if out == nil {
 		out = io.Discard
@@ -30,7 +30,7 @@ func (d queueDemo) Run(ctx context.Context, q *producer.Queue, run string) error
 	for i := range d.Messages {
 		text := fmt.Sprintf("Message %d", i)
 		fmt.Fprintf(out, "Producer: Putting '%s' on queue\n", text)
-		if err := q.Put(ctx, run, i, demo.KindMessage, demo.MessageArgs{Text: text}); err != nil {
+		if err := p.Put(ctx, demo.KindMessage, demo.MessageArgs{Text: text}); err != nil {
 			return err
 		}
 		if err := pause(ctx, d.PauseMin, d.PauseMax); err != nil {

@@ -6,32 +6,28 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/procq/procq"
 	"github.com/procq/procq/broker"
 	"github.com/procq/procq/config"
 	"github.com/procq/procq/internal/cli"
 	"github.com/procq/procq/internal/serve"
-	"github.com/procq/procq/internal/wire"
 	"github.com/procq/procq/link"
-	"github.com/procq/procq/producer"
-	"github.com/procq/procq/protocol"
 )
 
 // session is what every producer subcommand sets up: config, log, a broker
 // connection (hosting the broker when configured and none runs) and the
-// queue's topology.
+// client on it, procq's front door.
 type session struct {
 	cfg *config.Config
-	// childOut receives the spawned consumers' stdout; nil means ours.
+	// childOut receives the spawned consumers' stdout.
 	childOut io.Writer
 	log      *slog.Logger
 	nc       *nats.Conn
-	js       jetstream.JetStream
-	topo     *protocol.Topology
-	reach    link.Config // how children reach the broker
+	c        *procq.Client
 	srv      *broker.Server
 	closer   io.Closer
 	// stopEndpoints stops the embedded broker's metrics, monitoring and
@@ -39,13 +35,14 @@ type session struct {
 	stopEndpoints context.CancelFunc
 }
 
-func openSession(ctx context.Context, cfg *config.Config) (*session, error) {
+func openSession(ctx context.Context, cfg *config.Config, childOut io.Writer) (*session, error) {
 	logger, closeLog, err := cli.Logger("producer", "", cfg.Log, os.Stderr)
 	if err != nil {
 		return nil, err
 	}
-	s := &session{cfg: cfg, log: logger, closer: closeLog}
-	s.nc, s.srv, s.reach, err = broker.Dial(ctx, wire.ClientConfig(cfg, "producer"), cfg.Broker.Embedded, serve.ServerConfig(cfg), logger)
+	s := &session{cfg: cfg, log: logger, closer: closeLog, childOut: childOut}
+	var reach link.Config
+	s.nc, s.srv, reach, err = broker.Dial(ctx, cfg.Broker.Client("producer"), cfg.Broker.Embedded, serve.ServerConfig(cfg), logger)
 	if err != nil {
 		s.close()
 		return nil, err
@@ -59,10 +56,11 @@ func openSession(ctx context.Context, cfg *config.Config) (*session, error) {
 			return nil, err
 		}
 	}
-	if s.js, err = jetstream.New(s.nc); err == nil {
-		s.topo, err = wire.EnsureQueue(ctx, s.js, cfg, logger)
-	}
-	if err != nil {
+	// The children reach the broker this process reached (an embedded
+	// one's address, say).
+	ccfg := *cfg
+	ccfg.Broker.URL = reach.URL
+	if s.c, err = procq.Connect(ctx, procq.WithConfig(&ccfg), procq.WithConn(s.nc), procq.WithLogger(logger)); err != nil {
 		s.close()
 		return nil, err
 	}
@@ -73,6 +71,9 @@ func (s *session) close() {
 	if s.stopEndpoints != nil {
 		s.stopEndpoints()
 	}
+	if s.c != nil {
+		s.c.Close()
+	}
 	if s.nc != nil {
 		link.Close(s.nc)
 	}
@@ -82,72 +83,28 @@ func (s *session) close() {
 	_ = s.closer.Close()
 }
 
-// spawnConfig says how this session starts consumer processes named
-// names with args (a subcommand and its flags), its configuration and its
-// broker; nil when consumers.spawn is off.
-func (s *session) spawnConfig(args, names []string, restarts int) (*producer.SpawnConfig, error) {
-	if !s.cfg.Consumers.Spawn {
-		return nil, nil
+// pool opens the pool a command works with, served by n consumers: the
+// processes it starts (consumers.spawn) or consumers started by hand,
+// each given its sentinel when the pool closes.
+func (s *session) pool(ctx context.Context, n int, opts ...procq.PoolOption) (*procq.Pool, error) {
+	serve := procq.Consumers(n)
+	if s.cfg.Consumers.Spawn {
+		serve = procq.Processes(n)
 	}
-	sc, err := wire.SpawnConfig(s.cfg, s.reach, args, names, restarts)
-	if sc != nil {
-		sc.Stdout = s.childOut
-	}
-	return sc, err
+	return s.c.Pool(ctx, append([]procq.PoolOption{serve, procq.Stdout(s.childOut)}, opts...)...)
 }
 
-// spawnProcs starts one consumer process per name, not bound to a run
-// (the pipe receiver), or returns nil when consumers.spawn is off.
-func (s *session) spawnProcs(ctx context.Context, args, names []string, restarts int) (*producer.Group, error) {
-	sc, err := s.spawnConfig(args, names, restarts)
-	if sc == nil || err != nil {
-		return nil, err
-	}
-	return producer.Spawn(ctx, *sc, s.log)
-}
+// cleanupTimeout bounds a failed command's wait for its pool to stop.
+const cleanupTimeout = 30 * time.Second
 
-// join waits for the spawned children, if any, and reports which failed.
-func join(g *producer.Group, err error) error {
-	if g == nil {
-		return err
+// finish ends a command's pool: Close (sentinels, then join the
+// children) when its work succeeded; Terminate when it failed, so that no
+// child waits for a sentinel that will never come.
+func (s *session) finish(ctx context.Context, p *procq.Pool, err error) error {
+	if err == nil {
+		return s.withStoreFacts(p.Close(ctx))
 	}
-	return errors.Join(err, g.Wait())
-}
-
-// withWorkers runs fn as one run of the queue served by n consumers (see
-// producer.Run): it begins the run, spawns the consumers (when
-// consumers.spawn) and waits until they pull, runs fn with a context that
-// ends when no consumer is left, then puts one sentinel per consumer and
-// joins the children, like the seed's main process does.
-func (s *session) withWorkers(ctx context.Context, n int, fn func(ctx context.Context, r *producer.Run) error) error {
-	q := producer.NewQueue(s.cfg.Queue.Name, s.js, s.topo, s.log)
-	q.PutTimeout = s.cfg.Queue.PutTimeout
-	sc, err := s.spawnConfig(nil, wire.ConsumerNames(n), s.cfg.Consumers.MaxRestarts)
-	if err != nil {
-		return err
-	}
-	r, err := producer.Begin(ctx, q, producer.RunConfig{
-		Consumers:    n,
-		Spawn:        sc,
-		ReadyTimeout: s.cfg.Broker.ConnectTimeout,
-		IdleTimeout:  s.cfg.Pool.IdleTimeout,
-	})
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithCancel(ctx)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	err = r.Spawn(ctx)
-	if err == nil {
-		wctx, stop := r.Watch(ctx)
-		err = fn(wctx, r)
-		stop()
-	}
-	if err == nil {
-		err = r.End(ctx)
-	}
-	if err != nil {
-		cancel() // stop the children rather than wait for sentinels never sent
-	}
-	return errors.Join(s.withStoreFacts(err), r.Join(ctx))
+	return errors.Join(s.withStoreFacts(err), p.Terminate(cctx))
 }

@@ -17,22 +17,21 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/procq/procq/config"
+	"github.com/procq/procq/consumer"
+	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/task"
 )
 
-// Exit codes of every procq executable.
+// Exit codes of every procq executable (protocol's child-process table).
 const (
-	ExitOK      = 0
-	ExitFailure = 1
-	ExitUsage   = 2
-	// ExitRetired: a consumer retired after consumers.max_tasks tasks; the
-	// producer that spawned it starts a fresh one.
-	ExitRetired = 3
+	ExitOK      = protocol.ExitOK
+	ExitFailure = protocol.ExitFailure
+	ExitUsage   = protocol.ExitUsage
+	// ExitRetired: a consumer retired after consumers.max_tasks tasks
+	// (consumer.ErrRetired); the producer that spawned it starts a fresh
+	// one.
+	ExitRetired = protocol.ExitRetired
 )
-
-// ErrRetired is returned by a consumer that retired after
-// consumers.max_tasks tasks; it exits with ExitRetired.
-var ErrRetired = errors.New("retired after consumers.max_tasks tasks")
 
 // UsageError is bad usage: a bad flag or argument.
 type UsageError struct{ Err error }
@@ -57,7 +56,7 @@ func ExitCode(err error) int {
 		return ExitOK
 	case errors.As(err, &ce), errors.As(err, &ue):
 		return ExitUsage
-	case errors.Is(err, ErrRetired):
+	case errors.Is(err, consumer.ErrRetired):
 		return ExitRetired
 	default:
 		return ExitFailure

@@ -1,41 +1,33 @@
 // Package app is the consumer executable as a library: Main runs the
-// consumer command line (flags, config.yaml, logs, sentinels) with the task
-// kinds of a registry, so a program that registers its own kinds gets a
-// complete consumer in one call:
-//
-//	func main() {
-//		reg := demo.Builtins()
-//		_ = reg.Register("upper", upperHandler)
-//		app.Main(reg)
-//	}
-package app
-
-import (
-	"context"
-	"fmt"
-	"os"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/spf13/cobra"
-
-	"github.com/procq/procq/consumer"
-	"github.com/procq/procq/demo"
-	"github.com/procq/procq/internal/cli"
-	"github.com/procq/procq/internal/endpoint"
-	"github.com/procq/procq/internal/wire"
-	"github.com/procq/procq/link"
-	"github.com/procq/procq/task"
-)
-
-// Main runs the consumer command line with the kinds in reg and exits the
-// process with its exit code.
+// consumer command line (flags, config.yaml, logs, sentinels, the
+// child-process protocol) with the task kinds of a registry, so a program
+// that registers its own kinds gets a complete consumer in one call. It
+// is built on procq's front door (Client.Worker).
 //
 //	func main() {
 //		reg := demo.Builtins()
 //		task.MustRegister(reg, "resize", resize)
 //		app.Main(reg, app.Initializer(openDatabase))
 //	}
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/procq/procq"
+	"github.com/procq/procq/demo"
+	"github.com/procq/procq/internal/cli"
+	"github.com/procq/procq/protocol"
+	"github.com/procq/procq/task"
+)
+
+// Main runs the consumer command line with the kinds in reg and exits the
+// process with its exit code.
 func Main(reg *task.Registry, opts ...Option) {
 	cli.TuneGC()
 	os.Exit(cli.Execute(New(reg, opts...), os.Stderr))
@@ -78,15 +70,18 @@ its sentinel (or on SIGINT/SIGTERM, after finishing the task in hand).`,
 	}
 	cli.AddConfigFlag(root)
 	f := root.Flags()
-	f.String("name", "", "consumer name in output and logs (default C-<pid>)")
+	f.String(flagName(protocol.ArgName), "", "consumer name in output and logs (default C-<pid>)")
 	f.String("queue", "", "queue name (queue.name)")
 	f.Int("concurrency", 0, "tasks run at once (consumers.concurrency)")
-	f.String("run", "", "the run this consumer serves; set by a producer that spawns it")
-	f.Int("holds-fd", 0, "file descriptor to report held messages on; set by a producer that spawns it")
-	_ = f.MarkHidden("holds-fd")
+	f.String(flagName(protocol.ArgRun), "", "the run this consumer serves; set by a producer that spawns it")
+	f.Int(flagName(protocol.ArgHoldsFD), 0, "file descriptor to report held messages on; set by a producer that spawns it")
+	_ = f.MarkHidden(flagName(protocol.ArgHoldsFD))
 	root.AddCommand(newPipeCmd(), newGetCmd())
 	return root
 }
+
+// flagName is a protocol argument's flag name: "--run" is "run".
+func flagName(arg string) string { return arg[2:] }
 
 var workerFlags = map[string]string{
 	"queue":       "queue.name",
@@ -98,12 +93,13 @@ func runWorker(cmd *cobra.Command, reg *task.Registry, o *options) error {
 	if err != nil {
 		return err
 	}
-	name, _ := cmd.Flags().GetString("name")
+	f := cmd.Flags()
+	name, _ := f.GetString(flagName(protocol.ArgName))
 	if name == "" {
 		name = fmt.Sprintf("C-%d", os.Getpid())
 	}
 	if err := task.ValidName(name); err != nil {
-		return &cli.UsageError{Err: fmt.Errorf("--name: %w", err)}
+		return &cli.UsageError{Err: fmt.Errorf("%s: %w", protocol.ArgName, err)}
 	}
 	logger, closeLog, err := cli.Logger("consumer", name, cfg.Log, os.Stderr)
 	if err != nil {
@@ -112,51 +108,36 @@ func runWorker(cmd *cobra.Command, reg *task.Registry, o *options) error {
 	defer closeLog.Close()
 
 	ctx := cmd.Context()
-	nc, js, err := wire.Connect(ctx, cfg, "consumer "+name, logger)
+	c, err := procq.Connect(ctx, procq.WithConfig(cfg), procq.WithName("consumer "+name), procq.WithLogger(logger))
 	if err != nil {
 		return err
 	}
-	defer link.Close(nc)
-	topo, err := wire.EnsureQueue(ctx, js, cfg, logger)
-	if err != nil {
-		return err
-	}
+	defer c.Close()
 	out := cmd.OutOrStdout()
 	if !reg.Has(demo.KindMessage) {
 		if err := reg.Register(demo.KindMessage, demo.MessageHandler(out, name, cfg.Consumers.WorkMin, cfg.Consumers.WorkMax)); err != nil {
 			return err
 		}
 	}
-	wcfg := wire.WorkerConfig(cfg, name, out)
-	wcfg.Init = o.init
-	wcfg.Run, _ = cmd.Flags().GetString("run")
-	if fd, _ := cmd.Flags().GetInt("holds-fd"); fd > 0 {
-		holds := os.NewFile(uintptr(fd), "holds")
-		defer holds.Close()
-		wcfg.Holds = holds
+	wopts := []procq.WorkerOption{procq.WorkerName(name), procq.Output(out, cmd.ErrOrStderr())}
+	if o.init != nil {
+		wopts = append(wopts, procq.Initializer(o.init))
 	}
-	var gauges *consumer.GaugeSource
-	if cfg.Metrics.Listen != "" {
-		promReg := prometheus.NewRegistry()
-		var m *consumer.WorkerMetrics
-		m, gauges = consumer.NewWorkerMetrics(promReg, cfg.Queue.Name)
-		wcfg.Events = m
-		// The token this process reached the broker with.
-		addr, err := endpoint.Serve(ctx, cfg.Metrics.Listen, endpoint.RequireToken(nc.Opts.Token, promhttp.HandlerFor(promReg, promhttp.HandlerOpts{})), "metrics", logger)
-		if err != nil {
-			return cfg.ErrorFor("metrics.listen", err)
+	run, _ := f.GetString(flagName(protocol.ArgRun))
+	if run != "" {
+		var holds *os.File
+		if fd, _ := f.GetInt(flagName(protocol.ArgHoldsFD)); fd > 0 {
+			holds = os.NewFile(uintptr(fd), "holds")
+			defer holds.Close()
 		}
-		fmt.Fprintf(cmd.ErrOrStderr(), "Consumer %s: metrics on http://%s/metrics\n", name, addr)
+		wopts = append(wopts, procq.ServeRun(run, writerOrNil(holds)))
 	}
-	w, err := consumer.New(wcfg, js, topo, reg, logger)
+	w, err := c.Worker(reg, wopts...)
 	if err != nil {
-		return err
+		return &cli.UsageError{Err: err}
 	}
-	if gauges != nil {
-		gauges.Set(w)
-	}
-	if wcfg.Run == "" {
-		return retired(w, w.Run(ctx))
+	if run == "" {
+		return w.Run(ctx)
 	}
 	// A spawned consumer lives as long as its producer: when the producer
 	// dies it stops, hands back what it holds, and exits 1 (orphaned), so
@@ -166,15 +147,13 @@ func runWorker(cmd *cobra.Command, reg *task.Registry, o *options) error {
 	if orphan := stop(); orphan != nil {
 		return orphan
 	}
-	return retired(w, err)
+	return err
 }
 
-// retired turns a worker's retirement (consumers.max_tasks) into
-// cli.ErrRetired, exit code 3, which tells a spawning producer to start a
-// fresh consumer.
-func retired(w *consumer.Worker, err error) error {
-	if err == nil && w.Retired() {
-		return fmt.Errorf("%w (%d)", cli.ErrRetired, w.MaxTasks())
+// writerOrNil keeps a nil file a nil writer.
+func writerOrNil(f *os.File) io.Writer {
+	if f == nil {
+		return nil
 	}
-	return err
+	return f
 }

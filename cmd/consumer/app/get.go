@@ -11,9 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/procq/procq"
 	"github.com/procq/procq/internal/cli"
-	"github.com/procq/procq/internal/wire"
-	"github.com/procq/procq/link"
 	"github.com/procq/procq/msgq"
 )
 
@@ -52,12 +51,12 @@ func runGet(cmd *cobra.Command, args []string) error {
 	}
 	defer closeLog.Close()
 	ctx := cmd.Context()
-	nc, js, err := wire.Connect(ctx, cfg, "consumer get "+name, logger)
+	c, err := procq.Connect(ctx, procq.WithConfig(cfg), procq.WithName("consumer get "+name), procq.WithLogger(logger))
 	if err != nil {
 		return err
 	}
-	defer link.Close(nc)
-	q, err := wire.OpenMsgQueue(ctx, js, cfg, name, 0, logger)
+	defer c.Close()
+	q, err := c.Queue(ctx, name, 0)
 	if err != nil {
 		return err
 	}

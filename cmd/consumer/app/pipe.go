@@ -8,9 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/procq/procq"
 	"github.com/procq/procq/internal/cli"
-	"github.com/procq/procq/internal/wire"
-	"github.com/procq/procq/link"
 	"github.com/procq/procq/pipe"
 )
 
@@ -50,12 +49,12 @@ func runPipe(cmd *cobra.Command) error {
 	}
 	defer closeLog.Close()
 	ctx := cmd.Context()
-	nc, js, err := wire.Connect(ctx, cfg, "pipe receiver "+name, logger)
+	c, err := procq.Connect(ctx, procq.WithConfig(cfg), procq.WithName("pipe receiver "+name), procq.WithLogger(logger))
 	if err != nil {
 		return err
 	}
-	defer link.Close(nc)
-	conn, err := wire.OpenPipe(ctx, js, cfg, pipe.B, logger)
+	defer c.Close()
+	conn, err := c.Pipe(ctx, cfg.Pipe.Name, pipe.B)
 	if err != nil {
 		return err
 	}
