@@ -171,23 +171,47 @@ func (q *Queue) Get(ctx context.Context, timeout time.Duration) (json.RawMessage
 // once the taker has used it, Return hands it back for another getter. An
 // item neither done nor returned comes back by itself after 30 s.
 type Item struct {
-	q   *Queue
-	msg jetstream.Msg
+	q        *Queue
+	msg      jetstream.Msg
+	returned bool
 }
+
+// returnWait bounds Return's wait for the broker's confirmation.
+const returnWait = 5 * time.Second
 
 // Data is the item's JSON value.
 func (it *Item) Data() json.RawMessage { return it.msg.Data() }
 
 // Done removes the item, once the broker confirms it.
 func (it *Item) Done(ctx context.Context) error {
+	if it.returned {
+		return fmt.Errorf("queue %s: done: %w", it.q.name, jetstream.ErrMsgAlreadyAckd)
+	}
 	if err := it.msg.DoubleAck(ctx); err != nil {
 		return fmt.Errorf("queue %s: get: removal not confirmed, the item may come back: %w", it.q.name, err)
 	}
 	return nil
 }
 
-// Return hands the item back to the head of the queue's line.
-func (it *Item) Return() error { return it.msg.Nak() }
+// Return hands the item back to the head of the queue's line, once the
+// broker confirms it, so that the next Get gets it. When the confirmation
+// does not come, Return returns the error: the item comes back by itself
+// after 30 s, unless only the confirmation was lost.
+func (it *Item) Return() error {
+	if it.returned {
+		return fmt.Errorf("queue %s: return: %w", it.q.name, jetstream.ErrMsgAlreadyAckd)
+	}
+	// Msg.Nak does not wait: the broker handles acks apart from fetches,
+	// so a Get right after it could be served before the item is back in
+	// line. A nak sent as a request is answered once it is.
+	ctx, cancel := context.WithTimeout(context.Background(), returnWait)
+	defer cancel()
+	if _, err := it.q.js.Conn().RequestWithContext(ctx, it.msg.Reply(), []byte("-NAK")); err != nil {
+		return fmt.Errorf("queue %s: return not confirmed: %w", it.q.name, err)
+	}
+	it.returned = true
+	return nil
+}
 
 // Take is Get in two steps, for a taker that must use an item before it
 // is removed (print it, say): the item is Done or Returned after.
