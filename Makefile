@@ -6,7 +6,7 @@ CMDS := broker producer consumer
 .PHONY: build run test bench reliability screenshot clean
 
 build:
-	$(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
+	$(GO) build -buildvcs=auto -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
 
 # The demos on the embedded broker: Queue, Pool, Pipe, then Process (compare).
 run: build

@@ -60,3 +60,17 @@ func TestBadConfigExitsTwo(t *testing.T) {
 		})
 	}
 }
+
+// Each executable says its version and the Go it was built with, and
+// exits 0.
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "nats://127.0.0.1:0")
+	for _, exe := range []string{"broker", "producer", "consumer"} {
+		p := e.start(exe, "--version")
+		p.mustExit(0, 20*time.Second)
+		if out := p.stdout.String(); !strings.HasPrefix(out, exe+" ") || !strings.Contains(out, "go1.") {
+			t.Errorf("%s --version printed %q, want %q and the Go version", exe, out, exe+" <version> (...)")
+		}
+	}
+}

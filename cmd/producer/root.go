@@ -16,6 +16,7 @@ joins them; with broker.embedded (the default) it hosts the broker in-process
 when none is running.`,
 	}
 	cli.AddConfigFlag(root)
+	cli.AddVersion(root)
 	root.AddCommand(newQueueCmd(), newPoolCmd(), newPipeCmd(), newCompareCmd(), newPutCmd())
 	return root
 }

@@ -69,6 +69,7 @@ its sentinel (or on SIGINT/SIGTERM, after finishing the task in hand).`,
 		},
 	}
 	cli.AddConfigFlag(root)
+	cli.AddVersion(root)
 	f := root.Flags()
 	f.String(flagName(protocol.ArgName), "", "consumer name in output and logs (default C-<pid>)")
 	f.String("queue", "", "queue name (queue.name)")
