@@ -212,8 +212,3 @@ func (p *Pool) PIDs() map[string]int {
 	}
 	return p.run.Group().PIDs()
 }
-
-// Workers is how many consumers serve the pool, which sizes the
-// automatic chunk: the processes it started, the consumers by hand it was
-// told, or consumers.count.
-func (p *Pool) Workers() int { return p.inner.Workers() }

@@ -2,7 +2,6 @@ package consumer
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -18,31 +17,17 @@ func (w *Worker) announce(ctx context.Context) {
 	host, _ := os.Hostname()
 	p := protocol.Presence{Name: w.cfg.Name, PID: os.Getpid(), Host: host,
 		Queue: w.queue, Run: w.cfg.Run, Started: time.Now().UTC()}
-	key := protocol.PresenceKey(w.queue, w.cfg.Name)
-	t := time.NewTicker(protocol.PresenceTTL / 4)
-	defer t.Stop()
-	for {
+	hb := protocol.Heartbeat{KV: w.topo.Presence, Key: protocol.PresenceKey(w.queue, w.cfg.Name),
+		Every: protocol.PresenceTTL / 4, Grace: time.Second, What: "presence", Log: w.log}
+	hb.Run(ctx, func() any {
 		now := time.Now()
 		p.Done, p.LastMinute, p.InHand, p.Seen = w.stats.done.Load(), w.stats.minute.count(now), w.InHand(), now.UTC()
 		p.Task, p.Since = "", time.Time{}
 		if j := w.stats.running.Load(); j != nil {
 			p.Task, p.Since = j.kind, j.began.UTC()
 		}
-		val, _ := json.Marshal(p)
-		pctx, cancel := context.WithTimeout(ctx, protocol.PresenceTTL/4)
-		if _, err := w.topo.Presence.Put(pctx, key, val); err != nil && ctx.Err() == nil {
-			w.log.InfoContext(ctx, "presence not refreshed", "error", err)
-		}
-		cancel()
-		select {
-		case <-ctx.Done():
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-			_ = w.topo.Presence.Delete(dctx, key)
-			cancel()
-			return
-		case <-t.C:
-		}
-	}
+		return p
+	})
 }
 
 // stats is what the worker's presence tells of its tasks. Keeping it

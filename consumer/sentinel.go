@@ -2,8 +2,6 @@ package consumer
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 
@@ -77,18 +75,7 @@ func (w *Worker) take(ctx context.Context, msg jetstream.Msg, log *slog.Logger) 
 // currentRun reads the queue's run record; a queue that never had a run
 // gives the zero record.
 func (w *Worker) currentRun(ctx context.Context) (protocol.RunRecord, error) {
-	var rec protocol.RunRecord
-	e, err := w.topo.Runs.Get(ctx, w.queue)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return rec, nil
-	}
-	if err != nil {
-		return rec, err
-	}
-	if err := json.Unmarshal(e.Value(), &rec); err != nil {
-		return rec, fmt.Errorf("run record of %s: %w", w.queue, err)
-	}
-	return rec, nil
+	return protocol.ReadRun(ctx, w.topo.Runs, w.queue)
 }
 
 // unfinished counts the work messages of run still in the stream: queued,
@@ -96,22 +83,12 @@ func (w *Worker) currentRun(ctx context.Context) (protocol.RunRecord, error) {
 // once it is acked). Only the run's own subjects count, so work that other
 // clients put on the queue never holds up a run's sentinels.
 func (w *Worker) unfinished(ctx context.Context, run string) (uint64, error) {
-	info, err := w.topo.Tasks.Info(ctx, jetstream.WithSubjectFilter(protocol.RunWorkPrefix(w.queue, run)+".>"))
+	maps, err := protocol.Count(ctx, w.topo.Tasks, protocol.WorkSubject(w.queue, run)+".>")
 	if err != nil {
 		return 0, err
 	}
-	var n uint64
-	for _, c := range info.State.Subjects {
-		n += c
-	}
-	own, err := w.topo.Tasks.Info(ctx, jetstream.WithSubjectFilter(protocol.RunWorkPrefix(w.queue, run)))
-	if err != nil {
-		return 0, err
-	}
-	for _, c := range own.State.Subjects {
-		n += c
-	}
-	return n, nil
+	own, err := protocol.Count(ctx, w.topo.Tasks, protocol.WorkSubject(w.queue, run))
+	return maps + own, err
 }
 
 // overRun returns the queue's run if it was already over when the worker

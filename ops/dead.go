@@ -217,13 +217,5 @@ func (d *DeadLetters) Purge(ctx context.Context, queue string, olderThan time.Du
 }
 
 func (d *DeadLetters) count(ctx context.Context, filter string) (uint64, error) {
-	info, err := d.st.Info(ctx, jetstream.WithSubjectFilter(filter))
-	if err != nil {
-		return 0, err
-	}
-	var n uint64
-	for _, c := range info.State.Subjects {
-		n += c
-	}
-	return n, nil
+	return protocol.Count(ctx, d.st, filter)
 }

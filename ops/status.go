@@ -214,7 +214,7 @@ func (st *Status) readRuns(ctx context.Context, js jetstream.JetStream) error {
 		return err
 	}
 	return values(ctx, kv, func(key string, val []byte) {
-		if queue, id, ok := strings.Cut(key, ".map."); ok {
+		if queue, id, ok := protocol.ParseMapLeaseKey(key); ok {
 			var l protocol.MapLease
 			if json.Unmarshal(val, &l) == nil {
 				st.Maps = append(st.Maps, MapStatus{Queue: queue, ID: id, MapLease: l})

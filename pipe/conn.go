@@ -42,7 +42,6 @@ type Conn struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
 	kv     jetstream.KeyValue
-	claims jetstream.Stream // the bucket's stream, for the broker's clock
 	hooks  hooks
 	cons   jetstream.Consumer
 	msgs   jetstream.MessagesContext // the peer's messages, in order
@@ -165,10 +164,6 @@ func (c *Conn) ensure(ctx context.Context) error {
 		return fmt.Errorf("stream %s: %w", protocol.PipesStream, err)
 	}
 	c.kv, err = link.EnsureKeyValue(ctx, c.js, protocol.PipeEndsBucketConfig(c.cfg.Replicas), c.log)
-	if err != nil {
-		return fmt.Errorf("bucket %s: %w", protocol.PipeEndsBucket, err)
-	}
-	c.claims, err = c.js.Stream(ctx, claimsStream)
 	if err != nil {
 		return fmt.Errorf("bucket %s: %w", protocol.PipeEndsBucket, err)
 	}
@@ -337,7 +332,7 @@ func (c *Conn) trim(ctx context.Context) {
 // machines, or a clock that jumps, does not matter; and the age counts
 // from when a renewal was stored, not from when this end first saw it.
 func (c *Conn) checkPeer(ctx context.Context) error {
-	now, err := c.brokerNow(ctx)
+	now, err := protocol.BrokerNow(ctx, c.js, claimsStream)
 	var e jetstream.KeyValueEntry
 	if err == nil {
 		e, err = c.kv.Get(ctx, c.peerKey)
@@ -376,16 +371,6 @@ func (c *Conn) checkPeer(ctx context.Context) error {
 		c.goneRev.Store(e.Revision())
 	}
 	return fmt.Errorf("pipe %s: %w: end %s sent %s", c.name, ErrPeerGone, c.end.Peer(), why)
-}
-
-// brokerNow is the broker's clock: when it answered a stream info request
-// on the claims' stream, whose leader also stamps the claims.
-func (c *Conn) brokerNow(ctx context.Context) (time.Time, error) {
-	info, err := c.claims.Info(ctx)
-	if err != nil {
-		return time.Time{}, err
-	}
-	return info.TimeStamp, nil
 }
 
 // peerClosed: the peer's end-of-file is stored, so it comes; if nothing is

@@ -27,8 +27,6 @@ const (
 	leaseStale = 10 * time.Second
 )
 
-func mapLeaseKey(queue, id string) string { return queue + ".map." + id }
-
 // keepLease holds the map's lease until ctx ends, then removes it. Each
 // refresh carries the map's progress, for the inspection tools.
 func (m *mapping) keepLease(ctx context.Context) {
@@ -36,26 +34,12 @@ func (m *mapping) keepLease(ctx context.Context) {
 	host, _ := os.Hostname()
 	lease := protocol.MapLease{Subject: m.subject, Results: protocol.ResultSubject(m.id), PID: os.Getpid(), Host: host,
 		Kind: m.kind, Started: time.Now().UTC()}
-	key := mapLeaseKey(q.name, m.id)
-	t := time.NewTicker(leaseBeat)
-	defer t.Stop()
-	for {
+	hb := protocol.Heartbeat{KV: q.topo.Runs, Key: protocol.MapLeaseKey(q.name, m.id),
+		Every: leaseBeat, Grace: 5 * time.Second, What: "map lease", Log: q.log}
+	hb.Run(ctx, func() any {
 		lease.Submitted, lease.Done, lease.Total = m.progress.submitted.Load(), m.progress.done.Load(), m.progress.total.Load()
-		val, _ := json.Marshal(lease)
-		pctx, cancel := context.WithTimeout(ctx, leaseBeat)
-		if _, err := q.topo.Runs.Put(pctx, key, val); err != nil && ctx.Err() == nil {
-			q.log.InfoContext(ctx, "map lease not refreshed", "map", m.id, "error", err)
-		}
-		cancel()
-		select {
-		case <-ctx.Done():
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			_ = q.topo.Runs.Purge(dctx, key)
-			cancel()
-			return
-		case <-t.C:
-		}
-	}
+		return lease
+	})
 }
 
 // progress is how far a map has got, read by its lease keeper.
@@ -69,7 +53,7 @@ type progress struct {
 // about leaseStale for a map that only looks abandoned to show a sign of
 // life, and logs what it waits for.
 func (q *Queue) Reap(ctx context.Context) error {
-	now, err := q.serverNow(ctx)
+	now, err := protocol.BrokerNow(ctx, q.js, "KV_"+protocol.RunsBucket)
 	if err != nil {
 		return err
 	}
@@ -135,26 +119,9 @@ func (q *Queue) reap(ctx context.Context, key string, l protocol.MapLease, why s
 
 // count is how many messages stream holds on subject (-1 if unknown).
 func (q *Queue) count(ctx context.Context, s jetstream.Stream, subject string) int64 {
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(subject))
+	n, err := protocol.Count(ctx, s, subject)
 	if err != nil {
 		return -1
 	}
-	var n uint64
-	for _, c := range info.State.Subjects {
-		n += c
-	}
 	return int64(n)
-}
-
-// serverNow is the broker's clock: the time it stamps on a write.
-func (q *Queue) serverNow(ctx context.Context) (time.Time, error) {
-	key := q.name + ".clock"
-	if _, err := q.topo.Runs.Put(ctx, key, nil); err != nil {
-		return time.Time{}, fmt.Errorf("read the broker's clock: %w", err)
-	}
-	e, err := q.topo.Runs.Get(ctx, key)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("read the broker's clock: %w", err)
-	}
-	return e.Created(), nil
 }

@@ -83,9 +83,6 @@ func NewPool(q *Queue, cfg PoolConfig) *Pool {
 	return &Pool{q: q, cfg: cfg.withDefaults(), log: q.log, ctx: ctx, terminate: cancel, closing: make(chan struct{})}
 }
 
-// Workers is how many consumer processes serve the pool (PoolConfig).
-func (p *Pool) Workers() int { return p.cfg.Workers }
-
 // Close stops the pool taking work and waits for what it took, like
 // Python's Pool.close followed by Pool.join: from now on every method
 // returns ErrPoolClosed, while maps already running and single tasks

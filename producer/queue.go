@@ -119,7 +119,7 @@ func (q *Queue) End(ctx context.Context, run string, n int) error {
 		return err
 	}
 	rec := protocol.RunRecord{Run: run, State: protocol.RunClosed, Sentinels: n, Started: time.Now().UTC()}
-	if old, err := q.record(ctx); err == nil && old.Run == run {
+	if old, err := protocol.ReadRun(ctx, q.topo.Runs, q.name); err == nil && old.Run == run {
 		rec.Started = old.Started
 	}
 	if err := q.putRecord(ctx, rec); err != nil {

@@ -3,7 +3,6 @@ package producer
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -281,15 +280,9 @@ func (r *Run) Join(ctx context.Context) error {
 // sentinelsLeft counts the sentinels of run still in the queue (taken ones
 // are acked and gone).
 func (q *Queue) sentinelsLeft(ctx context.Context, run string) (int, error) {
-	info, err := q.topo.Tasks.Info(ctx, jetstream.WithSubjectFilter(protocol.SentinelSubject(q.name)))
-	if err != nil {
-		return 0, err
-	}
-	if info.State.Msgs == 0 {
-		return 0, nil
-	}
 	// All sentinels on the subject are this run's: Begin purged the others.
-	return int(info.State.Msgs), nil
+	n, err := protocol.Count(ctx, q.topo.Tasks, protocol.SentinelSubject(q.name))
+	return int(n), err
 }
 
 // present counts the consumers of the queue whose presence key is alive.
@@ -318,14 +311,4 @@ func (q *Queue) putSentinels(ctx context.Context, run string, n int, tag string)
 		}
 	}
 	return nil
-}
-
-// record reads the queue's run record.
-func (q *Queue) record(ctx context.Context) (protocol.RunRecord, error) {
-	var rec protocol.RunRecord
-	e, err := q.topo.Runs.Get(ctx, q.name)
-	if err != nil {
-		return rec, err
-	}
-	return rec, json.Unmarshal(e.Value(), &rec)
 }

@@ -88,17 +88,6 @@ const (
 // pool map): the run token lets a cancelled map's unfinished tasks be purged.
 func WorkSubject(queue, run string) string { return TasksPrefix + "." + queue + ".work." + run }
 
-// RunWorkPrefix is the prefix of the work subjects of one run: the run's
-// own (WorkSubject(queue, run)) and its maps' (WorkSubject(queue, run+"."+map)).
-func RunWorkPrefix(queue, run string) string { return WorkSubject(queue, run) }
-
-// IsRunWork reports whether subject is work of run: the run's own subject
-// or one below it.
-func IsRunWork(subject, queue, run string) bool {
-	p := RunWorkPrefix(queue, run)
-	return subject == p || len(subject) > len(p) && subject[:len(p)] == p && subject[len(p)] == '.'
-}
-
 // WorkFilter matches every work message of a queue, of any run.
 func WorkFilter(queue string) string { return TasksPrefix + "." + queue + ".work.>" }
 

@@ -13,7 +13,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/procq/procq/broker"
-	"github.com/procq/procq/link"
 )
 
 // Token is the client token of every test server.
@@ -63,11 +62,6 @@ func (b *Broker) JetStream(t testing.TB) jetstream.JetStream {
 		t.Fatalf("jetstream: %v", err)
 	}
 	return js
-}
-
-// ClientConfig is how a procq client reaches the server.
-func (b *Broker) ClientConfig(name string) link.Config {
-	return link.Config{URL: b.URL, Token: b.Token, Name: name}
 }
 
 // FixedAddr is for a test that needs a broker's address before the broker

@@ -266,10 +266,6 @@ func (d *Dashboard) requeue(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/?flash="+url.QueryEscape(flash), http.StatusSeeOther)
 }
 
-func urlQueryEscape(s string) string {
-	return strings.ReplaceAll(template.URLQueryEscaper(s), "+", "%20")
-}
-
 // age is d as a person reads it: 3s, 4m12s, 2h5m, 3d4h.
 func age(d time.Duration) string {
 	switch {
