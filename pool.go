@@ -3,10 +3,16 @@ package procq
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
 	"sync"
 
 	"github.com/nats-io/nuid"
+	"github.com/procq/procq/config"
 	"github.com/procq/procq/producer"
 	"github.com/procq/procq/protocol"
 )
@@ -71,7 +77,7 @@ type Pool struct {
 	inner *producer.Pool
 	q     *producer.Queue
 	run   *producer.Run // nil without Processes or Consumers
-	runID string        // the run of Put's tasks
+	runID string        // the run of Submit's tasks
 
 	stop    context.CancelFunc // stops the run's children
 	release chan struct{}      // closed by Close: the run's work is done
@@ -79,7 +85,7 @@ type Pool struct {
 	done    chan struct{} // closed when the run has ended
 	err     error         // the run's end, once done
 	mu      sync.Mutex
-	puts    int // Put's index
+	submits int // Submit's index
 }
 
 // Pool returns a pool that maps over the client's queue. With Processes
@@ -192,14 +198,14 @@ func (p *Pool) Terminate(ctx context.Context) error {
 	return err
 }
 
-// Put puts one task of kind on the pool's queue, to be run by one of its
-// consumers and answered to nobody, like the Queue demo's messages: a
+// Submit puts one task of kind on the pool's queue, to be run by one of
+// its consumers and answered to nobody, like the Queue demo's messages: a
 // run's sentinels wait for it. It returns once the broker has stored it
 // (waiting up to queue.put_timeout for room in a full queue).
-func (p *Pool) Put(ctx context.Context, kind string, arg any) error {
+func (p *Pool) Submit(ctx context.Context, kind string, arg any) error {
 	p.mu.Lock()
-	i := p.puts
-	p.puts++
+	i := p.submits
+	p.submits++
 	p.mu.Unlock()
 	return p.q.Put(ctx, p.runID, i, kind, arg)
 }
@@ -211,4 +217,51 @@ func (p *Pool) PIDs() map[string]int {
 		return nil
 	}
 	return p.run.Group().PIDs()
+}
+
+// spawnConfig says how to start consumer processes named names with args
+// under the client's configuration, reaching its broker: broker.url with
+// the token the client connected with (perhaps read from the broker's
+// token file, or an embedded broker's). The path is consumers.path, or
+// the consumer executable beside this one.
+func (c *Client) spawnConfig(args, names []string) (*producer.SpawnConfig, error) {
+	cfg := c.cfg
+	path := cfg.Consumers.Path
+	if path == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find consumer executable: %w", err)
+		}
+		path = filepath.Join(filepath.Dir(self), "consumer")
+	}
+	// What may differ from the loaded values; a later variable wins.
+	env := append(cfg.Environ(),
+		config.EnvName("queue.name")+"="+cfg.Queue.Name,
+		config.EnvName("broker.url")+"="+cfg.Broker.URL)
+	if token := c.nc.Opts.Token; token != "" {
+		env = append(env, config.EnvName("broker.token")+"="+token)
+	}
+	if cfg.File != "" {
+		args = append([]string{protocol.ArgConfig, cfg.File}, args...)
+	}
+	sc := &producer.SpawnConfig{Path: path, Args: args, Env: env, Names: names,
+		MaxRestarts: cfg.Consumers.MaxRestarts, Stdout: io.Discard}
+	if host, port, err := net.SplitHostPort(cfg.Metrics.Listen); err == nil {
+		if p, err := strconv.Atoi(port); err == nil && p > 0 {
+			// One metrics port each, consecutive: 9464, 9465, ...
+			sc.ChildEnv = func(i int) []string {
+				return []string{config.EnvName("metrics.listen") + "=" + net.JoinHostPort(host, strconv.Itoa(p+i))}
+			}
+		}
+	}
+	return sc, nil
+}
+
+// consumerNames are C-1, C-2, ... C-n.
+func consumerNames(n int) []string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = "C-" + strconv.Itoa(i+1)
+	}
+	return names
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/procq/procq/config"
 	"github.com/procq/procq/consumer"
 	"github.com/procq/procq/demo"
-	"github.com/procq/procq/internal/endpoint"
+	"github.com/procq/procq/ops/endpoint"
 	"github.com/procq/procq/task"
 )
 

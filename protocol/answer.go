@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"unicode/utf8"
 
-	"github.com/procq/procq/internal/jsonscan"
 	"github.com/procq/procq/task"
+	"github.com/procq/procq/task/jsonscan"
 )
 
 // Answer is the result of one task message: the task's Procq-Index and one

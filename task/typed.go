@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"reflect"
 
-	"github.com/procq/procq/internal/jsonscan"
+	"github.com/procq/procq/task/jsonscan"
 )
 
 // Func is a typed task handler: procq decodes the task's JSON arguments

@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/procq/procq/internal/endpoint"
 	"github.com/procq/procq/ops"
+	"github.com/procq/procq/ops/endpoint"
 )
 
 //go:embed web
