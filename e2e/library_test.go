@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/procq/procq/ops"
 )
 
 // consumers.max_tasks 3 over 10 tasks with one process: the producer
@@ -115,6 +118,23 @@ func TestMessageQueueCLI(t *testing.T) {
 	if !strings.Contains(full.stderr.String(), "stdin line 3: queue bounded: queue full") {
 		t.Errorf("put past maxsize said:\n%s", full.stderr)
 	}
+	// broker status sees both message queues: jobs emptied, bounded full.
+	status := e.start("broker", "status", "--json")
+	status.mustExit(0, exitWait)
+	var st ops.Status
+	if err := json.Unmarshal([]byte(status.stdout.String()), &st); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, status.stdout)
+	}
+	wantQueues := []ops.MsgQueueStatus{{Name: "bounded", Items: 2, MaxSize: 2}, {Name: "jobs", Items: 0, MaxSize: 0}}
+	if !slices.Equal(st.MsgQueues, wantQueues) {
+		t.Errorf("status shows message queues %+v, want %+v", st.MsgQueues, wantQueues)
+	}
+	text := e.start("broker", "status")
+	text.mustExit(0, exitWait)
+	if !regexp.MustCompile(`(?m)^bounded\s+2\s+2$`).MatchString(text.stdout.String()) {
+		t.Errorf("status does not show the message queue bounded with 2 of 2 items:\n%s", text.stdout)
+	}
+
 	// With time to wait, put goes on as a getter makes room.
 	e.set("PROCQ_QUEUE_PUT_TIMEOUT", "30s")
 	waiting := e.startIn(strings.NewReader("3\n4\n"), "producer", "put", "bounded")

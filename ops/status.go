@@ -24,6 +24,7 @@ type Status struct {
 	Runs      []RunStatus         `json:"runs"`
 	Maps      []MapStatus         `json:"maps"`
 	Pipes     []PipeStatus        `json:"pipes"`
+	MsgQueues []MsgQueueStatus    `json:"message_queues"`
 	Streams   []StreamStatus      `json:"streams"`
 	Cluster   *ClusterStatus      `json:"cluster,omitempty"`
 }
@@ -66,6 +67,14 @@ type PipeStatus struct {
 	Ends []string `json:"ends"`
 }
 
+// MsgQueueStatus is a message queue (package msgq): the items it holds,
+// and its bound (0: none).
+type MsgQueueStatus struct {
+	Name    string `json:"name"`
+	Items   uint64 `json:"items"`
+	MaxSize int64  `json:"maxsize"`
+}
+
 // StreamStatus is one of procq's streams.
 type StreamStatus struct {
 	Name      string   `json:"name"`
@@ -89,7 +98,7 @@ type ClusterStatus struct {
 // is left out; any other error fails it.
 func Snapshot(ctx context.Context, js jetstream.JetStream) (*Status, error) {
 	st := &Status{Time: time.Now().UTC(), Queues: []QueueStatus{}, Consumers: []protocol.Presence{},
-		Runs: []RunStatus{}, Maps: []MapStatus{}, Pipes: []PipeStatus{}, Streams: []StreamStatus{}}
+		Runs: []RunStatus{}, Maps: []MapStatus{}, Pipes: []PipeStatus{}, MsgQueues: []MsgQueueStatus{}, Streams: []StreamStatus{}}
 	nodes := map[string]bool{}
 	nc := js.Conn()
 	if name := nc.ConnectedServerName(); name != "" {
@@ -104,6 +113,9 @@ func Snapshot(ctx context.Context, js jetstream.JetStream) (*Status, error) {
 			return nil, err
 		}
 		st.Streams = append(st.Streams, streamStatus(s.CachedInfo(), nodes))
+	}
+	if err := st.readMsgQueues(ctx, js, nodes); err != nil {
+		return nil, err
 	}
 	if err := st.readPresence(ctx, js); err != nil {
 		return nil, err
@@ -273,6 +285,25 @@ func (st *Status) readQueues(ctx context.Context, js jetstream.JetStream) error 
 		return fmt.Errorf("list the queues' consumers: %w", err)
 	}
 	slices.SortFunc(st.Queues, func(a, b QueueStatus) int { return strings.Compare(a.Name, b.Name) })
+	return nil
+}
+
+// readMsgQueues lists the message queues, one stream each, among the
+// streams.
+func (st *Status) readMsgQueues(ctx context.Context, js jetstream.JetStream, nodes map[string]bool) error {
+	streams := js.ListStreams(ctx, jetstream.WithStreamListSubject(protocol.MsgQueuePrefix+".>"))
+	for info := range streams.Info() {
+		name, ok := strings.CutPrefix(info.Config.Name, protocol.MsgQueueStream(""))
+		if !ok {
+			continue
+		}
+		st.MsgQueues = append(st.MsgQueues, MsgQueueStatus{Name: name, Items: info.State.Msgs, MaxSize: max(info.Config.MaxMsgs, 0)})
+		st.Streams = append(st.Streams, streamStatus(info, nodes))
+	}
+	if err := streams.Err(); err != nil {
+		return fmt.Errorf("list the message queues: %w", err)
+	}
+	slices.SortFunc(st.MsgQueues, func(a, b MsgQueueStatus) int { return strings.Compare(a.Name, b.Name) })
 	return nil
 }
 

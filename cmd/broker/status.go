@@ -22,12 +22,12 @@ import (
 func newStatusCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show queues, consumers, runs, maps, pipes, streams and cluster nodes on the broker at broker.url",
+		Short: "Show queues, consumers, runs, maps, pipes, message queues, streams and cluster nodes on the broker at broker.url",
 		Long: `status reads the broker's state from JetStream itself and the processes'
 heartbeats: each queue (pending, in flight, redelivered, dead letters, age of
 the oldest unfinished task, tasks run in the last minute), each live consumer
 (what it runs and since when), open runs and maps with their progress, open
-pipes, procq's streams (leader and replicas) and, in a cluster, the nodes.
+pipes, message queues, procq's streams (leader and replicas) and, in a cluster, the nodes.
 --json prints the same as one JSON document; --watch redraws it every
 --interval until interrupted.`,
 		Args: cobra.NoArgs,
@@ -138,6 +138,16 @@ func printStatus(out io.Writer, st *ops.Status) error {
 		fmt.Fprintf(tw, "\nPIPE\tENDS OPEN\n")
 		for _, p := range st.Pipes {
 			fmt.Fprintf(tw, "%s\t%s\n", p.Name, strings.Join(p.Ends, " "))
+		}
+	}
+	if len(st.MsgQueues) > 0 {
+		fmt.Fprintf(tw, "\nMESSAGE QUEUE\tITEMS\tMAXSIZE\n")
+		for _, q := range st.MsgQueues {
+			maxsize := "-"
+			if q.MaxSize > 0 {
+				maxsize = fmt.Sprint(q.MaxSize)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\n", q.Name, q.Items, maxsize)
 		}
 	}
 	fmt.Fprintf(tw, "\nSTREAM\tMESSAGES\tBYTES\tCONSUMERS\tLEADER\tREPLICAS\n")
