@@ -32,7 +32,7 @@ type Client struct {
 
 	mu   sync.Mutex
 	topo *protocol.Topology // the queue's, once declared
-	q    *producer.Queue
+	q    *producer.TaskQueue
 }
 
 // Option configures Connect.
@@ -145,7 +145,7 @@ func (c *Client) JetStream() jetstream.JetStream { return c.js }
 
 // topology declares the queue's streams, consumer and buckets once; a
 // failure is tried again by the next caller.
-func (c *Client) topology(ctx context.Context) (*protocol.Topology, *producer.Queue, error) {
+func (c *Client) topology(ctx context.Context) (*protocol.Topology, *producer.TaskQueue, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.topo != nil {
@@ -159,7 +159,7 @@ func (c *Client) topology(ctx context.Context) (*protocol.Topology, *producer.Qu
 	if err != nil {
 		return nil, nil, replicasErr(c.cfg, err)
 	}
-	c.q = producer.NewQueue(c.cfg.Queue.Name, c.js, topo, c.log)
+	c.q = producer.NewTaskQueue(c.cfg.Queue.Name, c.js, topo, c.log)
 	c.q.PutTimeout = c.cfg.Queue.PutTimeout
 	c.topo = topo
 	return c.topo, c.q, nil

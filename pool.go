@@ -75,7 +75,7 @@ func (o poolOptions) validate() error {
 // take it.
 type Pool struct {
 	inner *producer.Pool
-	q     *producer.Queue
+	q     *producer.TaskQueue
 	run   *producer.Run // nil without Processes or Consumers
 	runID string        // the run of Submit's tasks
 

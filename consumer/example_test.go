@@ -60,7 +60,7 @@ func Example_customKind() {
 
 	// Producer side: map "upper" over inputs; results come in input order,
 	// a bad input gets its own error.
-	pool := producer.NewPool(producer.NewQueue("words", js, topo, nil), producer.PoolConfig{})
+	pool := producer.NewPool(producer.NewTaskQueue("words", js, topo, nil), producer.PoolConfig{})
 	results, err := pool.Map(ctx, "upper", []any{"queue", "pool", 42, "pipe"})
 	if err != nil {
 		fmt.Println(err)

@@ -148,7 +148,7 @@ func (w *Worker) runAll(ctx context.Context, j *job) []task.Outcome {
 	ctx = task.WithAttempt(ctx, int(j.attempt))
 	label := j.msg.Headers().Get(protocol.HeaderLabel)
 	if label == "" && j.chunked {
-		if out, ok := w.reg.RunChunk(ctx, j.kind, j.msg.Data(), j.args); ok {
+		if out, ok := w.reg.CallChunk(ctx, j.kind, j.msg.Data(), j.args); ok {
 			return out
 		}
 	}
@@ -158,7 +158,7 @@ func (w *Worker) runAll(ctx context.Context, j *job) []task.Outcome {
 		if label != "" && w.cfg.Labelled != nil {
 			done = w.cfg.Labelled(label)
 		}
-		res, err := w.reg.Run(ctx, j.kind, a)
+		res, err := w.reg.Call(ctx, j.kind, a)
 		if done != nil {
 			done(res, err)
 		}

@@ -71,7 +71,7 @@ func TestBuiltins(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := r.Run(context.Background(), tt.kind, json.RawMessage(tt.args))
+			got, err := r.Call(context.Background(), tt.kind, json.RawMessage(tt.args))
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("err %v, want %v", err, tt.wantErr)

@@ -186,7 +186,7 @@ func TestApplySessionFailureReleasesWaiters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := producer.NewQueue("full", js, topo, nil)
+	q := producer.NewTaskQueue("full", js, topo, nil)
 	q.PutTimeout = 300 * time.Millisecond
 	pool := producer.NewPool(q, producer.PoolConfig{})
 	defer func() { _ = pool.Terminate(context.Background()) }()

@@ -1,6 +1,6 @@
 // Package producer is the submitting side of a queue.
 //
-// A Queue puts tasks and sentinels on one queue's subjects, waiting for
+// A TaskQueue puts tasks and sentinels on one queue's subjects, waiting for
 // room when the queue is full (it pushes back; it never drops queued
 // work), and removes what the maps of dead producers left (Reap).
 //

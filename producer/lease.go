@@ -52,7 +52,7 @@ type progress struct {
 // their queued tasks and their results. Begin calls it. It waits at most
 // about leaseStale for a map that only looks abandoned to show a sign of
 // life, and logs what it waits for.
-func (q *Queue) Reap(ctx context.Context) error {
+func (q *TaskQueue) Reap(ctx context.Context) error {
 	now, err := protocol.BrokerNow(ctx, q.js, "KV_"+protocol.RunsBucket)
 	if err != nil {
 		return err
@@ -98,7 +98,7 @@ func (q *Queue) Reap(ctx context.Context) error {
 }
 
 // reap removes an abandoned map's tasks, results and lease.
-func (q *Queue) reap(ctx context.Context, key string, l protocol.MapLease, why string) {
+func (q *TaskQueue) reap(ctx context.Context, key string, l protocol.MapLease, why string) {
 	id := strings.TrimPrefix(key, q.name+".map.")
 	tasks := q.count(ctx, q.topo.Tasks, l.Subject)
 	results := q.count(ctx, q.topo.Results, l.Results)
@@ -118,7 +118,7 @@ func (q *Queue) reap(ctx context.Context, key string, l protocol.MapLease, why s
 }
 
 // count is how many messages stream holds on subject (-1 if unknown).
-func (q *Queue) count(ctx context.Context, s jetstream.Stream, subject string) int64 {
+func (q *TaskQueue) count(ctx context.Context, s jetstream.Stream, subject string) int64 {
 	n, err := protocol.Count(ctx, s, subject)
 	if err != nil {
 		return -1

@@ -62,7 +62,7 @@ func AutoChunk(n, workers int) int {
 // queue, like Python's multiprocessing.Pool, with results travelling back
 // through JetStream.
 type Pool struct {
-	q   *Queue
+	q   *TaskQueue
 	cfg PoolConfig
 	log *slog.Logger
 
@@ -78,7 +78,7 @@ type Pool struct {
 
 // NewPool returns a pool that puts its tasks on q. Close or Terminate it
 // when done with it: Apply keeps a map open per kind until then.
-func NewPool(q *Queue, cfg PoolConfig) *Pool {
+func NewPool(q *TaskQueue, cfg PoolConfig) *Pool {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Pool{q: q, cfg: cfg.withDefaults(), log: q.log, ctx: ctx, terminate: cancel, closing: make(chan struct{})}
 }

@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 type env struct {
 	js   jetstream.JetStream
 	topo *protocol.Topology
-	q    *producer.Queue
+	q    *producer.TaskQueue
 }
 
 func newEnv(t testing.TB) *env {
@@ -42,7 +42,7 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{js: js, topo: topo, q: producer.NewQueue("pool", js, topo, nil)}
+	return &env{js: js, topo: topo, q: producer.NewTaskQueue("pool", js, topo, nil)}
 }
 
 // workers runs n in-process consumer workers with reg until the test ends.

@@ -17,8 +17,8 @@ import (
 	"github.com/procq/procq/protocol"
 )
 
-// Queue puts work and sentinels on one queue.
-type Queue struct {
+// TaskQueue puts work and sentinels on one queue.
+type TaskQueue struct {
 	name string
 	js   jetstream.JetStream
 	topo *protocol.Topology
@@ -30,20 +30,20 @@ type Queue struct {
 	PutTimeout time.Duration
 }
 
-// NewQueue returns a Queue for the queue topo was declared for.
-func NewQueue(name string, js jetstream.JetStream, topo *protocol.Topology, logger *slog.Logger) *Queue {
+// NewTaskQueue returns a Queue for the queue topo was declared for.
+func NewTaskQueue(name string, js jetstream.JetStream, topo *protocol.Topology, logger *slog.Logger) *TaskQueue {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Queue{name: name, js: js, topo: topo, log: logger, PutTimeout: 30 * time.Second}
+	return &TaskQueue{name: name, js: js, topo: topo, log: logger, PutTimeout: 30 * time.Second}
 }
 
 // Name is the queue's name.
-func (q *Queue) Name() string { return q.name }
+func (q *TaskQueue) Name() string { return q.name }
 
 // Put publishes one task of run at index and waits for the stream to store
 // it. The message id run.index makes a retried Put store it once.
-func (q *Queue) Put(ctx context.Context, run string, index int, kind string, args any) error {
+func (q *TaskQueue) Put(ctx context.Context, run string, index int, kind string, args any) error {
 	body, err := json.Marshal(args)
 	if err != nil {
 		return fmt.Errorf("put %s #%d: %w", kind, index, err)
@@ -60,7 +60,7 @@ func (q *Queue) Put(ctx context.Context, run string, index int, kind string, arg
 // back. A publish the broker did not answer (a cluster electing the
 // stream's leader, a node that died with the answer) is retried within
 // the same bound. Its Nats-Msg-Id makes a retried publish store it once.
-func (q *Queue) publish(ctx context.Context, msg *nats.Msg) error {
+func (q *TaskQueue) publish(ctx context.Context, msg *nats.Msg) error {
 	var deadline time.Time
 	for {
 		_, err := q.js.PublishMsg(ctx, msg)
@@ -103,7 +103,7 @@ func isFull(err error) bool {
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStoreFailed
 }
 
-func (q *Queue) taskMsg(run string, index int, kind string, body []byte) *nats.Msg {
+func (q *TaskQueue) taskMsg(run string, index int, kind string, body []byte) *nats.Msg {
 	m := &nats.Msg{Subject: protocol.WorkSubject(q.name, run), Data: body, Header: nats.Header{}}
 	m.Header.Set(protocol.HeaderKind, kind)
 	m.Header.Set(protocol.HeaderRun, run)
@@ -114,7 +114,7 @@ func (q *Queue) taskMsg(run string, index int, kind string, body []byte) *nats.M
 
 // End puts n sentinels of run, one per consumer, waiting for room in a
 // full queue, and records the run as closed.
-func (q *Queue) End(ctx context.Context, run string, n int) error {
+func (q *TaskQueue) End(ctx context.Context, run string, n int) error {
 	if err := q.putSentinels(ctx, run, n, "end"); err != nil {
 		return err
 	}
@@ -129,7 +129,7 @@ func (q *Queue) End(ctx context.Context, run string, n int) error {
 	return nil
 }
 
-func (q *Queue) putRecord(ctx context.Context, rec protocol.RunRecord) error {
+func (q *TaskQueue) putRecord(ctx context.Context, rec protocol.RunRecord) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return err

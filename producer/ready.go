@@ -11,7 +11,7 @@ import (
 // WaitReady waits until at least n pull requests wait on the queue's
 // consumer: an idle consumer process keeps one waiting, so n idle consumers
 // are connected, and a map timed from now measures work, not start-up.
-func (q *Queue) WaitReady(ctx context.Context, n int, timeout time.Duration) error {
+func (q *TaskQueue) WaitReady(ctx context.Context, n int, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {

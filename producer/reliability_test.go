@@ -36,7 +36,7 @@ func TestPutWaitsForRoom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{js: js, topo: topo, q: producer.NewQueue("full", js, topo, nil)}
+	e := &env{js: js, topo: topo, q: producer.NewTaskQueue("full", js, topo, nil)}
 	e.q.PutTimeout = 300 * time.Millisecond
 	ctx := ctxT(t)
 	for i := range 5 {

@@ -19,7 +19,7 @@ import (
 //
 //	| step  | what the producer does                                          |
 //	|-------|-----------------------------------------------------------------|
-//	| Begin | remove what maps of dead producers left (Queue.Reap); purge old |
+//	| Begin | remove what maps of dead producers left (TaskQueue.Reap); purge old |
 //	|       | sentinels; record the run as the queue's current, open run      |
 //	| Spawn | start the consumer processes, each told the run (--run), and    |
 //	|       | wait until they pull; replace a child that dies (max_restarts), |
@@ -39,7 +39,7 @@ import (
 // will be given a sentinel, and a map for a live consumer (IdleTimeout by
 // hand, the children in spawn mode).
 type Run struct {
-	q     *Queue
+	q     *TaskQueue
 	id    string
 	cfg   RunConfig
 	group *Group
@@ -77,7 +77,7 @@ func (c RunConfig) withDefaults() RunConfig {
 // Begin opens a new run of q: it removes sentinels left over from earlier
 // runs and records the run as the queue's current one, so that only this
 // run's sentinels stop consumers.
-func Begin(ctx context.Context, q *Queue, cfg RunConfig) (*Run, error) {
+func Begin(ctx context.Context, q *TaskQueue, cfg RunConfig) (*Run, error) {
 	r := &Run{q: q, id: nuid.Next(), cfg: cfg.withDefaults()}
 	r.log = q.log.With("run", r.id, "queue", q.name)
 	if err := q.Reap(ctx); err != nil {
@@ -98,7 +98,7 @@ func Begin(ctx context.Context, q *Queue, cfg RunConfig) (*Run, error) {
 func (r *Run) ID() string { return r.id }
 
 // Queue is the run's queue.
-func (r *Run) Queue() *Queue { return r.q }
+func (r *Run) Queue() *TaskQueue { return r.q }
 
 // Group is the run's consumer processes, nil before Spawn or by hand.
 func (r *Run) Group() *Group { return r.group }
@@ -165,7 +165,7 @@ func (r *Run) Watch(ctx context.Context) (wctx context.Context, stop func()) {
 // dead is closed (spawned consumers all died for good) or, where dead is
 // nil (consumers started by hand), when no consumer of the queue has been
 // present for idle, looking every check. Call stop when done watching.
-func (q *Queue) Watch(ctx context.Context, dead <-chan struct{}, idle, check time.Duration) (wctx context.Context, stop func()) {
+func (q *TaskQueue) Watch(ctx context.Context, dead <-chan struct{}, idle, check time.Duration) (wctx context.Context, stop func()) {
 	wctx, cancel := context.WithCancelCause(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -279,14 +279,14 @@ func (r *Run) Join(ctx context.Context) error {
 
 // sentinelsLeft counts the sentinels of run still in the queue (taken ones
 // are acked and gone).
-func (q *Queue) sentinelsLeft(ctx context.Context, run string) (int, error) {
+func (q *TaskQueue) sentinelsLeft(ctx context.Context, run string) (int, error) {
 	// All sentinels on the subject are this run's: Begin purged the others.
 	n, err := protocol.Count(ctx, q.topo.Tasks, protocol.SentinelSubject(q.name))
 	return int(n), err
 }
 
 // present counts the consumers of the queue whose presence key is alive.
-func (q *Queue) present(ctx context.Context) (int, error) {
+func (q *TaskQueue) present(ctx context.Context) (int, error) {
 	lister, err := q.topo.Presence.ListKeysFiltered(ctx, protocol.PresenceFilter(q.name))
 	if err != nil {
 		return 0, err
@@ -300,7 +300,7 @@ func (q *Queue) present(ctx context.Context) (int, error) {
 
 // putSentinels puts n sentinels of run; tag keeps their message ids apart
 // from earlier ones.
-func (q *Queue) putSentinels(ctx context.Context, run string, n int, tag string) error {
+func (q *TaskQueue) putSentinels(ctx context.Context, run string, n int, tag string) error {
 	for i := range n {
 		m := &nats.Msg{Subject: protocol.SentinelSubject(q.name), Header: nats.Header{}}
 		m.Header.Set(protocol.HeaderSentinel, "1")

@@ -124,7 +124,7 @@ func (m *mapping) send(ctx context.Context, start int, batch []json.RawMessage) 
 
 // confirm waits for the stream's ack of every chunk sent. A chunk the
 // stream refused or did not acknowledge is published again synchronously
-// (its Nats-Msg-Id makes a duplicate harmless), as Queue.Put does: a full
+// (its Nats-Msg-Id makes a duplicate harmless), as TaskQueue.Put does: a full
 // stream or a broker that does not answer is retried for up to
 // queue.put_timeout. Any other failure stops the map.
 //

@@ -63,9 +63,9 @@ func (r *Registry) Kinds() []string {
 	return kinds
 }
 
-// Run runs the handler registered for kind. An unknown kind returns
+// Call runs the handler registered for kind on args. An unknown kind returns
 // ErrUnknownKind; a handler panic is recovered and returned as *PanicError.
-func (r *Registry) Run(ctx context.Context, kind string, args json.RawMessage) (res json.RawMessage, err error) {
+func (r *Registry) Call(ctx context.Context, kind string, args json.RawMessage) (res json.RawMessage, err error) {
 	r.mu.RLock()
 	h, ok := r.handlers[kind]
 	r.mu.RUnlock()
@@ -80,12 +80,12 @@ func (r *Registry) Run(ctx context.Context, kind string, args json.RawMessage) (
 	return h.Handle(ctx, args)
 }
 
-// RunChunk runs every input of a chunk (elems, the elements of the JSON
+// CallChunk calls the handler on every input of a chunk (elems, the elements of the JSON
 // array body) at once when kind's handler is a ChunkHandler, as Register's
 // typed handlers are; ok is false otherwise, and the caller runs the
-// inputs one by one with Run. A panic outside the handler's own calls
+// inputs one by one with Call. A panic outside the handler's own calls
 // (in a result's encoder, say) also gives ok false.
-func (r *Registry) RunChunk(ctx context.Context, kind string, body []byte, elems []json.RawMessage) (out []Outcome, ok bool) {
+func (r *Registry) CallChunk(ctx context.Context, kind string, body []byte, elems []json.RawMessage) (out []Outcome, ok bool) {
 	r.mu.RLock()
 	h, found := r.handlers[kind]
 	r.mu.RUnlock()

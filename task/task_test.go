@@ -19,7 +19,7 @@ func TestRegistry(t *testing.T) {
 	if err := r.Register("a.b", h); err == nil {
 		t.Errorf("Register with a dot in the kind succeeded")
 	}
-	_, err := r.Run(context.Background(), "x", nil)
+	_, err := r.Call(context.Background(), "x", nil)
 	var pe *PanicError
 	if !errors.As(err, &pe) || pe.Kind != "x" || pe.Value != "boom" {
 		t.Errorf("panicking handler: err %v, want *PanicError{x, boom}", err)

@@ -40,7 +40,7 @@ func MustRegister[A, R any](r *Registry, kind string, f Func[A, R]) {
 }
 
 // ChunkHandler is a Handler that also runs every input of a chunk at once.
-// Registry.RunChunk uses it; Register's typed handlers are ChunkHandlers.
+// Registry.CallChunk uses it; Register's typed handlers are ChunkHandlers.
 type ChunkHandler interface {
 	Handler
 	// HandleChunk runs the inputs elems, the elements of the JSON array

@@ -48,12 +48,12 @@ func TestRegisterTyped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chunk, ok := reg.RunChunk(context.Background(), "sum", body, elems)
+	chunk, ok := reg.CallChunk(context.Background(), "sum", body, elems)
 	if !ok || len(chunk) != len(want) {
-		t.Fatalf("RunChunk: ok %v, %d outcomes; want %d", ok, len(chunk), len(want))
+		t.Fatalf("CallChunk: ok %v, %d outcomes; want %d", ok, len(chunk), len(want))
 	}
 	for i, e := range elems {
-		res, err := reg.Run(context.Background(), "sum", e)
+		res, err := reg.Call(context.Background(), "sum", e)
 		alone := task.Outcome{Result: res}
 		if err != nil {
 			alone = task.Outcome{Error: task.ErrorText(err)}
@@ -71,7 +71,7 @@ func TestRegisterTyped(t *testing.T) {
 	// (+Inf) fails alone.
 	body = []byte(`[2, 0, 4]`)
 	elems, _ = protocol.SplitArgs(body, "3")
-	outs, _ := reg.RunChunk(context.Background(), "inv", body, elems)
+	outs, _ := reg.CallChunk(context.Background(), "inv", body, elems)
 	got := string(protocol.AppendAnswer(nil, protocol.Answer{Index: 0, Outcomes: outs}))
 	if !strings.HasPrefix(got, `{"index":0,"outcomes":[{"result":0.5},{"error":"encode result:`) || !strings.HasSuffix(got, `},{"result":0.25}]}`) {
 		t.Errorf("inv chunk: %s", got)
@@ -81,8 +81,8 @@ func TestRegisterTyped(t *testing.T) {
 	if err := reg.Register("raw", task.HandlerFunc(func(_ context.Context, a json.RawMessage) (json.RawMessage, error) { return a, nil })); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := reg.RunChunk(context.Background(), "raw", body, elems); ok {
-		t.Error("RunChunk ran a raw handler")
+	if _, ok := reg.CallChunk(context.Background(), "raw", body, elems); ok {
+		t.Error("CallChunk ran a raw handler")
 	}
 }
 
@@ -100,7 +100,7 @@ func TestTypedChunkStopsOnCancel(t *testing.T) {
 	})
 	body := []byte(`[1,2,3,4]`)
 	elems, _ := protocol.SplitArgs(body, "4")
-	outs, _ := reg.RunChunk(ctx, "k", body, elems)
+	outs, _ := reg.CallChunk(ctx, "k", body, elems)
 	if calls != 2 || string(outs[0].Result) != "1" || string(outs[1].Result) != "2" {
 		t.Errorf("%d calls, outcomes %+v; want 2 calls and results 1, 2", calls, outs)
 	}
@@ -114,14 +114,14 @@ func (badChunk) HandleChunk(context.Context, []byte, []json.RawMessage) []task.O
 
 // A ChunkHandler of one's own that returns a result that is not JSON
 // fails that input, as Run's callers do for one result.
-func TestRunChunkChecksOtherHandlersResults(t *testing.T) {
+func TestCallChunkChecksOtherHandlersResults(t *testing.T) {
 	reg := task.NewRegistry()
 	if err := reg.Register("bad", badChunk{}); err != nil {
 		t.Fatal(err)
 	}
 	body := []byte(`[1,2]`)
 	elems, _ := protocol.SplitArgs(body, "2")
-	out, ok := reg.RunChunk(context.Background(), "bad", body, elems)
+	out, ok := reg.CallChunk(context.Background(), "bad", body, elems)
 	if !ok || out[0].Error != "task returned invalid JSON" || string(out[1].Result) != "7" {
 		t.Errorf("outcomes %+v, want input 0 failed, input 1's 7", out)
 	}

@@ -55,5 +55,5 @@ func runQueue(cmd *cobra.Command, _ []string) error {
 		Consumers: n,
 		Out:       cmd.OutOrStdout(),
 	}
-	return s.finish(ctx, p, demo.Run(ctx, p))
+	return s.finish(ctx, p, demo.put(ctx, p))
 }

@@ -21,8 +21,8 @@ type queueDemo struct {
 	Out                io.Writer
 }
 
-// Run puts the demo's messages on p.
-func (d queueDemo) Run(ctx context.Context, p *procq.Pool) error {
+// put puts the demo's messages on p.
+func (d queueDemo) put(ctx context.Context, p *procq.Pool) error {
 	out := d.Out
 	if out == nil {
 		out = io.Discard
