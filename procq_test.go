@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -299,5 +301,32 @@ func TestQueuePutGet(t *testing.T) {
 	}
 	if !slices.Equal(rest, []int{1, 2}) {
 		t.Errorf("then %v, want [1 2]", rest)
+	}
+}
+
+// Options out of bounds are refused with ErrBadOption, naming the option,
+// as config refuses the keys the executables read: the caller does not
+// crash (a window of 2^40 once made the process run out of memory), and
+// no consumer process is started.
+func TestPoolOptionsBounded(t *testing.T) {
+	c := connect(t, "bounds")
+	for _, tt := range []struct {
+		name string
+		opt  procq.PoolOption
+		want string
+	}{
+		{"window 2^40", procq.Window(1 << 40), "Window(1099511627776): want 1 to 100000"},
+		{"window 0", procq.Window(0), "Window(0): want 1 to 100000"},
+		{"chunk MaxInt", procq.ChunkSize(math.MaxInt), "ChunkSize(9223372036854775807): want 0 to 100000"},
+		{"negative chunk", procq.ChunkSize(-1), "ChunkSize(-1): want 0 to 100000"},
+		{"processes MaxInt", procq.Processes(math.MaxInt), "Processes(9223372036854775807): want 0 to 1024"},
+		{"consumers 2^40", procq.Consumers(1 << 40), "Consumers(1099511627776): want 0 to 1024"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := c.Pool(t.Context(), tt.opt)
+			if !errors.Is(err, procq.ErrBadOption) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Pool(%s): %v, %v; want ErrBadOption saying %q", tt.name, p, err, tt.want)
+			}
+		})
 	}
 }
