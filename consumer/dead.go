@@ -10,42 +10,50 @@ import (
 	"github.com/procq/procq/task"
 )
 
-// reject settles a task that can never run: where it has a reply subject,
-// each of its inputs is answered with the reason as its error (so a map
-// never hangs on it), then the message is dead-lettered with the reason.
+// reject settles a task that can never run: it is dead-lettered with the
+// reason and, where it has a reply subject, each of its inputs is answered
+// with the reason as its error (so a map never hangs on it), the dead
+// letter first, as for a task that ran (answer).
 func (w *Worker) reject(ctx context.Context, j *job, reason string) {
-	if j.reply != "" {
-		outcomes := make([]task.Outcome, j.inputs)
-		for i := range outcomes {
-			outcomes[i].Error = reason
-		}
-		f := finished{job: j, answer: protocol.Answer{Index: j.index, Outcomes: outcomes}}
-		if err := w.storeAnswers([]finished{f}); err != nil {
-			why, now := w.answerFailed(ctx, j, err)
-			if !now {
-				return
-			}
-			reason += "; " + why
-		}
+	if j.reply == "" {
+		w.deadLetter(ctx, j, reason)
+		return
 	}
-	w.deadLetter(ctx, j, reason)
+	outcomes := make([]task.Outcome, j.inputs)
+	for i := range outcomes {
+		outcomes[i].Error = reason
+	}
+	_ = w.answer(ctx, []finished{{job: j, answer: protocol.Answer{Index: j.index, Outcomes: outcomes}, dead: reason}})
 }
 
-// deadLetter copies the task's message with the reason to the dead-letter
-// stream, then terminates it (Term deletes it from the WorkQueue stream, so
-// the copy comes first). If the copy fails the message is handed back
-// instead, to come again after a backoff: nothing is lost.
+// deadLetter stores the task's dead letter, then terminates the task.
 func (w *Worker) deadLetter(ctx context.Context, j *job, reason string) {
+	if w.storeDead(ctx, j, reason) {
+		w.terminate(ctx, j, reason)
+	}
+}
+
+// storeDead copies the task's message with the reason to the dead-letter
+// stream and tells Events once the stream has stored it. If the copy
+// fails the message is handed back instead, to come again after a
+// backoff: nothing is lost; storeDead then reports false.
+func (w *Worker) storeDead(ctx context.Context, j *job, reason string) bool {
 	dl := w.deadMsg(j, reason)
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 	defer cancel()
 	if _, err := w.js.PublishMsg(pctx, dl); err != nil {
 		j.logger().ErrorContext(ctx, "dead-letter publish failed, message handed back", "error", err, "reason", reason)
 		w.nak(ctx, j.msg, backoff(j.attempt), "hand back undead-lettered message")
-		return
+		return false
 	}
-	w.term(ctx, j.msg, reason)
 	w.cfg.Events.DeadLettered(j.kind)
+	return true
+}
+
+// terminate ends a task whose dead letter is stored: Term deletes it from
+// the WorkQueue stream, so the copy comes first.
+func (w *Worker) terminate(ctx context.Context, j *job, reason string) {
+	w.term(ctx, j.msg, reason)
 	j.logger().WarnContext(ctx, "dead-lettered", "subject", j.msg.Subject(), "reason", reason)
 }
 

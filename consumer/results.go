@@ -50,8 +50,7 @@ func (w *Worker) resultLoop(stop context.Context) {
 				}
 				continue
 			}
-			err := w.storeAnswers(group)
-			w.settleAll(ctx, group, err)
+			err := w.answer(ctx, group)
 			giveUp = err != nil && stop.Err() != nil
 		}
 	}
@@ -74,19 +73,58 @@ func byReply(batch []finished) [][]finished {
 	return groups
 }
 
+// answer stores the answers of a group of finished tasks and settles each
+// task once its answer is stored (or not). A task with a failed input has
+// its dead letter stored, and counted, before its answer is published:
+// the answer may be the last of a map, and whoever reads the counters and
+// the dead letters once the map returns must find the task there. A task
+// whose dead letter could not be stored is handed back unanswered; it is
+// answered when it comes again. (One whose answer then fails to be stored
+// and is handed back has a second dead letter if it fails again: dead
+// letters, like answers, are stored at least once.) It returns the
+// answers' storing error.
+func (w *Worker) answer(ctx context.Context, group []finished) error {
+	pieces := make([][]piece, len(group))
+	limit := w.maxPayload - headerRoom
+	for i := range group {
+		pieces[i] = w.pieces(&group[i], limit) // may find a result too large: dead
+	}
+	var keep []finished
+	var keptPieces []piece
+	for i, f := range group {
+		if f.dead != "" && !w.storeDead(ctx, f.job, f.dead) {
+			continue // handed back
+		}
+		keep = append(keep, f)
+		keptPieces = append(keptPieces, pieces[i]...)
+	}
+	if len(keep) == 0 {
+		return nil
+	}
+	err := w.storeAnswers(keep, keptPieces)
+	w.settleAll(ctx, keep, err)
+	return err
+}
+
 // settleAll settles the tasks of a group once their answers were stored
-// (or not): acked, dead-lettered for a failed input, handed back for a
-// later try, or dead-lettered when the answer can never be stored.
+// (or not): acked, or terminated for a failed input (its dead letter is
+// stored already); handed back for a later try, or dead-lettered when the
+// answer can never be stored.
 func (w *Worker) settleAll(ctx context.Context, group []finished, err error) {
 	for _, f := range group {
 		switch {
 		case err == nil && f.dead != "":
-			w.deadLetter(ctx, f.job, f.dead)
+			w.terminate(ctx, f.job, f.dead)
 		case err == nil:
 			w.ack(ctx, f.job.msg)
 			f.job.logger().Debug("task done")
 		default:
-			if why, now := w.answerFailed(ctx, f.job, err); now {
+			why, now := w.answerFailed(ctx, f.job, err)
+			switch {
+			case !now: // handed back for a later try
+			case f.dead != "":
+				w.terminate(ctx, f.job, f.dead+"; "+why) // its dead letter is stored
+			default:
 				w.deadLetter(ctx, f.job, why)
 			}
 		}
@@ -120,17 +158,11 @@ func (w *Worker) notice(j *job, err error) {
 	_ = w.js.Conn().Publish(protocol.NoticeSubject(j.run), []byte(truncate(err.Error(), 1024)))
 }
 
-// storeAnswers publishes the answers of one reply subject in as few
-// messages as the broker's max payload allows and waits until the stream
-// stores them all. An answer too large for one message travels in parts
-// (each an answer for a run of its inputs); a single result too large for
-// any message becomes that input's error.
-func (w *Worker) storeAnswers(group []finished) error {
+// storeAnswers publishes the answers of one reply subject, encoded as
+// pieces, in as few messages as the broker's max payload allows and waits
+// until the stream stores them all.
+func (w *Worker) storeAnswers(group []finished, pieces []piece) error {
 	limit := w.maxPayload - headerRoom
-	var pieces []piece
-	for i := range group {
-		pieces = append(pieces, w.pieces(&group[i], limit)...)
-	}
 	var futures []jetstream.PubAckFuture
 	var body []byte
 	var in []piece
@@ -176,7 +208,10 @@ type piece struct {
 // answerOverhead bounds what an answer adds to its outcomes' encoding.
 const answerOverhead = 64
 
-// pieces encodes f's answer, in parts where it is over limit.
+// pieces encodes f's answer, in parts where it is over limit: an answer
+// too large for one message travels in parts (each an answer for a run of
+// its inputs); a single result too large for any message becomes that
+// input's error, and the task is dead-lettered for it.
 func (w *Worker) pieces(f *finished, limit int) []piece {
 	if b := protocol.AppendAnswer(nil, f.answer); len(b) <= limit {
 		return []piece{{b: b, whole: true}}

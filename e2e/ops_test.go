@@ -213,6 +213,9 @@ func TestOperations(t *testing.T) {
 		if !errorsAs(err, &me) || len(me.Failed) != 2 {
 			t.Fatalf("map: %v, want 2 failed", err)
 		}
+		// Read at once: a consumer counts a task (finished, failed,
+		// dead-lettered) before it publishes the answer that may end the
+		// map (consumer.TestTaskCountedBeforeItsAnswer).
 		var started, succeeded, failed, dead float64
 		for name, url := range w.consumerMetrics {
 			code, body := get(t, url, w.token)
