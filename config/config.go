@@ -178,7 +178,8 @@ type Pool struct {
 	Processes int `mapstructure:"processes"`
 	// Kind is the task kind to map. Defaults to sumsquares.
 	Kind string `mapstructure:"kind"`
-	// Inputs is a comma list of JSON values or a range such as 1..10.
+	// Inputs is a range a..b, a JSON array, JSON lines, or comma-separated
+	// JSON values (a bare word is a string).
 	// Defaults to the seed's 50000000,50000001,50000002,50000003,49999999.
 	Inputs string `mapstructure:"inputs"`
 	// ChunkSize is how many inputs travel in one message; 0 picks one like

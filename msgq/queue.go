@@ -240,16 +240,19 @@ func (q *Queue) Take(ctx context.Context, timeout time.Duration) (*Item, error) 
 	return nil, fmt.Errorf("queue %s: %w", q.name, ErrEmpty)
 }
 
-// GetInto is Get decoding the item into v.
+// GetInto is Get decoding the item into v. An item that does not decode
+// into v stays at the head of the queue, for a getter that can read it
+// (Get takes it raw): nothing is lost to a wrong type.
 func (q *Queue) GetInto(ctx context.Context, timeout time.Duration, v any) error {
-	data, err := q.Get(ctx, timeout)
+	it, err := q.Take(ctx, timeout)
 	if err != nil {
 		return err
 	}
-	if err := task.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("queue %s: decode item: %w", q.name, err)
+	if err := task.Unmarshal(it.Data(), v); err != nil {
+		derr := fmt.Errorf("queue %s: decode item (left on the queue): %w", q.name, err)
+		return errors.Join(derr, it.Return())
 	}
-	return nil
+	return it.Done(ctx)
 }
 
 // Len is how many items the queue holds: not yet taken, or taken and not

@@ -469,6 +469,11 @@ func TestGetInto(t *testing.T) {
 	if err == nil || errors.Is(err, msgq.ErrEmpty) || !strings.Contains(err.Error(), "decode item") {
 		t.Errorf("GetInto of a string into an int: %v, want a decode error", err)
 	}
+	// The item that did not decode is still there, first in line.
+	var s string
+	if err := q.GetInto(testCtx(t), time.Second, &s); err != nil || s != "not a number" {
+		t.Errorf("GetInto after a decode error: %q, %v; want the same item", s, err)
+	}
 	var empty point
 	if err := q.GetInto(testCtx(t), 0, &empty); !errors.Is(err, msgq.ErrEmpty) {
 		t.Errorf("GetInto of an empty queue: %v, want ErrEmpty", err)

@@ -31,7 +31,7 @@ process is replaced.`,
 	}
 	f := cmd.Flags()
 	f.String("kind", "", "task kind (pool.kind): sumsquares, square, or your own")
-	f.String("inputs", "", "inputs (pool.inputs): a comma list or a range such as 1..10")
+	f.String("inputs", "", "inputs (pool.inputs): a range a..b, a JSON array, JSON lines, or comma-separated JSON values (a bare word is a string)")
 	f.Int("processes", 0, "consumer processes to spawn (pool.processes; 0: logical CPUs)")
 	f.Int("chunk-size", 0, "inputs per message (pool.chunk_size; 0: automatic)")
 	f.Duration("sleep", 0, "sleep of each square task (pool.sleep)")
