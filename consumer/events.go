@@ -2,19 +2,20 @@ package consumer
 
 import "time"
 
-// Outcome is how a task that ran ended, as Events hears it.
-type Outcome string
+// Ending is how a task that ran ended, as Events hears it (the
+// "outcome" label of its metrics).
+type Ending string
 
 // The outcomes of a task that ran.
 const (
 	// Succeeded: every input has its result.
-	Succeeded Outcome = "succeeded"
+	Succeeded Ending = "succeeded"
 	// Failed: an input failed for good; the task is answered with the
 	// error (in a map) and dead-lettered.
-	Failed Outcome = "failed"
+	Failed Ending = "failed"
 	// Retried: an input asked for another try (task.Retry) and tries are
 	// left; the task comes back after a backoff.
-	Retried Outcome = "retried"
+	Retried Ending = "retried"
 )
 
 // Events hears what a worker does with its tasks: package ops counts them
@@ -24,7 +25,7 @@ type Events interface {
 	// TaskStarted: a task message of kind is about to run.
 	TaskStarted(kind string)
 	// TaskFinished: it ran for d and ended so.
-	TaskFinished(kind string, outcome Outcome, d time.Duration)
+	TaskFinished(kind string, outcome Ending, d time.Duration)
 	// DeadLettered: a message of kind (empty when it had none) is stored
 	// as a dead letter: failed for good, or one that could never run.
 	DeadLettered(kind string)
@@ -33,7 +34,7 @@ type Events interface {
 type noEvents struct{}
 
 func (noEvents) TaskStarted(string)                          {}
-func (noEvents) TaskFinished(string, Outcome, time.Duration) {}
+func (noEvents) TaskFinished(string, Ending, time.Duration) {}
 func (noEvents) DeadLettered(string)                         {}
 
 // InHand is how many messages the worker holds now: running, or pulled

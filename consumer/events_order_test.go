@@ -23,12 +23,12 @@ import (
 type orderEvents struct {
 	mu       sync.Mutex
 	started  map[string]int
-	finished map[string][]consumer.Outcome
+	finished map[string][]consumer.Ending
 	dead     map[string]int
 }
 
 func newOrderEvents() *orderEvents {
-	return &orderEvents{started: map[string]int{}, finished: map[string][]consumer.Outcome{}, dead: map[string]int{}}
+	return &orderEvents{started: map[string]int{}, finished: map[string][]consumer.Ending{}, dead: map[string]int{}}
 }
 
 func (e *orderEvents) TaskStarted(kind string) {
@@ -37,7 +37,7 @@ func (e *orderEvents) TaskStarted(kind string) {
 	e.started[kind]++
 }
 
-func (e *orderEvents) TaskFinished(kind string, o consumer.Outcome, _ time.Duration) {
+func (e *orderEvents) TaskFinished(kind string, o consumer.Ending, _ time.Duration) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.finished[kind] = append(e.finished[kind], o)
@@ -51,7 +51,7 @@ func (e *orderEvents) DeadLettered(kind string) {
 }
 
 // seen is what the events say of kind now.
-func (e *orderEvents) seen(kind string) (finished []consumer.Outcome, dead int) {
+func (e *orderEvents) seen(kind string) (finished []consumer.Ending, dead int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return slices.Clone(e.finished[kind]), e.dead[kind]

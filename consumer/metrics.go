@@ -79,7 +79,7 @@ func kindLabel(kind string) string {
 func (m *WorkerMetrics) TaskStarted(kind string) { m.started.WithLabelValues(kindLabel(kind)).Inc() }
 
 // TaskFinished implements Events.
-func (m *WorkerMetrics) TaskFinished(kind string, outcome Outcome, d time.Duration) {
+func (m *WorkerMetrics) TaskFinished(kind string, outcome Ending, d time.Duration) {
 	m.finished.WithLabelValues(kindLabel(kind), string(outcome)).Inc()
 	m.duration.WithLabelValues(kindLabel(kind)).Observe(d.Seconds())
 }
