@@ -33,9 +33,9 @@ type Events interface {
 
 type noEvents struct{}
 
-func (noEvents) TaskStarted(string)                          {}
+func (noEvents) TaskStarted(string)                         {}
 func (noEvents) TaskFinished(string, Ending, time.Duration) {}
-func (noEvents) DeadLettered(string)                         {}
+func (noEvents) DeadLettered(string)                        {}
 
 // InHand is how many messages the worker holds now: running, or pulled
 // and waiting for a slot.
