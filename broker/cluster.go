@@ -28,6 +28,9 @@ type ClusterConfig struct {
 	// Secret is the routes' password. Empty derives it from the client
 	// token, which every node shares.
 	Secret string
+	// TLS, when set, makes the routes mutual TLS: each node presents its
+	// certificate and verifies its peers' against the CA.
+	TLS *TLSConfig
 }
 
 // routeUser is the user name of every route connection.
@@ -91,6 +94,13 @@ func clusterOptions(opts *server.Options, cc ClusterConfig, token string) error 
 		Port:     port,
 		Username: routeUser,
 		Password: secret,
+	}
+	if cc.TLS != nil {
+		tc, err := serverTLS(cc.TLS, true)
+		if err != nil {
+			return fmt.Errorf("cluster routes: %w", err)
+		}
+		opts.Cluster.TLSConfig, opts.Cluster.TLSTimeout = tc, tlsTimeout
 	}
 	for _, r := range cc.Routes {
 		u, err := url.Parse(r)

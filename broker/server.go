@@ -3,6 +3,7 @@ package broker
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -37,6 +38,33 @@ type Config struct {
 	Name string
 	// Cluster, when its Name is set, makes the server a cluster node.
 	Cluster ClusterConfig
+	// TLS, when set, makes the client port require TLS with its
+	// certificate; with VerifyClients, clients must present a certificate
+	// signed by its CA.
+	TLS *TLSConfig
+	// StoreKey, when set, encrypts the store at rest. A store written with
+	// another key (or none) fails to start; it is never emptied.
+	StoreKey string
+}
+
+// TLSConfig names a TLS listener's files.
+type TLSConfig struct {
+	Cert, Key, CA string
+	// VerifyClients requires client certificates signed by CA.
+	VerifyClients bool
+}
+
+// tlsTimeout bounds a TLS handshake, in seconds.
+const tlsTimeout = 2
+
+// serverTLS builds a listener's TLS configuration from its files.
+func serverTLS(t *TLSConfig, verify bool) (*tls.Config, error) {
+	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: t.Cert, KeyFile: t.Key, CaFile: t.CA,
+		Verify: verify, Timeout: tlsTimeout})
+	if err != nil {
+		return nil, fmt.Errorf("tls (cert %s, key %s, ca %s): %w", t.Cert, t.Key, t.CA, err)
+	}
+	return tc, nil
 }
 
 func (c Config) withDefaults() Config {
@@ -101,6 +129,14 @@ func start(cfg Config, host string, port int, lock *dirLock, logger *slog.Logger
 		StoreDir:      cfg.StoreDir,
 		SyncAlways:    cfg.SyncAlways,
 		Authorization: token,
+		JetStreamKey:  cfg.StoreKey,
+	}
+	if cfg.TLS != nil {
+		tc, err := serverTLS(cfg.TLS, cfg.TLS.VerifyClients)
+		if err != nil {
+			return nil, err
+		}
+		opts.TLSConfig, opts.TLS, opts.TLSVerify, opts.TLSTimeout = tc, true, cfg.TLS.VerifyClients, tlsTimeout
 	}
 	if err := clusterOptions(opts, cfg.Cluster, token); err != nil {
 		return nil, err

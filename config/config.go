@@ -73,6 +73,49 @@ type Broker struct {
 	// UI is where the broker serves the web dashboard. Same form; empty is
 	// off.
 	UI string `mapstructure:"ui"`
+	// TLS, with Cert and Key set, makes the broker's client port require
+	// TLS, its cluster routes use TLS, and its HTTP endpoints serve HTTPS;
+	// clients trust CA and, with VerifyClients, present Cert and Key.
+	TLS TLS `mapstructure:"tls"`
+	// Creds is a NATS user credentials file (a JWT and its NKEY seed), as
+	// an operator-mode NATS server issues. Empty: not used.
+	Creds string `mapstructure:"creds"`
+	// NKey is a file holding an NKEY user seed. Empty: not used.
+	NKey string `mapstructure:"nkey"`
+	// User and Password are a NATS user's name and password. Empty: not
+	// used.
+	User     string `mapstructure:"user"`
+	Password string `mapstructure:"password"`
+	// StoreKey, when set, encrypts the embedded broker's store at rest; a
+	// store written with another key fails to start. Empty: not
+	// encrypted.
+	StoreKey string `mapstructure:"store_key"`
+}
+
+// TLS names the files of the broker's and the clients' TLS.
+type TLS struct {
+	// Cert and Key are a PEM certificate and its private key: the server's
+	// on the broker, the client's on a client when the broker verifies
+	// clients.
+	Cert string `mapstructure:"cert"`
+	Key  string `mapstructure:"key"`
+	// CA is the PEM certificate of the authority that signed the broker's
+	// (and the clients') certificates. Empty: the system's roots.
+	CA string `mapstructure:"ca"`
+	// VerifyClients makes the broker require a client certificate signed
+	// by CA (mutual TLS), and clients present theirs.
+	VerifyClients bool `mapstructure:"verify_clients"`
+}
+
+// On says whether TLS is configured: a certificate, a CA or mutual TLS.
+func (t TLS) On() bool { return t.Cert != "" || t.Key != "" || t.CA != "" || t.VerifyClients }
+
+// RouteTLS names the files of the cluster routes' TLS; empty ones are
+// broker.tls's.
+type RouteTLS struct {
+	Cert string `mapstructure:"cert"`
+	Key  string `mapstructure:"key"`
+	CA   string `mapstructure:"ca"`
 }
 
 // Metrics configures the consumers' Prometheus endpoints.
@@ -98,6 +141,8 @@ type Cluster struct {
 	// Secret authenticates routes between nodes. Empty derives it from the
 	// shared client token; routes are never anonymous.
 	Secret string `mapstructure:"secret"`
+	// TLS overrides broker.tls's files for the routes.
+	TLS RouteTLS `mapstructure:"tls"`
 }
 
 // Queue configures the work queue and the Queue demo.
@@ -231,21 +276,33 @@ type Log struct {
 // defaults lists every key with its default value. A key absent here is an
 // unknown key.
 var defaults = map[string]any{
-	"broker.url":             link.DefaultURL,
-	"broker.name":            "",
-	"broker.cluster.name":    "",
-	"broker.cluster.listen":  "",
-	"broker.cluster.routes":  []string{},
-	"broker.cluster.secret":  "",
-	"broker.embedded":        true,
-	"broker.store_dir":       "data/jetstream",
-	"broker.token":           "",
-	"broker.token_file":      "",
-	"broker.connect_timeout": dur(link.DefaultConnectTimeout),
-	"broker.sync_always":     false,
-	"broker.metrics":         "",
-	"broker.monitor":         "",
-	"broker.ui":              "",
+	"broker.url":                link.DefaultURL,
+	"broker.name":               "",
+	"broker.cluster.name":       "",
+	"broker.cluster.listen":     "",
+	"broker.cluster.routes":     []string{},
+	"broker.cluster.secret":     "",
+	"broker.embedded":           true,
+	"broker.store_dir":          "data/jetstream",
+	"broker.token":              "",
+	"broker.token_file":         "",
+	"broker.connect_timeout":    dur(link.DefaultConnectTimeout),
+	"broker.sync_always":        false,
+	"broker.metrics":            "",
+	"broker.monitor":            "",
+	"broker.ui":                 "",
+	"broker.tls.cert":           "",
+	"broker.tls.key":            "",
+	"broker.tls.ca":             "",
+	"broker.tls.verify_clients": false,
+	"broker.cluster.tls.cert":   "",
+	"broker.cluster.tls.key":    "",
+	"broker.cluster.tls.ca":     "",
+	"broker.creds":              "",
+	"broker.nkey":               "",
+	"broker.user":               "",
+	"broker.password":           "",
+	"broker.store_key":          "",
 
 	"queue.name":            "demo",
 	"queue.messages":        10,
@@ -314,13 +371,27 @@ func (b Broker) URLs() []string { return strings.Split(b.URL, ",") }
 
 // Client is how a process named name reaches the configured broker.
 func (b Broker) Client(name string) link.Config {
-	return link.Config{
+	c := link.Config{
 		URL:       b.URL,
 		Token:     b.Token,
 		TokenFile: b.TokenPath(),
 		Timeout:   b.ConnectTimeout,
 		Name:      name,
+		Creds:     b.Creds,
+		NKey:      b.NKey,
+		User:      b.User,
+		Password:  b.Password,
 	}
+	if b.TLS.On() {
+		c.TLS = &link.TLSFiles{CA: b.TLS.CA}
+		if b.TLS.VerifyClients {
+			c.TLS.Cert, c.TLS.Key = b.TLS.Cert, b.TLS.Key
+		}
+	}
+	if c.Creds != "" || c.NKey != "" || c.User != "" {
+		c.Token, c.TokenFile = "", "" // one credential: the one set
+	}
+	return c
 }
 
 // dur writes a default duration as config.yaml does: "1m", not "1m0s".

@@ -1,9 +1,11 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +35,22 @@ func (c *Config) validate() error {
 		{"broker.metrics", hostPort(c.Broker.Metrics)},
 		{"broker.monitor", hostPort(c.Broker.Monitor)},
 		{"broker.ui", hostPort(c.Broker.UI)},
+		{"broker.tls.cert", readable(c.Broker.TLS.Cert)},
+		{"broker.tls.key", readable(c.Broker.TLS.Key)},
+		{"broker.tls.ca", readable(c.Broker.TLS.CA)},
+		{"broker.tls.key", pair(c.Broker.TLS.Cert, c.Broker.TLS.Key, "broker.tls.cert")},
+		{"broker.tls.cert", pair(c.Broker.TLS.Key, c.Broker.TLS.Cert, "broker.tls.key")},
+		{"broker.tls.verify_clients", needs(c.Broker.TLS.VerifyClients, c.Broker.TLS.Cert != "" && c.Broker.TLS.CA != "",
+			"broker.tls.cert, broker.tls.key and broker.tls.ca: the broker verifies clients against the CA, and clients present their certificate")},
+		{"broker.cluster.tls.cert", readable(c.Broker.Cluster.TLS.Cert)},
+		{"broker.cluster.tls.key", readable(c.Broker.Cluster.TLS.Key)},
+		{"broker.cluster.tls.ca", readable(c.Broker.Cluster.TLS.CA)},
+		{"broker.cluster.tls.key", pair(c.Broker.Cluster.TLS.Cert, c.Broker.Cluster.TLS.Key, "broker.cluster.tls.cert")},
+		{"broker.cluster.tls.cert", pair(c.Broker.Cluster.TLS.Key, c.Broker.Cluster.TLS.Cert, "broker.cluster.tls.key")},
+		{"broker.creds", readable(c.Broker.Creds)},
+		{"broker.nkey", readable(c.Broker.NKey)},
+		{"broker.password", pair(c.Broker.User, c.Broker.Password, "broker.user")},
+		{"broker.user", pair(c.Broker.Password, c.Broker.User, "broker.password")},
 		{"metrics.listen", hostPort(c.Metrics.Listen)},
 		{"broker.cluster.routes", eachOf(c.Broker.Cluster.Routes, checkRoute)},
 		{"broker.store_dir", nonEmpty(c.Broker.StoreDir)},
@@ -83,7 +101,62 @@ func (c *Config) validate() error {
 			return &Error{Key: ch.key, Err: ch.err}
 		}
 	}
+	if key, err := c.oneCredential(); err != nil {
+		return &Error{Key: key, Err: err}
+	}
 	return nil
+}
+
+// readable: a file setting names a file this process can read.
+func readable(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("cannot read %s: %w", path, errors.Unwrap(err))
+	}
+	return f.Close()
+}
+
+// pair: a setting that goes with another (a key with its certificate, a
+// password with its user) is set when the other is.
+func pair(other, this, otherKey string) error {
+	if other != "" && this == "" {
+		return fmt.Errorf("is empty but %s is set: set both or neither", otherKey)
+	}
+	return nil
+}
+
+// needs: an on switch needs what it works with.
+func needs(on, have bool, what string) error {
+	if on && !have {
+		return fmt.Errorf("is on but needs %s", what)
+	}
+	return nil
+}
+
+// oneCredential: a client presents one kind of credential; two at once
+// is ambiguous, so it is refused naming both.
+func (c *Config) oneCredential() (key string, err error) {
+	var set []string
+	for _, k := range []struct {
+		key string
+		on  bool
+	}{
+		{"broker.token", c.Broker.Token != ""},
+		{"broker.creds", c.Broker.Creds != ""},
+		{"broker.nkey", c.Broker.NKey != ""},
+		{"broker.user", c.Broker.User != ""},
+	} {
+		if k.on {
+			set = append(set, k.key)
+		}
+	}
+	if len(set) > 1 {
+		return set[len(set)-1], fmt.Errorf("%s are both set: set one credential kind", strings.Join(set, " and "))
+	}
+	return "", nil
 }
 
 func checkURL(s string) error {

@@ -3,12 +3,17 @@ package link
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -30,11 +35,26 @@ type Config struct {
 	Token string
 	// TokenFile is the broker's token file.
 	TokenFile string
+	// Creds, NKey, or User and Password are a NATS user's credentials,
+	// presented instead of a token: a JWT credentials file, an NKEY seed
+	// file, a user name and password.
+	Creds, NKey    string
+	User, Password string
+	// TLS, when set, makes the connection TLS, trusting its CA and
+	// presenting its certificate when it has one.
+	TLS *TLSFiles
 	// Timeout bounds how long Connect waits and retries for the broker, and
 	// how long the connection tries to reconnect once lost. Defaults to DefaultConnectTimeout.
 	Timeout time.Duration
 	// Name identifies the client to the server, e.g. "consumer C-1".
 	Name string
+}
+
+// TLSFiles are a client's TLS files: the CA that signed the broker's
+// certificate (empty: the system's roots), and the client's own
+// certificate and key for a broker that verifies clients.
+type TLSFiles struct {
+	CA, Cert, Key string
 }
 
 func (c Config) withDefaults() Config {
@@ -46,7 +66,8 @@ func (c Config) withDefaults() Config {
 const retryWait = 250 * time.Millisecond
 
 // Connect connects to the broker, waiting and retrying until cfg.Timeout so
-// that processes can start in any order. A wrong token fails at once.
+// that processes can start in any order. A refused or missing credential
+// and a failed TLS handshake fail at once, saying which setting to change.
 func Connect(ctx context.Context, cfg Config, logger *slog.Logger) (*nats.Conn, error) {
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
@@ -58,7 +79,7 @@ func Connect(ctx context.Context, cfg Config, logger *slog.Logger) (*nats.Conn, 
 			return nc, nil
 		}
 		if final {
-			return nil, fmt.Errorf("connect %s: %w", cfg.URL, err)
+			return nil, err
 		}
 		if attempt == 1 {
 			logger.WarnContext(ctx, "waiting for broker", "url", cfg.URL, "timeout", cfg.Timeout, "error", err)
@@ -71,35 +92,142 @@ func Connect(ctx context.Context, cfg Config, logger *slog.Logger) (*nats.Conn, 
 	}
 }
 
-// connectOnce makes one attempt. final says that retrying cannot help.
+// connectOnce makes one attempt. final says that retrying cannot help:
+// only a broker that does not answer (not up yet, restarting, out of
+// reach) is worth waiting for; a refused credential or a failed TLS
+// handshake ends at once with what to change.
 func connectOnce(cfg Config) (nc *nats.Conn, final bool, err error) {
-	token, known := cfg.Token, cfg.Token != ""
-	if !known && cfg.TokenFile != "" {
-		token, err = ReadToken(cfg.TokenFile)
-		switch {
-		case err == nil:
-			known = true
-		case !errors.Is(err, fs.ErrNotExist):
-			return nil, true, err
-		}
-	}
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
 		nats.Timeout(2 * time.Second),
 		nats.ReconnectWait(retryWait),
 		nats.MaxReconnects(int(cfg.Timeout / retryWait)),
 	}
-	if token != "" {
-		opts = append(opts, nats.Token(token))
+	cred, noToken, err := credential(cfg)
+	if err != nil {
+		return nil, true, err
+	}
+	if cred != nil {
+		opts = append(opts, cred)
+	}
+	if t := cfg.TLS; t != nil {
+		opts = append(opts, nats.Secure(&tls.Config{MinVersion: tls.VersionTLS12}))
+		if t.CA != "" {
+			opts = append(opts, nats.RootCAs(t.CA))
+		}
+		if t.Cert != "" {
+			opts = append(opts, nats.ClientCert(t.Cert, t.Key))
+		}
 	}
 	nc, err = nats.Connect(cfg.URL, opts...)
-	if err != nil {
-		// Without a token the broker may be about to write one: retry. With
-		// one, an authorization error is final.
-		authErr := errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired)
-		return nil, authErr && known, err
+	if err == nil {
+		return nc, false, nil
 	}
-	return nc, false, nil
+	if retryable(err) {
+		return nil, false, err
+	}
+	if noToken && isAuth(err) {
+		if _, serr := os.Stat(cfg.TokenFile); serr == nil {
+			return nil, false, err // the broker wrote its token just now: read it
+		}
+		return nil, true, fmt.Errorf("%w: broker.token is empty and broker.token_file %s does not exist (%v)", ErrNoToken, cfg.TokenFile, err)
+	}
+	return nil, true, explain(cfg, err)
+}
+
+// ErrNoToken says a broker wants a credential and this client has none.
+var ErrNoToken = errors.New("no token")
+
+// credential is the option presenting cfg's credential: the user's, or
+// the token (read from TokenFile when not given). noToken says the
+// client presents nothing because the token file does not exist.
+func credential(cfg Config) (opt nats.Option, noToken bool, err error) {
+	switch {
+	case cfg.Creds != "":
+		return nats.UserCredentials(cfg.Creds), false, nil
+	case cfg.NKey != "":
+		opt, err := nats.NkeyOptionFromSeed(cfg.NKey)
+		if err != nil {
+			return nil, false, fmt.Errorf("broker.nkey %s: %w", cfg.NKey, err)
+		}
+		return opt, false, nil
+	case cfg.User != "":
+		return nats.UserInfo(cfg.User, cfg.Password), false, nil
+	case cfg.Token != "":
+		return nats.Token(cfg.Token), false, nil
+	case cfg.TokenFile == "":
+		return nil, false, nil
+	}
+	token, err := ReadToken(cfg.TokenFile)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, true, nil // perhaps a broker about to write it; perhaps none needed
+	case err != nil:
+		return nil, false, fmt.Errorf("broker.token_file: %w", err)
+	}
+	return nats.Token(token), false, nil
+}
+
+// retryable: the broker did not answer, or the link failed mid-way;
+// waiting may help.
+func retryable(err error) bool {
+	var ne net.Error
+	return errors.Is(err, nats.ErrNoServers) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.EOF) || errors.As(err, &ne) && ne.Timeout()
+}
+
+func isAuth(err error) bool {
+	return errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) ||
+		errors.Is(err, nats.ErrAuthRevoked)
+}
+
+// explain turns a final connection error into one line that says which
+// setting to change.
+func explain(cfg Config, err error) error {
+	ca := "the system's roots (broker.tls.ca is empty)"
+	if cfg.TLS != nil && cfg.TLS.CA != "" {
+		ca = "broker.tls.ca " + cfg.TLS.CA
+	}
+	var (
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+	)
+	switch {
+	case isAuth(err):
+		return fmt.Errorf("connect %s: the broker refused %s: %w", cfg.URL, credentialName(cfg), err)
+	case errors.As(err, &unknown):
+		return fmt.Errorf("connect %s: the broker's certificate is not signed by %s: %w", cfg.URL, ca, err)
+	case errors.As(err, &hostname):
+		return fmt.Errorf("connect %s: the broker's certificate is not for this host (broker.url): %w", cfg.URL, err)
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+		return fmt.Errorf("connect %s: the broker's certificate has expired or is not valid yet: %w", cfg.URL, err)
+	case errors.As(err, &invalid):
+		return fmt.Errorf("connect %s: the broker's certificate is not valid under %s: %w", cfg.URL, ca, err)
+	case errors.Is(err, nats.ErrSecureConnWanted):
+		return fmt.Errorf("connect %s: broker.tls is set but the broker does not offer TLS: %w", cfg.URL, err)
+	case strings.Contains(err.Error(), "certificate required") || strings.Contains(err.Error(), "bad certificate"):
+		return fmt.Errorf("connect %s: the broker requires a client certificate signed by its CA (broker.tls.cert, broker.tls.key, broker.tls.verify_clients): %w", cfg.URL, err)
+	}
+	return fmt.Errorf("connect %s: %w", cfg.URL, err)
+}
+
+// credentialName says which credential the client presented.
+func credentialName(cfg Config) string {
+	switch {
+	case cfg.Creds != "":
+		return "broker.creds " + cfg.Creds
+	case cfg.NKey != "":
+		return "broker.nkey " + cfg.NKey
+	case cfg.User != "":
+		return "broker.user " + cfg.User + " and its broker.password"
+	case cfg.Token != "":
+		return "broker.token"
+	case cfg.TokenFile != "":
+		return "the token in broker.token_file " + cfg.TokenFile
+	}
+	return "a connection without credentials"
 }
 
 // ErrUnreachable is returned when no broker answered within the connect

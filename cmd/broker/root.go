@@ -51,7 +51,11 @@ func runBroker(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	defer closeLog.Close()
-	srv, err := broker.Start(serve.NodeConfig(cfg), logger)
+	nc, err := serve.NodeConfig(cfg)
+	if err != nil {
+		return err
+	}
+	srv, err := broker.Start(nc, logger)
 	if errors.Is(err, broker.ErrTokenNotShared) {
 		key := "broker.token"
 		if cfg.Broker.TokenFile != "" {

@@ -41,8 +41,13 @@ func openSession(ctx context.Context, cfg *config.Config, childOut io.Writer) (*
 		return nil, err
 	}
 	s := &session{cfg: cfg, log: logger, closer: closeLog, childOut: childOut}
+	sc, err := serve.ServerConfig(cfg)
+	if err != nil && cfg.Broker.Embedded {
+		s.close()
+		return nil, err
+	}
 	var reach link.Config
-	s.nc, s.srv, reach, err = broker.Dial(ctx, cfg.Broker.Client("producer"), cfg.Broker.Embedded, serve.ServerConfig(cfg), logger)
+	s.nc, s.srv, reach, err = broker.Dial(ctx, cfg.Broker.Client("producer"), cfg.Broker.Embedded, sc, logger)
 	if err != nil {
 		s.close()
 		return nil, err

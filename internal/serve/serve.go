@@ -3,9 +3,12 @@
 package serve
 
 import (
+	"cmp"
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -21,29 +24,43 @@ import (
 )
 
 // ServerConfig configures the embedded broker.
-func ServerConfig(c *config.Config) broker.Config {
-	return broker.Config{
+func ServerConfig(c *config.Config) (broker.Config, error) {
+	sc := broker.Config{
 		URL:        c.Broker.URLs()[0],
 		StoreDir:   c.Broker.StoreDir,
 		Token:      c.Broker.Token,
 		TokenFile:  c.Broker.TokenPath(),
 		SyncAlways: c.Broker.SyncAlways,
 		Name:       c.Broker.Name,
+		StoreKey:   c.Broker.StoreKey,
 	}
+	t := c.Broker.TLS
+	if t.Cert != "" {
+		sc.TLS = &broker.TLSConfig{Cert: t.Cert, Key: t.Key, CA: t.CA, VerifyClients: t.VerifyClients}
+	} else if strings.HasPrefix(sc.URL, "tls://") {
+		return sc, c.ErrorFor("broker.tls.cert", fmt.Errorf("is empty but broker.url %s asks the broker to listen with TLS: set broker.tls.cert and broker.tls.key", sc.URL))
+	}
+	return sc, nil
 }
 
 // NodeConfig configures the broker executable: the server, and its place
 // in a cluster. The producer's embedded fallback never joins a cluster, so
 // one config file can serve brokers and clients alike.
-func NodeConfig(c *config.Config) broker.Config {
-	sc := ServerConfig(c)
+func NodeConfig(c *config.Config) (broker.Config, error) {
+	sc, err := ServerConfig(c)
 	sc.Cluster = broker.ClusterConfig{
 		Name:   c.Broker.Cluster.Name,
 		Listen: c.Broker.Cluster.Listen,
 		Routes: c.Broker.Cluster.Routes,
 		Secret: c.Broker.Cluster.Secret,
 	}
-	return sc
+	// The routes use broker.tls's files unless broker.cluster.tls names
+	// their own.
+	t, rt := c.Broker.TLS, c.Broker.Cluster.TLS
+	if cert := cmp.Or(rt.Cert, t.Cert); cert != "" {
+		sc.Cluster.TLS = &broker.TLSConfig{Cert: cert, Key: cmp.Or(rt.Key, t.Key), CA: cmp.Or(rt.CA, t.CA), VerifyClients: true}
+	}
+	return sc, err
 }
 
 // Endpoints serves what broker.metrics, broker.monitor and broker.ui ask
@@ -58,7 +75,9 @@ func Endpoints(ctx context.Context, c *config.Config, srv *broker.Server, logger
 	token := srv.Token()
 	var js jetstream.JetStream
 	if c.Broker.Metrics != "" || c.Broker.UI != "" {
-		nc, err := link.Connect(ctx, link.Config{URL: srv.ClientURL(), Token: token, Name: "broker endpoints"}, logger)
+		// The broker's own connection: its token, and its TLS files.
+		cc := link.Config{URL: srv.ClientURL(), Token: token, Name: "broker endpoints", TLS: c.Broker.Client("").TLS}
+		nc, err := link.Connect(ctx, cc, logger)
 		if err != nil {
 			return nil, err
 		}
