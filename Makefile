@@ -35,8 +35,8 @@ reliability:
 bench: build
 	GO=$(GO) bench/all.sh $(BENCH_ARGS)
 
-# The dashboard's screenshot in README, taken by its browser test (needs
-# chromium).
+# The dashboard's screenshot in docs/operations.md (docs/dashboard.png),
+# taken by its browser test (needs chromium).
 screenshot:
 	DASHBOARD_SCREENSHOT=$(CURDIR)/docs/dashboard.png $(GO) test -count=1 -run 'TestOperations/dashboard' ./e2e
 

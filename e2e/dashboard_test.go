@@ -38,8 +38,8 @@ func browser(t *testing.T) string {
 // dashboard drives the dashboard in headless Chromium: refused without the
 // token, logged in with it, the queue, both consumers, a map in progress
 // and a dead letter in the page; Requeue takes the dead letter off the
-// list. The screenshot goes to $DASHBOARD_SCREENSHOT (README's image) or
-// the test's temp dir.
+// list. The screenshot goes to $DASHBOARD_SCREENSHOT (the image in
+// docs/operations.md) or the test's temp dir.
 func (w *opsWorld) dashboard(t *testing.T) {
 	exe := browser(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Any NATS client can submit work by following README's wire format: a
+// Any NATS client can submit work by following docs/wire-format.md: a
 // task published by hand (plain nats.go, none of procq's packages) is run
 // by a consumer process, its result lands on the reply subject, and a
 // message of an unknown kind is dead-lettered while the consumer goes on.
