@@ -2,6 +2,7 @@ package broker
 
 import (
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -100,6 +101,10 @@ func clusterOptions(opts *server.Options, cc ClusterConfig, token string) error 
 		if err != nil {
 			return fmt.Errorf("cluster routes: %w", err)
 		}
+		// A node dials its peers as well as accepting them: it trusts the
+		// same CA both ways, as nats-server's own config does for routes.
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+		tc.RootCAs = tc.ClientCAs
 		opts.Cluster.TLSConfig, opts.Cluster.TLSTimeout = tc, tlsTimeout
 	}
 	for _, r := range cc.Routes {

@@ -23,27 +23,32 @@ import (
 const clusterToken = "e2e-cluster-token"
 
 // cluster is three bin/broker processes forming a NATS cluster on
-// loopback, each with its own store, and the client world that reaches
-// them through all three URLs with queue.replicas 3.
+// loopback, each with its own store, its routes mutual TLS and its client
+// port requiring TLS with client certificates (a throw-away CA), and the
+// client world that reaches them through all three tls:// URLs with
+// queue.replicas 3.
 type cluster struct {
 	t       *testing.T
 	clients *env
 	nodes   [3]*env
 	procs   [3]*proc
 	urls    [3]string
+	certs   *natstest.Certs
 }
 
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
-	c := &cluster{t: t}
+	c := &cluster{t: t, certs: natstest.WriteCerts(t)}
 	var routes [3]string
 	for i := range 3 {
-		c.urls[i] = "nats://" + natstest.FixedAddr(t)
+		c.urls[i] = "tls://" + natstest.FixedAddr(t)
 		routes[i] = "nats-route://" + natstest.FixedAddr(t)
 	}
 	c.clients = newEnv(t, strings.Join(c.urls[:], ",")).set(
 		"PROCQ_BROKER_EMBEDDED", "false", "PROCQ_BROKER_TOKEN", clusterToken,
-		"PROCQ_QUEUE_REPLICAS", "3", "PROCQ_BROKER_CONNECT_TIMEOUT", "60s", "PROCQ_LOG_LEVEL", "debug")
+		"PROCQ_QUEUE_REPLICAS", "3", "PROCQ_BROKER_CONNECT_TIMEOUT", "60s", "PROCQ_LOG_LEVEL", "debug",
+		"PROCQ_BROKER_TLS_CERT", c.certs.Cert, "PROCQ_BROKER_TLS_KEY", c.certs.Key,
+		"PROCQ_BROKER_TLS_CA", c.certs.CA, "PROCQ_BROKER_TLS_VERIFY_CLIENTS", "true")
 	for i := range 3 {
 		n := &env{t: t, dir: c.clients.dir, vars: maps.Clone(c.clients.vars)}
 		n.set("PROCQ_BROKER_NAME", fmt.Sprintf("n%d", i+1),
@@ -98,7 +103,8 @@ func (c *cluster) kill(i int) {
 // js connects the test itself to the cluster, through every node.
 func (c *cluster) js() jetstream.JetStream {
 	c.t.Helper()
-	nc, err := nats.Connect(strings.Join(c.urls[:], ","), nats.Token(clusterToken), nats.MaxReconnects(-1))
+	nc, err := nats.Connect(strings.Join(c.urls[:], ","), nats.Token(clusterToken), nats.MaxReconnects(-1),
+		nats.RootCAs(c.certs.CA), nats.ClientCert(c.certs.Cert, c.certs.Key))
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -231,6 +237,28 @@ func TestCluster(t *testing.T) {
 		p := c.clients.start("producer", "pipe", "--pause", "0s")
 		p.mustExit(0, exitWait)
 		wantPipeDemo(t, p.stdout.String())
+	})
+	t.Run("clients without TLS or with another CA are refused in one line", func(t *testing.T) {
+		for _, tt := range []struct {
+			name string
+			vars []string
+			want string
+		}{
+			{"plaintext", []string{"PROCQ_BROKER_TLS_CERT", "", "PROCQ_BROKER_TLS_KEY", "", "PROCQ_BROKER_TLS_CA", "",
+				"PROCQ_BROKER_TLS_VERIFY_CLIENTS", "false", "PROCQ_BROKER_URL", strings.ReplaceAll(strings.Join(c.urls[:], ","), "tls://", "nats://")},
+				"the broker's certificate is not signed by the system's roots (broker.tls.ca is empty)"},
+			{"another CA", []string{"PROCQ_BROKER_TLS_CA", c.certs.OtherCA}, "is not signed by broker.tls.ca " + c.certs.OtherCA},
+			{"no client certificate", []string{"PROCQ_BROKER_TLS_CERT", "", "PROCQ_BROKER_TLS_KEY", "", "PROCQ_BROKER_TLS_VERIFY_CLIENTS", "false"},
+				"the broker requires a client certificate"},
+		} {
+			e := &env{t: t, dir: c.clients.dir, vars: maps.Clone(c.clients.vars)}
+			p := e.set(tt.vars...).start("consumer", "--name", "refused")
+			p.mustExit(1, exitWait)
+			msg := strings.TrimSpace(p.stderr.String())
+			if !strings.Contains(msg, tt.want) || strings.Count(msg, "\n") != 0 {
+				t.Errorf("%s: stderr %q, want one line saying %q", tt.name, msg, tt.want)
+			}
+		}
 	})
 	t.Run("more replicas than nodes", func(t *testing.T) {
 		wide := &env{t: t, dir: c.clients.dir, vars: maps.Clone(c.clients.vars)}

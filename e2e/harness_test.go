@@ -169,7 +169,7 @@ func (e *env) startIn(in io.Reader, exe string, args ...string) *proc {
 	return p
 }
 
-var listeningRE = regexp.MustCompile(`Broker: listening on (nats://127\.0\.0\.1:\d+)`)
+var listeningRE = regexp.MustCompile(`Broker: listening on ((?:nats|tls)://127\.0\.0\.1:\d+)`)
 
 // startBroker starts a standalone broker and waits until it listens. Where
 // the world's URL says port 0, the broker picks one and the world's URL

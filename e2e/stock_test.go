@@ -155,7 +155,6 @@ var serverListeningRE = regexp.MustCompile(`Listening for client connections on 
 // SIGTERM when the test ends.
 func startStockServer(t *testing.T) stockServer {
 	t.Helper()
-	bin := buildNATSServer(t)
 	shipped, err := os.ReadFile("../deploy/nats-server.conf")
 	if err != nil {
 		t.Fatal(err)
@@ -178,6 +177,14 @@ func startStockServer(t *testing.T) stockServer {
 		}
 		conf = re.ReplaceAllString(conf, sub.repl)
 	}
+	return stockServer{url: runNATSServer(t, dir, conf), token: token}
+}
+
+// runNATSServer runs the stock nats-server with conf in dir until the test
+// ends (SIGTERM), and returns its client URL once it is ready.
+func runNATSServer(t *testing.T, dir, conf string) string {
+	t.Helper()
+	bin := buildNATSServer(t)
 	confPath := filepath.Join(dir, "nats-server.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -214,7 +221,7 @@ func startStockServer(t *testing.T) stockServer {
 	for {
 		s := out.String()
 		if m := serverListeningRE.FindStringSubmatch(s); m != nil && strings.Contains(s, "Server is ready") {
-			return stockServer{url: "nats://" + m[1], token: token}
+			return "nats://" + m[1]
 		}
 		select {
 		case err := <-done:

@@ -1,0 +1,171 @@
+package e2e
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nkeys"
+
+	"github.com/procq/procq/internal/natstest"
+)
+
+// procq's clients against the NATS its users operate: a stock nats-server
+// from the shipped deploy/nats-server-secure.conf (TLS with a private CA,
+// users with permissions that cover procq only), and one in operator mode
+// with JWT accounts, whose user procq reaches with a .creds file. Each
+// runs the queue and pool demos end to end, its spawned consumers
+// presenting the same credential.
+func TestStockNATSServerCredentials(t *testing.T) {
+	t.Parallel()
+	t.Run("TLS and users with permissions", func(t *testing.T) {
+		t.Parallel()
+		certs := natstest.WriteCerts(t)
+		dir := t.TempDir()
+		password := randomHex(t)
+		shipped, err := os.ReadFile("../deploy/nats-server-secure.conf")
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf := substitute(t, string(shipped), []struct{ re, repl string }{
+			{`(?m)^listen: 127\.0\.0\.1:4222$`, `listen: 127.0.0.1:-1`},
+			{`(?m)^(\s*)cert_file: .*$`, `${1}cert_file: ` + strconv.Quote(certs.Cert)},
+			{`(?m)^(\s*)key_file: .*$`, `${1}key_file: ` + strconv.Quote(certs.Key)},
+			{`(?m)^(\s*)ca_file: .*$`, `${1}ca_file: ` + strconv.Quote(certs.CA)},
+			{`(?m)^(\s*)store_dir: .*$`, `${1}store_dir: ` + strconv.Quote(filepath.Join(dir, "store"))},
+			{`"CHANGE-ME-procq"`, strconv.Quote(password)},
+			{`"CHANGE-ME-admin"`, strconv.Quote(randomHex(t))},
+		})
+		url := strings.Replace(runNATSServer(t, dir, conf), "nats://", "tls://", 1)
+		world := func(t *testing.T) *env {
+			return newEnv(t, url).set("PROCQ_BROKER_EMBEDDED", "false", "PROCQ_BROKER_TLS_CA", certs.CA,
+				"PROCQ_BROKER_USER", "procq", "PROCQ_BROKER_PASSWORD", password)
+		}
+		runDemos(t, world)
+		// A wrong password is refused at once, in one line naming the user.
+		p := world(t).set("PROCQ_BROKER_PASSWORD", "wrong").start("consumer", "--name", "refused")
+		p.mustExit(1, exitWait)
+		if msg := strings.TrimSpace(p.stderr.String()); !strings.Contains(msg, "the broker refused broker.user procq and its broker.password") ||
+			strings.Contains(msg, "\n") || strings.Contains(msg, "wrong") {
+			t.Errorf("wrong password: stderr %q, want one line naming broker.user and no password", msg)
+		}
+	})
+	t.Run("operator mode, a .creds file", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		conf, creds := operatorMode(t, dir)
+		url := runNATSServer(t, dir, conf)
+		runDemos(t, func(t *testing.T) *env {
+			return newEnv(t, url).set("PROCQ_BROKER_EMBEDDED", "false", "PROCQ_BROKER_CREDS", creds)
+		})
+	})
+}
+
+// runDemos runs the queue demo and a pool map with two spawned consumers
+// in worlds from world, and checks their output exactly.
+func runDemos(t *testing.T, world func(t *testing.T) *env) {
+	t.Helper()
+	q := world(t).start("producer", "queue")
+	q.mustExit(0, exitWait)
+	wantQueueDemo(t, q.stdout.String())
+	p := world(t).start("producer", "pool", "--kind", "square", "--inputs", "1..200", "--processes", "2", "--sleep", "0s")
+	p.mustExit(0, exitWait)
+	wantSquares(t, p.stdout.String(), 200)
+	if sc := sentinelCount(p.stdout.String()); sc["C-1"] != 1 || sc["C-2"] != 1 || len(sc) != 2 {
+		t.Errorf("sentinels taken %v, want C-1 and C-2 once each", sc)
+	}
+}
+
+// operatorMode makes an operator, a system account, an account with
+// JetStream and a user of it, all as JWTs signed in the test (no outside
+// tool), and returns a nats-server config that trusts the operator and
+// preloads the accounts, and the user's .creds file.
+func operatorMode(t *testing.T, dir string) (conf, creds string) {
+	t.Helper()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	op, err := nkeys.CreateOperator()
+	must(err)
+	opPub, err := op.PublicKey()
+	must(err)
+	account := func(name string, js bool) (nkeys.KeyPair, string, string) {
+		kp, err := nkeys.CreateAccount()
+		must(err)
+		pub, err := kp.PublicKey()
+		must(err)
+		ac := jwt.NewAccountClaims(pub)
+		ac.Name = name
+		if js {
+			ac.Limits.JetStreamLimits = jwt.JetStreamLimits{MemoryStorage: -1, DiskStorage: -1, Streams: -1, Consumer: -1,
+				MaxAckPending: -1, MemoryMaxStreamBytes: -1, DiskMaxStreamBytes: -1}
+		}
+		token, err := ac.Encode(op)
+		must(err)
+		return kp, pub, token
+	}
+	_, sysPub, sysJWT := account("SYS", false)
+	acc, accPub, accJWT := account("PROCQ", true)
+	oc := jwt.NewOperatorClaims(opPub)
+	oc.Name = "procq-test"
+	oc.SystemAccount = sysPub
+	opJWT, err := oc.Encode(op)
+	must(err)
+	user, err := nkeys.CreateUser()
+	must(err)
+	userPub, err := user.PublicKey()
+	must(err)
+	uc := jwt.NewUserClaims(userPub)
+	uc.Name = "procq"
+	userJWT, err := uc.Encode(acc)
+	must(err)
+	seed, err := user.Seed()
+	must(err)
+	b, err := jwt.FormatUserConfig(userJWT, seed)
+	must(err)
+	creds = filepath.Join(dir, "procq.creds")
+	must(os.WriteFile(creds, b, 0o600))
+	conf = fmt.Sprintf(`listen: 127.0.0.1:-1
+jetstream { store_dir: %q }
+operator: %s
+system_account: %s
+resolver: MEMORY
+resolver_preload: {
+  %s: %s
+  %s: %s
+}
+`, filepath.Join(dir, "store"), opJWT, sysPub, sysPub, sysJWT, accPub, accJWT)
+	return conf, creds
+}
+
+// substitute applies each replacement to conf, each matching exactly once.
+func substitute(t *testing.T, conf string, subs []struct{ re, repl string }) string {
+	t.Helper()
+	for _, sub := range subs {
+		re := regexp.MustCompile(sub.re)
+		if n := len(re.FindAllString(conf, -1)); n != 1 {
+			t.Fatalf("config matches %s %d times, want once", sub.re, n)
+		}
+		conf = re.ReplaceAllString(conf, sub.repl)
+	}
+	return conf
+}
+
+func randomHex(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
