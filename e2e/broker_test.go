@@ -53,6 +53,20 @@ func TestBrokerRefusesClientWithoutToken(t *testing.T) {
 	}
 	report(t, row{scenario: "a consumer with a wrong token", exact: !t.Failed(), recover: time.Since(start),
 		note: "time to exit 1 saying authorization (no retry loop)"})
+
+	// A consumer whose token file does not exist (run outside the
+	// checkout, say) is told so at once, naming both settings, rather than
+	// retrying "Authorization Violation" for broker.connect_timeout.
+	e.set("PROCQ_BROKER_TOKEN", "", "PROCQ_BROKER_TOKEN_FILE", "/nonexistent/token", "PROCQ_BROKER_CONNECT_TIMEOUT", "30s")
+	start = time.Now()
+	none := e.start("consumer", "--name", "C-10")
+	none.mustExit(1, 10*time.Second)
+	want := "no token: broker.token is empty and broker.token_file /nonexistent/token does not exist"
+	if msg := strings.TrimSpace(none.stderr.String()); !strings.Contains(msg, want) || strings.Contains(msg, "\n") {
+		t.Errorf("consumer without a token file: stderr %q, want one line saying %q", msg, want)
+	}
+	report(t, row{scenario: "a consumer whose token file is missing", exact: !t.Failed(), recover: time.Since(start),
+		note: "time to exit 1 saying no token (no retry loop)"})
 	b.stop()
 }
 
