@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 
 	"github.com/procq/procq/broker"
@@ -142,5 +143,75 @@ func TestConnectFailures(t *testing.T) {
 	_, err = link.Connect(context.Background(), link.Config{URL: "nats://" + natstest.FixedAddr(t), Timeout: 600 * time.Millisecond}, quiet)
 	if !errors.Is(err, link.ErrUnreachable) {
 		t.Errorf("no broker: err %v, want ErrUnreachable", err)
+	}
+}
+
+// A store encrypted with one key does not open with another, or with
+// none, and one written in the clear does not open with a key: the broker
+// refuses to start, naming the store, where nats-server alone would start
+// with the encrypted streams left out. The right key finds every message.
+func TestStoreKey(t *testing.T) {
+	dir := t.TempDir()
+	start := func(key string) (*broker.Server, error) {
+		return broker.Start(broker.Config{URL: "nats://127.0.0.1:0", StoreDir: dir, Token: natstest.Token, StoreKey: key},
+			slog.New(slog.DiscardHandler))
+	}
+	srv, err := start("key-one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(srv.ClientURL(), nats.Token(natstest.Token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "S", Subjects: []string{"s"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "s", []byte("kept")); err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	srv.Shutdown()
+	for _, key := range []string{"key-two", ""} {
+		if srv, err := start(key); !errors.Is(err, broker.ErrStoreKey) || !strings.Contains(err.Error(), dir) {
+			if srv != nil {
+				srv.Shutdown()
+			}
+			t.Errorf("start with key %q: %v, want ErrStoreKey naming the store", key, err)
+		}
+	}
+	srv, err = start("key-one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	nc, err = nats.Connect(srv.ClientURL(), nats.Token(natstest.Token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ = jetstream.New(nc)
+	s, err := js.Stream(ctx, "S")
+	if err != nil || s.CachedInfo().State.Msgs != 1 {
+		t.Fatalf("stream under the right key: %v; want its 1 message", err)
+	}
+
+	plain := t.TempDir()
+	p, err := broker.Start(broker.Config{URL: "nats://127.0.0.1:0", StoreDir: plain, Token: natstest.Token}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, _ := nats.Connect(p.ClientURL(), nats.Token(natstest.Token))
+	pjs, _ := jetstream.New(pc)
+	if _, err := pjs.CreateStream(ctx, jetstream.StreamConfig{Name: "P", Subjects: []string{"p"}}); err != nil {
+		t.Fatal(err)
+	}
+	pc.Close()
+	p.Shutdown()
+	if _, err := broker.Start(broker.Config{URL: "nats://127.0.0.1:0", StoreDir: plain, Token: natstest.Token, StoreKey: "late"},
+		slog.New(slog.DiscardHandler)); !errors.Is(err, broker.ErrStoreKey) {
+		t.Errorf("a key for a store written in the clear: %v, want ErrStoreKey", err)
 	}
 }

@@ -100,6 +100,10 @@ func Start(cfg Config, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start broker: %w", err)
 	}
+	if err := checkStoreKey(cfg.StoreDir, cfg.StoreKey); err != nil {
+		_ = lock.unlock()
+		return nil, fmt.Errorf("start broker: store %s: %w", cfg.StoreDir, err)
+	}
 	s, err := start(cfg, host, port, lock, logger)
 	if err != nil {
 		_ = lock.unlock()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 
@@ -56,15 +55,8 @@ func runBroker(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	srv, err := broker.Start(nc, logger)
-	if errors.Is(err, broker.ErrTokenNotShared) {
-		key := "broker.token"
-		if cfg.Broker.TokenFile != "" {
-			key = "broker.token_file"
-		}
-		return cfg.ErrorFor(key, err)
-	}
 	if err != nil {
-		return err
+		return serve.StartError(cfg, err)
 	}
 	logger.Info("broker ready", "url", srv.ClientURL(), "name", srv.Name(), "store_dir", cfg.Broker.StoreDir,
 		"token_file", cfg.Broker.TokenPath(), "cluster", cfg.Broker.Cluster.Name, "routes_listen", srv.ClusterAddr())

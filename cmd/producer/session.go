@@ -50,7 +50,7 @@ func openSession(ctx context.Context, cfg *config.Config, childOut io.Writer) (*
 	s.nc, s.srv, reach, err = broker.Dial(ctx, cfg.Broker.Client("producer"), cfg.Broker.Embedded, sc, logger)
 	if err != nil {
 		s.close()
-		return nil, err
+		return nil, serve.StartError(cfg, err)
 	}
 	if s.srv != nil {
 		// The embedded broker serves its endpoints as the standalone one does.

@@ -5,6 +5,7 @@ package serve
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -41,6 +42,22 @@ func ServerConfig(c *config.Config) (broker.Config, error) {
 		return sc, c.ErrorFor("broker.tls.cert", fmt.Errorf("is empty but broker.url %s asks the broker to listen with TLS: set broker.tls.cert and broker.tls.key", sc.URL))
 	}
 	return sc, nil
+}
+
+// StartError names the setting behind a broker that cannot start for a
+// reason of configuration: a cluster node without the shared token
+// (broker.token or broker.token_file), a store key that does not open the
+// store (broker.store_key). Other errors pass as they are.
+func StartError(c *config.Config, err error) error {
+	switch {
+	case errors.Is(err, broker.ErrTokenNotShared) && c.Broker.TokenFile != "":
+		return c.ErrorFor("broker.token_file", err)
+	case errors.Is(err, broker.ErrTokenNotShared):
+		return c.ErrorFor("broker.token", err)
+	case errors.Is(err, broker.ErrStoreKey):
+		return c.ErrorFor("broker.store_key", err)
+	}
+	return err
 }
 
 // NodeConfig configures the broker executable: the server, and its place
