@@ -15,6 +15,9 @@ import (
 // <log.dir>/<role>[-<name>].log at log.level, and to stderr at
 // log.stderr_level; each line carries time, level, role, name (the role
 // when the process has no name of its own) and pid.
+// A log file procq creates is mode 0600 (owner only), and a log dir it
+// creates 0700: a log may carry task errors and subjects, never meant for
+// other users of the host. An existing dir or file keeps its mode.
 // Close the returned closer at exit.
 func Logger(role, name string, cfg config.Log, stderr io.Writer) (*slog.Logger, io.Closer, error) {
 	var fileLevel, errLevel slog.Level
@@ -24,14 +27,14 @@ func Logger(role, name string, cfg config.Log, stderr io.Writer) (*slog.Logger, 
 	if err := errLevel.UnmarshalText([]byte(cfg.StderrLevel)); err != nil {
 		return nil, nil, &config.Error{Source: "config", Key: "log.stderr_level", Err: err}
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("log dir: %w", err)
 	}
 	file := role
 	if name != "" {
 		file += "-" + name
 	}
-	f, err := os.OpenFile(filepath.Join(cfg.Dir, file+".log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(filepath.Join(cfg.Dir, file+".log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, nil, fmt.Errorf("log file: %w", err)
 	}
