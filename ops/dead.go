@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -218,4 +219,94 @@ func (d *DeadLetters) Purge(ctx context.Context, queue string, olderThan time.Du
 
 func (d *DeadLetters) count(ctx context.Context, filter string) (uint64, error) {
 	return protocol.Count(ctx, d.st, filter)
+}
+
+// Printable returns s made safe to print on a terminal: a dead letter's
+// text (its reason, kind, subject, consumer, headers and body) comes from
+// messages, and an escape sequence in it would otherwise reach the
+// terminal raw (ESC ] 0 ; ... BEL retitles it, ESC [ 2 J clears it). Every
+// control character (C0, DEL, C1) and every Unicode bidi control (U+202A
+// to U+202E, U+2066 to U+2069, U+200E, U+200F, U+061C) is written as its
+// escape in strconv.Quote's form: ESC as the four characters \x1b, BEL as
+// \a, U+202E as \u202e; a byte that is not UTF-8 as \xNN. With keepLines,
+// for free text, '\n' and '\t' stay as they are; without, for a one-line
+// field such as a table cell, they are escaped too. Backslashes are not
+// doubled: the result is for reading, not for parsing back.
+func Printable(s string, keepLines bool) string {
+	i := 0
+	for i < len(s) {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if unsafeRune(r, n, keepLines) {
+			break
+		}
+		i += n
+	}
+	if i == len(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 16)
+	b.WriteString(s[:i])
+	for i < len(s) {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unsafeRune(r, n, keepLines):
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
+
+// unsafeRune reports whether the rune r, n bytes long, is one Printable
+// escapes.
+func unsafeRune(r rune, n int, keepLines bool) bool {
+	switch {
+	case r == utf8.RuneError && n == 1: // not UTF-8
+		return true
+	case keepLines && (r == '\n' || r == '\t'):
+		return false
+	case r < 0x20, r >= 0x7f && r <= 0x9f: // C0, DEL, C1
+		return true
+	default:
+		return bidiControl(r)
+	}
+}
+
+// bidiControl reports whether r is a Unicode bidi control: the embeddings
+// and overrides, the isolates and the marks, which reorder the text
+// around them as it is shown.
+func bidiControl(r rune) bool {
+	return r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069 || r == 0x200e || r == 0x200f || r == 0x061c
+}
+
+// PrintableJSON returns the JSON text b, as encoding/json writes it, with
+// the characters that encoding/json leaves raw and Printable escapes (DEL,
+// the C1 controls and the bidi controls) written as \u escapes. encoding/
+// json escapes the C0 controls itself, and in valid JSON these others can
+// stand only inside strings, so the result decodes to the very same value
+// and prints safely on a terminal.
+func PrintableJSON(b []byte) []byte {
+	var out []byte
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == 0x7f || r >= 0x80 && r <= 0x9f || bidiControl(r) {
+			if out == nil {
+				out = append(make([]byte, 0, len(b)+16), b[:i]...)
+			}
+			out = fmt.Appendf(out, `\u%04x`, r)
+		} else if out != nil {
+			out = append(out, b[i:i+n]...)
+		}
+		i += n
+	}
+	if out == nil {
+		return b
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -25,10 +27,17 @@ func newDeadCmd() *cobra.Command {
 		Long: `dead works on the dead-letter stream (PROCQ_DEAD): the tasks that failed for
 good or could never run, each kept with its reason, its original subject and
 headers, for a week. An ID is a dead letter's sequence in that stream, as list
-shows it. Each subcommand takes --json.`,
+shows it. Each subcommand takes --json, and gives up after --wait when no
+broker answers at broker.url.
+
+Text from the messages (kinds, reasons, subjects, consumer names, headers,
+bodies) is printed with its control characters and Unicode bidi controls
+made visible as escapes (ESC as \x1b), so a dead letter cannot drive the
+terminal; --json escapes them the JSON way.`,
 	}
 	cmd.PersistentFlags().String("url", "", "broker URL (broker.url)")
 	cmd.PersistentFlags().Bool("json", false, "print JSON")
+	addWaitFlag(cmd.PersistentFlags())
 	list := &cobra.Command{Use: "list", Short: "List the dead letters, oldest first", Args: cobra.NoArgs, RunE: runDeadList}
 	list.Flags().String("queue", "", "only this queue's")
 	show := &cobra.Command{Use: "show ID", Short: "Show one dead letter whole: headers and body", Args: cobra.ExactArgs(1), RunE: runDeadShow}
@@ -60,11 +69,28 @@ func deadLetters(cmd *cobra.Command) (*ops.DeadLetters, func(), error) {
 	return d, done, nil
 }
 
+// printJSON prints v as indented JSON. encoding/json escapes the C0
+// controls in strings; ops.PrintableJSON escapes DEL, the C1 and the bidi
+// controls too, so the JSON decodes to the same value and cannot drive a
+// terminal either.
 func printJSON(out io.Writer, v any) error {
-	enc := json.NewEncoder(out)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := out.Write(ops.PrintableJSON(b.Bytes()))
+	return err
 }
+
+// cell is message text for one table cell or one-line field: every
+// control (newline and tab included) and bidi control made visible.
+func cell(s string) string { return ops.Printable(s, false) }
+
+// text is message text printed whole: newlines and tabs kept, every other
+// control and bidi control made visible.
+func text(s string) string { return ops.Printable(s, true) }
 
 func runDeadList(cmd *cobra.Command, _ []string) error {
 	d, done, err := deadLetters(cmd)
@@ -85,20 +111,32 @@ func runDeadList(cmd *cobra.Command, _ []string) error {
 	fmt.Fprintf(tw, "ID\tQUEUE\tKIND\tDELIVERED\tWHEN\tSUBJECT\tREASON\n")
 	now := time.Now()
 	for _, dl := range dls {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s ago\t%s\t%s\n", dl.ID, dl.Queue, cmp.Or(dl.Kind, "-"), dl.Delivered,
-			ageText(now.Sub(dl.Time)), dl.Subject, oneLine(dl.Reason, 160))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s ago\t%s\t%s\n", dl.ID, cell(dl.Queue), cell(cmp.Or(dl.Kind, "-")), dl.Delivered,
+			ageText(now.Sub(dl.Time)), cell(dl.Subject), oneLine(dl.Reason, 160))
 	}
 	fmt.Fprintf(tw, "%d dead letters\n", len(dls))
 	return tw.Flush()
 }
 
+// oneLine is s on one line, its runs of white space made one space, its
+// controls made visible, cut after n bytes (on a character boundary).
 func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
+	s = cell(strings.Join(strings.Fields(s), " "))
 	if len(s) > n {
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
 		return s[:n] + "..."
 	}
 	return s
 }
+
+// printableError is an error whose text may carry message text, printed
+// with its controls made visible.
+type printableError struct{ err error }
+
+func (e *printableError) Error() string { return text(e.err.Error()) }
+func (e *printableError) Unwrap() error { return e.err }
 
 func deadID(arg string) (uint64, error) {
 	id, err := strconv.ParseUint(arg, 10, 64)
@@ -127,13 +165,13 @@ func runDeadShow(cmd *cobra.Command, args []string) error {
 		return printJSON(out, dl)
 	}
 	fmt.Fprintf(out, "Dead letter %d of queue %s, %s\nReason: %s\nSubject: %s\nDelivered: %d time(s), last by %s\nHeaders:\n",
-		dl.ID, dl.Queue, dl.Time.Format(time.RFC3339), dl.Reason, dl.Subject, dl.Delivered, cmp.Or(dl.Consumer, "-"))
+		dl.ID, cell(dl.Queue), dl.Time.Format(time.RFC3339), text(dl.Reason), cell(dl.Subject), dl.Delivered, cell(cmp.Or(dl.Consumer, "-")))
 	for _, k := range slices.Sorted(maps.Keys(dl.Header)) {
 		for _, v := range dl.Header[k] {
-			fmt.Fprintf(out, "  %s: %s\n", k, v)
+			fmt.Fprintf(out, "  %s: %s\n", cell(k), cell(v))
 		}
 	}
-	fmt.Fprintf(out, "Body (%d bytes):\n%s\n", len(dl.Body), dl.Body)
+	fmt.Fprintf(out, "Body (%d bytes):\n%s\n", len(dl.Body), text(dl.Body))
 	return nil
 }
 
@@ -174,7 +212,8 @@ func runDeadRequeue(cmd *cobra.Command, args []string) error {
 	for _, id := range ids {
 		seq, err := d.Requeue(ctx, id)
 		if err != nil {
-			return fmt.Errorf("%w (%d requeued before it)", err, len(out))
+			// The error may quote the dead letter's subject.
+			return &printableError{fmt.Errorf("%w (%d requeued before it)", err, len(out))}
 		}
 		out = append(out, requeued{ID: id, Task: seq})
 	}

@@ -3,19 +3,21 @@ package main
 import (
 	"cmp"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"os"
+	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/procq/procq"
 	"github.com/procq/procq/internal/cli"
+	"github.com/procq/procq/link"
 	"github.com/procq/procq/ops"
 )
 
@@ -29,7 +31,8 @@ the oldest unfinished task, tasks run in the last minute), each live consumer
 (what it runs and since when), open runs and maps with their progress, open
 pipes, message queues, procq's streams (leader and replicas) and, in a cluster, the nodes.
 --json prints the same as one JSON document; --watch redraws it every
---interval until interrupted.`,
+--interval until interrupted. With no broker at broker.url it gives up
+after --wait.`,
 		Args: cobra.NoArgs,
 		RunE: runStatus,
 	}
@@ -38,25 +41,102 @@ pipes, message queues, procq's streams (leader and replicas) and, in a cluster, 
 	f.Bool("json", false, "print one JSON document")
 	f.Bool("watch", false, "redraw every --interval until interrupted")
 	f.Duration("interval", 2*time.Second, "how often --watch redraws")
+	addWaitFlag(f)
 	return cmd
 }
 
-// connectCmd connects a broker subcommand to broker.url (--url).
+// defaultWait bounds how long the read-only tools wait for a broker: a
+// person at a terminal asking what runs, not a process that may start
+// before its broker (broker.connect_timeout).
+const defaultWait = 5 * time.Second
+
+// addWaitFlag adds --wait to a command that connects with connectCmd.
+func addWaitFlag(f *pflag.FlagSet) {
+	f.Duration("wait", defaultWait, "wait at most this long for the broker at broker.url (overrides broker.connect_timeout)")
+}
+
+// connectCmd connects a broker subcommand to broker.url (--url), waiting
+// for it at most --wait (which stands for broker.connect_timeout here).
+// The subcommand's log goes to its file only: its stderr is for the one
+// line that says why it failed.
 func connectCmd(cmd *cobra.Command, what string) (*procq.Client, jetstream.JetStream, func(), error) {
 	cfg, err := cli.Load(cmd, map[string]string{"url": "broker.url"})
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	logger, closeLog, err := cli.Logger("broker-"+what, "", cfg.Log, os.Stderr)
+	wait, err := cmd.Flags().GetDuration("wait")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if wait <= 0 {
+		return nil, nil, nil, &cli.UsageError{Err: fmt.Errorf("--wait must be positive, got %v", wait)}
+	}
+	cfg.Broker.ConnectTimeout = wait
+	logger, closeLog, err := cli.Logger("broker-"+what, "", cfg.Log, io.Discard)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	c, err := procq.Connect(cmd.Context(), procq.WithConfig(cfg), procq.WithName("broker "+what), procq.WithLogger(logger))
 	if err != nil {
 		closeLog.Close()
-		return nil, nil, nil, err
+		return nil, nil, nil, connectError(cfg.Broker.URL, wait, err)
 	}
 	return c, c.JetStream(), func() { c.Close(); closeLog.Close() }, nil
+}
+
+// connectError is err, a failure to connect to brokerURL, said for a
+// person: when no broker answered within wait, one line naming broker.url
+// and --wait with the last error met; otherwise err's own text. Either way
+// a user and password (or a token) in broker.url are left out.
+func connectError(brokerURL string, wait time.Duration, err error) error {
+	var redacted []string
+	for _, u := range strings.Split(brokerURL, ",") {
+		redacted = append(redacted, redactURL(u))
+	}
+	msg := err.Error()
+	if errors.Is(err, link.ErrUnreachable) {
+		cause := err
+		if m, ok := err.(interface{ Unwrap() []error }); ok {
+			if errs := m.Unwrap(); len(errs) > 0 {
+				cause = errs[len(errs)-1]
+			}
+		}
+		msg = fmt.Sprintf("no broker answered at broker.url %s within %v (--wait): %v", strings.Join(redacted, ","), wait, cause)
+	}
+	for i, u := range strings.Split(brokerURL, ",") {
+		if u = strings.TrimSpace(u); u != "" && u != redacted[i] {
+			msg = strings.ReplaceAll(msg, u, redacted[i])
+		}
+	}
+	if msg == err.Error() {
+		return err
+	}
+	return &connectFailure{err: err, msg: msg}
+}
+
+// connectFailure is a connect error said for a person.
+type connectFailure struct {
+	msg string
+	err error
+}
+
+func (e *connectFailure) Error() string { return e.msg }
+func (e *connectFailure) Unwrap() error { return e.err }
+
+// redactURL is u with its user info, which may be a token or a password,
+// replaced by "redacted".
+func redactURL(u string) string {
+	p, err := url.Parse(strings.TrimSpace(u))
+	if err != nil {
+		if strings.Contains(u, "@") {
+			return "(a URL with user info that does not parse)"
+		}
+		return u
+	}
+	if p.User != nil {
+		p.User = url.User("redacted")
+	}
+	return p.String()
 }
 
 func runStatus(cmd *cobra.Command, _ []string) error {
@@ -84,9 +164,7 @@ func runStatus(cmd *cobra.Command, _ []string) error {
 			fmt.Fprint(out, "\033[H\033[2J") // home, clear: redraw in place
 		}
 		if asJSON {
-			enc := json.NewEncoder(out)
-			enc.SetIndent("", "  ")
-			err = enc.Encode(st)
+			err = printJSON(out, st)
 		} else {
 			err = printStatus(out, st)
 		}
@@ -101,26 +179,28 @@ func runStatus(cmd *cobra.Command, _ []string) error {
 	}
 }
 
+// printStatus prints st as tables; every name and text in it, which comes
+// from the processes' heartbeats and the broker, is printed with cell.
 func printStatus(out io.Writer, st *ops.Status) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "QUEUE\tPENDING\tIN FLIGHT\tREDELIVERED\tWAITING PULLS\tDEAD\tOLDEST\tCONSUMERS\tLAST MINUTE\n")
 	for _, q := range st.Queues {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%d\n", q.Name, q.Pending, q.InFlight, q.Redelivered,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%d\n", cell(q.Name), q.Pending, q.InFlight, q.Redelivered,
 			q.Waiting, q.Dead, ageText(q.OldestAge), q.Consumers, q.LastMinute)
 	}
 	fmt.Fprintf(tw, "\nCONSUMER\tQUEUE\tPID\tHOST\tRUNNING\tIN HAND\tDONE\tLAST MINUTE\tUP\n")
 	for _, c := range st.Consumers {
 		running := "idle"
 		if c.Task != "" {
-			running = c.Task + " for " + ageText(st.Time.Sub(c.Since))
+			running = cell(c.Task) + " for " + ageText(st.Time.Sub(c.Since))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\t%d\t%d\t%s\n", c.Name, c.Queue, c.PID, c.Host, running,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\t%d\t%d\t%s\n", cell(c.Name), cell(c.Queue), c.PID, cell(c.Host), running,
 			c.InHand, c.Done, c.LastMinute, ageText(st.Time.Sub(c.Started)))
 	}
 	if len(st.Runs) > 0 {
 		fmt.Fprintf(tw, "\nRUN\tQUEUE\tSTATE\tSENTINELS\tSTARTED\n")
 		for _, r := range st.Runs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s ago\n", r.Run, r.Queue, r.State, r.Sentinels, ageText(st.Time.Sub(r.Started)))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s ago\n", cell(r.Run), cell(r.Queue), cell(r.State), r.Sentinels, ageText(st.Time.Sub(r.Started)))
 		}
 	}
 	if len(st.Maps) > 0 {
@@ -130,14 +210,14 @@ func printStatus(out io.Writer, st *ops.Status) error {
 			if m.Total >= 0 {
 				total = fmt.Sprint(m.Total)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s pid %d\t%d\t%d\t%s\t%s\n", m.ID, m.Queue, m.Kind, m.Host, m.PID,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s pid %d\t%d\t%d\t%s\t%s\n", cell(m.ID), cell(m.Queue), cell(m.Kind), cell(m.Host), m.PID,
 				m.Done, m.Submitted, total, ageText(st.Time.Sub(m.Started)))
 		}
 	}
 	if len(st.Pipes) > 0 {
 		fmt.Fprintf(tw, "\nPIPE\tENDS OPEN\n")
 		for _, p := range st.Pipes {
-			fmt.Fprintf(tw, "%s\t%s\n", p.Name, strings.Join(p.Ends, " "))
+			fmt.Fprintf(tw, "%s\t%s\n", cell(p.Name), cell(strings.Join(p.Ends, " ")))
 		}
 	}
 	if len(st.MsgQueues) > 0 {
@@ -147,25 +227,25 @@ func printStatus(out io.Writer, st *ops.Status) error {
 			if q.MaxSize > 0 {
 				maxsize = fmt.Sprint(q.MaxSize)
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\n", q.Name, q.Items, maxsize)
+			fmt.Fprintf(tw, "%s\t%d\t%s\n", cell(q.Name), q.Items, maxsize)
 		}
 	}
 	fmt.Fprintf(tw, "\nSTREAM\tMESSAGES\tBYTES\tCONSUMERS\tLEADER\tREPLICAS\n")
 	for _, s := range st.Streams {
-		leader := cmp.Or(s.Leader, "-")
+		leader := cell(cmp.Or(s.Leader, "-"))
 		if s.Current == 0 && s.Replicas > 1 {
 			leader = "(none: election)"
 		}
 		replicas := fmt.Sprintf("%d/%d current", s.Current, s.Replicas)
 		for _, l := range s.Lagging {
-			replicas += ", " + l + " lagging"
+			replicas += ", " + cell(l) + " lagging"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\n", s.Name, s.Messages, s.Bytes, s.Consumers, leader, replicas)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\n", cell(s.Name), s.Messages, s.Bytes, s.Consumers, leader, replicas)
 	}
 	if c := st.Cluster; c != nil {
-		fmt.Fprintf(tw, "\nCLUSTER %s\tNODES %d\tCONNECTED TO %s\n", c.Name, len(c.Nodes), c.ConnectedTo)
+		fmt.Fprintf(tw, "\nCLUSTER %s\tNODES %d\tCONNECTED TO %s\n", cell(c.Name), len(c.Nodes), cell(c.ConnectedTo))
 		for _, n := range c.Nodes {
-			fmt.Fprintf(tw, "node\t%s\n", n)
+			fmt.Fprintf(tw, "node\t%s\n", cell(n))
 		}
 	}
 	return tw.Flush()
