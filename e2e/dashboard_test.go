@@ -2,17 +2,25 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/nats-io/nats.go"
 
@@ -35,14 +43,28 @@ func browser(t *testing.T) string {
 	return ""
 }
 
+// sessionCookie is the dashboard's login cookie (ops/dashboard.SessionCookie).
+const sessionCookie = "procq_session"
+
+// xssMarkup is what a dead letter's kind, reason and body hold in the XSS
+// check: the page must show it as text and run none of it.
+const xssMarkup = `<script>window.__xss=1</script><img src=x onerror="window.__xss=2">`
+
 // dashboard drives the dashboard in headless Chromium: refused without the
 // token, logged in with it, the queue, both consumers, a map in progress
 // and a dead letter in the page; Requeue takes the dead letter off the
-// list. The screenshot goes to $DASHBOARD_SCREENSHOT (the image in
-// docs/operations.md) or the test's temp dir.
+// list. On the way: markup in a dead letter shows as text and runs
+// nothing; the login cookie is a random HttpOnly, SameSite=Strict session
+// id, never the token; a page of another web server on another port of
+// 127.0.0.1 (which receives the browser's cookies for 127.0.0.1, as every
+// port does) cannot requeue a dead letter, and never sees the token;
+// neither can a request without the session's CSRF token or from another
+// origin; logout revokes the session. The screenshot goes to
+// $DASHBOARD_SCREENSHOT (the image in docs/operations.md) or the test's
+// temp dir.
 func (w *opsWorld) dashboard(t *testing.T) {
 	exe := browser(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 
 	// Without the token: refused, with the login form and no data.
@@ -58,8 +80,7 @@ func (w *opsWorld) dashboard(t *testing.T) {
 	if _, err := w.client.JetStream().PublishMsg(ctx, msg); err != nil {
 		t.Fatal(err)
 	}
-	st := w.waitStatus(t, "the dead letter", func(st ops.Status) bool { return queueOf(st, "ops").Dead == 1 })
-	_ = st
+	w.waitStatus(t, "the dead letter", func(st ops.Status) bool { return queueOf(st, "ops").Dead == 1 })
 	d, err := ops.OpenDeadLetters(ctx, w.client.JetStream())
 	if err != nil {
 		t.Fatal(err)
@@ -69,6 +90,20 @@ func (w *opsWorld) dashboard(t *testing.T) {
 		t.Fatalf("dead letters %v, %v; want 1", dls, err)
 	}
 	id := strconv.FormatUint(dls[0].ID, 10)
+
+	// A dead letter of markup, straight into the dead-letter stream (queue
+	// "xss", which no consumer serves): its kind, error and body.
+	ack, err := w.client.JetStream().PublishMsg(ctx, &nats.Msg{Subject: protocol.DeadSubject("xss"), Data: []byte("body " + xssMarkup),
+		Header: nats.Header{protocol.HeaderKind: {xssMarkup}, protocol.HeaderError: {"error " + xssMarkup}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	xssID := strconv.FormatUint(ack.Sequence, 10)
+
+	// Another web app on another port of 127.0.0.1: it records what the
+	// browser sends it, and serves a page that tries to requeue the dead
+	// letter in the dashboard.
+	other := newOtherSite(t, w.ui+"/dead/"+id+"/requeue")
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
 		chromedp.WindowSize(1400, 1000), chromedp.Flag("headless", "new"))
@@ -86,10 +121,214 @@ func (w *opsWorld) dashboard(t *testing.T) {
 		chromedp.WaitVisible(`.consumer[data-name="C-1"]`),
 		chromedp.WaitVisible(`.consumer[data-name="C-2"]`),
 		chromedp.WaitVisible(`.deadletter[data-id="`+id+`"]`),
+		chromedp.WaitVisible(`.deadletter[data-id="`+xssID+`"]`),
 	)
 	if err != nil {
 		t.Fatalf("dashboard: %v", err)
 	}
+
+	t.Run("markup in a dead letter shows as text", func(t *testing.T) {
+		// Once as the page came, once more after the live stream swapped
+		// the body in (innerHTML: an <img onerror> would run there).
+		for _, when := range []string{"in the page", "after a live update"} {
+			if when == "after a live update" {
+				err := chromedp.Do(bctx,
+					chromedp.Evaluate[chromedp.Void](`document.getElementById("live").appendChild(document.createElement("i")).id = "stale"`),
+					chromedp.Poll[chromedp.Void](`document.getElementById("stale") === null`, chromedp.WithPollingTimeout(10*time.Second)),
+				)
+				if err != nil {
+					t.Fatalf("no live update: %v", err)
+				}
+			}
+			got, err := chromedp.Run(bctx, chromedp.Evaluate[xssView](`(() => {
+				const tr = document.querySelector('tr.deadletter[data-id="`+xssID+`"]');
+				return {Kind: tr.children[2].textContent, Reason: tr.querySelector(".reason").textContent,
+					Title: tr.querySelector(".reason").title, XSS: typeof window.__xss,
+					Tags: document.querySelectorAll("#live script, #live img").length};
+			})()`))
+			if err != nil {
+				t.Fatalf("%s: %v", when, err)
+			}
+			if got.Kind != xssMarkup || got.Reason != "error "+xssMarkup || got.Title != "error "+xssMarkup {
+				t.Errorf("%s: kind %q, reason %q, title %q; want the markup as text", when, got.Kind, got.Reason, got.Title)
+			}
+			if got.XSS != "undefined" || got.Tags != 0 {
+				t.Errorf("%s: typeof window.__xss is %q, %d script or img elements in the page; want undefined, 0", when, got.XSS, got.Tags)
+			}
+		}
+	})
+	// Off the page before the screenshot.
+	if st, err := w.client.JetStream().Stream(ctx, protocol.DeadStream); err != nil {
+		t.Fatal(err)
+	} else if err := st.DeleteMsg(ctx, ack.Sequence); err != nil {
+		t.Fatal(err)
+	}
+
+	// The session cookie, as the browser keeps it.
+	var session *network.Cookie
+	t.Run("the login cookie is a session id, not the token", func(t *testing.T) {
+		res, err := chromedp.Call(bctx, network.GetCookies, network.GetCookiesParams{URLs: []string{w.ui + "/"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range res.Cookies {
+			if strings.Contains(c.Value, w.token) {
+				t.Errorf("cookie %s holds the token", c.Name)
+			}
+			if c.Name == sessionCookie {
+				session = c
+			}
+		}
+		if session == nil {
+			t.Fatalf("no %s cookie after login: %+v", sessionCookie, res.Cookies)
+		}
+		if session.Value == "" || session.Value == w.token || strings.Contains(session.Value, w.token) || len(session.Value) != 43 {
+			t.Errorf("session cookie value %q: want 32 random bytes base64url, not the token", session.Value)
+		}
+		if !session.HTTPOnly || session.SameSite != network.CookieSameSiteStrict || session.Path != "/" || session.Secure {
+			t.Errorf("session cookie %+v: want HttpOnly, SameSite=Strict, Path=/, not Secure over plain HTTP", session)
+		}
+		jsCookies, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.cookie`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(jsCookies, sessionCookie) || strings.Contains(jsCookies, session.Value) || strings.Contains(jsCookies, w.token) {
+			t.Errorf("document.cookie shows the session: %q", jsCookies)
+		}
+	})
+	if session == nil {
+		t.FailNow()
+	}
+
+	t.Run("a requeue without the CSRF token or from another origin is refused", func(t *testing.T) {
+		csrf, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.querySelector('.deadletter[data-id="`+id+`"] input[name="csrf"]').value`))
+		if err != nil || csrf == "" || csrf == session.Value {
+			t.Fatalf("the page's CSRF token %q, %v", csrf, err)
+		}
+		target := "/dead/" + id + "/requeue"
+		for _, tt := range []struct {
+			name         string
+			csrf, origin string
+		}{
+			{"the session cookie, without the CSRF token", "", w.ui},
+			{"the session cookie and CSRF token, from another origin", csrf, other.URL},
+			{"the session cookie and CSRF token, naming no origin", csrf, ""},
+		} {
+			h := http.Header{"Cookie": {sessionCookie + "=" + session.Value}}
+			if tt.origin != "" {
+				h.Set("Origin", tt.origin)
+			}
+			if code, body := w.send(t, target, url.Values{"csrf": {tt.csrf}}, h); code != http.StatusForbidden {
+				t.Errorf("%s: %d, want 403\n%.200s", tt.name, code, body)
+			}
+		}
+		// A login posted from another origin, with the right token.
+		if code, _ := w.send(t, "/login", url.Values{"token": {w.token}}, http.Header{"Origin": {other.URL}}); code != http.StatusForbidden {
+			t.Errorf("login from another origin: %d, want 403", code)
+		}
+		if !slices.Contains(w.deadIDs(t), id) {
+			t.Errorf("dead letter %s is gone after the refused requeues", id)
+		}
+	})
+
+	t.Run("a page on another port can neither requeue nor see the token", func(t *testing.T) {
+		// Every response the browser gets for the requeue URL, redirects
+		// included.
+		var mu sync.Mutex
+		var statuses []int64
+		lctx, lcancel := context.WithCancel(bctx)
+		defer lcancel()
+		if err := chromedp.Listen(lctx, func(ev any) {
+			mu.Lock()
+			defer mu.Unlock()
+			switch e := ev.(type) {
+			case *network.EventResponseReceived:
+				if e.Response.URL == other.target {
+					statuses = append(statuses, e.Response.Status)
+				}
+			case *network.EventRequestWillBeSent:
+				if e.RedirectResponse != nil && e.RedirectResponse.URL == other.target {
+					statuses = append(statuses, e.RedirectResponse.Status)
+				}
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := chromedp.Do(bctx, chromedp.Navigate(other.URL+"/attack")); err != nil {
+			t.Fatal(err)
+		}
+		// Its fetch, then its form.
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			mu.Lock()
+			n := len(statuses)
+			mu.Unlock()
+			if n >= 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the other page's two requeues were not answered within 20s (%d were)", n)
+			}
+		}
+		mu.Lock()
+		got := slices.Clone(statuses)
+		mu.Unlock()
+		// 403, not 401: the browser did send the session cookie along.
+		if len(got) != 2 || got[0] != http.StatusForbidden || got[1] != http.StatusForbidden {
+			t.Errorf("the other page's requeues (fetch, form) got %v, want [403 403]", got)
+		}
+		if !slices.Contains(w.deadIDs(t), id) {
+			t.Errorf("the other page requeued dead letter %s", id)
+		}
+		seen := other.seen()
+		if len(seen) < 2 || !strings.Contains(strings.Join(seen, "\n"), sessionCookie+"=") {
+			t.Errorf("the other site got %d requests, without the session cookie: the check below proves nothing\n%s", len(seen), strings.Join(seen, "\n"))
+		}
+		for _, req := range seen {
+			if strings.Contains(req, w.token) {
+				t.Errorf("the other site received the token:\n%s", req)
+			}
+		}
+		wctx, wcancel := context.WithTimeout(bctx, 15*time.Second)
+		defer wcancel()
+		err := chromedp.Do(wctx,
+			chromedp.Navigate(w.ui+"/"),
+			chromedp.WaitVisible(`.deadletter[data-id="`+id+`"]`),
+		)
+		if err != nil {
+			t.Fatalf("back in the dashboard: %v", err)
+		}
+	})
+
+	t.Run("a script logs in with the token and out (SECURITY-dashboard.md)", func(t *testing.T) {
+		// curl -c jar --data-urlencode token@data/jetstream/token .../login
+		code, _, cookies := w.sendFull(t, "/login", url.Values{"token": {w.token + "\n"}}, nil)
+		var sid string
+		for _, c := range cookies {
+			if c.Name == sessionCookie {
+				sid = c.Value
+			}
+		}
+		if code != http.StatusSeeOther || sid == "" || strings.Contains(sid, w.token) {
+			t.Fatalf("login: %d, session %q", code, sid)
+		}
+		jar := http.Header{"Cookie": {sessionCookie + "=" + sid}}
+		code, page := w.fetch(t, "/", jar)
+		m := regexp.MustCompile(`<meta name="csrf-token" content="([^"]+)">`).FindStringSubmatch(page)
+		if code != http.StatusOK || !strings.Contains(page, "Queues") || m == nil {
+			t.Fatalf("the dashboard with the session: %d\n%.300s", code, page)
+		}
+		if code, _ := w.fetch(t, "/api/status", jar); code != http.StatusOK {
+			t.Errorf("/api/status with the session: %d", code)
+		}
+		jar.Set("Origin", w.ui)
+		if code, _ := w.send(t, "/logout", url.Values{"csrf": {m[1]}}, jar); code != http.StatusSeeOther {
+			t.Fatalf("logout: %d", code)
+		}
+		jar.Del("Origin")
+		if code, page := w.fetch(t, "/", jar); code != http.StatusUnauthorized || !strings.Contains(page, `name="token"`) || strings.Contains(page, "Queues") {
+			t.Errorf("the dashboard after logout: %d, want 401 and the login form", code)
+		}
+	})
 
 	// Then a map while the page is up (started once the browser runs, so
 	// that a slow start cannot outlast it): slow squares on both
@@ -163,4 +402,150 @@ func (w *opsWorld) dashboard(t *testing.T) {
 		q := queueOf(st, "ops")
 		return q.Dead == 0 && q.Pending == 0
 	})
+
+	t.Run("logout revokes the session", func(t *testing.T) {
+		err := chromedp.Do(bctx,
+			chromedp.Click(`header .logout button`),
+			chromedp.WaitVisible(`input[name="token"]`),
+		)
+		if err != nil {
+			t.Fatalf("logout: %v", err)
+		}
+		// The old cookie, sent by hand: the login page, not the dashboard.
+		old := http.Header{"Cookie": {sessionCookie + "=" + session.Value}}
+		for _, path := range []string{"/", "/api/status", "/events"} {
+			if code, page := w.fetch(t, path, old); code != http.StatusUnauthorized || !strings.Contains(page, `name="token"`) {
+				t.Errorf("%s with the session after logout: %d, want 401 and the login form", path, code)
+			}
+		}
+		res, err := chromedp.Call(bctx, network.GetCookies, network.GetCookiesParams{URLs: []string{w.ui + "/"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range res.Cookies {
+			if c.Name == sessionCookie {
+				t.Errorf("the browser keeps the session cookie after logout")
+			}
+		}
+	})
+}
+
+// xssView is what the page shows of the dead letter of markup.
+type xssView struct {
+	Kind, Reason, Title string // its cells' text, and the reason's title
+	XSS                 string // typeof window.__xss
+	Tags                int    // script and img elements in the page's body
+}
+
+// otherSite is another web app on another port of 127.0.0.1: it records
+// every request the browser sends it, and its page /attack tries to
+// requeue a dead letter in the dashboard, by fetch() with the browser's
+// credentials, then by a form that submits itself.
+type otherSite struct {
+	*httptest.Server
+	target string // the dashboard's requeue URL
+	mu     sync.Mutex
+	reqs   []string // each request, its line and headers
+}
+
+func newOtherSite(t *testing.T, target string) *otherSite {
+	o := &otherSite{target: target}
+	page := fmt.Sprintf(`<!doctype html>
+<title>another local web app</title>
+<img src="/pixel.gif" alt="">
+<form id="f" method="post" action="%[1]s"><input type="hidden" name="csrf" value="guess"></form>
+<script>
+fetch("%[1]s", {method: "POST", credentials: "include", mode: "no-cors",
+  headers: {"Content-Type": "application/x-www-form-urlencoded"}, body: "csrf=guess"})
+  .finally(function () { document.getElementById("f").submit(); });
+</script>
+`, target)
+	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		dump, _ := httputil.DumpRequest(r, false)
+		o.mu.Lock()
+		o.reqs = append(o.reqs, string(dump))
+		o.mu.Unlock()
+		switch r.URL.Path {
+		case "/attack":
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			io.WriteString(w, page)
+		case "/pixel.gif":
+			w.Header().Set("Content-Type", "image/gif")
+			w.Write([]byte("GIF89a\x01\x00\x01\x00\x00\x00\x00;"))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(o.Close)
+	return o
+}
+
+func (o *otherSite) seen() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.reqs)
+}
+
+// noRedirect is an HTTP client that shows redirects rather than follows
+// them.
+var noRedirect = &http.Client{Timeout: 10 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// sendFull posts form to the dashboard's path with the headers h, and
+// returns the status, the body and the cookies set.
+func (w *opsWorld) sendFull(t *testing.T, path string, form url.Values, h http.Header) (int, string, []*http.Cookie) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, w.ui+path, strings.NewReader(form.Encode()))
+	for k, vs := range h {
+		req.Header[k] = vs
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Cookies()
+}
+
+func (w *opsWorld) send(t *testing.T, path string, form url.Values, h http.Header) (int, string) {
+	t.Helper()
+	code, body, _ := w.sendFull(t, path, form, h)
+	return code, body
+}
+
+// fetch gets the dashboard's path with the headers h (within 10 s: not an
+// event stream that is served).
+func (w *opsWorld) fetch(t *testing.T, path string, h http.Header) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, w.ui+path, nil)
+	for k, vs := range h {
+		req.Header[k] = vs
+	}
+	resp, err := noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, string(b)
+}
+
+// deadIDs are the ids of queue ops' dead letters, from `broker dead list`.
+func (w *opsWorld) deadIDs(t *testing.T) []string {
+	t.Helper()
+	p := w.e.start("broker", "dead", "list", "--queue", "ops", "--json")
+	p.mustExit(0, 30*time.Second)
+	var dls []ops.DeadLetter
+	if err := json.Unmarshal([]byte(p.stdout.String()), &dls); err != nil {
+		t.Fatalf("dead list --json: %v\n%s", err, p.stdout)
+	}
+	var ids []string
+	for _, d := range dls {
+		ids = append(ids, strconv.FormatUint(d.ID, 10))
+	}
+	return ids
 }

@@ -6,6 +6,7 @@ package dashboard
 
 import (
 	"context"
+	"crypto/subtle"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -13,7 +14,6 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,13 +39,17 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 // progress, pipes and dead letters with a requeue button. It is
 // server-rendered HTML with a small script that swaps in the fresh page
 // body every second from a server-sent event stream; the assets are in
-// the binary. Every route but the login needs the token, as a bearer
-// header or the login cookie.
+// the binary. Every route but the login needs the token as a bearer
+// header (API clients), or a login session: the login form takes the token
+// once and sets a cookie holding a random session id (see SessionCookie).
+// A state-changing request of a session (requeue, logout) must carry the
+// session's CSRF token and come from the dashboard's own origin.
 type Dashboard struct {
-	js    jetstream.JetStream
-	token []byte
-	log   *slog.Logger
-	every time.Duration
+	js       jetstream.JetStream
+	token    []byte
+	log      *slog.Logger
+	every    time.Duration
+	sessions *sessions
 
 	mu      sync.Mutex
 	latest  view // the last read: every page and stream shows it
@@ -62,7 +66,8 @@ func NewDashboard(ctx context.Context, js jetstream.JetStream, token string, log
 	if token == "" {
 		panic("dashboard.NewDashboard: empty token") // a bug: every endpoint has one
 	}
-	d := &Dashboard{js: js, token: []byte(token), log: logger, every: time.Second, history: map[string][]int64{}}
+	d := &Dashboard{js: js, token: []byte(token), log: logger, every: time.Second, history: map[string][]int64{},
+		sessions: newSessions(SessionIdle)}
 	go d.refreshEvery(ctx)
 	return d
 }
@@ -119,8 +124,15 @@ func (d *Dashboard) view() view {
 
 // ServeHTTP implements http.Handler.
 func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("X-Frame-Options", "DENY")
-	w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; script-src 'self'")
+	h := w.Header()
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; script-src 'self'; "+
+		"form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if _, err := r.Cookie(legacyTokenCookie); err == nil { // the token itself, from before sessions
+		http.SetCookie(w, &http.Cookie{Name: legacyTokenCookie, Path: "/", MaxAge: -1})
+	}
 	switch {
 	case r.URL.Path == "/login":
 		d.login(w, r)
@@ -128,18 +140,29 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/static/dashboard.css" || r.URL.Path == "/static/dashboard.js":
 		http.ServeFileFS(w, r, webFiles, "web/"+strings.TrimPrefix(r.URL.Path, "/static/"))
 		return
-	case !endpoint.Authorized(r, d.token):
+	}
+	c, ok := d.authenticate(r)
+	if !ok {
 		w.WriteHeader(http.StatusUnauthorized)
 		d.render(w, "login.html", map[string]any{"Failed": false})
 		return
 	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+		if err := c.mayChange(r); err != nil {
+			d.log.Warn("dashboard: request refused", "method", r.Method, "path", r.URL.Path,
+				"origin", r.Header.Get("Origin"), "referer", r.Header.Get("Referer"), "reason", err)
+			http.Error(w, "procq: refused: "+err.Error(), http.StatusForbidden)
+			return
+		}
+	}
 	switch {
 	case r.URL.Path == "/" && r.Method == http.MethodGet:
-		d.page(w, r, "page.html")
+		d.page(w, c, "page.html")
 	case r.URL.Path == "/body" && r.Method == http.MethodGet:
-		d.page(w, r, "body")
+		d.page(w, c, "body")
 	case r.URL.Path == "/events" && r.Method == http.MethodGet:
-		d.events(w, r)
+		d.events(w, r, c)
 	case r.URL.Path == "/api/status" && r.Method == http.MethodGet:
 		v := d.view()
 		if v.Err != "" {
@@ -149,30 +172,87 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(v.Status)
 	case strings.HasPrefix(r.URL.Path, "/dead/") && strings.HasSuffix(r.URL.Path, "/requeue") && r.Method == http.MethodPost:
-		d.requeue(w, r)
+		d.requeue(w, r, c)
 	case r.URL.Path == "/logout" && r.Method == http.MethodPost:
-		http.SetCookie(w, &http.Cookie{Name: endpoint.TokenCookie, Value: "", Path: "/", MaxAge: -1})
+		if c.id != "" {
+			d.sessions.revoke(c.id)
+		}
+		http.SetCookie(w, sessionCookie(r, ""))
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 	default:
 		http.NotFound(w, r)
 	}
 }
 
-// login shows the form, and on POST sets the token cookie when the token
-// is right.
+// caller is who made a request: a browser session, or an API client with
+// the token as a bearer header.
+type caller struct {
+	id string  // the session id; empty for a bearer
+	s  session // the session, as it was when the request came
+}
+
+// authenticate returns the request's caller: the bearer token first, else
+// a live session of its cookies.
+func (d *Dashboard) authenticate(r *http.Request) (caller, bool) {
+	if endpoint.Authorized(r, d.token) {
+		return caller{}, true
+	}
+	for _, c := range r.CookiesNamed(SessionCookie) {
+		if s, ok := d.sessions.use(c.Value); ok {
+			return caller{id: c.Value, s: s}, true
+		}
+	}
+	return caller{}, false
+}
+
+// mayChange checks a state-changing request. A session's must come from
+// the dashboard's origin with the session's CSRF token. A bearer's needs
+// neither (a browser never adds the header by itself, and a cross-origin
+// page that would set it must pass a CORS preflight the dashboard never
+// grants), but one naming another origin is refused all the same.
+func (c caller) mayChange(r *http.Request) error {
+	if c.id != "" {
+		return checkCSRF(r, c.s)
+	}
+	if err := sameOrigin(r); err == errCrossOrigin {
+		return err
+	}
+	return nil
+}
+
+// login shows the form, and on POST, when the token is right, opens a
+// session and sets its cookie. A script can log in the same way (curl -c
+// jar --data-urlencode token@<token file>): the token is trimmed of
+// surrounding white space.
 func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
 		d.render(w, "login.html", map[string]any{"Failed": false})
 		return
+	case http.MethodPost:
+	default:
+		w.Header().Set("Allow", "GET, HEAD, POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
 	}
-	tok := r.PostFormValue("token")
-	probe := &http.Request{Header: http.Header{"Authorization": {"Bearer " + tok}}}
-	if !endpoint.Authorized(probe, d.token) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+	// No session yet, so no CSRF token: the token in the form is the
+	// credential. A browser's login from another origin is refused.
+	if err := sameOrigin(r); err == errCrossOrigin {
+		d.log.Warn("dashboard: login refused", "origin", r.Header.Get("Origin"), "referer", r.Header.Get("Referer"), "reason", err)
+		http.Error(w, "procq: refused: "+err.Error(), http.StatusForbidden)
+		return
+	}
+	tok := strings.TrimSpace(r.PostFormValue("token"))
+	if tok == "" || subtle.ConstantTimeCompare([]byte(tok), d.token) != 1 {
 		w.WriteHeader(http.StatusUnauthorized)
 		d.render(w, "login.html", map[string]any{"Failed": true})
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: endpoint.TokenCookie, Value: tok, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	for _, c := range r.CookiesNamed(SessionCookie) { // a fresh id at each login
+		d.sessions.revoke(c.Value)
+	}
+	http.SetCookie(w, sessionCookie(r, d.sessions.create()))
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
@@ -187,13 +267,17 @@ type view struct {
 	DeadTotal uint64
 	Err       string
 	Flash     string
+	CSRF      string // the session's CSRF token, for the forms
 	Now       time.Time
 	Refresh   int // ms
 }
 
-func (d *Dashboard) page(w http.ResponseWriter, r *http.Request, name string) {
+func (d *Dashboard) page(w http.ResponseWriter, c caller, name string) {
 	v := d.view()
-	v.Flash = r.URL.Query().Get("flash")
+	v.CSRF = c.s.csrf
+	if c.id != "" && name == "page.html" {
+		v.Flash = d.sessions.takeFlash(c.id)
+	}
 	d.render(w, name, v)
 }
 
@@ -206,8 +290,8 @@ func (d *Dashboard) render(w http.ResponseWriter, name string, data any) {
 }
 
 // events streams the page body as a server-sent event every second, until
-// the browser goes away.
-func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
+// the browser goes away or its session ends.
+func (d *Dashboard) events(w http.ResponseWriter, r *http.Request, c caller) {
 	flusher, ok := w.(http.Flusher)
 	if !ok {
 		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
@@ -218,8 +302,13 @@ func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
 	t := time.NewTicker(d.every)
 	defer t.Stop()
 	for {
+		if c.id != "" && !d.sessions.alive(c.id) {
+			return // logged out or expired: the script finds the login page
+		}
+		v := d.view()
+		v.CSRF = c.s.csrf
 		var b strings.Builder
-		err := pages.ExecuteTemplate(&b, "body", d.view())
+		err := pages.ExecuteTemplate(&b, "body", v)
 		if err != nil {
 			d.log.Warn("dashboard: render", "error", err)
 			return
@@ -238,7 +327,7 @@ func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (d *Dashboard) requeue(w http.ResponseWriter, r *http.Request) {
+func (d *Dashboard) requeue(w http.ResponseWriter, r *http.Request, c caller) {
 	idText := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/dead/"), "/requeue")
 	id, err := strconv.ParseUint(idText, 10, 64)
 	if err != nil {
@@ -263,7 +352,14 @@ func (d *Dashboard) requeue(w http.ResponseWriter, r *http.Request) {
 	}
 	d.log.Info("dashboard: dead letter requeued", "id", id)
 	d.refresh(r.Context()) // the page it redirects to shows the list without it
-	http.Redirect(w, r, "/?flash="+url.QueryEscape(flash), http.StatusSeeOther)
+	if c.id == "" {
+		// An API client (bearer): the message, no page.
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, flash)
+		return
+	}
+	d.sessions.setFlash(c.id, flash)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
 // age is d as a person reads it: 3s, 4m12s, 2h5m, 3d4h.

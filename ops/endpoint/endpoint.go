@@ -1,7 +1,8 @@
 // Package endpoint serves procq's HTTP endpoints (a consumer's metrics,
 // the broker's metrics, NATS monitoring and the dashboard): each binds
 // loopback unless its address names another host, and requires the
-// broker's token.
+// broker's token: as a bearer header here, through a login session in the
+// dashboard (package ops/dashboard), never in a cookie.
 package endpoint
 
 import (
@@ -16,12 +17,11 @@ import (
 	"time"
 )
 
-// TokenCookie is the dashboard's login cookie: the token itself.
-const TokenCookie = "procq_token"
-
-// RequireToken serves h only to requests that carry token: as
+// RequireToken serves h only to requests that carry token as
 // "Authorization: Bearer <token>" (Prometheus' bearer credentials, curl
-// -H), or in the dashboard's login cookie. Anything else gets 401.
+// -H). Anything else gets 401. A cookie is no credential here: browsers
+// send a host's cookies to each of its ports, so the token must never be
+// one.
 func RequireToken(token string, h http.Handler) http.Handler {
 	if token == "" {
 		panic("endpoint.RequireToken: empty token") // a bug: every endpoint has one
@@ -37,14 +37,14 @@ func RequireToken(token string, h http.Handler) http.Handler {
 	})
 }
 
-// Authorized reports whether r carries the token want.
+// Authorized reports whether r carries the token want as a bearer header,
+// compared in constant time.
 func Authorized(r *http.Request, want []byte) bool {
-	got := ""
-	if auth := r.Header.Get("Authorization"); strings.HasPrefix(auth, "Bearer ") {
-		got = strings.TrimPrefix(auth, "Bearer ")
-	} else if c, err := r.Cookie(TokenCookie); err == nil {
-		got = c.Value
+	auth := r.Header.Get("Authorization")
+	if !strings.HasPrefix(auth, "Bearer ") {
+		return false
 	}
+	got := strings.TrimPrefix(auth, "Bearer ")
 	return got != "" && subtle.ConstantTimeCompare([]byte(got), want) == 1
 }
 

@@ -16,9 +16,11 @@ func TestRequireToken(t *testing.T) {
 		{"no token", func(*http.Request) {}, http.StatusUnauthorized},
 		{"wrong bearer", func(r *http.Request) { r.Header.Set("Authorization", "Bearer s3cre") }, http.StatusUnauthorized},
 		{"basic, not bearer", func(r *http.Request) { r.SetBasicAuth("x", "s3cret") }, http.StatusUnauthorized},
-		{"empty cookie", func(r *http.Request) { r.AddCookie(&http.Cookie{Name: TokenCookie, Value: ""}) }, http.StatusUnauthorized},
+		{"empty bearer", func(r *http.Request) { r.Header.Set("Authorization", "Bearer ") }, http.StatusUnauthorized},
 		{"bearer", func(r *http.Request) { r.Header.Set("Authorization", "Bearer s3cret") }, http.StatusTeapot},
-		{"login cookie", func(r *http.Request) { r.AddCookie(&http.Cookie{Name: TokenCookie, Value: "s3cret"}) }, http.StatusTeapot},
+		// The token in a cookie (the dashboard's login cookie held it once)
+		// is no credential: every port of the host would receive it.
+		{"token cookie", func(r *http.Request) { r.AddCookie(&http.Cookie{Name: "procq_token", Value: "s3cret"}) }, http.StatusUnauthorized},
 	} {
 		r := httptest.NewRequest(http.MethodGet, "/metrics", nil)
 		tt.set(r)

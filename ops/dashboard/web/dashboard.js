@@ -1,5 +1,6 @@
 // Swap in the fresh page body from the server-sent event stream; reconnect
-// after a pause if it drops. No framework, no build step.
+// after a pause if it drops, or reload (to the login page) when the session
+// has ended. No framework, no build step.
 (function () {
   var live = document.getElementById("live");
   if (!live || !window.EventSource) return;
@@ -12,7 +13,12 @@
     });
     es.onerror = function () {
       es.close();
-      setTimeout(connect, 2000);
+      setTimeout(function () {
+        fetch("/body", { credentials: "same-origin", cache: "no-store" }).then(function (r) {
+          if (r.status === 401) location.reload(); // logged out or expired
+          else connect();
+        }, function () { setTimeout(connect, 2000); });
+      }, 2000);
     };
   }
   connect();
