@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -46,6 +47,7 @@ type options struct {
 	token  string
 	queue  string
 	name   string
+	role   string
 	logger *slog.Logger
 }
 
@@ -76,6 +78,13 @@ func WithQueue(name string) Option { return func(o *options) { o.queue = name } 
 // WithName names the connection in the broker's view. Defaults to
 // "procq client <pid>".
 func WithName(name string) Option { return func(o *options) { o.name = name } }
+
+// WithRole connects in role (config.RoleProducer, config.RoleConsumer)
+// on procq's own broker: with that role's credential from
+// broker.credentials_dir, allowed only that role's work. Without it (or
+// where the broker issues no role credentials) the client presents the
+// token, the admin's credential.
+func WithRole(role string) Option { return func(o *options) { o.role = role } }
 
 // WithLogger logs the client's events to l. Defaults to discarding them.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
@@ -113,7 +122,7 @@ func Connect(ctx context.Context, opts ...Option) (*Client, error) {
 	nc, own := o.nc, false
 	if nc == nil {
 		var err error
-		if nc, err = link.Connect(ctx, c.Broker.Client(o.name), logger); err != nil {
+		if nc, err = link.Connect(ctx, c.Broker.Client(o.role, c.Queue.Name, o.name), logger); err != nil {
 			return nil, err
 		}
 		own = true
@@ -151,11 +160,17 @@ func (c *Client) topology(ctx context.Context) (*protocol.Topology, *producer.Ta
 	if c.topo != nil {
 		return c.topo, c.q, nil
 	}
-	qc := queueConfig(c.cfg)
-	qc.Logger = c.log
-	topo, err := link.Retry(ctx, c.cfg.Broker.ConnectTimeout, c.log, func(ctx context.Context) (*protocol.Topology, error) {
-		return protocol.EnsureQueue(ctx, c.js, qc)
-	})
+	var topo *protocol.Topology
+	var err error
+	if c.mayDeclare() {
+		qc := c.cfg.QueueShape()
+		qc.Logger = c.log
+		topo, err = link.Retry(ctx, c.cfg.Broker.ConnectTimeout, c.log, func(ctx context.Context) (*protocol.Topology, error) {
+			return protocol.EnsureQueue(ctx, c.js, qc)
+		})
+	} else {
+		topo, err = c.lookupQueue(ctx)
+	}
 	if err != nil {
 		return nil, nil, replicasErr(c.cfg, err)
 	}
@@ -163,6 +178,50 @@ func (c *Client) topology(ctx context.Context) (*protocol.Topology, *producer.Ta
 	c.q.PutTimeout = c.cfg.Queue.PutTimeout
 	c.topo = topo
 	return c.topo, c.q, nil
+}
+
+// endpointToken is what the client's HTTP endpoints (a worker's metrics)
+// require: the token it connected with; with another credential, the
+// broker's token where this host has its token file; else the client's
+// own password (a worker host that holds only its role's credential).
+func (c *Client) endpointToken() string {
+	if t := c.nc.Opts.Token; t != "" {
+		return t
+	}
+	if t, err := link.ReadToken(c.cfg.Broker.TokenPath()); err == nil {
+		return t
+	}
+	return c.nc.Opts.Password
+}
+
+// mayDeclare says whether the client may declare the queue's streams: all
+// but a consumer that connected with its role's credential, which may
+// only use them.
+func (c *Client) mayDeclare() bool {
+	return c.nc.Opts.User != protocol.RoleUser(config.RoleConsumer, c.cfg.Queue.Name)
+}
+
+// lookupQueue waits, up to broker.connect_timeout, until the queue's
+// streams are declared (by the broker, or a producer).
+func (c *Client) lookupQueue(ctx context.Context) (*protocol.Topology, error) {
+	timeout := c.cfg.Broker.ConnectTimeout
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for logged := false; ; logged = true {
+		topo, err := protocol.LookupQueue(ctx, c.js, c.cfg.Queue.Name)
+		if !errors.Is(err, protocol.ErrNoTopology) {
+			return topo, err
+		}
+		if !logged {
+			c.log.WarnContext(ctx, "waiting for the queue's streams", "queue", c.cfg.Queue.Name,
+				"waiting_for", "the broker or a producer to declare them", "timeout", timeout, "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("queue %s: %w within broker.connect_timeout (%v): start a producer, or the broker", c.cfg.Queue.Name, err, timeout)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // Queue opens the named message queue, like multiprocessing.Queue: any
@@ -179,18 +238,6 @@ func (c *Client) Queue(ctx context.Context, name string, maxsize int) (*msgq.Que
 func (c *Client) Pipe(ctx context.Context, name string, end pipe.End) (*pipe.Conn, error) {
 	conn, err := pipe.Open(ctx, c.js, name, end, pipe.Config{PeerTimeout: c.cfg.Pipe.PeerTimeout, Replicas: c.cfg.Queue.Replicas}, c.log)
 	return conn, replicasErr(c.cfg, err)
-}
-
-// queueConfig is the configured queue's shape.
-func queueConfig(c *config.Config) protocol.QueueConfig {
-	return protocol.QueueConfig{
-		Name:          c.Queue.Name,
-		AckWait:       c.Queue.AckWait,
-		MaxAckPending: c.Queue.MaxAckPending,
-		MaxMessages:   c.Queue.MaxMessages,
-		Replicas:      c.Queue.Replicas,
-		ResultsMaxAge: c.Pool.ResultsMaxAge,
-	}
 }
 
 // replicasErr names queue.replicas in an error that says the broker

@@ -2,6 +2,7 @@ package procq
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -93,8 +94,12 @@ func (w *Worker) Run(ctx context.Context) error {
 		var m *consumer.WorkerMetrics
 		m, gauges = consumer.NewWorkerMetrics(reg, c.cfg.Queue.Name)
 		wcfg.Events = m
+		token := c.endpointToken()
+		if token == "" {
+			return c.cfg.ErrorFor("metrics.listen", errors.New("no token to protect the endpoint with: set broker.token, or make broker.token_file readable here"))
+		}
 		addr, err := endpoint.Serve(ctx, c.cfg.Metrics.Listen,
-			endpoint.RequireToken(c.nc.Opts.Token, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})), "metrics", c.log)
+			endpoint.RequireToken(token, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})), "metrics", c.log)
 		if err != nil {
 			return c.cfg.ErrorFor("metrics.listen", err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 
 	"github.com/nats-io/nats.go"
 
@@ -36,7 +37,10 @@ func dialEmbedded(ctx context.Context, cc link.Config, sc Config, logger *slog.L
 		return nil, nil, cc, err
 	}
 	logger.InfoContext(ctx, "embedded broker started", "url", srv.ClientURL(), "store_dir", sc.StoreDir)
-	cc.URL, cc.Token = srv.ClientURL(), srv.Token()
+	cc.URL = srv.ClientURL()
+	if _, err := os.Stat(cc.RoleFile); cc.RoleFile == "" || err != nil {
+		cc.Token = srv.Token() // no role credential: the admin's token
+	}
 	nc, err := link.Connect(ctx, cc, logger)
 	if err != nil {
 		srv.Shutdown()

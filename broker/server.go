@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -45,6 +46,13 @@ type Config struct {
 	// StoreKey, when set, encrypts the store at rest. A store written with
 	// another key (or none) fails to start; it is never emptied.
 	StoreKey string
+	// Roles, when set, issues a credential per role (RoleProducer,
+	// RoleConsumer) for Queue, each with the subject permissions of its
+	// work, written into CredentialsDir (defaults to <StoreDir>/creds);
+	// the token stays the admin's credential.
+	Roles          bool
+	Queue          string
+	CredentialsDir string
 }
 
 // TLSConfig names a TLS listener's files.
@@ -71,6 +79,7 @@ func (c Config) withDefaults() Config {
 	c.URL = cmp.Or(c.URL, "nats://127.0.0.1:4222")
 	c.TokenFile = cmp.Or(c.TokenFile, c.StoreDir+"/token")
 	c.ReadyTimeout = cmp.Or(c.ReadyTimeout, 10*time.Second)
+	c.CredentialsDir = cmp.Or(c.CredentialsDir, filepath.Join(c.StoreDir, "creds"))
 	return c
 }
 
@@ -134,6 +143,13 @@ func start(cfg Config, host string, port int, lock *dirLock, logger *slog.Logger
 		SyncAlways:    cfg.SyncAlways,
 		Authorization: token,
 		JetStreamKey:  cfg.StoreKey,
+	}
+	if cfg.Roles {
+		if err := writeRoleFiles(cfg.CredentialsDir, token, cfg.Queue); err != nil {
+			return nil, err
+		}
+		opts.Authorization = ""
+		opts.CustomClientAuthentication = newRoleAuth(token, cfg.Queue)
 	}
 	if cfg.TLS != nil {
 		tc, err := serverTLS(cfg.TLS, cfg.TLS.VerifyClients)

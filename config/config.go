@@ -90,6 +90,24 @@ type Broker struct {
 	// store written with another key fails to start. Empty: not
 	// encrypted.
 	StoreKey string `mapstructure:"store_key"`
+	// RoleCredentials makes procq's own broker issue a credential per
+	// role (producer, consumer) for queue.name, each allowed only its
+	// role's work; procq's processes present their role's, and the token
+	// stays the admin's. Defaults to true.
+	RoleCredentials bool `mapstructure:"role_credentials"`
+	// CredentialsDir is where the broker writes the role credentials (one
+	// 0600 file per role) and processes read theirs. Defaults to
+	// <store_dir>/creds.
+	CredentialsDir string `mapstructure:"credentials_dir"`
+}
+
+// CredentialsPath is the credentials dir: credentials_dir, or
+// <store_dir>/creds.
+func (b Broker) CredentialsPath() string {
+	if b.CredentialsDir != "" {
+		return b.CredentialsDir
+	}
+	return filepath.Join(b.StoreDir, "creds")
 }
 
 // TLS names the files of the broker's and the clients' TLS.
@@ -303,6 +321,8 @@ var defaults = map[string]any{
 	"broker.user":               "",
 	"broker.password":           "",
 	"broker.store_key":          "",
+	"broker.role_credentials":   true,
+	"broker.credentials_dir":    "",
 
 	"queue.name":            "demo",
 	"queue.messages":        10,
@@ -369,8 +389,19 @@ func (b Broker) TokenPath() string {
 // URLs are the broker URLs, in order.
 func (b Broker) URLs() []string { return strings.Split(b.URL, ",") }
 
-// Client is how a process named name reaches the configured broker.
-func (b Broker) Client(name string) link.Config {
+// The roles a process reaches procq's own broker in (Broker.Client):
+// RoleAdmin presents the token.
+const (
+	RoleAdmin    = ""
+	RoleProducer = "producer"
+	RoleConsumer = "consumer"
+)
+
+// Client is how a process named name, of role on queue, reaches the
+// configured broker: with the credential configured, or else its role's
+// (when the broker issues role credentials for that queue), or else the
+// token.
+func (b Broker) Client(role, queue, name string) link.Config {
 	c := link.Config{
 		URL:       b.URL,
 		Token:     b.Token,
@@ -381,6 +412,9 @@ func (b Broker) Client(name string) link.Config {
 		NKey:      b.NKey,
 		User:      b.User,
 		Password:  b.Password,
+	}
+	if b.RoleCredentials && role != RoleAdmin {
+		c.RoleFile, c.RoleUser = filepath.Join(b.CredentialsPath(), role), protocol.RoleUser(role, queue)
 	}
 	if b.TLS.On() {
 		c.TLS = &link.TLSFiles{CA: b.TLS.CA}
@@ -405,4 +439,17 @@ func dur(d time.Duration) string {
 		s = t + "h"
 	}
 	return s
+}
+
+// QueueShape is the configured queue's shape (its streams' limits, lease
+// and replicas).
+func (c *Config) QueueShape() protocol.QueueConfig {
+	return protocol.QueueConfig{
+		Name:          c.Queue.Name,
+		AckWait:       c.Queue.AckWait,
+		MaxAckPending: c.Queue.MaxAckPending,
+		MaxMessages:   c.Queue.MaxMessages,
+		Replicas:      c.Queue.Replicas,
+		ResultsMaxAge: c.Pool.ResultsMaxAge,
+	}
 }

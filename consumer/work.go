@@ -39,6 +39,10 @@ func (w *Worker) read(msg jetstream.Msg) (*job, string) {
 		return j, "missing " + protocol.HeaderKind + " header"
 	case !w.reg.Has(j.kind):
 		return j, fmt.Sprintf("%v: %q", task.ErrUnknownKind, j.kind)
+	case j.reply != "" && !protocol.IsResultSubject(j.reply):
+		reply := j.reply
+		j.reply = "" // it cannot be answered there: not even with the reason
+		return j, fmt.Sprintf("reply subject %q is not a results subject (%s.<run>): it could never be answered", reply, protocol.ResultsPrefix)
 	case j.reply != "" && idxErr != nil:
 		return j, idxErr.Error() + " on a task with " + protocol.HeaderReply
 	}

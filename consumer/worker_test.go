@@ -401,7 +401,7 @@ func TestRejectedMessagesDeadLetteredAndAnswered(t *testing.T) {
 		dl[c] = m
 	}
 	want := map[string]struct{ subject, reason string }{
-		"0": {ws, `reply subject "procq.nowhere.x" is stored by no stream`},
+		"0": {ws, `reply subject "procq.nowhere.x" is not a results subject (procq.results.<run>): it could never be answered`},
 		"1": {ws, "input #1: bad task arguments"},
 		"2": {ws, "input 1 of the message: bad task arguments: x*x overflows int64 for x=5000000000"},
 		"3": {ws, `Procq-Index "" is not an index from 0`},

@@ -57,7 +57,8 @@ func TestBrokerRefusesClientWithoutToken(t *testing.T) {
 	// A consumer whose token file does not exist (run outside the
 	// checkout, say) is told so at once, naming both settings, rather than
 	// retrying "Authorization Violation" for broker.connect_timeout.
-	e.set("PROCQ_BROKER_TOKEN", "", "PROCQ_BROKER_TOKEN_FILE", "/nonexistent/token", "PROCQ_BROKER_CONNECT_TIMEOUT", "30s")
+	e.set("PROCQ_BROKER_TOKEN", "", "PROCQ_BROKER_TOKEN_FILE", "/nonexistent/token", "PROCQ_BROKER_CREDENTIALS_DIR", "/nonexistent",
+		"PROCQ_BROKER_CONNECT_TIMEOUT", "30s")
 	start = time.Now()
 	none := e.start("consumer", "--name", "C-10")
 	none.mustExit(1, 10*time.Second)

@@ -88,6 +88,10 @@ const (
 // pool map): the run token lets a cancelled map's unfinished tasks be purged.
 func WorkSubject(queue, run string) string { return TasksPrefix + "." + queue + ".work." + run }
 
+// RoleUser is the NATS user of a role (producer, consumer) on queue, on
+// procq's own broker.
+func RoleUser(role, queue string) string { return "procq-" + role + "-" + queue }
+
 // WorkFilter matches every work message of a queue, of any run.
 func WorkFilter(queue string) string { return TasksPrefix + "." + queue + ".work.>" }
 
@@ -99,6 +103,12 @@ func QueueFilter(queue string) string { return TasksPrefix + "." + queue + ".>" 
 
 // ResultSubject is the subject a run's results are published to.
 func ResultSubject(run string) string { return ResultsPrefix + "." + run }
+
+// IsResultSubject reports whether s is a results subject, the only kind
+// a task's Procq-Reply may name.
+func IsResultSubject(s string) bool {
+	return len(s) > len(ResultsPrefix)+1 && s[:len(ResultsPrefix)+1] == ResultsPrefix+"."
+}
 
 // NoticeSubject is the core NATS subject (stored by no stream) on which
 // consumers tell a map's producer that they could not store its results,

@@ -3,6 +3,7 @@ package protocol
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -55,6 +56,44 @@ type Topology struct {
 	Runs     jetstream.KeyValue
 	// Presence holds a key per live consumer process (PresenceTTL).
 	Presence jetstream.KeyValue
+}
+
+// ErrNoTopology says a queue's streams, durable consumer or buckets do
+// not exist yet: a process that may not declare them (a consumer with its
+// role's credential) waits for one that may.
+var ErrNoTopology = errors.New("the queue's streams are not declared yet")
+
+// LookupQueue finds the queue's topology without declaring anything: what
+// a process whose credential may only use it does.
+func LookupQueue(ctx context.Context, js jetstream.JetStream, queue string) (*Topology, error) {
+	var t Topology
+	var err error
+	missing := func(what string, err error) error {
+		if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrConsumerNotFound) ||
+			errors.Is(err, jetstream.ErrBucketNotFound) {
+			return fmt.Errorf("%w: %s", ErrNoTopology, what)
+		}
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if t.Tasks, err = js.Stream(ctx, TasksStream); err != nil {
+		return nil, missing("stream "+TasksStream, err)
+	}
+	if t.Consumer, err = t.Tasks.Consumer(ctx, DurableName(queue)); err != nil {
+		return nil, missing("consumer "+DurableName(queue), err)
+	}
+	if t.Results, err = js.Stream(ctx, ResultsStream); err != nil {
+		return nil, missing("stream "+ResultsStream, err)
+	}
+	if t.Dead, err = js.Stream(ctx, DeadStream); err != nil {
+		return nil, missing("stream "+DeadStream, err)
+	}
+	if t.Runs, err = js.KeyValue(ctx, RunsBucket); err != nil {
+		return nil, missing("bucket "+RunsBucket, err)
+	}
+	if t.Presence, err = js.KeyValue(ctx, ConsumersBucket); err != nil {
+		return nil, missing("bucket "+ConsumersBucket, err)
+	}
+	return &t, nil
 }
 
 // PresenceTTL is how long a consumer's presence key outlives its last

@@ -58,6 +58,10 @@ func runBroker(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return serve.StartError(cfg, err)
 	}
+	if err := serve.Declare(cmd.Context(), cfg, srv, logger); err != nil {
+		srv.Shutdown()
+		return err
+	}
 	logger.Info("broker ready", "url", srv.ClientURL(), "name", srv.Name(), "store_dir", cfg.Broker.StoreDir,
 		"token_file", cfg.Broker.TokenPath(), "cluster", cfg.Broker.Cluster.Name, "routes_listen", srv.ClusterAddr())
 	fmt.Fprintf(cmd.OutOrStdout(), "Broker: listening on %s (store %s)\n", srv.ClientURL(), cfg.Broker.StoreDir)

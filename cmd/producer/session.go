@@ -47,7 +47,7 @@ func openSession(ctx context.Context, cfg *config.Config, childOut io.Writer) (*
 		return nil, err
 	}
 	var reach link.Config
-	s.nc, s.srv, reach, err = broker.Dial(ctx, cfg.Broker.Client("producer"), cfg.Broker.Embedded, sc, logger)
+	s.nc, s.srv, reach, err = broker.Dial(ctx, cfg.Broker.Client(config.RoleProducer, cfg.Queue.Name, "producer"), cfg.Broker.Embedded, sc, logger)
 	if err != nil {
 		s.close()
 		return nil, serve.StartError(cfg, err)

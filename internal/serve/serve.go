@@ -19,6 +19,7 @@ import (
 	"github.com/procq/procq/ops"
 	"github.com/procq/procq/ops/dashboard"
 	"github.com/procq/procq/ops/endpoint"
+	"github.com/procq/procq/protocol"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -34,7 +35,10 @@ func ServerConfig(c *config.Config) (broker.Config, error) {
 		SyncAlways: c.Broker.SyncAlways,
 		Name:       c.Broker.Name,
 		StoreKey:   c.Broker.StoreKey,
+		Roles:      c.Broker.RoleCredentials,
+		Queue:      c.Queue.Name,
 	}
+	sc.CredentialsDir = c.Broker.CredentialsPath()
 	t := c.Broker.TLS
 	if t.Cert != "" {
 		sc.TLS = &broker.TLSConfig{Cert: t.Cert, Key: t.Key, CA: t.CA, VerifyClients: t.VerifyClients}
@@ -42,6 +46,37 @@ func ServerConfig(c *config.Config) (broker.Config, error) {
 		return sc, c.ErrorFor("broker.tls.cert", fmt.Errorf("is empty but broker.url %s asks the broker to listen with TLS: set broker.tls.cert and broker.tls.key", sc.URL))
 	}
 	return sc, nil
+}
+
+// Declare declares, on a broker that issues role credentials, what its
+// roles may use but not create: the configured queue's streams and
+// buckets, and the pipes', so that consumers started before any producer
+// find them. A cluster's nodes leave it to the first producer, which
+// declares them with the cluster's replica count.
+func Declare(ctx context.Context, c *config.Config, srv *broker.Server, logger *slog.Logger) error {
+	if !c.Broker.RoleCredentials || c.Broker.Cluster.Name != "" {
+		return nil
+	}
+	cc := link.Config{URL: srv.ClientURL(), Token: srv.Token(), Name: "broker declare", TLS: c.Broker.Client(config.RoleAdmin, "", "").TLS}
+	nc, err := link.Connect(ctx, cc, logger)
+	if err != nil {
+		return err
+	}
+	defer link.Close(nc)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	qc := c.QueueShape()
+	qc.Logger = logger
+	if _, err := protocol.EnsureQueue(ctx, js, qc); err != nil {
+		return StartError(c, err)
+	}
+	if _, err := link.EnsureStream(ctx, js, protocol.PipesStreamConfig(c.Queue.Replicas), logger); err != nil {
+		return err
+	}
+	_, err = link.EnsureKeyValue(ctx, js, protocol.PipeEndsBucketConfig(c.Queue.Replicas), logger)
+	return err
 }
 
 // StartError names the setting behind a broker that cannot start for a
@@ -93,7 +128,7 @@ func Endpoints(ctx context.Context, c *config.Config, srv *broker.Server, logger
 	var js jetstream.JetStream
 	if c.Broker.Metrics != "" || c.Broker.UI != "" {
 		// The broker's own connection: its token, and its TLS files.
-		cc := link.Config{URL: srv.ClientURL(), Token: token, Name: "broker endpoints", TLS: c.Broker.Client("").TLS}
+		cc := link.Config{URL: srv.ClientURL(), Token: token, Name: "broker endpoints", TLS: c.Broker.Client(config.RoleAdmin, "", "").TLS}
 		nc, err := link.Connect(ctx, cc, logger)
 		if err != nil {
 			return nil, err

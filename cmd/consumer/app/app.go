@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/procq/procq"
+	"github.com/procq/procq/config"
 	"github.com/procq/procq/demo"
 	"github.com/procq/procq/internal/cli"
 	"github.com/procq/procq/protocol"
@@ -109,7 +110,7 @@ func runWorker(cmd *cobra.Command, reg *task.Registry, o *options) error {
 	defer closeLog.Close()
 
 	ctx := cmd.Context()
-	c, err := procq.Connect(ctx, procq.WithConfig(cfg), procq.WithName("consumer "+name), procq.WithLogger(logger))
+	c, err := procq.Connect(ctx, procq.WithConfig(cfg), procq.WithRole(config.RoleConsumer), procq.WithName("consumer "+name), procq.WithLogger(logger))
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/procq/procq"
+	"github.com/procq/procq/config"
 	"github.com/procq/procq/internal/cli"
 	"github.com/procq/procq/msgq"
 )
@@ -51,7 +52,7 @@ func runGet(cmd *cobra.Command, args []string) error {
 	}
 	defer closeLog.Close()
 	ctx := cmd.Context()
-	c, err := procq.Connect(ctx, procq.WithConfig(cfg), procq.WithName("consumer get "+name), procq.WithLogger(logger))
+	c, err := procq.Connect(ctx, procq.WithConfig(cfg), procq.WithRole(config.RoleConsumer), procq.WithName("consumer get "+name), procq.WithLogger(logger))
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/procq/procq"
+	"github.com/procq/procq/config"
 	"github.com/procq/procq/internal/cli"
 	"github.com/procq/procq/pipe"
 )
@@ -49,7 +50,7 @@ func runPipe(cmd *cobra.Command) error {
 	}
 	defer closeLog.Close()
 	ctx := cmd.Context()
-	c, err := procq.Connect(ctx, procq.WithConfig(cfg), procq.WithName("pipe receiver "+name), procq.WithLogger(logger))
+	c, err := procq.Connect(ctx, procq.WithConfig(cfg), procq.WithRole(config.RoleConsumer), procq.WithName("pipe receiver "+name), procq.WithLogger(logger))
 	if err != nil {
 		return err
 	}
