@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/procq/procq/demo"
+	"github.com/procq/procq/link"
 	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/task"
 )
@@ -159,11 +160,22 @@ func (c *Config) oneCredential() (key string, err error) {
 	return "", nil
 }
 
-func checkURL(s string) error {
+// parseURL parses a broker URL; an error shows it without user info.
+func parseURL(s string) (*url.URL, error) {
 	u, err := url.Parse(s)
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return nil, fmt.Errorf("%s: %w", link.Redact(s), ue.Err)
+	}
+	return u, err
+}
+
+func checkURL(s string) error {
+	u, err := parseURL(s)
 	if err != nil {
 		return err
 	}
+	s = link.Redact(s)
 	if u.Scheme != "nats" && u.Scheme != "tls" {
 		return fmt.Errorf("%q: scheme must be nats:// or tls://", s)
 	}
@@ -237,10 +249,11 @@ func hostPort(s string) error {
 }
 
 func checkRoute(s string) error {
-	u, err := url.Parse(s)
+	u, err := parseURL(s)
 	if err != nil {
 		return err
 	}
+	s = link.Redact(s)
 	if u.Scheme != "nats-route" && u.Scheme != "nats" {
 		return fmt.Errorf("%q: scheme must be nats-route://", s)
 	}

@@ -401,9 +401,6 @@ func TestDeadLettersShowNoTerminalControls(t *testing.T) {
 // nats.go presents as the token) appears in no log file and no output of
 // a client that connects with it.
 func TestSecretsTokenInURLNeverShown(t *testing.T) {
-	t.Skip("known leak outside cmd/broker: link.LogEvents (link/client.go) logs nc.ConnectedUrlRedacted(), " +
-		"which hides a password but not a token given as the URL's user, and link.Connect logs and returns cfg.URL raw; " +
-		"unskip once link redacts the user info of the URLs it logs and returns")
 	t.Parallel()
 	e := newEnv(t, anyPort).set("PROCQ_BROKER_EMBEDDED", "false")
 	e.startBroker()

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"syscall"
@@ -40,6 +41,11 @@ type Config struct {
 	// file, a user name and password.
 	Creds, NKey    string
 	User, Password string
+	// RoleFile is the credential of this process's role on procq's own
+	// broker (broker.credentials_dir), used when no credential above is
+	// given, the file exists and its user is RoleUser (the role on this
+	// process's queue); else the token file's token is.
+	RoleFile, RoleUser string
 	// TLS, when set, makes the connection TLS, trusting its CA and
 	// presenting its certificate when it has one.
 	TLS *TLSFiles
@@ -82,11 +88,11 @@ func Connect(ctx context.Context, cfg Config, logger *slog.Logger) (*nats.Conn, 
 			return nil, err
 		}
 		if attempt == 1 {
-			logger.WarnContext(ctx, "waiting for broker", "url", cfg.URL, "timeout", cfg.Timeout, "error", err)
+			logger.WarnContext(ctx, "waiting for broker", "url", Redact(cfg.URL), "timeout", cfg.Timeout, "error", err)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("connect %s: %w after %v: %w", cfg.URL, ErrUnreachable, cfg.Timeout, err)
+			return nil, fmt.Errorf("connect %s: %w after %v: %w", Redact(cfg.URL), ErrUnreachable, cfg.Timeout, err)
 		case <-time.After(retryWait):
 		}
 	}
@@ -155,7 +161,18 @@ func credential(cfg Config) (opt nats.Option, noToken bool, err error) {
 		return nats.UserInfo(cfg.User, cfg.Password), false, nil
 	case cfg.Token != "":
 		return nats.Token(cfg.Token), false, nil
-	case cfg.TokenFile == "":
+	}
+	if cfg.RoleFile != "" {
+		user, password, err := ReadRoleFile(cfg.RoleFile)
+		switch {
+		case err == nil && user == cfg.RoleUser:
+			return nats.UserInfo(user, password), false, nil
+		case err == nil: // another queue's role: the token it is
+		case !errors.Is(err, fs.ErrNotExist):
+			return nil, false, fmt.Errorf("broker.credentials_dir: %w", err)
+		}
+	}
+	if cfg.TokenFile == "" {
 		return nil, false, nil
 	}
 	token, err := ReadToken(cfg.TokenFile)
@@ -196,21 +213,22 @@ func explain(cfg Config, err error) error {
 	)
 	switch {
 	case isAuth(err):
-		return fmt.Errorf("connect %s: the broker refused %s: %w", cfg.URL, credentialName(cfg), err)
+		return fmt.Errorf("connect %s: the broker refused %s: %w", Redact(cfg.URL), credentialName(cfg), err)
 	case errors.As(err, &unknown):
-		return fmt.Errorf("connect %s: the broker's certificate is not signed by %s: %w", cfg.URL, ca, err)
+		return fmt.Errorf("connect %s: the broker's certificate is not signed by %s: %w", Redact(cfg.URL), ca, err)
 	case errors.As(err, &hostname):
-		return fmt.Errorf("connect %s: the broker's certificate is not for this host (broker.url): %w", cfg.URL, err)
+		return fmt.Errorf("connect %s: the broker's certificate is not for this host (broker.url): %w", Redact(cfg.URL), err)
 	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
-		return fmt.Errorf("connect %s: the broker's certificate has expired or is not valid yet: %w", cfg.URL, err)
+		return fmt.Errorf("connect %s: the broker's certificate has expired or is not valid yet: %w", Redact(cfg.URL), err)
 	case errors.As(err, &invalid):
-		return fmt.Errorf("connect %s: the broker's certificate is not valid under %s: %w", cfg.URL, ca, err)
+		return fmt.Errorf("connect %s: the broker's certificate is not valid under %s: %w", Redact(cfg.URL), ca, err)
 	case errors.Is(err, nats.ErrSecureConnWanted):
-		return fmt.Errorf("connect %s: broker.tls is set but the broker does not offer TLS: %w", cfg.URL, err)
-	case strings.Contains(err.Error(), "certificate required") || strings.Contains(err.Error(), "bad certificate"):
-		return fmt.Errorf("connect %s: the broker requires a client certificate signed by its CA (broker.tls.cert, broker.tls.key, broker.tls.verify_clients): %w", cfg.URL, err)
+		return fmt.Errorf("connect %s: broker.tls is set but the broker does not offer TLS: %w", Redact(cfg.URL), err)
+	case strings.Contains(err.Error(), "certificate required") || strings.Contains(err.Error(), "bad certificate") ||
+		cfg.TLS != nil && cfg.TLS.Cert == "" && strings.Contains(err.Error(), "tls") && !errors.Is(err, io.EOF):
+		return fmt.Errorf("connect %s: the broker requires a client certificate signed by its CA (broker.tls.cert, broker.tls.key, broker.tls.verify_clients): %w", Redact(cfg.URL), err)
 	}
-	return fmt.Errorf("connect %s: %w", cfg.URL, err)
+	return fmt.Errorf("connect %s: %w", Redact(cfg.URL), err)
 }
 
 // credentialName says which credential the client presented.
@@ -224,6 +242,10 @@ func credentialName(cfg Config) string {
 		return "broker.user " + cfg.User + " and its broker.password"
 	case cfg.Token != "":
 		return "broker.token"
+	case cfg.RoleFile != "":
+		if _, err := os.Stat(cfg.RoleFile); err == nil {
+			return "the role credential in " + cfg.RoleFile + " (broker.credentials_dir)"
+		}
 	case cfg.TokenFile != "":
 		return "the token in broker.token_file " + cfg.TokenFile
 	}
@@ -248,6 +270,41 @@ func ConnectOnce(cfg Config) (*nats.Conn, error) {
 	return nc, err
 }
 
+// Redact is a broker URL, or a comma-separated list of them, with any
+// user info (which may be a token or a password) replaced by "redacted":
+// what logs and errors show.
+func Redact(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, u := range parts {
+		p, err := url.Parse(strings.TrimSpace(u))
+		switch {
+		case err != nil && strings.Contains(u, "@"):
+			parts[i] = "(a URL with user info that does not parse)"
+		case err == nil && p.User != nil:
+			p.User = url.User("redacted")
+			parts[i] = p.String()
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// FormatRoleFile is the content of a role's credential file: one line,
+// "<user>:<password>".
+func FormatRoleFile(user, password string) []byte { return []byte(user + ":" + password + "\n") }
+
+// ReadRoleFile reads a role's credential file.
+func ReadRoleFile(path string) (user, password string, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", "", err
+	}
+	user, password, ok := strings.Cut(strings.TrimSpace(string(b)), ":")
+	if !ok || user == "" || password == "" {
+		return "", "", fmt.Errorf("credential file %s: want one line <user>:<password>", path)
+	}
+	return user, password, nil
+}
+
 // ReadToken reads a token file written by the broker.
 func ReadToken(path string) (string, error) {
 	b, err := os.ReadFile(path)
@@ -264,7 +321,7 @@ func ReadToken(path string) (string, error) {
 // LogEvents logs the connection's server now and whenever it changes: a
 // lost link, a reconnect (to which node of a cluster), the end.
 func LogEvents(nc *nats.Conn, logger *slog.Logger) {
-	logger.Info("connected to broker", "server", nc.ConnectedServerName(), "url", nc.ConnectedUrlRedacted(),
+	logger.Info("connected to broker", "server", nc.ConnectedServerName(), "url", Redact(nc.ConnectedUrl()),
 		"cluster", nc.ConnectedClusterName())
 	nc.SetDisconnectErrHandler(func(nc *nats.Conn, err error) {
 		if err == nil || nc.IsClosed() {
@@ -273,6 +330,6 @@ func LogEvents(nc *nats.Conn, logger *slog.Logger) {
 		logger.Warn("broker link lost; reconnecting", "error", err, "waiting_for", "a broker at broker.url", "timeout_reconnects", nc.Opts.MaxReconnect)
 	})
 	nc.SetReconnectHandler(func(nc *nats.Conn) {
-		logger.Info("reconnected to broker", "server", nc.ConnectedServerName(), "url", nc.ConnectedUrlRedacted())
+		logger.Info("reconnected to broker", "server", nc.ConnectedServerName(), "url", Redact(nc.ConnectedUrl()))
 	})
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -91,7 +90,7 @@ func connectCmd(cmd *cobra.Command, what string) (*procq.Client, jetstream.JetSt
 func connectError(brokerURL string, wait time.Duration, err error) error {
 	var redacted []string
 	for _, u := range strings.Split(brokerURL, ",") {
-		redacted = append(redacted, redactURL(u))
+		redacted = append(redacted, link.Redact(u))
 	}
 	msg := err.Error()
 	if errors.Is(err, link.ErrUnreachable) {
@@ -122,22 +121,6 @@ type connectFailure struct {
 
 func (e *connectFailure) Error() string { return e.msg }
 func (e *connectFailure) Unwrap() error { return e.err }
-
-// redactURL is u with its user info, which may be a token or a password,
-// replaced by "redacted".
-func redactURL(u string) string {
-	p, err := url.Parse(strings.TrimSpace(u))
-	if err != nil {
-		if strings.Contains(u, "@") {
-			return "(a URL with user info that does not parse)"
-		}
-		return u
-	}
-	if p.User != nil {
-		p.User = url.User("redacted")
-	}
-	return p.String()
-}
 
 func runStatus(cmd *cobra.Command, _ []string) error {
 	asJSON, _ := cmd.Flags().GetBool("json")
