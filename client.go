@@ -16,6 +16,7 @@ import (
 	"github.com/procq/procq/config"
 	"github.com/procq/procq/link"
 	"github.com/procq/procq/msgq"
+	"github.com/procq/procq/ops/endpoint"
 	"github.com/procq/procq/pipe"
 	"github.com/procq/procq/producer"
 	"github.com/procq/procq/protocol"
@@ -192,6 +193,12 @@ func (c *Client) endpointToken() string {
 		return t
 	}
 	return c.nc.Opts.Password
+}
+
+// endpointTLS is what the client's HTTP endpoints serve HTTPS with:
+// broker.tls's certificate, when one is set.
+func (c *Client) endpointTLS() endpoint.TLSFiles {
+	return endpoint.TLSFiles{Cert: c.cfg.Broker.TLS.Cert, Key: c.cfg.Broker.TLS.Key}
 }
 
 // mayDeclare says whether the client may declare the queue's streams: all

@@ -98,12 +98,12 @@ func (w *Worker) Run(ctx context.Context) error {
 		if token == "" {
 			return c.cfg.ErrorFor("metrics.listen", errors.New("no token to protect the endpoint with: set broker.token, or make broker.token_file readable here"))
 		}
-		addr, err := endpoint.Serve(ctx, c.cfg.Metrics.Listen,
-			endpoint.RequireToken(token, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})), "metrics", c.log)
+		url, err := endpoint.Serve(ctx, c.cfg.Metrics.Listen,
+			endpoint.RequireToken(token, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})), c.endpointTLS(), "metrics", c.log)
 		if err != nil {
 			return c.cfg.ErrorFor("metrics.listen", err)
 		}
-		fmt.Fprintf(w.o.err, "Consumer %s: metrics on http://%s/metrics\n", w.o.name, addr)
+		fmt.Fprintf(w.o.err, "Consumer %s: metrics on %s/metrics\n", w.o.name, url)
 	}
 	cw, err := consumer.New(wcfg, c.js, topo, w.reg, c.log)
 	if err != nil {

@@ -2,14 +2,18 @@ package e2e
 
 import (
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nkeys"
@@ -168,4 +172,65 @@ func randomHex(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(b)
+}
+
+// One switch for every listener: with broker.tls's certificate the client
+// port requires TLS (the queue demo's producer and spawned consumers
+// inherit the client settings), and the metrics, monitoring and dashboard
+// endpoints serve HTTPS only, still behind the token.
+func TestTLSEverywhere(t *testing.T) {
+	t.Parallel()
+	certs := natstest.WriteCerts(t)
+	e := newEnv(t, "tls://127.0.0.1:0").set("PROCQ_BROKER_EMBEDDED", "false",
+		"PROCQ_BROKER_TLS_CERT", certs.Cert, "PROCQ_BROKER_TLS_KEY", certs.Key, "PROCQ_BROKER_TLS_CA", certs.CA,
+		"PROCQ_BROKER_METRICS", "127.0.0.1:0", "PROCQ_BROKER_MONITOR", "127.0.0.1:0", "PROCQ_BROKER_UI", "127.0.0.1:0")
+	b := e.startBroker()
+	q := e.start("producer", "queue")
+	q.mustExit(0, exitWait)
+	wantQueueDemo(t, q.stdout.String())
+
+	token := strings.TrimSpace(string(readFile(t, filepath.Join(e.dir, "data", "token"))))
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(readFile(t, certs.CA))
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	endpointRE := regexp.MustCompile(`Broker: (broker\.\w+) on (\S+)`)
+	b.waitOutput(regexp.MustCompile(`Broker: broker\.ui on \S+`), 20*time.Second)
+	found := 0
+	for _, m := range endpointRE.FindAllStringSubmatch(b.stdout.String(), -1) {
+		found++
+		key, url := m[1], m[2]
+		if !strings.HasPrefix(url, "https://127.0.0.1:") {
+			t.Errorf("%s served at %s, want https://", key, url)
+			continue
+		}
+		path := map[string]string{"broker.metrics": "/metrics", "broker.monitor": "/varz", "broker.ui": "/login"}[key]
+		req, _ := http.NewRequest(http.MethodGet, url+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Errorf("%s over HTTPS: %v", key, err)
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s over HTTPS with the token: %d, want 200", key, resp.StatusCode)
+		}
+		if resp, err := client.Get(strings.Replace(url, "https://", "http://", 1) + path); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				t.Errorf("%s answered plain HTTP with 200", key)
+			}
+		}
+		noToken, _ := http.NewRequest(http.MethodGet, url+"/metrics", nil)
+		if key == "broker.metrics" {
+			if resp, err := client.Do(noToken); err != nil || resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("metrics over HTTPS without the token: %v, %v; want 401", resp, err)
+			} else {
+				resp.Body.Close()
+			}
+		}
+	}
+	if found != 3 {
+		t.Errorf("%d endpoints announced, want 3:\n%s", found, b.stdout)
+	}
 }

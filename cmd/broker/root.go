@@ -74,7 +74,7 @@ func runBroker(cmd *cobra.Command, _ []string) error {
 	}
 	for _, key := range []string{"broker.metrics", "broker.monitor", "broker.ui"} {
 		if addr := bound[key]; addr != "" {
-			fmt.Fprintf(cmd.OutOrStdout(), "Broker: %s on http://%s\n", key, addr)
+			fmt.Fprintf(cmd.OutOrStdout(), "Broker: %s on %s\n", key, addr)
 		}
 	}
 	err = srv.Run(cmd.Context())

@@ -142,7 +142,7 @@ func Endpoints(ctx context.Context, c *config.Config, srv *broker.Server, logger
 		if addr == "" {
 			return nil
 		}
-		b, err := endpoint.Serve(ctx, addr, h, what, logger)
+		b, err := endpoint.Serve(ctx, addr, h, endpoint.TLSFiles{Cert: c.Broker.TLS.Cert, Key: c.Broker.TLS.Key}, what, logger)
 		if err != nil {
 			return c.ErrorFor(key, err)
 		}

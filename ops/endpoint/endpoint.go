@@ -8,6 +8,7 @@ package endpoint
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -61,25 +62,43 @@ func Loopback(addr string) (string, error) {
 	return net.JoinHostPort(host, port), nil
 }
 
+// TLSFiles are an endpoint's certificate and key; with them it serves
+// HTTPS.
+type TLSFiles struct{ Cert, Key string }
+
 // Serve serves h at addr (see Loopback; port 0 picks a free one) until
-// ctx ends, then shuts down within 5 s. h checks the token itself
-// (RequireToken, or the dashboard's login). It returns the bound address
-// once it listens; what names the endpoint in the log.
-func Serve(ctx context.Context, addr string, h http.Handler, what string, logger *slog.Logger) (string, error) {
+// ctx ends, then shuts down within 5 s, over HTTPS where tlsFiles names
+// a certificate. h checks the token itself (RequireToken, or the
+// dashboard's login). It returns the endpoint's base URL
+// (http://host:port or https://host:port) once it listens; what names the
+// endpoint in the log.
+func Serve(ctx context.Context, addr string, h http.Handler, tlsFiles TLSFiles, what string, logger *slog.Logger) (string, error) {
 	addr, err := Loopback(addr)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", what, err)
+	}
+	var tc *tls.Config
+	if tlsFiles.Cert != "" {
+		cert, err := tls.LoadX509KeyPair(tlsFiles.Cert, tlsFiles.Key)
+		if err != nil {
+			return "", fmt.Errorf("%s: certificate %s, key %s: %w", what, tlsFiles.Cert, tlsFiles.Key, err)
+		}
+		tc = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", what, err)
 	}
+	scheme := "http://"
+	if tc != nil {
+		ln, scheme = tls.NewListener(ln, tc), "https://"
+	}
 	// Requests end with ctx too: the dashboard's event streams would
 	// outlive a graceful shutdown otherwise.
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
-	bound := ln.Addr().String()
-	logger.Info("serving "+what, "addr", bound)
+	bound := scheme + ln.Addr().String()
+	logger.Info("serving "+what, "url", bound)
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error(what+" stopped", "error", err)
