@@ -3,7 +3,7 @@ GO ?= go
 BIN := bin
 CMDS := broker producer consumer
 
-.PHONY: build run test bench reliability screenshot clean
+.PHONY: build run test bench reliability security screenshot clean
 
 build:
 	$(GO) build -buildvcs=auto -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
@@ -28,6 +28,17 @@ reliability:
 	@echo '|---|---|---|---|---|---|---|---|---|'
 	@sort reliability.rows
 
+# The security suite (SECURITY.md): every attack tried against the real
+# executables, each test printing what was refused and how.
+SECURITY_TESTS := TestConnectRefusalsAreFinalAndSaid|TestConnectRefusesBadBrokerCertificates|TestConnectMutualTLS|TestStoreKey|TestLoadErrors
+SECURITY_E2E := TestBrokerRefusesClientWithoutToken|TestRoleCredentials|TestTLSEverywhere|TestStockNATSServerCredentials|TestSecrets.*|TestDeadLettersShowNoTerminalControls|TestStatusWithoutBrokerWaitsOnlyWait|TestOperations|TestCluster
+security:
+	@rm -f security.log
+	@status=0; \
+	$(GO) test -race -count=1 -v -run '^($(SECURITY_TESTS))$$' ./link ./broker ./config >> security.log 2>&1 || status=1; \
+	$(GO) test -race -count=1 -v -timeout 15m -run '^($(SECURITY_E2E))$$' ./e2e >> security.log 2>&1 || status=1; \
+	grep -E '^\s*--- (PASS|FAIL|SKIP)|^(ok|FAIL)\s' security.log; exit $$status
+
 # Benchmarks: every comparison in one run (pool against Python's
 # Pool.map at 100,000 and 1,000,000 inputs, against raw JetStream, one-task
 # latency, idle consumer RSS, producer memory), ONE markdown table at the end
@@ -41,4 +52,4 @@ screenshot:
 	DASHBOARD_SCREENSHOT=$(CURDIR)/docs/dashboard.png $(GO) test -count=1 -run 'TestOperations/dashboard' ./e2e
 
 clean:
-	rm -rf $(BIN) data logs
+	rm -rf $(BIN) data logs security.log reliability.rows
