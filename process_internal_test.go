@@ -38,3 +38,22 @@ func TestSpawnConfigMetricsPorts(t *testing.T) {
 		t.Error("port 0: the children get ports of their own, want none given")
 	}
 }
+
+// A child is told the config file the producer read (--config FILE, ahead
+// of its subcommand), and its name last (--name), as the child-process
+// protocol says.
+func TestSpawnConfigArgv(t *testing.T) {
+	cfg := &config.Config{File: "/etc/procq.yaml"}
+	cfg.Consumers.Path = "/bin/consumer"
+	c := &Client{cfg: cfg, nc: &nats.Conn{}}
+	sc, err := c.spawnConfig([]string{"pipe", "--pipe", "p"}, consumerNames(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"--config", "/etc/procq.yaml", "pipe", "--pipe", "p"}; !slices.Equal(sc.Args, want) {
+		t.Errorf("child args %q, want %q", sc.Args, want)
+	}
+	if !slices.Contains(sc.Env, "PROCQ_QUEUE_NAME=") || !slices.Contains(sc.Env, "PROCQ_BROKER_URL=") {
+		t.Errorf("child env %q: want queue.name and broker.url passed", sc.Env)
+	}
+}
