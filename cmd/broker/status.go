@@ -71,16 +71,11 @@ func connectCmd(cmd *cobra.Command, what string) (*procq.Client, jetstream.JetSt
 		return nil, nil, nil, &cli.UsageError{Err: fmt.Errorf("--wait must be positive, got %v", wait)}
 	}
 	cfg.Broker.ConnectTimeout = wait
-	logger, closeLog, err := cli.Logger("broker-"+what, "", cfg.Log, io.Discard)
+	c, _, done, err := cli.Connect(cmd.Context(), cfg, "broker-"+what, "", io.Discard, procq.WithName("broker "+what))
 	if err != nil {
-		return nil, nil, nil, err
-	}
-	c, err := procq.Connect(cmd.Context(), procq.WithConfig(cfg), procq.WithName("broker "+what), procq.WithLogger(logger))
-	if err != nil {
-		closeLog.Close()
 		return nil, nil, nil, connectError(cfg.Broker.URL, wait, err)
 	}
-	return c, c.JetStream(), func() { c.Close(); closeLog.Close() }, nil
+	return c, c.JetStream(), done, nil
 }
 
 // connectError is err, a failure to connect to brokerURL, said for a
@@ -88,29 +83,16 @@ func connectCmd(cmd *cobra.Command, what string) (*procq.Client, jetstream.JetSt
 // and --wait with the last error met; otherwise err's own text. Either way
 // a user and password (or a token) in broker.url are left out.
 func connectError(brokerURL string, wait time.Duration, err error) error {
-	var redacted []string
-	for _, u := range strings.Split(brokerURL, ",") {
-		redacted = append(redacted, link.Redact(u))
+	if !errors.Is(err, link.ErrUnreachable) {
+		return err // link's errors show the URL without user info already
 	}
-	msg := err.Error()
-	if errors.Is(err, link.ErrUnreachable) {
-		cause := err
-		if m, ok := err.(interface{ Unwrap() []error }); ok {
-			if errs := m.Unwrap(); len(errs) > 0 {
-				cause = errs[len(errs)-1]
-			}
-		}
-		msg = fmt.Sprintf("no broker answered at broker.url %s within %v (--wait): %v", strings.Join(redacted, ","), wait, cause)
-	}
-	for i, u := range strings.Split(brokerURL, ",") {
-		if u = strings.TrimSpace(u); u != "" && u != redacted[i] {
-			msg = strings.ReplaceAll(msg, u, redacted[i])
+	cause := err
+	if m, ok := err.(interface{ Unwrap() []error }); ok {
+		if errs := m.Unwrap(); len(errs) > 0 {
+			cause = errs[len(errs)-1]
 		}
 	}
-	if msg == err.Error() {
-		return err
-	}
-	return &connectFailure{err: err, msg: msg}
+	return &connectFailure{err: err, msg: fmt.Sprintf("no broker answered at broker.url %s within %v (--wait): %v", link.Redact(brokerURL), wait, cause)}
 }
 
 // connectFailure is a connect error said for a person.

@@ -2,12 +2,14 @@ package cli
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 
+	"github.com/procq/procq"
 	"github.com/procq/procq/config"
 )
 
@@ -44,4 +46,20 @@ func Logger(role, name string, cfg config.Log, stderr io.Writer) (*slog.Logger, 
 	)
 	logger := slog.New(h).With("role", role, "name", cmp.Or(name, role), "pid", os.Getpid())
 	return logger, f, nil
+}
+
+// Connect opens what a command of the executables works with: its log
+// (see Logger: role, name, and stderr at log.stderr_level) and a client of
+// procq's front door with cfg and opts. done closes both.
+func Connect(ctx context.Context, cfg *config.Config, role, name string, stderr io.Writer, opts ...procq.Option) (c *procq.Client, logger *slog.Logger, done func(), err error) {
+	logger, closeLog, err := Logger(role, name, cfg.Log, stderr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	c, err = procq.Connect(ctx, append([]procq.Option{procq.WithConfig(cfg), procq.WithLogger(logger)}, opts...)...)
+	if err != nil {
+		closeLog.Close()
+		return nil, nil, nil, err
+	}
+	return c, logger, func() { c.Close(); closeLog.Close() }, nil
 }

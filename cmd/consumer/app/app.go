@@ -103,18 +103,13 @@ func runWorker(cmd *cobra.Command, reg *task.Registry, o *options) error {
 	if err := task.ValidName(name); err != nil {
 		return &cli.UsageError{Err: fmt.Errorf("%s: %w", protocol.ArgName, err)}
 	}
-	logger, closeLog, err := cli.Logger("consumer", name, cfg.Log, os.Stderr)
-	if err != nil {
-		return err
-	}
-	defer closeLog.Close()
-
 	ctx := cmd.Context()
-	c, err := procq.Connect(ctx, procq.WithConfig(cfg), procq.WithRole(config.RoleConsumer), procq.WithName("consumer "+name), procq.WithLogger(logger))
+	c, logger, done, err := cli.Connect(ctx, cfg, "consumer", name, os.Stderr,
+		procq.WithRole(config.RoleConsumer), procq.WithName("consumer "+name))
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer done()
 	out := cmd.OutOrStdout()
 	if !reg.Has(demo.KindMessage) {
 		if err := reg.Register(demo.KindMessage, demo.MessageHandler(out, name, cfg.Consumers.WorkMin, cfg.Consumers.WorkMax)); err != nil {

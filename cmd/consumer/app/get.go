@@ -46,17 +46,13 @@ func runGet(cmd *cobra.Command, args []string) error {
 	if count < 0 || timeout < 0 {
 		return &cli.UsageError{Err: fmt.Errorf("-n and --timeout must not be negative")}
 	}
-	logger, closeLog, err := cli.Logger("consumer", "get-"+name, cfg.Log, os.Stderr)
-	if err != nil {
-		return err
-	}
-	defer closeLog.Close()
 	ctx := cmd.Context()
-	c, err := procq.Connect(ctx, procq.WithConfig(cfg), procq.WithRole(config.RoleConsumer), procq.WithName("consumer get "+name), procq.WithLogger(logger))
+	c, _, done, err := cli.Connect(ctx, cfg, "consumer", "get-"+name, os.Stderr,
+		procq.WithRole(config.RoleConsumer), procq.WithName("consumer get "+name))
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer done()
 	q, err := c.Queue(ctx, name, 0)
 	if err != nil {
 		return err

@@ -44,17 +44,13 @@ func runPipe(cmd *cobra.Command) error {
 	}
 	reply, _ := cmd.Flags().GetBool("reply")
 	name, _ := cmd.Flags().GetString("name")
-	logger, closeLog, err := cli.Logger("consumer", name, cfg.Log, os.Stderr)
-	if err != nil {
-		return err
-	}
-	defer closeLog.Close()
 	ctx := cmd.Context()
-	c, err := procq.Connect(ctx, procq.WithConfig(cfg), procq.WithRole(config.RoleConsumer), procq.WithName("pipe receiver "+name), procq.WithLogger(logger))
+	c, _, done, err := cli.Connect(ctx, cfg, "consumer", name, os.Stderr,
+		procq.WithRole(config.RoleConsumer), procq.WithName("pipe receiver "+name))
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer done()
 	conn, err := c.Pipe(ctx, cfg.Pipe.Name, pipe.B)
 	if err != nil {
 		return err
