@@ -52,7 +52,18 @@ func TestStockNATSServerCredentials(t *testing.T) {
 			return newEnv(t, url).set("PROCQ_BROKER_EMBEDDED", "false", "PROCQ_BROKER_TLS_CA", certs.CA,
 				"PROCQ_BROKER_USER", "procq", "PROCQ_BROKER_PASSWORD", password)
 		}
-		runDemos(t, world)
+		// The password is in no log of the demos' producers and consumers.
+		for _, w := range runDemos(t, world) {
+			logs, _ := filepath.Glob(filepath.Join(w.dir, "logs", "*.log"))
+			if len(logs) < 3 {
+				t.Errorf("%d log files in %s, want the producer's and its consumers'", len(logs), w.dir)
+			}
+			for _, l := range logs {
+				if strings.Contains(string(readFile(t, l)), password) {
+					t.Errorf("%s holds the password", l)
+				}
+			}
+		}
 		// A wrong password is refused at once, in one line naming the user.
 		p := world(t).set("PROCQ_BROKER_PASSWORD", "wrong").start("consumer", "--name", "refused")
 		p.mustExit(1, exitWait)
@@ -73,18 +84,21 @@ func TestStockNATSServerCredentials(t *testing.T) {
 }
 
 // runDemos runs the queue demo and a pool map with two spawned consumers
-// in worlds from world, and checks their output exactly.
-func runDemos(t *testing.T, world func(t *testing.T) *env) {
+// in worlds from world, and checks their output exactly. It returns the
+// worlds, whose logs the caller may read.
+func runDemos(t *testing.T, world func(t *testing.T) *env) []*env {
 	t.Helper()
-	q := world(t).start("producer", "queue")
+	qe, pe := world(t), world(t)
+	q := qe.start("producer", "queue")
 	q.mustExit(0, exitWait)
 	wantQueueDemo(t, q.stdout.String())
-	p := world(t).start("producer", "pool", "--kind", "square", "--inputs", "1..200", "--processes", "2", "--sleep", "0s")
+	p := pe.start("producer", "pool", "--kind", "square", "--inputs", "1..200", "--processes", "2", "--sleep", "0s")
 	p.mustExit(0, exitWait)
 	wantSquares(t, p.stdout.String(), 200)
 	if sc := sentinelCount(p.stdout.String()); sc["C-1"] != 1 || sc["C-2"] != 1 || len(sc) != 2 {
 		t.Errorf("sentinels taken %v, want C-1 and C-2 once each", sc)
 	}
+	return []*env{qe, pe}
 }
 
 // operatorMode makes an operator, a system account, an account with

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -84,7 +83,7 @@ func Execute(root *cobra.Command, stderr io.Writer) (code int) {
 			code = ExitFailure
 		}
 	}()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, protocol.StopSignal)
 	defer stop()
 	root.SilenceErrors = true
 	root.SilenceUsage = true

@@ -7,8 +7,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"syscall"
 	"time"
+
+	"github.com/procq/procq/protocol"
 )
 
 // ErrOrphaned says a spawned consumer's producer died: the consumer stops
@@ -24,7 +25,7 @@ func watchParent(ctx context.Context, log *slog.Logger) (context.Context, func()
 	parent := os.Getppid()
 	ctx, cancel := context.WithCancel(ctx)
 	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+	signal.Notify(hup, protocol.OrphanSignal)
 	done := make(chan struct{})
 	orphaned := false
 	go func() {
