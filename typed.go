@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"iter"
+	"reflect"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/procq/procq/msgq"
 	"github.com/procq/procq/producer"
@@ -223,15 +225,18 @@ func decode[R any](r producer.Result) (R, error) {
 	if r.Err != nil {
 		return v, r.Err
 	}
-	if raw, ok := any(&v).(*json.RawMessage); ok {
-		*raw = r.Value // as it came: valid JSON, no second decode
-		return v, nil
+	if reflect.TypeFor[R]() == rawMessage {
+		// As it came: valid JSON, no second decode and no copy. R is
+		// json.RawMessage itself, so the conversion is the identity.
+		return *(*R)(unsafe.Pointer(&r.Value)), nil
 	}
 	if err := task.Unmarshal(r.Value, &v); err != nil {
 		return v, fmt.Errorf("input #%d: decode result %.100s: %w", r.Index, r.Value, err)
 	}
 	return v, nil
 }
+
+var rawMessage = reflect.TypeFor[json.RawMessage]()
 
 func typedSeq[R any](raw iter.Seq2[producer.Result, error]) iter.Seq2[Result[R], error] {
 	return func(yield func(Result[R], error) bool) {
@@ -249,6 +254,9 @@ func typedSeq[R any](raw iter.Seq2[producer.Result, error]) iter.Seq2[Result[R],
 }
 
 func anys[A any](in []A) []any {
+	if same, ok := any(in).([]any); ok {
+		return same
+	}
 	out := make([]any, len(in))
 	for i, a := range in {
 		out[i] = a
@@ -257,6 +265,9 @@ func anys[A any](in []A) []any {
 }
 
 func anySeq[A any](in iter.Seq[A]) iter.Seq[any] {
+	if same, ok := any(in).(iter.Seq[any]); ok {
+		return same // no layer between the caller's inputs and the map
+	}
 	return func(yield func(any) bool) {
 		for a := range in {
 			if !yield(a) {
