@@ -81,11 +81,13 @@ func rolePermissions(role, queue string) *server.Permissions {
 	case RoleProducer:
 		// Everything a producer does, on any queue (maps, message queues,
 		// pipes, the run protocol's purges of its own subjects), but never
-		// removing a stream or a durable consumer.
+		// removing a stream or the queue's durable, and never touching the
+		// dead letters (their limits included).
 		return &server.Permissions{
 			Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{
 				"$JS.API.STREAM.DELETE.>", "$JS.API.CONSUMER.DELETE." + protocol.TasksStream + ".>",
 				"$JS.API.STREAM.MSG.DELETE." + protocol.DeadStream, "$JS.API.STREAM.PURGE." + protocol.DeadStream,
+				"$JS.API.STREAM.UPDATE." + protocol.DeadStream, // its limits would drop dead letters
 			}},
 			Subscribe: &server.SubjectPermission{Allow: []string{">"}},
 		}

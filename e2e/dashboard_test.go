@@ -299,7 +299,7 @@ func (w *opsWorld) dashboard(t *testing.T) {
 		}
 	})
 
-	t.Run("a script logs in with the token and out (SECURITY-dashboard.md)", func(t *testing.T) {
+	t.Run("a script logs in with the token and out (SECURITY.md)", func(t *testing.T) {
 		// curl -c jar --data-urlencode token@data/jetstream/token .../login
 		code, _, cookies := w.sendFull(t, "/login", url.Values{"token": {w.token + "\n"}}, nil)
 		var sid string

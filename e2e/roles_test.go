@@ -94,6 +94,28 @@ func TestRoleCredentials(t *testing.T) {
 	refused("putting work on another queue", err)
 	cancel()
 
+	// The producer's credential may not shrink the dead letters away.
+	puser, ppassword, err := link.ReadRoleFile(filepath.Join(dir, "producer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := nats.Connect(e.url(), nats.UserInfo(puser, ppassword), nats.NoReconnect())
+	if err != nil {
+		t.Fatalf("connect with the producer's credential: %v", err)
+	}
+	defer pc.Close()
+	pjs, _ := jetstream.New(pc)
+	ctx, cancel = try()
+	if s, err := pjs.Stream(ctx, protocol.DeadStream); err != nil {
+		t.Errorf("the producer's credential cannot read PROCQ_DEAD's info: %v", err)
+	} else {
+		cfg := s.CachedInfo().Config
+		cfg.MaxMsgs = 1
+		_, err := pjs.UpdateStream(ctx, cfg)
+		refused("shrinking PROCQ_DEAD with the producer's credential", err)
+	}
+	cancel()
+
 	// Nothing of it happened: the streams are there, the other queue has
 	// no work and no run record.
 	admin, err := nats.Connect(e.url(), nats.Token(strings.TrimSpace(string(readFile(t, filepath.Join(e.dir, "data", "token"))))))
@@ -108,6 +130,9 @@ func TestRoleCredentials(t *testing.T) {
 		if _, err := ajs.Stream(ctx, s); err != nil {
 			t.Errorf("stream %s: %v", s, err)
 		}
+	}
+	if dead, _ := ajs.Stream(ctx, protocol.DeadStream); dead != nil && dead.CachedInfo().Config.MaxMsgs == 1 {
+		t.Errorf("PROCQ_DEAD was shrunk to one message")
 	}
 	tasks, _ := ajs.Stream(ctx, protocol.TasksStream)
 	if n, err := protocol.Count(ctx, tasks, protocol.QueueFilter("other")); err != nil || n != 0 {
