@@ -88,6 +88,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	wcfg := workerConfig(c.cfg, w.o)
+	// The metrics endpoint lives as long as Run, not as the caller's ctx.
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
 	var gauges *consumer.GaugeSource
 	if c.cfg.Metrics.Listen != "" {
 		reg := prometheus.NewRegistry()
@@ -98,7 +101,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		if token == "" {
 			return c.cfg.ErrorFor("metrics.listen", errors.New("no token to protect the endpoint with: set broker.token, or make broker.token_file readable here"))
 		}
-		url, err := endpoint.Serve(ctx, c.cfg.Metrics.Listen,
+		url, err := endpoint.Serve(sctx, c.cfg.Metrics.Listen,
 			endpoint.RequireToken(token, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})), c.endpointTLS(), "metrics", c.log)
 		if err != nil {
 			return c.cfg.ErrorFor("metrics.listen", err)
