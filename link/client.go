@@ -129,7 +129,7 @@ func connectOnce(cfg Config) (nc *nats.Conn, final bool, err error) {
 	if err == nil {
 		return nc, false, nil
 	}
-	if retryable(err) {
+	if retryable(err) && !tlsFailed(cfg, err) {
 		return nil, false, err
 	}
 	if noToken && isAuth(err) {
@@ -192,6 +192,13 @@ func retryable(err error) bool {
 	return errors.Is(err, nats.ErrNoServers) || errors.Is(err, nats.ErrTimeout) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, io.EOF) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// tlsFailed: the link broke during or right after the TLS handshake (a
+// broker that wants a client certificate may just close it): waiting
+// would not mend that.
+func tlsFailed(cfg Config, err error) bool {
+	return cfg.TLS != nil && strings.Contains(err.Error(), "tls")
 }
 
 func isAuth(err error) bool {
