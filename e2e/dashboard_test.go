@@ -100,6 +100,17 @@ func (w *opsWorld) dashboard(t *testing.T) {
 	}
 	xssID := strconv.FormatUint(ack.Sequence, 10)
 
+	// A message queue with 2 of its 5 items: the dashboard lists it.
+	mq, err := w.client.Queue(ctx, "dashq", 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if err := procq.Put(ctx, mq, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	// Another web app on another port of 127.0.0.1: it records what the
 	// browser sends it, and serves a page that tries to requeue the dead
 	// letter in the dashboard.
@@ -122,9 +133,17 @@ func (w *opsWorld) dashboard(t *testing.T) {
 		chromedp.WaitVisible(`.consumer[data-name="C-2"]`),
 		chromedp.WaitVisible(`.deadletter[data-id="`+id+`"]`),
 		chromedp.WaitVisible(`.deadletter[data-id="`+xssID+`"]`),
+		chromedp.WaitVisible(`.msgqueue[data-name="dashq"]`),
 	)
 	if err != nil {
 		t.Fatalf("dashboard: %v", err)
+	}
+	mqRow, err := chromedp.Run(bctx, chromedp.Text(`.msgqueue[data-name="dashq"]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Fields(mqRow); !slices.Equal(got, []string{"dashq", "2", "5"}) {
+		t.Errorf("the dashboard shows the message queue as %q, want dashq with 2 of 5 items", got)
 	}
 
 	t.Run("markup in a dead letter shows as text", func(t *testing.T) {
