@@ -298,7 +298,11 @@ func (st *Status) readMsgQueues(ctx context.Context, js jetstream.JetStream, nod
 			continue
 		}
 		st.MsgQueues = append(st.MsgQueues, MsgQueueStatus{Name: name, Items: info.State.Msgs, MaxSize: max(info.Config.MaxMsgs, 0)})
-		st.Streams = append(st.Streams, streamStatus(info, nodes))
+		ss := streamStatus(info, nodes)
+		if info.Cluster == nil {
+			ss.Leader = js.Conn().ConnectedServerName() // a listing leaves out a lone server's name
+		}
+		st.Streams = append(st.Streams, ss)
 	}
 	if err := streams.Err(); err != nil {
 		return fmt.Errorf("list the message queues: %w", err)
