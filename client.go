@@ -80,7 +80,7 @@ func WithQueue(name string) Option { return func(o *options) { o.queue = name } 
 // "procq client <pid>".
 func WithName(name string) Option { return func(o *options) { o.name = name } }
 
-// WithRole connects in role (config.RoleProducer, config.RoleConsumer)
+// WithRole connects in role (protocol.RoleProducer, protocol.RoleConsumer)
 // on procq's own broker: with that role's credential from
 // broker.credentials_dir, allowed only that role's work. Without it (or
 // where the broker issues no role credentials) the client presents the
@@ -205,7 +205,7 @@ func (c *Client) endpointTLS() endpoint.TLSFiles {
 // but a consumer that connected with its role's credential, which may
 // only use them.
 func (c *Client) mayDeclare() bool {
-	return c.nc.Opts.User != protocol.RoleUser(config.RoleConsumer, c.cfg.Queue.Name)
+	return c.nc.Opts.User != protocol.RoleUser(protocol.RoleConsumer, c.cfg.Queue.Name)
 }
 
 // lookupQueue waits, up to broker.connect_timeout, until the queue's

@@ -15,17 +15,11 @@ import (
 	"github.com/procq/procq/protocol"
 )
 
-// The roles of procq's processes on its own broker, each with the NATS
-// subject permissions its work needs and no more. The shared token is the
-// admin's: everything, as before roles (the broker's tools, the
-// dashboard, existing deployments).
-const (
-	RoleProducer = "producer"
-	RoleConsumer = "consumer"
-)
-
-// Roles are the roles the broker issues credentials for.
-var Roles = []string{RoleProducer, RoleConsumer}
+// The roles of procq's processes on its own broker (protocol's
+// RoleProducer and RoleConsumer), each with the NATS subject permissions
+// its work needs and no more. The shared token is the admin's:
+// everything, as before roles (the broker's tools, the dashboard,
+// existing deployments).
 
 // rolePassword is the role's password on queue, derived from the token:
 // every node of a cluster shares the token, so every node issues the same
@@ -40,7 +34,7 @@ func rolePassword(token, role, queue string) string {
 func rolePermissions(role, queue string) *server.Permissions {
 	durable := protocol.DurableName(queue)
 	switch role {
-	case RoleConsumer:
+	case protocol.RoleConsumer:
 		return &server.Permissions{
 			Publish: &server.SubjectPermission{Allow: []string{
 				// Read the topology; pull from the queue's durable and
@@ -78,7 +72,7 @@ func rolePermissions(role, queue string) *server.Permissions {
 			}},
 			Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
 		}
-	case RoleProducer:
+	case protocol.RoleProducer:
 		// Everything a producer does, on any queue (maps, message queues,
 		// pipes, the run protocol's purges of its own subjects), but never
 		// removing a stream or the queue's durable, and never touching the
@@ -108,7 +102,7 @@ type roleEntry struct {
 
 func newRoleAuth(token, queue string) *roleAuth {
 	a := &roleAuth{token: token, users: map[string]roleEntry{}}
-	for _, role := range Roles {
+	for _, role := range protocol.IssuedRoles() {
 		a.users[protocol.RoleUser(role, queue)] = roleEntry{password: rolePassword(token, role, queue), perms: rolePermissions(role, queue)}
 	}
 	return a
@@ -137,7 +131,7 @@ func writeRoleFiles(dir, token, queue string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("credentials dir: %w", err)
 	}
-	for _, role := range Roles {
+	for _, role := range protocol.IssuedRoles() {
 		path := filepath.Join(dir, role)
 		body := link.FormatRoleFile(protocol.RoleUser(role, queue), rolePassword(token, role, queue))
 		tmp := path + ".tmp"

@@ -46,8 +46,8 @@ type Config struct {
 	// StoreKey, when set, encrypts the store at rest. A store written with
 	// another key (or none) fails to start; it is never emptied.
 	StoreKey string
-	// Roles, when set, issues a credential per role (RoleProducer,
-	// RoleConsumer) for Queue, each with the subject permissions of its
+	// Roles, when set, issues a credential per role (protocol.IssuedRoles)
+	// for Queue, each with the subject permissions of its
 	// work, written into CredentialsDir (defaults to <StoreDir>/creds);
 	// the token stays the admin's credential.
 	Roles          bool

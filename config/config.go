@@ -389,14 +389,6 @@ func (b Broker) TokenPath() string {
 // URLs are the broker URLs, in order.
 func (b Broker) URLs() []string { return strings.Split(b.URL, ",") }
 
-// The roles a process reaches procq's own broker in (Broker.Client):
-// RoleAdmin presents the token.
-const (
-	RoleAdmin    = ""
-	RoleProducer = "producer"
-	RoleConsumer = "consumer"
-)
-
 // Client is how a process named name, of role on queue, reaches the
 // configured broker: with the credential configured, or else its role's
 // (when the broker issues role credentials for that queue), or else the
@@ -413,7 +405,7 @@ func (b Broker) Client(role, queue, name string) link.Config {
 		User:      b.User,
 		Password:  b.Password,
 	}
-	if b.RoleCredentials && role != RoleAdmin {
+	if b.RoleCredentials && role != protocol.RoleAdmin {
 		c.RoleFile, c.RoleUser = filepath.Join(b.CredentialsPath(), role), protocol.RoleUser(role, queue)
 	}
 	if b.TLS.On() {

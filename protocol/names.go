@@ -88,6 +88,19 @@ const (
 // pool map): the run token lets a cancelled map's unfinished tasks be purged.
 func WorkSubject(queue, run string) string { return TasksPrefix + "." + queue + ".work." + run }
 
+// The roles a process reaches procq's own broker in: the broker issues a
+// credential for RoleProducer and RoleConsumer (IssuedRoles); RoleAdmin
+// presents the token.
+const (
+	RoleAdmin    = ""
+	RoleProducer = "producer"
+	RoleConsumer = "consumer"
+)
+
+// IssuedRoles are the roles the broker issues credentials for, each in a
+// file named after it.
+func IssuedRoles() []string { return []string{RoleProducer, RoleConsumer} }
+
 // RoleUser is the NATS user of a role (producer, consumer) on queue, on
 // procq's own broker.
 func RoleUser(role, queue string) string { return "procq-" + role + "-" + queue }

@@ -16,6 +16,7 @@ import (
 	"github.com/procq/procq/internal/cli"
 	"github.com/procq/procq/internal/serve"
 	"github.com/procq/procq/link"
+	"github.com/procq/procq/protocol"
 )
 
 // session is what every producer subcommand sets up: config, log, a broker
@@ -47,7 +48,7 @@ func openSession(ctx context.Context, cfg *config.Config, childOut io.Writer) (*
 		return nil, err
 	}
 	var reach link.Config
-	s.nc, s.srv, reach, err = broker.Dial(ctx, cfg.Broker.Client(config.RoleProducer, cfg.Queue.Name, "producer"), cfg.Broker.Embedded, sc, logger)
+	s.nc, s.srv, reach, err = broker.Dial(ctx, cfg.Broker.Client(protocol.RoleProducer, cfg.Queue.Name, "producer"), cfg.Broker.Embedded, sc, logger)
 	if err != nil {
 		s.close()
 		return nil, serve.StartError(cfg, err)

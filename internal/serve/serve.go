@@ -57,8 +57,7 @@ func Declare(ctx context.Context, c *config.Config, srv *broker.Server, logger *
 	if !c.Broker.RoleCredentials || c.Broker.Cluster.Name != "" {
 		return nil
 	}
-	cc := link.Config{URL: srv.ClientURL(), Token: srv.Token(), Name: "broker declare", TLS: c.Broker.Client(config.RoleAdmin, "", "").TLS}
-	nc, err := link.Connect(ctx, cc, logger)
+	nc, err := link.Connect(ctx, adminClient(c, srv, srv.Token(), "broker declare"), logger)
 	if err != nil {
 		return err
 	}
@@ -77,6 +76,12 @@ func Declare(ctx context.Context, c *config.Config, srv *broker.Server, logger *
 	}
 	_, err = link.EnsureKeyValue(ctx, js, protocol.PipeEndsBucketConfig(c.Queue.Replicas), logger)
 	return err
+}
+
+// adminClient is how the broker's own connections (name) reach srv: the
+// token, over the configured TLS.
+func adminClient(c *config.Config, srv *broker.Server, token, name string) link.Config {
+	return link.Config{URL: srv.ClientURL(), Token: token, Name: name, TLS: c.Broker.Client(protocol.RoleAdmin, "", "").TLS}
 }
 
 // StartError names the setting behind a broker that cannot start for a
@@ -128,8 +133,7 @@ func Endpoints(ctx context.Context, c *config.Config, srv *broker.Server, logger
 	var js jetstream.JetStream
 	if c.Broker.Metrics != "" || c.Broker.UI != "" {
 		// The broker's own connection: its token, and its TLS files.
-		cc := link.Config{URL: srv.ClientURL(), Token: token, Name: "broker endpoints", TLS: c.Broker.Client(config.RoleAdmin, "", "").TLS}
-		nc, err := link.Connect(ctx, cc, logger)
+		nc, err := link.Connect(ctx, adminClient(c, srv, token, "broker endpoints"), logger)
 		if err != nil {
 			return nil, err
 		}

@@ -20,7 +20,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/procq/procq"
-	"github.com/procq/procq/config"
 	"github.com/procq/procq/demo"
 	"github.com/procq/procq/internal/cli"
 	"github.com/procq/procq/protocol"
@@ -105,7 +104,7 @@ func runWorker(cmd *cobra.Command, reg *task.Registry, o *options) error {
 	}
 	ctx := cmd.Context()
 	c, logger, done, err := cli.Connect(ctx, cfg, "consumer", name, os.Stderr,
-		procq.WithRole(config.RoleConsumer), procq.WithName("consumer "+name))
+		procq.WithRole(protocol.RoleConsumer), procq.WithName("consumer "+name))
 	if err != nil {
 		return err
 	}

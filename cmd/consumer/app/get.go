@@ -12,9 +12,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/procq/procq"
-	"github.com/procq/procq/config"
 	"github.com/procq/procq/internal/cli"
 	"github.com/procq/procq/msgq"
+	"github.com/procq/procq/protocol"
 )
 
 func newGetCmd() *cobra.Command {
@@ -48,7 +48,7 @@ func runGet(cmd *cobra.Command, args []string) error {
 	}
 	ctx := cmd.Context()
 	c, _, done, err := cli.Connect(ctx, cfg, "consumer", "get-"+name, os.Stderr,
-		procq.WithRole(config.RoleConsumer), procq.WithName("consumer get "+name))
+		procq.WithRole(protocol.RoleConsumer), procq.WithName("consumer get "+name))
 	if err != nil {
 		return err
 	}

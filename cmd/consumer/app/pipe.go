@@ -9,9 +9,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/procq/procq"
-	"github.com/procq/procq/config"
 	"github.com/procq/procq/internal/cli"
 	"github.com/procq/procq/pipe"
+	"github.com/procq/procq/protocol"
 )
 
 func newPipeCmd() *cobra.Command {
@@ -46,7 +46,7 @@ func runPipe(cmd *cobra.Command) error {
 	name, _ := cmd.Flags().GetString("name")
 	ctx := cmd.Context()
 	c, _, done, err := cli.Connect(ctx, cfg, "consumer", name, os.Stderr,
-		procq.WithRole(config.RoleConsumer), procq.WithName("pipe receiver "+name))
+		procq.WithRole(protocol.RoleConsumer), procq.WithName("pipe receiver "+name))
 	if err != nil {
 		return err
 	}
