@@ -202,12 +202,24 @@ func (p *Pool) Terminate(ctx context.Context) error {
 // its consumers and answered to nobody, like the Queue demo's messages: a
 // run's sentinels wait for it. It returns once the broker has stored it
 // (waiting up to queue.put_timeout for room in a full queue).
-func (p *Pool) Submit(ctx context.Context, kind string, arg any) error {
+//
+// With In or At the task is delayed: the broker holds it until then, and
+// the run's sentinels wait for it too; the handle's Cancel removes it
+// before it fires.
+func (p *Pool) Submit(ctx context.Context, kind string, arg any, opts ...TaskOption) (*Task, error) {
 	p.mu.Lock()
 	i := p.submits
 	p.submits++
 	p.mu.Unlock()
-	return p.q.Put(ctx, p.runID, i, kind, arg)
+	o := taskOpts(opts)
+	if o.at.IsZero() {
+		return &Task{}, p.q.Put(ctx, p.runID, i, kind, arg)
+	}
+	d, err := p.q.PutAt(ctx, p.runID, i, kind, arg, o.at)
+	if err != nil {
+		return nil, err
+	}
+	return &Task{d: d, cancel: func(ctx context.Context) error { return p.q.Cancel(ctx, d) }}, nil
 }
 
 // PIDs returns the current process id of each consumer process the pool

@@ -235,7 +235,7 @@ func TestQueuePutGet(t *testing.T) {
 		Name string `json:"name"`
 	}
 	for i := range 50 {
-		if err := procq.Put(ctx, q, job{ID: i, Name: fmt.Sprint("job-", i)}); err != nil {
+		if _, err := procq.Put(ctx, q, job{ID: i, Name: fmt.Sprint("job-", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}

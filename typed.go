@@ -117,9 +117,16 @@ type AsyncResult[R any] struct {
 }
 
 // ApplyAsync submits kind on one input and returns at once, like Python's
-// Pool.apply_async.
-func ApplyAsync[A, R any](ctx context.Context, p *Pool, kind string, input A) (*AsyncResult[R], error) {
-	h, err := p.inner.ApplyAsync(ctx, kind, input)
+// Pool.apply_async. With In or At the task is delayed: the broker holds
+// it until then, and the handle's Cancel removes it before it fires.
+func ApplyAsync[A, R any](ctx context.Context, p *Pool, kind string, input A, opts ...TaskOption) (*AsyncResult[R], error) {
+	var h *producer.AsyncResult
+	var err error
+	if o := taskOpts(opts); !o.at.IsZero() {
+		h, err = p.inner.ApplyAt(ctx, kind, input, o.at)
+	} else {
+		h, err = p.inner.ApplyAsync(ctx, kind, input)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -139,6 +146,19 @@ func (a *AsyncResult[R]) Get(ctx context.Context) (R, error) {
 		return zero, fmt.Errorf("decode result: %w", err)
 	}
 	return v, nil
+}
+
+// Cancel removes a delayed task before it fires: it never runs, and Get
+// returns ErrCancelled. ErrFired when it fired already, ErrNotDelayed
+// for a task submitted without In or At.
+func (a *AsyncResult[R]) Cancel(ctx context.Context) error { return a.h.Cancel(ctx) }
+
+// ID is a delayed task's id (its Procq-Task-Id); "" when not delayed.
+func (a *AsyncResult[R]) ID() string {
+	if d := a.h.Delayed(); d != nil {
+		return d.ID
+	}
+	return ""
 }
 
 // Wait waits until the result is there or ctx ends, like AsyncResult.wait.
@@ -209,17 +229,6 @@ func (m *MapResult[R]) Ready() bool {
 // Successful reports whether the map ended with every input's result.
 func (m *MapResult[R]) Successful() bool { return m.Ready() && m.err == nil }
 
-// Put adds v to q (see msgq.Queue.Put).
-func Put[T any](ctx context.Context, q *msgq.Queue, v T) error { return q.Put(ctx, v) }
-
-// Get takes the item at the head of q, decoded into T, waiting up to
-// timeout (see msgq.Queue.Get); msgq.ErrEmpty when none came.
-func Get[T any](ctx context.Context, q *msgq.Queue, timeout time.Duration) (T, error) {
-	var v T
-	err := q.GetInto(ctx, timeout, &v)
-	return v, err
-}
-
 func decode[R any](r producer.Result) (R, error) {
 	var v R
 	if r.Err != nil {
@@ -275,4 +284,12 @@ func anySeq[A any](in iter.Seq[A]) iter.Seq[any] {
 			}
 		}
 	}
+}
+
+// Get takes the item at the head of q, decoded into T, waiting up to
+// timeout (see msgq.Queue.Get); msgq.ErrEmpty when none came.
+func Get[T any](ctx context.Context, q *msgq.Queue, timeout time.Duration) (T, error) {
+	var v T
+	err := q.GetInto(ctx, timeout, &v)
+	return v, err
 }

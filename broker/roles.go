@@ -53,6 +53,10 @@ func rolePermissions(role, queue string) *server.Permissions {
 				protocol.NoticePrefix + ".>",
 				protocol.DeadSubject(queue),
 				"$KV." + protocol.ConsumersBucket + "." + queue + ".>",
+				// Claim the fired tasks it takes (each firing runs once).
+				"$KV." + protocol.FiredBucket + ".>",
+				"$JS.API.DIRECT.GET.KV_" + protocol.FiredBucket + ".>",
+				"$JS.API.STREAM.MSG.GET.KV_" + protocol.FiredBucket,
 				// Take from message queues ("consumer get").
 				"$JS.API.CONSUMER.INFO.*." + protocol.MsgQueueGetters,
 				"$JS.API.CONSUMER.MSG.NEXT.*." + protocol.MsgQueueGetters,

@@ -29,6 +29,10 @@ type Events interface {
 	// DeadLettered: a message of kind (empty when it had none) is stored
 	// as a dead letter: failed for good, or one that could never run.
 	DeadLettered(kind string)
+	// TaskFired: a task fired by a schedule (schedule: its name, empty
+	// for a delayed task) is taken for the first time, late after its due
+	// time (negative: it has none).
+	TaskFired(schedule string, late time.Duration)
 }
 
 type noEvents struct{}
@@ -36,6 +40,7 @@ type noEvents struct{}
 func (noEvents) TaskStarted(string)                         {}
 func (noEvents) TaskFinished(string, Ending, time.Duration) {}
 func (noEvents) DeadLettered(string)                        {}
+func (noEvents) TaskFired(string, time.Duration)            {}
 
 // InHand is how many messages the worker holds now: running, or pulled
 // and waiting for a slot.

@@ -50,6 +50,8 @@ func (e *orderEvents) DeadLettered(kind string) {
 	e.dead[kind]++
 }
 
+func (e *orderEvents) TaskFired(string, time.Duration) {}
+
 // seen is what the events say of kind now.
 func (e *orderEvents) seen(kind string) (finished []consumer.Ending, dead int) {
 	e.mu.Lock()

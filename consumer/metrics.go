@@ -15,6 +15,8 @@ type WorkerMetrics struct {
 	finished *prometheus.CounterVec
 	dead     *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	fired    *prometheus.CounterVec
+	lateness prometheus.Histogram
 }
 
 // Gauges is what a worker reports about itself at each scrape.
@@ -40,9 +42,15 @@ func NewWorkerMetrics(reg prometheus.Registerer, queue string) (*WorkerMetrics, 
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "procq_task_duration_seconds",
 			Help: "How long task messages ran.", ConstLabels: labels,
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 12)}, []string{"kind"}),
+		fired: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "procq_schedule_fired_total",
+			Help: "Fired tasks this consumer took, by schedule (\"(delayed)\" for delayed tasks).", ConstLabels: labels},
+			[]string{"schedule"}),
+		lateness: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "procq_schedule_lateness_seconds",
+			Help:        "How late fired tasks with a due time started: start time minus due time.",
+			ConstLabels: labels, Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}),
 	}
 	src := &GaugeSource{}
-	reg.MustRegister(m.started, m.finished, m.dead, m.duration,
+	reg.MustRegister(m.started, m.finished, m.dead, m.duration, m.fired, m.lateness,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "procq_tasks_in_hand",
 			Help: "Task messages this consumer holds: running, or pulled ahead.", ConstLabels: labels},
 			func() float64 { return src.read(Gauges.InHand) }),
@@ -73,6 +81,17 @@ func kindLabel(kind string) string {
 		return "(none)"
 	}
 	return kind
+}
+
+// TaskFired implements Events.
+func (m *WorkerMetrics) TaskFired(schedule string, late time.Duration) {
+	if schedule == "" {
+		schedule = "(delayed)"
+	}
+	m.fired.WithLabelValues(schedule).Inc()
+	if late >= 0 {
+		m.lateness.Observe(late.Seconds())
+	}
 }
 
 // TaskStarted implements Events.

@@ -27,6 +27,9 @@ func (w *Worker) sentinel(ctx context.Context, msg jetstream.Msg) bool {
 			c.Current = current.Run
 			c.Unfinished, err = w.unfinished(ctx, c.Run)
 		}
+		if err == nil {
+			c.Delayed, err = w.delayed(ctx, c.Run)
+		}
 		if err != nil {
 			log.WarnContext(ctx, "cannot judge sentinel; handed back", "error", err)
 			w.nak(ctx, msg, w.cfg.SentinelRetry, "hand back sentinel")
@@ -46,7 +49,7 @@ func (w *Worker) sentinel(ctx context.Context, msg jetstream.Msg) bool {
 		w.nak(ctx, msg, w.cfg.SentinelRetry, "pass sentinel on")
 	case protocol.SentinelWait:
 		log.InfoContext(ctx, "sentinel waits for unfinished work of its run",
-			"unfinished", c.Unfinished, "waiting_for", "the run's unfinished tasks")
+			"unfinished", c.Unfinished, "delayed", c.Delayed, "waiting_for", "the run's unfinished and delayed tasks")
 		w.nak(ctx, msg, w.cfg.SentinelRetry, "hand back sentinel")
 	case protocol.SentinelTake:
 		return w.take(ctx, msg, log)
@@ -101,6 +104,9 @@ func (w *Worker) overRun(ctx context.Context) (string, error) {
 	}
 	n, err := w.unfinished(ctx, rec.Run)
 	if err != nil || n > 0 {
+		return "", err
+	}
+	if n, err = w.delayed(ctx, rec.Run); err != nil || n > 0 {
 		return "", err
 	}
 	return rec.Run, nil

@@ -64,6 +64,9 @@ func (w *Worker) work(ctx context.Context, msg jetstream.Msg) {
 		w.reject(ctx, j, reason)
 		return
 	}
+	if !w.claim(ctx, j) {
+		return
+	}
 	j.logger().DebugContext(ctx, "task started")
 	w.cfg.Events.TaskStarted(j.kind)
 	w.stats.started(j)

@@ -106,7 +106,7 @@ func (w *opsWorld) dashboard(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 2 {
-		if err := procq.Put(ctx, mq, i); err != nil {
+		if _, err := procq.Put(ctx, mq, i); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -105,7 +105,16 @@ func streamCurrent(have, want jetstream.StreamConfig) bool {
 		have.Replicas == want.Replicas &&
 		(want.MaxMsgs == 0 || have.MaxMsgs == want.MaxMsgs) &&
 		(want.MaxAge == 0 || have.MaxAge == want.MaxAge) &&
-		(want.Duplicates == 0 || have.Duplicates == want.Duplicates)
+		(want.Duplicates == 0 || have.Duplicates == want.Duplicates) &&
+		have.AllowMsgSchedules == want.AllowMsgSchedules && have.AllowMsgTTL == want.AllowMsgTTL &&
+		slices.EqualFunc(have.Sources, want.Sources, sameSource)
+}
+
+// sameSource reports whether two stream sources take the same messages
+// the same way.
+func sameSource(a, b *jetstream.StreamSource) bool {
+	return a.Name == b.Name && a.FilterSubject == b.FilterSubject &&
+		slices.Equal(a.SubjectTransforms, b.SubjectTransforms)
 }
 
 // EnsureConsumer is ensureStream for the queue's durable consumer.

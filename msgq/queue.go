@@ -22,6 +22,7 @@ import (
 	"github.com/procq/procq/demo"
 	"github.com/procq/procq/link"
 	"github.com/procq/procq/protocol"
+	"github.com/procq/procq/schedule"
 	"github.com/procq/procq/task"
 )
 
@@ -53,8 +54,10 @@ type Queue struct {
 	cfg  Config
 	js   jetstream.JetStream
 	st   jetstream.Stream
-	cons jetstream.Consumer
-	log  *slog.Logger
+	// sched holds the queue's delayed items; nil when the broker cannot.
+	sched jetstream.Stream
+	cons  jetstream.Consumer
+	log   *slog.Logger
 }
 
 // Open declares the named queue (its stream and its getters' shared
@@ -75,7 +78,11 @@ func Open(ctx context.Context, js jetstream.JetStream, name string, cfg Config, 
 	if cfg.MaxSize > 0 {
 		max = int64(cfg.MaxSize)
 	}
-	sc := protocol.MsgQueueStreamConfig(name, max, cfg.Replicas)
+	sched, err := protocol.EnsureSched(ctx, js, cfg.Replicas, logger)
+	if err != nil {
+		return nil, fmt.Errorf("queue %s: %w", name, err)
+	}
+	sc := protocol.MsgQueueStreamConfig(name, max, cfg.Replicas, sched != nil)
 	st, err := link.EnsureStream(ctx, js, sc, logger)
 	if err != nil {
 		return nil, fmt.Errorf("queue %s: %w", name, err)
@@ -90,7 +97,7 @@ func Open(ctx context.Context, js jetstream.JetStream, name string, cfg Config, 
 	if cfg.MaxSize == 0 {
 		cfg.MaxSize = max0(st.CachedInfo().Config.MaxMsgs)
 	}
-	return &Queue{name: name, cfg: cfg, js: js, st: st, cons: cons, log: logger.With("queue", name)}, nil
+	return &Queue{name: name, cfg: cfg, js: js, st: st, sched: sched, cons: cons, log: logger.With("queue", name)}, nil
 }
 
 // Name is the queue's name.
@@ -109,28 +116,51 @@ func (q *Queue) Put(ctx context.Context, v any) error {
 
 // PutJSON is Put of a value already encoded; it must be valid JSON.
 func (q *Queue) PutJSON(ctx context.Context, data json.RawMessage) error {
+	_, err := q.putJSON(ctx, data, time.Time{})
+	return err
+}
+
+// PutJSONAt is PutJSON of an item that joins the queue at at, not
+// before: a delayed item, held by the broker until then (a time in the
+// past puts it at once). Its handle can cancel it before.
+func (q *Queue) PutJSONAt(ctx context.Context, data json.RawMessage, at time.Time) (*schedule.Delayed, error) {
+	if q.sched == nil {
+		return nil, fmt.Errorf("queue %s: put: %w", q.name, schedule.Supported(q.js))
+	}
+	return q.putJSON(ctx, data, at)
+}
+
+// Cancel removes the delayed item d (from PutJSONAt) before it joins
+// the queue; schedule.ErrFired when it joined already.
+func (q *Queue) Cancel(ctx context.Context, d *schedule.Delayed) error { return d.Cancel(ctx, q.js) }
+
+func (q *Queue) putJSON(ctx context.Context, data json.RawMessage, at time.Time) (*schedule.Delayed, error) {
 	if !task.Valid(data) {
-		return fmt.Errorf("queue %s: put: not a JSON value: %.100q", q.name, data)
+		return nil, fmt.Errorf("queue %s: put: not a JSON value: %.100q", q.name, data)
 	}
 	// One id for every try: a try whose answer was lost is not stored twice.
 	msg := &nats.Msg{Subject: protocol.MsgQueueSubject(q.name), Data: data, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, nuid.Next())
+	var d *schedule.Delayed
+	if !at.IsZero() {
+		d = schedule.Delay(msg, at)
+	}
 	deadline := time.Now().Add(q.cfg.PutTimeout)
 	pause := 10 * time.Millisecond
 	logged := false
 	for {
 		_, err := q.js.PublishMsg(ctx, msg)
 		if err == nil {
-			return nil
+			return d, nil
 		}
 		if !full(err) && !link.Transient(err) {
-			return fmt.Errorf("queue %s: put: %w", q.name, err)
+			return nil, fmt.Errorf("queue %s: put: %w", q.name, err)
 		}
 		if time.Now().After(deadline) {
 			if full(err) {
-				return fmt.Errorf("queue %s: %w: no room for %v (maxsize %d)", q.name, ErrFull, q.cfg.PutTimeout, q.cfg.MaxSize)
+				return nil, fmt.Errorf("queue %s: %w: no room for %v (maxsize %d)", q.name, ErrFull, q.cfg.PutTimeout, q.cfg.MaxSize)
 			}
-			return fmt.Errorf("queue %s: put: %w", q.name, err)
+			return nil, fmt.Errorf("queue %s: put: %w", q.name, err)
 		}
 		if !logged {
 			q.log.InfoContext(ctx, "put waiting", "waiting_for", "room in the queue", "maxsize", q.cfg.MaxSize,
@@ -138,7 +168,7 @@ func (q *Queue) PutJSON(ctx context.Context, data json.RawMessage) error {
 			logged = true
 		}
 		if err := demo.Sleep(ctx, pause); err != nil {
-			return fmt.Errorf("queue %s: put: %w", q.name, err)
+			return nil, fmt.Errorf("queue %s: put: %w", q.name, err)
 		}
 		pause = min(2*pause, 250*time.Millisecond)
 	}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"iter"
 	"sync"
+
+	"github.com/procq/procq/schedule"
 )
 
 // ErrPoolClosed is returned by a Pool's methods after Close or Terminate.
@@ -32,6 +34,9 @@ func (p *Pool) Apply(ctx context.Context, kind string, args any) (json.RawMessag
 type AsyncResult struct {
 	done chan struct{}
 	res  Result
+	// delayed and cancel are a delayed task's (ApplyAt).
+	delayed *schedule.Delayed
+	cancel  func(context.Context) error
 }
 
 // Get waits for the task's result, like AsyncResult.get. It returns the

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/procq/procq/protocol"
+	"github.com/procq/procq/schedule"
 )
 
 // mapping is one running map.
@@ -23,6 +24,10 @@ type mapping struct {
 	chunk   int    // inputs per chunk at most; big inputs end a chunk early
 	chunks  int    // chunks sent, for their labels (the publisher's own)
 	ordered bool
+	// at, when set, makes the map's one task a delayed task due then
+	// (ApplyAt); onDelayed hears of it once the broker stored it.
+	at        time.Time
+	onDelayed func(*schedule.Delayed)
 	slots   chan struct{} // the window: one token per task message in flight
 
 	notices  <-chan string  // consumers' reports of results they could not store
@@ -125,6 +130,9 @@ func (m *mapping) cleanup(ctx context.Context, early bool, log *slog.Logger) {
 	if early {
 		if err := q.topo.Tasks.Purge(ctx, jetstream.WithPurgeSubject(m.subject)); err != nil {
 			log.Warn("purge unfinished tasks", "error", err)
+		}
+		if err := m.purgeDelayed(ctx); err != nil {
+			log.Warn("purge delayed tasks", "error", err)
 		}
 	}
 	if err := q.topo.Results.Purge(ctx, jetstream.WithPurgeSubject(protocol.ResultSubject(m.id))); err != nil {

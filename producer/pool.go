@@ -41,6 +41,10 @@ type PoolConfig struct {
 	// a Procq-Label header: the consumer prints its start and finish lines
 	// with its PID, as the Process demo shows.
 	Label string
+	// StartAt, when set, holds back the first task of each map until
+	// then (producer pool --in/--at): the map's lease and its consumer
+	// watch run meanwhile, and its tasks are stored only when it starts.
+	StartAt time.Time
 }
 
 func (c PoolConfig) withDefaults() PoolConfig {
@@ -194,7 +198,7 @@ func (p *Pool) stream(ctx context.Context, kind string, args iter.Seq[any], chun
 // streamFor is stream with inputs that see the map's own context: an
 // iterator that waits for its inputs (Apply's session) must stop when the
 // map does, whatever ends it.
-func (p *Pool) streamFor(ctx context.Context, kind string, argsFor func(context.Context) iter.Seq[any], chunk int, ordered bool) iter.Seq2[Result, error] {
+func (p *Pool) streamFor(ctx context.Context, kind string, argsFor func(context.Context) iter.Seq[any], chunk int, ordered bool, setup ...func(*mapping)) iter.Seq2[Result, error] {
 	return func(yield func(Result, error) bool) {
 		if !p.begin() {
 			yield(Result{}, ErrPoolClosed)
@@ -225,6 +229,9 @@ func (p *Pool) streamFor(ctx context.Context, kind string, argsFor func(context.
 			notSubmitted: -1,
 		}
 		m.progress.total.Store(-1)
+		for _, f := range setup {
+			f(m)
+		}
 		m.run(ctx, argsFor, yield)
 	}
 }

@@ -64,6 +64,9 @@ func (m *mapping) publish(ctx context.Context, args iter.Seq[any]) published {
 		m.mu.Unlock()
 		return published{total: submitted, err: err}
 	}
+	if err := m.waitStart(ctx); err != nil {
+		return stop(err)
+	}
 	budget := chunkBytes(m.pool.q.js.Conn().MaxPayload())
 	for a := range args {
 		raw, err := task.Marshal(a)
@@ -109,6 +112,9 @@ func (m *mapping) send(ctx context.Context, start int, batch []json.RawMessage) 
 	m.chunks++
 	if l := m.pool.cfg.Label; l != "" {
 		msg.Header.Set(protocol.HeaderLabel, l+"-"+strconv.Itoa(m.chunks))
+	}
+	if !m.at.IsZero() {
+		return m.sendDelayed(ctx, msg)
 	}
 	f, err := q.js.PublishMsgAsync(msg)
 	if err != nil {

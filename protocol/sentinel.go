@@ -20,6 +20,9 @@ type SentinelCase struct {
 	// Unfinished counts the work of Run still in the queue: queued, held
 	// by a consumer, or waiting for redelivery.
 	Unfinished uint64
+	// Delayed counts Run's delayed tasks that have not fired (or whose
+	// firing is not in the queue yet).
+	Delayed uint64
 }
 
 // SentinelVerdict is what a consumer does with a message on the sentinel
@@ -68,6 +71,7 @@ func (v SentinelVerdict) String() string {
 //	| spawned for another run (Bound set, Bound != Run)      | pass    |
 //	| by hand, and Run was over when the consumer started    | drop    |
 //	| Run still has unfinished work                          | wait    |
+//	| Run has delayed tasks not fired yet                    | wait    |
 //	| otherwise                                              | take    |
 //
 // A spawned consumer is told its run, so it never takes its own run for an
@@ -87,7 +91,7 @@ func JudgeSentinel(c SentinelCase) SentinelVerdict {
 		return SentinelPass
 	case c.Bound == "" && c.Run == c.Skip:
 		return SentinelDrop
-	case c.Unfinished > 0:
+	case c.Unfinished > 0, c.Delayed > 0:
 		return SentinelWait
 	}
 	return SentinelTake

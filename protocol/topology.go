@@ -56,6 +56,11 @@ type Topology struct {
 	Runs     jetstream.KeyValue
 	// Presence holds a key per live consumer process (PresenceTTL).
 	Presence jetstream.KeyValue
+	// Sched holds the delayed tasks and the schedules, and Fired the
+	// claims on fired tasks; both nil when the broker cannot hold
+	// schedules (SchedSupported).
+	Sched jetstream.Stream
+	Fired jetstream.KeyValue
 }
 
 // ErrNoTopology says a queue's streams, durable consumer or buckets do
@@ -93,6 +98,14 @@ func LookupQueue(ctx context.Context, js jetstream.JetStream, queue string) (*To
 	if t.Presence, err = js.KeyValue(ctx, ConsumersBucket); err != nil {
 		return nil, missing("bucket "+ConsumersBucket, err)
 	}
+	if SchedSupported(js.Conn().ConnectedServerVersion()) {
+		if t.Sched, err = js.Stream(ctx, SchedStream); err != nil {
+			return nil, missing("stream "+SchedStream, err)
+		}
+		if t.Fired, err = js.KeyValue(ctx, FiredBucket); err != nil {
+			return nil, missing("bucket "+FiredBucket, err)
+		}
+	}
 	return &t, nil
 }
 
@@ -119,6 +132,20 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (
 		kc.Replicas = cfg.Replicas
 		return link.EnsureKeyValue(ctx, js, kc, cfg.Logger)
 	}
+	var topo Topology
+	var sources []*jetstream.StreamSource
+	// The schedules' stream first: the task stream sources from it.
+	sched, err := EnsureSched(ctx, js, cfg.Replicas, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	if sched != nil {
+		topo.Sched = sched
+		if topo.Fired, err = ensureKV(FiredBucketConfig(cfg.Replicas)); err != nil {
+			return nil, fmt.Errorf("bucket %s: %w", FiredBucket, err)
+		}
+		sources = []*jetstream.StreamSource{TasksSource()}
+	}
 	tasks, err := ensure(jetstream.StreamConfig{
 		Name:        TasksStream,
 		Description: "procq work queues",
@@ -127,6 +154,7 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (
 		Storage:     jetstream.FileStorage,
 		Discard:     jetstream.DiscardNew,
 		MaxMsgs:     cfg.MaxMessages,
+		Sources:     sources,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", TasksStream, err)
@@ -186,7 +214,22 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", ConsumersBucket, err)
 	}
-	return &Topology{Tasks: tasks, Consumer: cons, Results: results, Dead: dead, Runs: runs, Presence: presence}, nil
+	topo.Tasks, topo.Consumer, topo.Results, topo.Dead, topo.Runs, topo.Presence = tasks, cons, results, dead, runs, presence
+	return &topo, nil
+}
+
+// EnsureSched creates or updates SchedStream and returns it; nil and no
+// error when the broker cannot hold schedules (SchedSupported), so that
+// procq runs on an older NATS without tasks in time.
+func EnsureSched(ctx context.Context, js jetstream.JetStream, replicas int, logger *slog.Logger) (jetstream.Stream, error) {
+	if !SchedSupported(js.Conn().ConnectedServerVersion()) {
+		return nil, nil
+	}
+	s, err := link.EnsureStream(ctx, js, SchedStreamConfig(cmp.Or(replicas, DefaultReplicas)), logger)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", SchedStream, err)
+	}
+	return s, nil
 }
 
 // MsgQueuePrefix is the subject prefix of the message queues (package
@@ -207,8 +250,14 @@ const MsgQueueGetters = "get"
 // MsgQueueStreamConfig is the shape of the named message queue's stream:
 // a work queue, first in first out, that refuses new items when it holds
 // maxsize (0: no bound, or the bound it has).
-func MsgQueueStreamConfig(name string, maxsize int64, replicas int) jetstream.StreamConfig {
+// With sched, its delayed items arrive from SchedStream (MsgQueueSource).
+func MsgQueueStreamConfig(name string, maxsize int64, replicas int, sched bool) jetstream.StreamConfig {
+	var sources []*jetstream.StreamSource
+	if sched {
+		sources = []*jetstream.StreamSource{MsgQueueSource(name)}
+	}
 	return jetstream.StreamConfig{
+		Sources:    sources,
 		Name:       MsgQueueStream(name),
 		Subjects:   []string{MsgQueueSubject(name)},
 		Retention:  jetstream.WorkQueuePolicy,

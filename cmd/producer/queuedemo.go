@@ -30,7 +30,7 @@ func (d queueDemo) put(ctx context.Context, p *procq.Pool) error {
 	for i := range d.Messages {
 		text := fmt.Sprintf("Message %d", i)
 		fmt.Fprintf(out, "Producer: Putting '%s' on queue\n", text)
-		if err := p.Submit(ctx, demo.KindMessage, demo.MessageArgs{Text: text}); err != nil {
+		if _, err := p.Submit(ctx, demo.KindMessage, demo.MessageArgs{Text: text}); err != nil {
 			return err
 		}
 		if err := pause(ctx, d.PauseMin, d.PauseMax); err != nil {

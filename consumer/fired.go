@@ -1,0 +1,115 @@
+package consumer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/procq/procq/protocol"
+)
+
+// Fired tasks: a delayed task or a periodic schedule's task reaches the
+// task stream by a stream source from PROCQ_SCHED. A firing that reaches
+// it twice (a broker killed while sourcing, a leader change) must still
+// run once: the first consumer to take a copy claims the firing's id in
+// PROCQ_FIRED with the copy's stream sequence; a copy with another
+// sequence is a second copy and is dropped, while the claimed copy itself
+// may be delivered again (its lease ran out) and runs as any task does.
+
+// headerStreamSource is set by the broker on a message a stream took
+// from a source.
+const headerStreamSource = "Nats-Stream-Source"
+
+// claim reports whether j, when it is a fired task, is the copy of its
+// firing that runs. It settles the message when not: a second copy is
+// acknowledged and dropped, a claim the broker could not record is handed
+// back to be tried again.
+func (w *Worker) claim(ctx context.Context, j *job) bool {
+	h := j.msg.Headers()
+	id := h.Get(protocol.HeaderTaskID)
+	if id == "" || h.Get(headerStreamSource) == "" {
+		return true // not fired: an ordinary task
+	}
+	w.firedEvents(j)
+	if w.topo.Fired == nil {
+		return true
+	}
+	firing := protocol.FiringID(id, h.Get(protocol.HeaderScheduleNext))
+	meta, err := j.msg.Metadata()
+	if err != nil {
+		return true
+	}
+	key, seq := firedKey(firing), strconv.FormatUint(meta.Sequence.Stream, 10)
+	cctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	_, err = w.topo.Fired.Create(cctx, key, []byte(seq))
+	if err == nil {
+		return true
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		e, gerr := w.topo.Fired.Get(cctx, key)
+		switch {
+		case gerr == nil && string(e.Value()) == seq:
+			return true // this copy's own claim: delivered again
+		case gerr == nil:
+			j.logger().WarnContext(ctx, "second copy of a fired task dropped", "task_id", firing,
+				"first_copy_seq", string(e.Value()), "this_copy_seq", seq)
+			w.ack(ctx, j.msg)
+			return false
+		}
+		err = gerr
+	}
+	j.logger().WarnContext(ctx, "fired task not claimed; handed back", "task_id", firing, "error", err,
+		"waiting_for", "the broker to record the claim")
+	w.nak(ctx, j.msg, retryPause, "hand back unclaimed fired task")
+	return false
+}
+
+// firedEvents tells Events of a fired task: its schedule, and how late
+// it starts against its due time (when it has one).
+func (w *Worker) firedEvents(j *job) {
+	h := j.msg.Headers()
+	if j.attempt > 1 {
+		return // counted at its first delivery
+	}
+	late := time.Duration(-1)
+	if due, err := time.Parse(time.RFC3339Nano, h.Get(protocol.HeaderDue)); err == nil {
+		late = max(time.Since(due), 0)
+	}
+	w.cfg.Events.TaskFired(h.Get(protocol.HeaderSchedule), late)
+}
+
+var keyRE = regexp.MustCompile(`^[-_A-Za-z0-9]+(\.[-_A-Za-z0-9]+)*$`)
+
+// firedKey is a firing's key in PROCQ_FIRED: its id, or a digest of an id
+// that is no valid key (a foreign client's).
+func firedKey(id string) string {
+	if len(id) <= 200 && keyRE.MatchString(id) {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	return "h-" + hex.EncodeToString(sum[:])
+}
+
+// delayed counts what run still has in PROCQ_SCHED: delayed tasks not
+// fired yet and firings not yet in the task stream.
+func (w *Worker) delayed(ctx context.Context, run string) (uint64, error) {
+	if w.topo.Sched == nil {
+		return 0, nil
+	}
+	var n uint64
+	for _, f := range protocol.RunDelayedFilters(w.queue, run) {
+		c, err := protocol.Count(ctx, w.topo.Sched, f)
+		if err != nil {
+			return 0, err
+		}
+		n += c
+	}
+	return n, nil
+}

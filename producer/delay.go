@@ -1,0 +1,163 @@
+package producer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/procq/procq/protocol"
+	"github.com/procq/procq/schedule"
+)
+
+// Delayed tasks: a task put with a time is a one-off message schedule in
+// PROCQ_SCHED on the run's subjects (so the run's sentinels wait for it),
+// fired by the broker into the queue when due.
+
+// ErrCancelled is the result of a delayed task cancelled before it fired.
+var ErrCancelled = errors.New("task cancelled")
+
+// ErrNotDelayed says Cancel was asked of a task that was not delayed: it
+// was queued at once.
+var ErrNotDelayed = errors.New("not a delayed task: only a delayed task can be cancelled")
+
+// PutAt is Put of a task due at at; it returns the delayed task's handle.
+func (q *TaskQueue) PutAt(ctx context.Context, run string, index int, kind string, args any, at time.Time) (*schedule.Delayed, error) {
+	if q.topo.Sched == nil {
+		return nil, schedule.Supported(q.js)
+	}
+	body, err := json.Marshal(args)
+	if err != nil {
+		return nil, fmt.Errorf("put %s #%d: %w", kind, index, err)
+	}
+	msg := q.taskMsg(run, index, kind, body)
+	d := schedule.Delay(msg, at)
+	if err := q.publish(ctx, msg); err != nil {
+		return nil, fmt.Errorf("put %s #%d at %s: %w", kind, index, at.Format(time.RFC3339), err)
+	}
+	q.log.InfoContext(ctx, "delayed task put", "task", kind, "run", run, "index", index, "task_id", d.ID, "due", d.Due)
+	return d, nil
+}
+
+// Cancel removes the delayed task d (from PutAt) before it fires.
+func (q *TaskQueue) Cancel(ctx context.Context, d *schedule.Delayed) error { return d.Cancel(ctx, q.js) }
+
+// ApplyAt is ApplyAsync of a task due at at: the broker holds it until
+// then. It returns once the broker has stored it; the handle's Cancel
+// removes it before it fires (the result is then ErrCancelled).
+//
+// A delayed task is a map of its own (its results consumer and lease),
+// not part of the kind's session, so a task due in an hour holds none of
+// the session's window.
+func (p *Pool) ApplyAt(ctx context.Context, kind string, args any, at time.Time) (*AsyncResult, error) {
+	if p.q.topo.Sched == nil {
+		return nil, schedule.Supported(p.q.js)
+	}
+	r := &AsyncResult{done: make(chan struct{})}
+	scheduled := make(chan *schedule.Delayed, 1)
+	mctx, stop := context.WithCancelCause(context.WithoutCancel(ctx))
+	single := func(context.Context) iter.Seq[any] {
+		return func(yield func(any) bool) { yield(args) }
+	}
+	results := p.streamFor(mctx, kind, single, 1, false, func(m *mapping) {
+		m.at = at
+		m.onDelayed = func(d *schedule.Delayed) { scheduled <- d }
+	})
+	go func() {
+		defer stop(nil)
+		res := Result{Err: errors.New("map ended without a result")}
+		for rr, err := range results {
+			if err != nil {
+				res = Result{Err: err}
+				if errors.Is(context.Cause(mctx), ErrCancelled) {
+					res.Err = ErrCancelled
+				}
+				break
+			}
+			rr.Index = 0
+			if te, ok := rr.Err.(*TaskError); ok {
+				te.Index = 0
+			}
+			res = rr
+		}
+		r.set(res)
+	}()
+	select {
+	case d := <-scheduled:
+		r.delayed = d
+		r.cancel = func(ctx context.Context) error {
+			if err := schedule.Cancel(ctx, p.q.js, d.Subject); err != nil {
+				return err
+			}
+			stop(ErrCancelled)
+			return nil
+		}
+		return r, nil
+	case <-r.done:
+		return nil, r.res.Err
+	case <-ctx.Done():
+		stop(context.Cause(ctx))
+		return nil, context.Cause(ctx)
+	}
+}
+
+// Cancel removes a delayed task before it fires: its result is then
+// ErrCancelled and it never runs. schedule.ErrFired when it fired
+// already; ErrNotDelayed for a task that was not delayed.
+func (r *AsyncResult) Cancel(ctx context.Context) error {
+	if r.cancel == nil {
+		return ErrNotDelayed
+	}
+	return r.cancel(ctx)
+}
+
+// Delayed is the delayed task's handle (its id and due time); nil for a
+// task that was not delayed.
+func (r *AsyncResult) Delayed() *schedule.Delayed { return r.delayed }
+
+// sendDelayed publishes a delayed map's one task as a message schedule,
+// waiting for the broker to store it, and hands the handle to onDelayed.
+func (m *mapping) sendDelayed(ctx context.Context, msg *nats.Msg) error {
+	d := schedule.Delay(msg, m.at)
+	if err := m.pool.q.publish(ctx, msg); err != nil {
+		return fmt.Errorf("submit delayed task: %w", err)
+	}
+	m.pool.log.InfoContext(ctx, "delayed task put", "map", m.id, "task", m.kind, "task_id", d.ID, "due", d.Due)
+	if m.onDelayed != nil {
+		m.onDelayed(d)
+	}
+	return nil
+}
+
+// waitStart holds the map's first task back until the pool's StartAt,
+// the map's lease and consumer watch running meanwhile.
+func (m *mapping) waitStart(ctx context.Context) error {
+	wait := time.Until(m.pool.cfg.StartAt)
+	if wait <= 0 {
+		return nil
+	}
+	m.pool.log.InfoContext(ctx, "map waits for its start time", "map", m.id, "start", m.pool.cfg.StartAt.UTC(),
+		"waiting_for", "the start time (--in/--at)")
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// purgeDelayed removes the map's delayed tasks that have not fired, so a
+// map that stopped early leaves nothing to fire later.
+func (m *mapping) purgeDelayed(ctx context.Context) error {
+	if m.pool.q.topo.Sched == nil {
+		return nil
+	}
+	return m.pool.q.topo.Sched.Purge(ctx, jetstream.WithPurgeSubject(protocol.DelayedSubject(m.subject, ">")))
+}

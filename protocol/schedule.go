@@ -1,0 +1,233 @@
+package protocol
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Tasks in time: delayed tasks and periodic schedules are JetStream
+// message schedules (ADR-51) in their own stream, PROCQ_SCHED. A stream
+// with schedules may not refuse new messages (DiscardNew), which the task
+// stream does for back-pressure, so the schedules live apart and their
+// firings reach the task stream (and each message queue) by a stream
+// source with a subject transform. The broker fires them; procq runs no
+// scheduler process, and with queue.replicas: 3 the schedules are
+// replicated stream state that outlives any one node.
+//
+// The subjects, for a target subject procq.<rest> (a queue's work subject
+// or a message queue's subject):
+//
+//	procq.sched.at.<rest>.<id>     a delayed task (Nats-Schedule: @at ...)
+//	procq.sched.cron.<name>        a periodic schedule, by its name
+//	procq.sched.fire.<rest>        where a firing lands, sourced on to procq.<rest>
+const (
+	// SchedStream holds the schedules and, until sourced on, their firings.
+	SchedStream = "PROCQ_SCHED"
+	// SchedPrefix is the subject prefix of SchedStream.
+	SchedPrefix = "procq.sched"
+	// FiredBucket holds one key per fired task a consumer took: the claim
+	// that makes a firing that reached the task stream twice run once.
+	FiredBucket = "PROCQ_FIRED"
+	// FiredKeep is how long a claim is kept: a second copy of a firing
+	// that waits in the queue longer than this after the first ran would
+	// run again.
+	FiredKeep = 24 * time.Hour
+)
+
+// Header names of tasks in time.
+const (
+	// HeaderTaskID is a delayed or fired task's id: the delayed task's own
+	// id, or the schedule's name for a periodic schedule (each firing's id
+	// is then FiringID's).
+	HeaderTaskID = "Procq-Task-Id"
+	// HeaderDue is when a delayed task is due, RFC 3339: its lateness is
+	// measured from it.
+	HeaderDue = "Procq-Due"
+	// HeaderSchedule names the periodic schedule a task was fired by.
+	HeaderSchedule = "Procq-Schedule"
+	// HeaderScheduler is set by the broker on a fired copy: the subject of
+	// the schedule that fired it.
+	HeaderScheduler = "Nats-Scheduler"
+	// HeaderScheduleNext is set by the broker on a fired copy: the time of
+	// the schedule's next firing, or "purge" for a one-off.
+	HeaderScheduleNext = "Nats-Schedule-Next"
+	// HeaderSchedule... are what a client sets on a schedule.
+	HeaderSchedulePattern  = "Nats-Schedule"
+	HeaderScheduleTarget   = "Nats-Schedule-Target"
+	HeaderScheduleTimeZone = "Nats-Schedule-Time-Zone"
+	// HeaderExpectedLastSubjSeq makes a publish conditional on the
+	// subject's last sequence (0: the subject is empty).
+	HeaderExpectedLastSubjSeq = "Nats-Expected-Last-Subject-Sequence"
+)
+
+// SchedMinServer is the oldest nats-server whose message schedules procq
+// relies on: cron with time zones (2.14) and the refusal of schedules in
+// a DiscardNew stream (2.14.2).
+const SchedMinServer = "2.14.2"
+
+// SchedSupported reports whether a nats-server of version (as it reports
+// it, e.g. "2.15.2" or "2.14.2-RC.1") has the message schedules procq
+// needs.
+func SchedSupported(version string) bool {
+	have, ok := semver(version)
+	want, _ := semver(SchedMinServer)
+	if !ok {
+		return false
+	}
+	for i := range have {
+		if have[i] != want[i] {
+			return have[i] > want[i]
+		}
+	}
+	return true
+}
+
+func semver(v string) ([3]int, bool) {
+	var out [3]int
+	v, _, _ = strings.Cut(strings.TrimPrefix(v, "v"), "-")
+	parts := strings.Split(v, ".")
+	if len(parts) != 3 {
+		return out, false
+	}
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 {
+			return out, false
+		}
+		out[i] = n
+	}
+	return out, true
+}
+
+// ErrNoSchedules says the broker cannot hold schedules.
+type ErrNoSchedules struct{ Version string }
+
+func (e *ErrNoSchedules) Error() string {
+	return fmt.Sprintf("delayed tasks and schedules need nats-server %s or later (message schedules); the broker is nats-server %s",
+		SchedMinServer, e.Version)
+}
+
+// SchedStreamConfig is the shape of SchedStream: a work queue (a firing
+// is gone once its source took it on; an @at schedule is purged by its
+// own firing), keeping the oldest when full is never reached (DiscardOld,
+// which schedules require).
+func SchedStreamConfig(replicas int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:              SchedStream,
+		Description:       "procq delayed tasks and schedules, fired by the broker into the queues",
+		Subjects:          []string{SchedPrefix + ".>"},
+		Retention:         jetstream.WorkQueuePolicy,
+		Storage:           jetstream.FileStorage,
+		Discard:           jetstream.DiscardOld,
+		AllowMsgSchedules: true,
+		AllowMsgTTL:       true,
+		Replicas:          replicas,
+	}
+}
+
+// FiredBucketConfig is the shape of FiredBucket.
+func FiredBucketConfig(replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      FiredBucket,
+		Description: "fired tasks taken by a consumer: a second copy of a firing runs never",
+		Storage:     jetstream.FileStorage,
+		TTL:         FiredKeep,
+		Replicas:    replicas,
+	}
+}
+
+// rest is target without its "procq." prefix.
+func rest(target string) string { return strings.TrimPrefix(target, "procq.") }
+
+// DelayedSubject is the subject of the delayed task id whose firing goes
+// to target.
+func DelayedSubject(target, id string) string { return SchedPrefix + ".at." + rest(target) + "." + id }
+
+// FireSubject is where the schedules whose tasks go to target fire.
+func FireSubject(target string) string { return SchedPrefix + ".fire." + rest(target) }
+
+// PeriodicSubject is the subject of the named periodic schedule.
+func PeriodicSubject(name string) string { return SchedPrefix + ".cron." + name }
+
+// PeriodicFilter matches every periodic schedule.
+const PeriodicFilter = SchedPrefix + ".cron.*"
+
+// DelayedFilter matches every delayed task.
+const DelayedFilter = SchedPrefix + ".at.>"
+
+// DelayedQueueFilter matches the delayed tasks of a task queue.
+func DelayedQueueFilter(queue string) string { return DelayedSubject(TasksPrefix+"."+queue, ">") }
+
+// DelayedID is the id of the delayed task on subject, the last token.
+func DelayedID(subject string) string { return subject[strings.LastIndexByte(subject, '.')+1:] }
+
+// DelayedTarget is where the delayed task on subject goes: the queue's
+// work subject or the message queue's.
+func DelayedTarget(subject string) string {
+	s := strings.TrimPrefix(subject, SchedPrefix+".at.")
+	return "procq." + s[:max(strings.LastIndexByte(s, '.'), 0)]
+}
+
+// ScheduleRun is the run token of a periodic schedule's fired tasks:
+// their work subject is WorkSubject(queue, ScheduleRun)+"."+name.
+const ScheduleRun = "schedule"
+
+// PeriodicTarget is the work subject of the named schedule's tasks on
+// queue.
+func PeriodicTarget(queue, name string) string { return WorkSubject(queue, ScheduleRun) + "." + name }
+
+// TasksSource is the task stream's source of fired tasks: every firing on
+// procq.sched.fire.tasks.> lands on procq.tasks.>.
+func TasksSource() *jetstream.StreamSource {
+	return &jetstream.StreamSource{
+		Name: SchedStream,
+		SubjectTransforms: []jetstream.SubjectTransformConfig{{
+			Source: FireSubject(TasksPrefix) + ".>", Destination: TasksPrefix + ".>",
+		}},
+	}
+}
+
+// MsgQueueSource is the named message queue's source of its delayed
+// items.
+func MsgQueueSource(name string) *jetstream.StreamSource {
+	return &jetstream.StreamSource{
+		Name: SchedStream,
+		SubjectTransforms: []jetstream.SubjectTransformConfig{{
+			Source: FireSubject(MsgQueueSubject(name)), Destination: MsgQueueSubject(name),
+		}},
+	}
+}
+
+// RunDelayedFilters match what a run still has in SchedStream: its
+// delayed tasks not fired yet, and its firings not yet sourced on to the
+// task stream (maps' subjects extend the run's).
+func RunDelayedFilters(queue, run string) []string {
+	work := WorkSubject(queue, run)
+	return []string{
+		DelayedSubject(work, ">"),
+		FireSubject(work),
+		FireSubject(work) + ".>",
+	}
+}
+
+// FiringID is the id of one firing of a fired task: a delayed task's own
+// id; for a periodic schedule, its name and the time of its next firing,
+// which is the same on every copy of one firing and differs between
+// firings.
+func FiringID(taskID, next string) string {
+	if next == "" || next == "purge" {
+		return taskID
+	}
+	if t, err := time.Parse(time.RFC3339Nano, next); err == nil {
+		return taskID + ".next-" + strconv.FormatInt(t.Unix(), 10)
+	}
+	return taskID
+}
+
+// ScheduleAt is the pattern of a one-off schedule due at t (RFC 3339 with
+// the fraction of a second: the broker reads one).
+func ScheduleAt(t time.Time) string { return "@at " + t.UTC().Format(time.RFC3339Nano) }

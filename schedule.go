@@ -1,0 +1,171 @@
+package procq
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/procq/procq/msgq"
+	"github.com/procq/procq/producer"
+	"github.com/procq/procq/protocol"
+	"github.com/procq/procq/schedule"
+	"github.com/procq/procq/task"
+)
+
+// Tasks in time. A task or item put with In or At is a delayed task: the
+// broker holds it (a JetStream message schedule) and delivers it when
+// due, so nothing of procq has to run meanwhile but the broker; its
+// handle can Cancel it until then. A periodic schedule (Client.Schedule)
+// fires a task by cron or at an interval, every firing an ordinary task
+// of its queue.
+
+// Errors of tasks in time.
+var (
+	// ErrCancelled is the result of a delayed task cancelled before it
+	// fired.
+	ErrCancelled = producer.ErrCancelled
+	// ErrFired: Cancel came too late, the task fired already (or was
+	// cancelled before).
+	ErrFired = schedule.ErrFired
+	// ErrNotDelayed: Cancel of a task that was queued at once.
+	ErrNotDelayed = producer.ErrNotDelayed
+)
+
+// TaskOption sets when a task or item is delivered: In or At.
+type TaskOption func(*taskOptions)
+
+type taskOptions struct{ at time.Time }
+
+// In delays a task or item by d: the broker delivers it d from now.
+func In(d time.Duration) TaskOption { return func(o *taskOptions) { o.at = time.Now().Add(d) } }
+
+// At delays a task or item until t; a t in the past delivers it at once.
+func At(t time.Time) TaskOption { return func(o *taskOptions) { o.at = t } }
+
+func taskOpts(opts []TaskOption) taskOptions {
+	var o taskOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+// Task is the handle of a task or item put with Submit or Put.
+type Task struct {
+	d      *schedule.Delayed
+	cancel func(context.Context) error
+}
+
+// ID is a delayed task's id (its Procq-Task-Id); "" when it was not
+// delayed.
+func (t *Task) ID() string {
+	if t.d == nil {
+		return ""
+	}
+	return t.d.ID
+}
+
+// Due is when a delayed task fires; zero when it was not delayed.
+func (t *Task) Due() time.Time {
+	if t.d == nil {
+		return time.Time{}
+	}
+	return t.d.Due
+}
+
+// Cancel removes a delayed task before it fires: it never runs.
+// ErrFired when it fired already, ErrNotDelayed when it was not delayed.
+func (t *Task) Cancel(ctx context.Context) error {
+	if t.cancel == nil {
+		return ErrNotDelayed
+	}
+	return t.cancel(ctx)
+}
+
+// Put adds v, encoded as JSON, at the end of the message queue q, like
+// Queue.put; with In or At the item joins the queue only then.
+func Put[T any](ctx context.Context, q *msgq.Queue, v T, opts ...TaskOption) (*Task, error) {
+	o := taskOpts(opts)
+	if o.at.IsZero() {
+		return &Task{}, q.Put(ctx, v)
+	}
+	data, err := task.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("queue %s: put: %w", q.Name(), err)
+	}
+	d, err := q.PutJSONAt(ctx, data, o.at)
+	if err != nil {
+		return nil, err
+	}
+	return &Task{d: d, cancel: func(ctx context.Context) error { return q.Cancel(ctx, d) }}, nil
+}
+
+// When is when a periodic schedule fires: Every or Cron.
+type When struct {
+	cron  string
+	every time.Duration
+	tz    string
+}
+
+// Every fires at an interval of at least a second.
+func Every(d time.Duration) When { return When{every: d} }
+
+// Cron fires by a six-field cron expression, seconds first
+// ("0 */5 * * * *"), or @hourly, @daily, @weekly, @monthly, @yearly; read
+// in UTC unless InZone says otherwise.
+func Cron(expr string) When { return When{cron: expr} }
+
+// InZone reads a Cron expression in the IANA time zone tz
+// (Europe/Berlin).
+func (w When) InZone(tz string) When { w.tz = tz; return w }
+
+// Schedule creates the periodic schedule name on the client's queue: at
+// each of its times the broker puts one task of kind with args on it. It
+// fails with schedule.ErrExists when one of that name exists, and with
+// schedule.ErrBadSpec (naming what) for a bad name, cron, zone or
+// interval; nothing is created then.
+func (c *Client) Schedule(ctx context.Context, name, kind string, args any, when When) error {
+	raw, err := task.Marshal(args)
+	if err != nil {
+		return fmt.Errorf("schedule %s: args: %w", name, err)
+	}
+	spec := schedule.Spec{Name: name, Queue: c.cfg.Queue.Name, Kind: kind, Args: raw, Cron: when.cron, Every: when.every, TZ: when.tz}
+	if err := spec.Validate(); err != nil {
+		return err
+	}
+	if err := schedule.Supported(c.js); err != nil {
+		return err
+	}
+	if _, _, err := c.topology(ctx); err != nil {
+		return err
+	}
+	return schedule.Add(ctx, c.js, spec)
+}
+
+// Schedules lists every periodic schedule with its next firing.
+func (c *Client) Schedules(ctx context.Context) ([]schedule.Entry, error) {
+	return schedule.List(ctx, c.js, time.Now())
+}
+
+// Unschedule removes the named periodic schedule; its firings already
+// queued still run.
+func (c *Client) Unschedule(ctx context.Context, name string) error {
+	return schedule.Remove(ctx, c.js, name)
+}
+
+// RunSchedule fires the named schedule once now, besides its own times,
+// and returns the task's id.
+func (c *Client) RunSchedule(ctx context.Context, name string) (string, error) {
+	return schedule.RunNow(ctx, c.js, name)
+}
+
+// PendingTasks lists the delayed tasks that have not fired, of every
+// queue (at most schedule.MaxPending).
+func (c *Client) PendingTasks(ctx context.Context) ([]schedule.PendingTask, error) {
+	return schedule.Pending(ctx, c.js, protocol.DelayedFilter)
+}
+
+// CancelTask cancels the delayed task with the given id.
+func (c *Client) CancelTask(ctx context.Context, id string) error {
+	return schedule.CancelID(ctx, c.js, id)
+}

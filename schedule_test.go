@@ -1,0 +1,214 @@
+package procq_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+
+	"github.com/procq/procq"
+	"github.com/procq/procq/protocol"
+	"github.com/procq/procq/schedule"
+	"github.com/procq/procq/task"
+)
+
+// starts records when each input of the "stamp" kind started.
+type starts struct {
+	mu sync.Mutex
+	at map[string][]time.Time
+}
+
+func (s *starts) of(id string) []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.at[id])
+}
+
+// stampWorker serves "stamp" (records its start, returns its argument) in
+// this process on the client's queue until the test ends.
+func stampWorker(t *testing.T, c *procq.Client) *starts {
+	t.Helper()
+	s := &starts{at: map[string][]time.Time{}}
+	reg := task.NewRegistry()
+	task.MustRegister(reg, "stamp", func(ctx context.Context, id string) (string, error) {
+		s.mu.Lock()
+		s.at[id] = append(s.at[id], time.Now())
+		s.mu.Unlock()
+		return id, nil
+	})
+	w, err := c.Worker(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return s
+}
+
+// waitFor polls cond every 50ms until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A delayed task runs once, not before its time and within a bound after
+// it; a cancelled one never runs, and its result is ErrCancelled.
+func TestDelayedApplyAndCancel(t *testing.T) {
+	c := connect(t, "delayed")
+	ctx := ctxT(t)
+	s := stampWorker(t, c)
+	p, err := c.Pool(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(ctx)
+
+	due := time.Now().Add(1500 * time.Millisecond)
+	soon, err := procq.ApplyAsync[string, string](ctx, p, "stamp", "soon", procq.At(due))
+	if err != nil {
+		t.Fatal(err)
+	}
+	never, err := procq.ApplyAsync[string, string](ctx, p, "stamp", "never", procq.In(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if soon.ID() == "" || never.ID() == "" || soon.ID() == never.ID() {
+		t.Fatalf("task ids %q, %q: want two distinct ids", soon.ID(), never.ID())
+	}
+	pending, err := c.PendingTasks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]string{}
+	for _, p := range pending {
+		ids[p.ID] = p.Queue
+	}
+	if ids[soon.ID()] != "delayed" || ids[never.ID()] != "delayed" {
+		t.Fatalf("pending tasks %+v: want both delayed tasks, on queue delayed", pending)
+	}
+	if err := never.Cancel(ctx); err != nil {
+		t.Fatalf("Cancel before firing: %v", err)
+	}
+	if _, err := never.Get(ctx); !errors.Is(err, procq.ErrCancelled) {
+		t.Fatalf("Get of a cancelled task: %v, want ErrCancelled", err)
+	}
+	if err := never.Cancel(ctx); !errors.Is(err, procq.ErrFired) {
+		t.Fatalf("second Cancel: %v, want ErrFired", err)
+	}
+	got, err := soon.Get(ctx)
+	if err != nil || got != "soon" {
+		t.Fatalf("Get = %q, %v; want soon", got, err)
+	}
+	at := s.of("soon")
+	if len(at) != 1 {
+		t.Fatalf("soon ran %d times, want once", len(at))
+	}
+	if late := at[0].Sub(due); late < 0 || late > 3*time.Second {
+		t.Errorf("soon started %v after its due time, want within [0, 3s]", late)
+	}
+	if err := soon.Cancel(ctx); !errors.Is(err, procq.ErrFired) {
+		t.Errorf("Cancel after it ran: %v, want ErrFired", err)
+	}
+	if len(s.of("never")) != 0 {
+		t.Errorf("the cancelled task ran")
+	}
+	if n, err := procq.ApplyAsync[string, string](ctx, p, "stamp", "now"); err != nil {
+		t.Fatal(err)
+	} else if err := n.Cancel(ctx); !errors.Is(err, procq.ErrNotDelayed) {
+		t.Errorf("Cancel of a task not delayed: %v, want ErrNotDelayed", err)
+	}
+}
+
+// A periodic schedule fires at its interval, each firing once; bad
+// specs create nothing; a firing that reaches the queue twice runs once.
+func TestPeriodicSchedule(t *testing.T) {
+	c := connect(t, "periodic")
+	ctx := ctxT(t)
+	s := stampWorker(t, c)
+
+	for _, bad := range []struct {
+		name string
+		when procq.When
+	}{
+		{"bad.name", procq.Every(time.Second)},
+		{"fast", procq.Every(500 * time.Millisecond)},
+		{"cron", procq.Cron("every tuesday")},
+		{"zone", procq.Cron("0 0 * * * *").InZone("Mars/Olympus")},
+		{"zoned-every", procq.Every(time.Minute).InZone("Europe/Berlin")},
+	} {
+		if err := c.Schedule(ctx, bad.name, "stamp", "x", bad.when); !errors.Is(err, schedule.ErrBadSpec) {
+			t.Errorf("Schedule %s: %v, want ErrBadSpec", bad.name, err)
+		}
+	}
+	if err := c.Schedule(ctx, "tick", "stamp", "tick", procq.Every(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Schedule(ctx, "tick", "stamp", "tick", procq.Every(time.Second)); !errors.Is(err, schedule.ErrExists) {
+		t.Fatalf("second Schedule of a name: %v, want ErrExists", err)
+	}
+	list, err := c.Schedules(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].Name != "tick" || list[0].Queue != "periodic" || list[0].Every != time.Second ||
+		list[0].Kind != "stamp" || list[0].Next.Before(time.Now().Add(-time.Second)) {
+		t.Fatalf("Schedules = %+v, want tick alone", list)
+	}
+	waitFor(t, 10*time.Second, "three firings of tick", func() bool { return len(s.of("tick")) >= 3 })
+	if err := c.Unschedule(ctx, "tick"); err != nil {
+		t.Fatal(err)
+	}
+	fired := len(s.of("tick"))
+	time.Sleep(2500 * time.Millisecond)
+	if n := len(s.of("tick")); n > fired+1 {
+		t.Errorf("tick fired %d times after it was removed", n-fired)
+	}
+	if err := c.Unschedule(ctx, "tick"); !errors.Is(err, schedule.ErrNotFound) {
+		t.Errorf("Unschedule of a removed schedule: %v, want ErrNotFound", err)
+	}
+	at := s.of("tick")
+	for i := 1; i < len(at); i++ {
+		if gap := at[i].Sub(at[i-1]); gap < 500*time.Millisecond {
+			t.Errorf("firings %d and %d of an every-1s schedule %v apart: a firing ran twice?", i-1, i, gap)
+		}
+	}
+
+	// The same firing twice in PROCQ_SCHED's fire subject: both copies are
+	// sourced into the task stream, as after a broker killed while
+	// sourcing; the second is dropped.
+	js := c.JetStream()
+	id := "dup." + nuid.Next() // claims outlive the test: -count=N runs it anew
+	for range 2 {
+		m := nats.NewMsg(protocol.FireSubject(protocol.PeriodicTarget("periodic", "dup")))
+		m.Header.Set(protocol.HeaderKind, "stamp")
+		m.Header.Set(protocol.HeaderTaskID, id)
+		m.Header.Set(protocol.HeaderSchedule, "dup")
+		m.Data = []byte(`"dup"`)
+		if _, err := js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := nats.NewMsg(protocol.FireSubject(protocol.PeriodicTarget("periodic", "dup")))
+	m.Header.Set(protocol.HeaderKind, "stamp")
+	m.Data = []byte(`"after"`)
+	if _, err := js.PublishMsg(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the task after the duplicate", func() bool { return len(s.of("after")) == 1 })
+	if n := len(s.of("dup")); n != 1 {
+		t.Errorf("a firing sourced twice ran %d times, want once", n)
+	}
+}
