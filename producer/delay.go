@@ -45,7 +45,9 @@ func (q *TaskQueue) PutAt(ctx context.Context, run string, index int, kind strin
 }
 
 // Cancel removes the delayed task d (from PutAt) before it fires.
-func (q *TaskQueue) Cancel(ctx context.Context, d *schedule.Delayed) error { return d.Cancel(ctx, q.js) }
+func (q *TaskQueue) Cancel(ctx context.Context, d *schedule.Delayed) error {
+	return d.Cancel(ctx, q.js)
+}
 
 // ApplyAt is ApplyAsync of a task due at at: the broker holds it until
 // then. It returns once the broker has stored it; the handle's Cancel

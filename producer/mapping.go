@@ -28,7 +28,7 @@ type mapping struct {
 	// (ApplyAt); onDelayed hears of it once the broker stored it.
 	at        time.Time
 	onDelayed func(*schedule.Delayed)
-	slots   chan struct{} // the window: one token per task message in flight
+	slots     chan struct{} // the window: one token per task message in flight
 
 	notices  <-chan string  // consumers' reports of results they could not store
 	sent     chan sentChunk // published asynchronously, awaiting the stream's ack
