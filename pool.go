@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nuid"
 	"github.com/procq/procq/config"
@@ -27,6 +28,7 @@ type poolOptions struct {
 	window    int
 	label     string
 	stdout    io.Writer
+	startAt   time.Time
 }
 
 // Processes starts n consumer processes (consumers.path, by default the
@@ -59,6 +61,11 @@ func Label(label string) PoolOption { return func(o *poolOptions) { o.label = la
 // starts (their demo lines; their logs go to their files). Defaults to
 // io.Discard.
 func Stdout(w io.Writer) PoolOption { return func(o *poolOptions) { o.stdout = w } }
+
+// StartAt holds back the tasks of the pool's maps until t (producer pool
+// --in/--at): a map started earlier takes its lease and watches its
+// consumers at once, and submits its first task at t.
+func StartAt(t time.Time) PoolOption { return func(o *poolOptions) { o.startAt = t } }
 
 func (o poolOptions) validate() error {
 	return errors.Join(
@@ -112,7 +119,7 @@ func (c *Client) Pool(ctx context.Context, opts ...PoolOption) (*Pool, error) {
 	if workers == 0 {
 		workers = c.cfg.Consumers.Count
 	}
-	pc := producer.PoolConfig{ChunkSize: o.chunk, Workers: workers, Window: o.window, Label: o.label}
+	pc := producer.PoolConfig{ChunkSize: o.chunk, Workers: workers, Window: o.window, Label: o.label, StartAt: o.startAt}
 	if n == 0 {
 		// Each map, while it runs, fails once no consumer has been seen for
 		// pool.idle_timeout; an idle pool waits for consumers as long as it

@@ -58,7 +58,7 @@ func addWaitFlag(f *pflag.FlagSet) {
 // for it at most --wait (which stands for broker.connect_timeout here).
 // The subcommand's log goes to its file only: its stderr is for the one
 // line that says why it failed.
-func connectCmd(cmd *cobra.Command, what string) (*procq.Client, jetstream.JetStream, func(), error) {
+func connectCmd(cmd *cobra.Command, what string, opts ...procq.Option) (*procq.Client, jetstream.JetStream, func(), error) {
 	cfg, err := cli.Load(cmd, map[string]string{"url": "broker.url"})
 	if err != nil {
 		return nil, nil, nil, err
@@ -71,7 +71,7 @@ func connectCmd(cmd *cobra.Command, what string) (*procq.Client, jetstream.JetSt
 		return nil, nil, nil, &cli.UsageError{Err: fmt.Errorf("--wait must be positive, got %v", wait)}
 	}
 	cfg.Broker.ConnectTimeout = wait
-	c, _, done, err := cli.Connect(cmd.Context(), cfg, "broker-"+what, "", io.Discard, procq.WithName("broker "+what))
+	c, _, done, err := cli.Connect(cmd.Context(), cfg, "broker-"+what, "", io.Discard, append(opts, procq.WithName("broker "+what))...)
 	if err != nil {
 		return nil, nil, nil, connectError(cfg.Broker.URL, wait, err)
 	}

@@ -25,7 +25,11 @@ processes (0: one per logical CPU), maps --kind over --inputs, prints each resul
 in input order as it arrives and the total time, then sends the sentinels and
 joins the children. A failed input prints its error; the map still completes.
 A consumer killed mid-map does not hang it: its task is redelivered and the
-process is replaced.`,
+process is replaced.
+
+With --in or --at the map starts later: the consumers start and the map takes
+its lease now (so it fails as usual when no consumer is left), and its first
+task is submitted at that time.`,
 		Args: cobra.NoArgs,
 		RunE: runPool,
 	}
@@ -39,6 +43,7 @@ process is replaced.`,
 	f.Int("concurrency", 0, "tasks each consumer runs at once (consumers.concurrency)")
 	f.Bool("json", false, "print one JSON array, one element per input in input order")
 	f.Bool("quiet", false, "print only the summary line")
+	cli.AddWhenFlags(cmd, "start the map")
 	return cmd
 }
 
@@ -63,6 +68,10 @@ func runPool(cmd *cobra.Command, _ []string) error {
 	}
 	asJSON, _ := cmd.Flags().GetBool("json")
 	quiet, _ := cmd.Flags().GetBool("quiet")
+	startAt, err := cli.When(cmd, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
 	ctx := cmd.Context()
 	childOut := cmd.OutOrStdout()
 	if asJSON {
@@ -78,7 +87,7 @@ func runPool(cmd *cobra.Command, _ []string) error {
 	if chunk == 0 {
 		chunk = producer.AutoChunk(inputs.Len(), workers)
 	}
-	pool, err := s.pool(ctx, workers, procq.ChunkSize(chunk))
+	pool, err := s.pool(ctx, workers, procq.ChunkSize(chunk), procq.StartAt(startAt))
 	if err != nil {
 		return err
 	}
@@ -87,9 +96,15 @@ func runPool(cmd *cobra.Command, _ []string) error {
 		fmt.Fprintf(out, "Pool: mapping %s over %d inputs with %d consumer processes, chunk size %d\n",
 			cfg.Pool.Kind, inputs.Len(), workers, chunk)
 	}
+	if wait := time.Until(startAt); wait > 0 && !asJSON {
+		fmt.Fprintf(out, "Pool: the map starts at %s (in %v)\n", startAt.UTC().Format(time.RFC3339), wait.Round(time.Second))
+	}
 	p := &poolPrinter{out: out, kind: cfg.Pool.Kind, inputs: inputs, json: asJSON, quiet: quiet}
 	progress := newProgress(inputs.Len(), s.log)
 	start := time.Now()
+	if startAt.After(start) {
+		start = startAt // the summary's time is the map's own
+	}
 	var mapErr error
 	for r, err := range procq.Imap[any, json.RawMessage](ctx, pool, cfg.Pool.Kind, taskArgs(cfg.Pool.Kind, inputs, cfg.Pool.Sleep)) {
 		if err != nil {
