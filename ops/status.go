@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/procq/procq/protocol"
+	"github.com/procq/procq/schedule"
 )
 
 // Status is a snapshot of procq on one broker, read from JetStream's own
@@ -27,6 +28,11 @@ type Status struct {
 	MsgQueues []MsgQueueStatus    `json:"message_queues"`
 	Streams   []StreamStatus      `json:"streams"`
 	Cluster   *ClusterStatus      `json:"cluster,omitempty"`
+	// Schedules are the periodic schedules, with their next firing;
+	// Delayed the delayed tasks and items not fired yet (the first
+	// schedule.MaxPending), soonest first.
+	Schedules []schedule.Entry       `json:"schedules"`
+	Delayed   []schedule.PendingTask `json:"delayed"`
 }
 
 // QueueStatus is one task queue.
@@ -46,6 +52,8 @@ type QueueStatus struct {
 	// Consumers alive, and the task messages they ran in the last minute.
 	Consumers  int   `json:"consumers"`
 	LastMinute int64 `json:"last_minute"`
+	// Scheduled counts its delayed tasks not fired yet.
+	Scheduled uint64 `json:"scheduled"`
 }
 
 // RunStatus is a queue's current run (protocol.RunRecord).
@@ -73,6 +81,8 @@ type MsgQueueStatus struct {
 	Name    string `json:"name"`
 	Items   uint64 `json:"items"`
 	MaxSize int64  `json:"maxsize"`
+	// Scheduled counts its delayed items not joined yet.
+	Scheduled uint64 `json:"scheduled"`
 }
 
 // StreamStatus is one of procq's streams.
@@ -98,7 +108,8 @@ type ClusterStatus struct {
 // is left out; any other error fails it.
 func Snapshot(ctx context.Context, js jetstream.JetStream) (*Status, error) {
 	st := &Status{Time: time.Now().UTC(), Queues: []QueueStatus{}, Consumers: []protocol.Presence{},
-		Runs: []RunStatus{}, Maps: []MapStatus{}, Pipes: []PipeStatus{}, MsgQueues: []MsgQueueStatus{}, Streams: []StreamStatus{}}
+		Runs: []RunStatus{}, Maps: []MapStatus{}, Pipes: []PipeStatus{}, MsgQueues: []MsgQueueStatus{}, Streams: []StreamStatus{},
+		Schedules: []schedule.Entry{}, Delayed: []schedule.PendingTask{}}
 	nodes := map[string]bool{}
 	nc := js.Conn()
 	if name := nc.ConnectedServerName(); name != "" {
@@ -127,6 +138,9 @@ func Snapshot(ctx context.Context, js jetstream.JetStream) (*Status, error) {
 		return nil, err
 	}
 	if err := st.readPipes(ctx, js); err != nil {
+		return nil, err
+	}
+	if err := st.readSchedules(ctx, js); err != nil {
 		return nil, err
 	}
 	if cluster := nc.ConnectedClusterName(); cluster != "" {
@@ -328,4 +342,49 @@ func (st *Status) readPipes(ctx context.Context, js jetstream.JetStream) error {
 	}
 	slices.SortFunc(st.Pipes, func(a, b PipeStatus) int { return strings.Compare(a.Name, b.Name) })
 	return err
+}
+
+// readSchedules reads the periodic schedules, the delayed tasks and each
+// queue's count of them.
+func (st *Status) readSchedules(ctx context.Context, js jetstream.JetStream) error {
+	sched, err := js.Stream(ctx, protocol.SchedStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if st.Schedules, err = schedule.List(ctx, js, st.Time); err != nil {
+		return fmt.Errorf("schedules: %w", err)
+	}
+	if st.Delayed, err = schedule.Pending(ctx, js, protocol.DelayedFilter); err != nil {
+		return fmt.Errorf("delayed tasks: %w", err)
+	}
+	if st.Schedules == nil {
+		st.Schedules = []schedule.Entry{}
+	}
+	if st.Delayed == nil {
+		st.Delayed = []schedule.PendingTask{}
+	}
+	slices.SortStableFunc(st.Delayed, func(a, b schedule.PendingTask) int { return a.Due.Compare(b.Due) })
+	info, err := sched.Info(ctx, jetstream.WithSubjectFilter(protocol.DelayedFilter))
+	if err != nil {
+		return fmt.Errorf("delayed tasks: %w", err)
+	}
+	tasks, items := map[string]uint64{}, map[string]uint64{}
+	for subj, n := range info.State.Subjects {
+		target := protocol.DelayedTarget(subj)
+		if strings.HasPrefix(target, protocol.TasksPrefix+".") {
+			tasks[schedule.QueueOf(target)] += n
+		} else {
+			items[schedule.QueueOf(target)] += n
+		}
+	}
+	for i := range st.Queues {
+		st.Queues[i].Scheduled = tasks[st.Queues[i].Name]
+	}
+	for i := range st.MsgQueues {
+		st.MsgQueues[i].Scheduled = items[st.MsgQueues[i].Name]
+	}
+	return nil
 }

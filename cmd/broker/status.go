@@ -148,10 +148,10 @@ func runStatus(cmd *cobra.Command, _ []string) error {
 // from the processes' heartbeats and the broker, is printed with cell.
 func printStatus(out io.Writer, st *ops.Status) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "QUEUE\tPENDING\tIN FLIGHT\tREDELIVERED\tWAITING PULLS\tDEAD\tOLDEST\tCONSUMERS\tLAST MINUTE\n")
+	fmt.Fprintf(tw, "QUEUE\tPENDING\tIN FLIGHT\tREDELIVERED\tWAITING PULLS\tDEAD\tOLDEST\tCONSUMERS\tLAST MINUTE\tSCHEDULED\n")
 	for _, q := range st.Queues {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%d\n", cell(q.Name), q.Pending, q.InFlight, q.Redelivered,
-			q.Waiting, q.Dead, ageText(q.OldestAge), q.Consumers, q.LastMinute)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%d\t%d\n", cell(q.Name), q.Pending, q.InFlight, q.Redelivered,
+			q.Waiting, q.Dead, ageText(q.OldestAge), q.Consumers, q.LastMinute, q.Scheduled)
 	}
 	fmt.Fprintf(tw, "\nCONSUMER\tQUEUE\tPID\tHOST\tRUNNING\tIN HAND\tDONE\tLAST MINUTE\tUP\n")
 	for _, c := range st.Consumers {
@@ -186,13 +186,31 @@ func printStatus(out io.Writer, st *ops.Status) error {
 		}
 	}
 	if len(st.MsgQueues) > 0 {
-		fmt.Fprintf(tw, "\nMESSAGE QUEUE\tITEMS\tMAXSIZE\n")
+		fmt.Fprintf(tw, "\nMESSAGE QUEUE\tITEMS\tMAXSIZE\tSCHEDULED\n")
 		for _, q := range st.MsgQueues {
 			maxsize := "-"
 			if q.MaxSize > 0 {
 				maxsize = fmt.Sprint(q.MaxSize)
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\n", cell(q.Name), q.Items, maxsize)
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\n", cell(q.Name), q.Items, maxsize, q.Scheduled)
+		}
+	}
+	if len(st.Schedules) > 0 {
+		fmt.Fprintf(tw, "\nSCHEDULE\tQUEUE\tKIND\tWHEN\tNEXT\n")
+		for _, e := range st.Schedules {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s (in %s)\n", cell(e.Name), cell(e.Queue), cell(e.Kind), cell(whenText(e)),
+				e.Next.Format(time.RFC3339), ageText(e.Next.Sub(st.Time)))
+		}
+	}
+	if len(st.Delayed) > 0 {
+		fmt.Fprintf(tw, "\nDELAYED TASK\tQUEUE\tKIND\tDUE\n")
+		for i, p := range st.Delayed {
+			if i == maxDelayedShown {
+				fmt.Fprintf(tw, "... %d more (broker schedule list)\n", len(st.Delayed)-i)
+				break
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s (in %s)\n", cell(p.ID), cell(p.Queue), cell(cmp.Or(p.Kind, "-")),
+				p.Due.Format(time.RFC3339), ageText(p.Due.Sub(st.Time)))
 		}
 	}
 	fmt.Fprintf(tw, "\nSTREAM\tMESSAGES\tBYTES\tCONSUMERS\tLEADER\tREPLICAS\n")
@@ -215,6 +233,10 @@ func printStatus(out io.Writer, st *ops.Status) error {
 	}
 	return tw.Flush()
 }
+
+// maxDelayedShown bounds the delayed tasks status prints; schedule list
+// shows them all.
+const maxDelayedShown = 10
 
 // ageText is d rounded for reading: "-" for none.
 func ageText(d time.Duration) string {
