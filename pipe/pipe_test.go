@@ -25,7 +25,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	stopBenchBroker()
 	if code == 0 {
-		if err := goleak.Find(); err != nil {
+		if err := goleak.Find(natstest.LeakOptions()...); err != nil {
 			fmt.Fprintln(os.Stderr, "goleak:", err)
 			code = 1
 		}
