@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -210,5 +211,73 @@ func TestPeriodicSchedule(t *testing.T) {
 	waitFor(t, 10*time.Second, "the task after the duplicate", func() bool { return len(s.of("after")) == 1 })
 	if n := len(s.of("dup")); n != 1 {
 		t.Errorf("a firing sourced twice ran %d times, want once", n)
+	}
+}
+
+// lockedBuffer is an io.Writer safe for the consumer processes' output.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b = append(l.b, p...)
+	return len(p), nil
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.b)
+}
+
+// A run's sentinels wait for its delayed tasks (the sentinel table's
+// "delayed tasks not fired" row): Close of a pool of consumer processes
+// returns only after the delayed task fired and ran, and the consumer
+// took its sentinel after it; a cancelled one holds nothing up.
+func TestSentinelsWaitForDelayedTasks(t *testing.T) {
+	c := connect(t, "delayedrun")
+	ctx := ctxT(t)
+	var out lockedBuffer
+	p, err := c.Pool(ctx, procq.Processes(1), procq.Stdout(&out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	due := time.Now().Add(2 * time.Second)
+	if _, err := p.Submit(ctx, "message", map[string]string{"text": "later"}, procq.At(due)); err != nil {
+		t.Fatal(err)
+	}
+	gone, err := p.Submit(ctx, "message", map[string]string{"text": "never"}, procq.In(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gone.Cancel(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Submit(ctx, "message", map[string]string{"text": "now"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if time.Now().Before(due) {
+		t.Errorf("Close returned before the delayed task was due")
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	want := []string{
+		"Consumer C-1: Got 'now' from queue",
+		"Consumer C-1: Got 'later' from queue",
+		"Consumer C-1: Received sentinel, exiting.",
+	}
+	var got []string
+	for _, l := range lines {
+		if strings.HasPrefix(l, "Consumer C-1: ") {
+			got = append(got, l)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("consumer output:\n%s\nwant the lines %q in that order", out.String(), want)
 	}
 }

@@ -22,6 +22,9 @@ func TestJudgeSentinel(t *testing.T) {
 		{"spawned replacement after the run closed", with(func(c *SentinelCase) { c.Bound = "R"; c.Skip = "R" }), SentinelTake},
 		{"unfinished work", with(func(c *SentinelCase) { c.Unfinished = 2 }), SentinelWait},
 		{"spawned, unfinished work", with(func(c *SentinelCase) { c.Bound = "R"; c.Unfinished = 1 }), SentinelWait},
+		{"delayed tasks not fired", with(func(c *SentinelCase) { c.Delayed = 1 }), SentinelWait},
+		{"spawned, delayed tasks not fired", with(func(c *SentinelCase) { c.Bound = "R"; c.Delayed = 3 }), SentinelWait},
+		{"another run's, delayed tasks", with(func(c *SentinelCase) { c.Current = "other"; c.Delayed = 3 }), SentinelDrop},
 		{"take", base, SentinelTake},
 		{"spawned, take", with(func(c *SentinelCase) { c.Bound = "R" }), SentinelTake},
 	}
