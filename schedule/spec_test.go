@@ -52,7 +52,7 @@ func TestSpecNext(t *testing.T) {
 	created := time.Date(2026, 12, 6, 10, 0, 0, 300e6, time.UTC)
 	every := Spec{Every: 10 * time.Second}
 	for now, want := range map[time.Time]time.Time{
-		created:                      created.Round(time.Second).Add(10 * time.Second),
+		created:                       created.Round(time.Second).Add(10 * time.Second),
 		created.Add(25 * time.Second): time.Date(2026, 12, 6, 10, 0, 30, 0, time.UTC),
 	} {
 		if got := every.Next(created, now); !got.Equal(want) {
