@@ -54,7 +54,7 @@ func rolePermissions(role, queue string) *server.Permissions {
 				protocol.DeadSubject(queue),
 				"$KV." + protocol.ConsumersBucket + "." + queue + ".>",
 				// Claim the fired tasks it takes (each firing runs once).
-				"$KV." + protocol.FiredBucket + ".>",
+				"$KV." + protocol.FiredBucket + "." + queue + ".>",
 				"$JS.API.DIRECT.GET.KV_" + protocol.FiredBucket + ".>",
 				"$JS.API.STREAM.MSG.GET.KV_" + protocol.FiredBucket,
 				// Take from message queues ("consumer get").

@@ -45,7 +45,7 @@ func (w *Worker) claim(ctx context.Context, j *job) bool {
 	if err != nil {
 		return true
 	}
-	key, seq := firedKey(firing), strconv.FormatUint(meta.Sequence.Stream, 10)
+	key, seq := protocol.FiredKey(w.queue, firedKey(firing)), strconv.FormatUint(meta.Sequence.Stream, 10)
 	cctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
 	_, err = w.topo.Fired.Create(cctx, key, []byte(seq))

@@ -214,6 +214,10 @@ func RunDelayedFilters(queue, run string) []string {
 	}
 }
 
+// FiredKey is a firing's claim key in FiredBucket: under its queue, so a
+// consumer's credential may claim its own queue's firings only.
+func FiredKey(queue, firing string) string { return queue + "." + firing }
+
 // FiringID is the id of one firing of a fired task: a delayed task's own
 // id; for a periodic schedule, its name and the time of its next firing,
 // which is the same on every copy of one firing and differs between

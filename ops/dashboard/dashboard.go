@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/procq/procq/ops"
 	"github.com/procq/procq/ops/endpoint"
+	"github.com/procq/procq/schedule"
 )
 
 //go:embed web
@@ -33,17 +34,21 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"progress": progressText,
 	"percent":  progressPercent,
 	"short":    short,
+	"in":       in,
+	"when":     when,
+	"taskID":   validTaskID,
 }).ParseFS(webFiles, "web/*.html"))
 
 // Dashboard is the web dashboard: live queues, consumers, maps in
-// progress, pipes and dead letters with a requeue button. It is
+// progress, pipes, dead letters with a requeue button, periodic schedules
+// with their next firing, and delayed tasks with a cancel button. It is
 // server-rendered HTML with a small script that swaps in the fresh page
 // body every second from a server-sent event stream; the assets are in
 // the binary. Every route but the login needs the token as a bearer
 // header (API clients), or a login session: the login form takes the token
 // once and sets a cookie holding a random session id (see SessionCookie).
-// A state-changing request of a session (requeue, logout) must carry the
-// session's CSRF token and come from the dashboard's own origin.
+// A state-changing request of a session (requeue, cancel, logout) must
+// carry the session's CSRF token and come from the dashboard's own origin.
 type Dashboard struct {
 	js       jetstream.JetStream
 	token    []byte
@@ -106,6 +111,17 @@ func (d *Dashboard) refresh(ctx context.Context) {
 				v.DeadTotal += q.Dead
 			}
 		}
+		v.QueueSchedules = map[string]int{}
+		for _, e := range st.Schedules {
+			v.QueueSchedules[e.Queue]++
+		}
+		for _, q := range st.Queues {
+			v.DelayedTotal += q.Scheduled
+		}
+		for _, q := range st.MsgQueues {
+			v.DelayedTotal += q.Scheduled
+		}
+		v.DelayedTotal = max(v.DelayedTotal, uint64(len(st.Delayed)))
 	}
 	d.mu.Lock()
 	d.latest = v
@@ -173,6 +189,8 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(v.Status)
 	case strings.HasPrefix(r.URL.Path, "/dead/") && strings.HasSuffix(r.URL.Path, "/requeue") && r.Method == http.MethodPost:
 		d.requeue(w, r, c)
+	case strings.HasPrefix(r.URL.Path, "/delayed/") && strings.HasSuffix(r.URL.Path, "/cancel") && r.Method == http.MethodPost:
+		d.cancel(w, r, c)
 	case r.URL.Path == "/logout" && r.Method == http.MethodPost:
 		if c.id != "" {
 			d.sessions.revoke(c.id)
@@ -270,6 +288,12 @@ type view struct {
 	CSRF      string // the session's CSRF token, for the forms
 	Now       time.Time
 	Refresh   int // ms
+
+	// QueueSchedules counts each queue's periodic schedules; DelayedTotal
+	// the delayed tasks and items not fired, of which Status.Delayed
+	// lists up to schedule.MaxPending.
+	QueueSchedules map[string]int
+	DelayedTotal   uint64
 }
 
 func (d *Dashboard) page(w http.ResponseWriter, c caller, name string) {
@@ -351,10 +375,59 @@ func (d *Dashboard) requeue(w http.ResponseWriter, r *http.Request, c caller) {
 		return
 	}
 	d.log.Info("dashboard: dead letter requeued", "id", id)
-	d.refresh(r.Context()) // the page it redirects to shows the list without it
+	d.changed(w, r, c, http.StatusOK, flash)
+}
+
+// maxTaskID bounds a delayed task's id in a cancel request (procq's own
+// are 22 characters).
+const maxTaskID = 64
+
+// validTaskID reports whether id may be a delayed task's id in a cancel
+// request: letters and digits only, at most maxTaskID of them.
+func validTaskID(id string) bool {
+	if id == "" || len(id) > maxTaskID {
+		return false
+	}
+	for _, c := range []byte(id) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// cancel removes a delayed task that has not fired (schedule.CancelID).
+// One that fired meanwhile is no error for a session: its flash says so;
+// an API client gets 409.
+func (d *Dashboard) cancel(w http.ResponseWriter, r *http.Request, c caller) {
+	id, ok := strings.CutSuffix(strings.TrimPrefix(r.URL.Path, "/delayed/"), "/cancel")
+	if !ok || !validTaskID(id) {
+		http.Error(w, "bad delayed task id", http.StatusBadRequest)
+		return
+	}
+	err := schedule.CancelID(r.Context(), d.js, id)
+	switch {
+	case errors.Is(err, schedule.ErrFired):
+		d.log.Info("dashboard: delayed task not cancelled: it had fired already", "id", id)
+		d.changed(w, r, c, http.StatusConflict, "Delayed task "+id+" had fired already.")
+	case err != nil:
+		d.log.Warn("dashboard: cancel", "id", id, "error", err)
+		http.Error(w, err.Error(), http.StatusBadGateway)
+	default:
+		d.log.Info("dashboard: delayed task cancelled", "id", id)
+		d.changed(w, r, c, http.StatusOK, "Delayed task "+id+" cancelled.")
+	}
+}
+
+// changed answers a state-changing request that was carried out (or
+// found nothing left to do): it reads the broker's state again, so that
+// the page shows the change, then sends a session back to the page with
+// flash, or answers an API client (bearer) with flash as text and code.
+func (d *Dashboard) changed(w http.ResponseWriter, r *http.Request, c caller, code int, flash string) {
+	d.refresh(r.Context())
 	if c.id == "" {
-		// An API client (bearer): the message, no page.
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(code)
 		fmt.Fprintln(w, flash)
 		return
 	}
@@ -375,6 +448,29 @@ func age(d time.Duration) string {
 		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 	}
 	return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
+}
+
+// in is how long until t, as a person reads it: "in 4m12s", or "now"
+// when t is less than a second away or past.
+func in(t, now time.Time) string {
+	d := t.Sub(now)
+	if d < time.Second {
+		return "now"
+	}
+	return "in " + age(d)
+}
+
+// when says when a periodic schedule fires: "every 1m0s", or its cron
+// expression and time zone.
+func when(e schedule.Entry) string {
+	if e.Every > 0 {
+		return "every " + e.Every.String()
+	}
+	tz := e.TZ
+	if tz == "" {
+		tz = "UTC"
+	}
+	return "cron " + e.Cron + " in " + tz
 }
 
 func progressText(m ops.MapStatus) string {

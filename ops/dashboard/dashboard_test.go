@@ -1,16 +1,27 @@
 package dashboard
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/procq/procq/internal/natstest"
+	"github.com/procq/procq/msgq"
+	"github.com/procq/procq/protocol"
+	"github.com/procq/procq/schedule"
 )
 
 func TestAge(t *testing.T) {
@@ -144,6 +155,8 @@ func TestLoginCookie(t *testing.T) {
 func TestStateChangeNeedsCSRFAndOrigin(t *testing.T) {
 	now := time.Now()
 	d := testDashboard(&now)
+	d.js = startBroker(t) // a delayed task that a refused cancel must leave
+	delayedID := delay(t, d.js, "report")
 	c := login(t, d)
 	csrf := csrfOf(t, d, c)
 	other := login(t, d) // another session: its token is not this one's
@@ -152,24 +165,31 @@ func TestStateChangeNeedsCSRFAndOrigin(t *testing.T) {
 		t.Fatalf("CSRF tokens %q and %q of sessions %q, %q", csrf, otherCSRF, c.Value, other.Value)
 	}
 	own := "http://" + host
-	for _, tt := range []struct {
+	type refusal struct {
 		name          string
 		path, csrf    string
 		origin, refer string
 		site          string
-	}{
-		{name: "no CSRF token", path: "/dead/1/requeue", origin: own},
-		{name: "wrong CSRF token", path: "/dead/1/requeue", csrf: strings.Repeat("x", len(csrf)), origin: own},
-		{name: "another session's CSRF token", path: "/dead/1/requeue", csrf: otherCSRF, origin: own},
-		{name: "other port", path: "/dead/1/requeue", csrf: csrf, origin: "http://127.0.0.1:9999"},
-		{name: "https", path: "/dead/1/requeue", csrf: csrf, origin: "https://" + host},
-		{name: "null origin", path: "/dead/1/requeue", csrf: csrf, origin: "null"},
-		{name: "referer of another port", path: "/dead/1/requeue", csrf: csrf, refer: "http://127.0.0.1:9999/attack"},
-		{name: "neither Origin nor Referer", path: "/dead/1/requeue", csrf: csrf},
-		{name: "same-site fetch", path: "/dead/1/requeue", csrf: csrf, origin: own, site: "same-site"},
-		{name: "logout without CSRF token", path: "/logout", origin: own},
-		{name: "logout from another origin", path: "/logout", csrf: csrf, origin: "http://localhost:8222"},
-	} {
+	}
+	var refusals []refusal
+	// Each for a requeue and for a cancel.
+	for _, path := range []string{"/dead/1/requeue", "/delayed/" + delayedID + "/cancel"} {
+		refusals = append(refusals, []refusal{
+			{name: "no CSRF token", path: path, origin: own},
+			{name: "wrong CSRF token", path: path, csrf: strings.Repeat("x", len(csrf)), origin: own},
+			{name: "another session's CSRF token", path: path, csrf: otherCSRF, origin: own},
+			{name: "other port", path: path, csrf: csrf, origin: "http://127.0.0.1:9999"},
+			{name: "https", path: path, csrf: csrf, origin: "https://" + host},
+			{name: "null origin", path: path, csrf: csrf, origin: "null"},
+			{name: "referer of another port", path: path, csrf: csrf, refer: "http://127.0.0.1:9999/attack"},
+			{name: "neither Origin nor Referer", path: path, csrf: csrf},
+			{name: "same-site fetch", path: path, csrf: csrf, origin: own, site: "same-site"},
+		}...)
+	}
+	refusals = append(refusals,
+		refusal{name: "logout without CSRF token", path: "/logout", origin: own},
+		refusal{name: "logout from another origin", path: "/logout", csrf: csrf, origin: "http://localhost:8222"})
+	for _, tt := range refusals {
 		r := form(tt.path, url.Values{"csrf": {tt.csrf}})
 		r.AddCookie(c)
 		if tt.origin != "" {
@@ -182,20 +202,25 @@ func TestStateChangeNeedsCSRFAndOrigin(t *testing.T) {
 			r.Header.Set("Sec-Fetch-Site", tt.site)
 		}
 		if w := serve(d, r); w.Code != http.StatusForbidden {
-			t.Errorf("%s: %d, want 403", tt.name, w.Code)
+			t.Errorf("%s %s: %d, want 403", tt.path, tt.name, w.Code)
 		}
 	}
 	// A bearer needs no CSRF token, but may not name another origin.
-	r := form("/dead/1/requeue", nil)
-	r.Header.Set("Authorization", "Bearer "+testToken)
-	r.Header.Set("Origin", "http://127.0.0.1:9999")
-	if w := serve(d, r); w.Code != http.StatusForbidden {
-		t.Errorf("bearer from another origin: %d, want 403", w.Code)
+	for _, path := range []string{"/dead/1/requeue", "/delayed/" + delayedID + "/cancel"} {
+		r := form(path, nil)
+		r.Header.Set("Authorization", "Bearer "+testToken)
+		r.Header.Set("Origin", "http://127.0.0.1:9999")
+		if w := serve(d, r); w.Code != http.StatusForbidden {
+			t.Errorf("%s by a bearer from another origin: %d, want 403", path, w.Code)
+		}
+	}
+	if got := pendingIDs(t, d.js); len(got) != 1 || got[0] != delayedID {
+		t.Errorf("delayed tasks after the refused cancels: %v, want [%s]", got, delayedID)
 	}
 
 	// The session survived all that; logout, right (the token in a header
 	// this time, and a Referer), revokes it.
-	r = form("/logout", nil)
+	r := form("/logout", nil)
 	r.AddCookie(c)
 	r.Header.Set("X-CSRF-Token", csrf)
 	r.Header.Set("Referer", own+"/")
@@ -237,5 +262,200 @@ func TestSessionExpires(t *testing.T) {
 	now = now.Add(SessionIdle + time.Second)
 	if code := get(); code != http.StatusUnauthorized {
 		t.Errorf("after %v idle: %d, want 401", SessionIdle, code)
+	}
+}
+
+// startBroker starts a real broker with queue "dash" (and so the
+// schedules' stream) declared.
+func startBroker(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	js := natstest.Start(t).JetStream(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := protocol.EnsureQueue(ctx, js, protocol.QueueConfig{Name: "dash"}); err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// delay puts a task of kind on queue dash, as any client does (the wire
+// format), delayed by an hour, and returns its id.
+func delay(t *testing.T, js jetstream.JetStream, kind string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	msg := &nats.Msg{Subject: protocol.WorkSubject("dash", "r1"), Data: []byte(`{"x":1}`),
+		Header: nats.Header{protocol.HeaderKind: {kind}}}
+	dl := schedule.Delay(msg, time.Now().Add(time.Hour))
+	if _, err := js.PublishMsg(ctx, msg); err != nil {
+		t.Fatal(err)
+	}
+	return dl.ID
+}
+
+// pendingIDs are the ids of the delayed tasks in PROCQ_SCHED.
+func pendingIDs(t *testing.T, js jetstream.JetStream) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ps, err := schedule.Pending(ctx, js, protocol.DelayedFilter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{}
+	for _, p := range ps {
+		ids = append(ids, p.ID)
+	}
+	return ids
+}
+
+// TestScheduledAndCancel: on a real broker, the page shows the queue's
+// and the message queue's scheduled counts, the periodic schedules with
+// their next firing, and the delayed tasks, their markup as text; Cancel
+// (the session's CSRF token, the dashboard's origin) removes a delayed
+// task from PROCQ_SCHED and says so, a bearer's cancel too; a cancel of a
+// task that is gone says it had fired; a bad id is refused before use.
+func TestScheduledAndCancel(t *testing.T) {
+	js := startBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d := NewDashboard(ctx, js, testToken, slog.New(slog.DiscardHandler))
+
+	const markup = `<b id="x">report</b>`
+	first, second := delay(t, js, markup), delay(t, js, "report")
+	mq, err := msgq.Open(ctx, js, "dashq", msgq.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mq.PutJSONAt(ctx, json.RawMessage(`"later"`), time.Now().Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []schedule.Spec{
+		{Name: "hourly", Queue: "dash", Kind: "report", Every: time.Hour},
+		{Name: "monday", Queue: "dash", Kind: "report", Cron: "0 30 6 * * 1", TZ: "Europe/Berlin"},
+	} {
+		if err := schedule.Add(ctx, js, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	c := login(t, d)
+	page := func() string {
+		t.Helper()
+		d.refresh(ctx)
+		r := httptest.NewRequest(http.MethodGet, "http://"+host+"/", nil)
+		r.AddCookie(c)
+		w := serve(d, r)
+		if w.Code != http.StatusOK {
+			t.Fatalf("GET /: %d", w.Code)
+		}
+		return w.Body.String()
+	}
+	// row is the text of the table row (or queue card) holding attr, its
+	// tags dropped and its white space made single spaces.
+	tags := regexp.MustCompile(`<[^>]*>`)
+	row := func(body, attr string) string {
+		t.Helper()
+		i := strings.Index(body, attr)
+		if i < 0 {
+			t.Fatalf("no %s in the page:\n%s", attr, body)
+		}
+		end := "</tr>"
+		if strings.HasPrefix(attr, "data-queue") {
+			end = "</dl>"
+		}
+		j := strings.Index(body[i:], end)
+		return strings.Join(strings.Fields(tags.ReplaceAllString(body[i+len(attr)+1:i+j], " ")), " ")
+	}
+	body := page()
+	if got, want := row(body, `data-queue="dash"`), "oldest task - scheduled 2 schedules 2"; !strings.HasSuffix(got, want) {
+		t.Errorf("queue dash card %q, want it to end in %q", got, want)
+	}
+	if got, want := row(body, `data-name="dashq"`), "dashq 0 - 1"; got != want {
+		t.Errorf("message queue row %q, want %q", got, want)
+	}
+	hourly := regexp.MustCompile(`^hourly dash report every 1h0m0s \d{4}-\d\d-\d\d \d\d:\d\d:\d\d in (59m\d\ds|1h00m)$`)
+	if got := row(body, `data-name="hourly"`); !hourly.MatchString(got) {
+		t.Errorf("schedule row %q, want it to match %s", got, hourly)
+	}
+	if got, want := row(body, `data-name="monday"`), "monday dash report cron 0 30 6 * * 1 in Europe/Berlin"; !strings.HasPrefix(got, want) {
+		t.Errorf("schedule row %q, want %q", got, want)
+	}
+	if !regexp.MustCompile(`(?s)<h2>Delayed tasks <span class="count">3</span></h2>.*data-id="` + first + `".*data-id="` + second + `".*>item<`).MatchString(body) {
+		t.Errorf("the delayed tasks are not listed, 3 of them, soonest first:\n%s", body)
+	}
+	if strings.Contains(body, markup) || !strings.Contains(body, "&lt;b id=&#34;x&#34;&gt;report&lt;/b&gt;") {
+		t.Errorf("the delayed task's kind is not escaped:\n%s", body)
+	}
+	if got := row(body, `data-id="`+second+`"`); !strings.HasPrefix(got, second+" dash report ") || !strings.Contains(got, " in 59m") || !strings.HasSuffix(got, "Cancel") {
+		t.Errorf("delayed task row %q, want its id, queue, kind, due time, in 59m..s, Cancel", got)
+	}
+
+	// Cancel, as the page's form posts it.
+	csrf := csrfOf(t, d, c)
+	r := form("/delayed/"+first+"/cancel", url.Values{"csrf": {csrf}})
+	r.AddCookie(c)
+	r.Header.Set("Origin", "http://"+host)
+	if w := serve(d, r); w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/" {
+		t.Fatalf("cancel: %d %v\n%s", w.Code, w.Header(), w.Body)
+	}
+	if got := pendingIDs(t, js); len(got) != 2 || got[0] != second {
+		t.Errorf("delayed tasks after cancelling %s: %v, want %s and the item", first, got, second)
+	}
+	body = page()
+	if !strings.Contains(body, `<p class="flash" id="flash">Delayed task `+first+` cancelled.</p>`) || strings.Contains(body, `data-id="`+first+`"`) {
+		t.Errorf("after the cancel, the page has no flash or still lists %s:\n%s", first, body)
+	}
+	if got, want := row(body, `data-queue="dash"`), "scheduled 1 schedules 2"; !strings.HasSuffix(got, want) {
+		t.Errorf("queue dash card after the cancel %q, want it to end in %q", got, want)
+	}
+
+	// Again: it is gone.
+	r = form("/delayed/"+first+"/cancel", url.Values{"csrf": {csrf}})
+	r.AddCookie(c)
+	r.Header.Set("Origin", "http://"+host)
+	if w := serve(d, r); w.Code != http.StatusSeeOther {
+		t.Fatalf("cancel again: %d\n%s", w.Code, w.Body)
+	}
+	if body := page(); !strings.Contains(body, `id="flash">Delayed task `+first+` had fired already.</p>`) {
+		t.Errorf("cancel again: no flash saying it had fired:\n%s", body)
+	}
+
+	// An API client (bearer).
+	for _, tt := range []struct {
+		id   string
+		code int
+		text string
+	}{
+		{second, http.StatusOK, "Delayed task " + second + " cancelled.\n"},
+		{second, http.StatusConflict, "Delayed task " + second + " had fired already.\n"},
+	} {
+		r := form("/delayed/"+tt.id+"/cancel", nil)
+		r.Header.Set("Authorization", "Bearer "+testToken)
+		if w := serve(d, r); w.Code != tt.code || w.Body.String() != tt.text {
+			t.Errorf("bearer cancel of %s: %d %q, want %d %q", tt.id, w.Code, w.Body, tt.code, tt.text)
+		}
+	}
+	if got := pendingIDs(t, js); len(got) != 1 || got[0] == second {
+		t.Errorf("delayed tasks after cancelling %s: %v, want the item alone", second, got)
+	}
+
+	// Bad ids: refused before use.
+	for _, id := range []string{"", "a.b", "a-b", "*", ">", "%2E", strings.Repeat("a", maxTaskID+1), "é"} {
+		r := form("/delayed/"+url.PathEscape(id)+"/cancel", url.Values{"csrf": {csrf}})
+		r.AddCookie(c)
+		r.Header.Set("Origin", "http://"+host)
+		if w := serve(d, r); w.Code != http.StatusBadRequest {
+			t.Errorf("cancel of id %q: %d, want 400", id, w.Code)
+		}
+	}
+	r = form("/delayed/cancel", url.Values{"csrf": {csrf}})
+	r.AddCookie(c)
+	r.Header.Set("Origin", "http://"+host)
+	if w := serve(d, r); w.Code != http.StatusBadRequest {
+		t.Errorf("POST /delayed/cancel: %d, want 400", w.Code)
+	}
+	if !validTaskID(strings.Repeat("Az9", maxTaskID/3)) || !validTaskID(first) {
+		t.Error("validTaskID refuses a good id")
 	}
 }
