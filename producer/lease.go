@@ -105,6 +105,9 @@ func (q *TaskQueue) reap(ctx context.Context, key string, l protocol.MapLease, w
 	var errs []error
 	if strings.HasPrefix(l.Subject, protocol.TasksPrefix+"."+q.name+".work.") {
 		errs = append(errs, q.topo.Tasks.Purge(ctx, jetstream.WithPurgeSubject(l.Subject)))
+		if q.topo.Sched != nil { // and its delayed tasks, which would fire for nobody
+			errs = append(errs, q.topo.Sched.Purge(ctx, jetstream.WithPurgeSubject(protocol.DelayedSubject(l.Subject, ">"))))
+		}
 	}
 	if strings.HasPrefix(l.Results, protocol.ResultsPrefix+".") {
 		errs = append(errs, q.topo.Results.Purge(ctx, jetstream.WithPurgeSubject(l.Results)))
