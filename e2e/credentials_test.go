@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/procq/procq/internal/natstest"
+	"github.com/procq/procq/protocol"
 )
 
 // procq's clients against the NATS its users operate: a stock nats-server
@@ -52,6 +53,7 @@ func TestStockNATSServerCredentials(t *testing.T) {
 			return newEnv(t, url).set("PROCQ_BROKER_EMBEDDED", "false", "PROCQ_BROKER_TLS_CA", certs.CA,
 				"PROCQ_BROKER_USER", "procq", "PROCQ_BROKER_PASSWORD", password)
 		}
+		runFiredTask(t, world)
 		// The password is in no log of the demos' producers and consumers.
 		for _, w := range runDemos(t, world) {
 			logs, _ := filepath.Glob(filepath.Join(w.dir, "logs", "*.log"))
@@ -77,10 +79,31 @@ func TestStockNATSServerCredentials(t *testing.T) {
 		dir := t.TempDir()
 		conf, creds := operatorMode(t, dir)
 		url := runNATSServer(t, dir, conf)
-		runDemos(t, func(t *testing.T) *env {
+		world := func(t *testing.T) *env {
 			return newEnv(t, url).set("PROCQ_BROKER_EMBEDDED", "false", "PROCQ_BROKER_CREDS", creds)
-		})
+		}
+		runFiredTask(t, world)
+		runDemos(t, world)
 	})
+}
+
+// runFiredTask fires a periodic schedule once with the user's credential
+// (broker schedule add, then run) and has a consumer take the task, which
+// claims its firing in PROCQ_FIRED: what the user's permissions must
+// allow. The consumer retires after that one task (consumers.max_tasks,
+// exit 3).
+func runFiredTask(t *testing.T, world func(t *testing.T) *env) {
+	t.Helper()
+	e := world(t).set("PROCQ_QUEUE_NAME", "fired", "PROCQ_CONSUMERS_MAX_TASKS", "1")
+	add := e.start("broker", "schedule", "add", "hourly", "--kind", "message", "--args", `{"text":"fired"}`, "--every", "1h")
+	add.mustExit(0, exitWait)
+	run := e.start("broker", "schedule", "run", "hourly")
+	run.mustExit(0, exitWait)
+	c := e.start("consumer", "--name", "F-1")
+	c.mustExit(protocol.ExitRetired, exitWait)
+	if out := c.stdout.String(); !strings.Contains(out, "Consumer F-1: Got 'fired' from queue") {
+		t.Errorf("the consumer did not run the fired task:\n%s", out)
+	}
 }
 
 // runDemos runs the queue demo and a pool map with two spawned consumers
