@@ -281,3 +281,33 @@ func TestSentinelsWaitForDelayedTasks(t *testing.T) {
 		t.Errorf("consumer output:\n%s\nwant the lines %q in that order", out.String(), want)
 	}
 }
+
+// Terminate removes a pool's delayed tasks that have not fired: nothing
+// of the pool fires later for nobody.
+func TestTerminateRemovesDelayedTasks(t *testing.T) {
+	c := connect(t, "delayedterm")
+	ctx := ctxT(t)
+	p, err := c.Pool(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := procq.ApplyAsync[string, string](ctx, p, "stamp", "late", procq.In(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Terminate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Get(ctx); err == nil {
+		t.Fatal("Get of a terminated pool's delayed task: no error")
+	}
+	pending, err := c.PendingTasks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pending {
+		if p.ID == h.ID() {
+			t.Fatalf("the delayed task %s is still pending after Terminate", h.ID())
+		}
+	}
+}
