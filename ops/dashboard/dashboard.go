@@ -35,7 +35,6 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"percent":  progressPercent,
 	"short":    short,
 	"in":       in,
-	"when":     when,
 	"taskID":   validTaskID,
 }).ParseFS(webFiles, "web/*.html"))
 
@@ -458,19 +457,6 @@ func in(t, now time.Time) string {
 		return "now"
 	}
 	return "in " + age(d)
-}
-
-// when says when a periodic schedule fires: "every 1m0s", or its cron
-// expression and time zone.
-func when(e schedule.Entry) string {
-	if e.Every > 0 {
-		return "every " + e.Every.String()
-	}
-	tz := e.TZ
-	if tz == "" {
-		tz = "UTC"
-	}
-	return "cron " + e.Cron + " in " + tz
 }
 
 func progressText(m ops.MapStatus) string {

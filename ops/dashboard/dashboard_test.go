@@ -333,6 +333,7 @@ func TestScheduledAndCancel(t *testing.T) {
 	for _, s := range []schedule.Spec{
 		{Name: "hourly", Queue: "dash", Kind: "report", Every: time.Hour},
 		{Name: "monday", Queue: "dash", Kind: "report", Cron: "0 30 6 * * 1", TZ: "Europe/Berlin"},
+		{Name: "daily", Queue: "dash", Kind: "report", Cron: "@daily"},
 	} {
 		if err := schedule.Add(ctx, js, s); err != nil {
 			t.Fatal(err)
@@ -368,7 +369,7 @@ func TestScheduledAndCancel(t *testing.T) {
 		return strings.Join(strings.Fields(tags.ReplaceAllString(body[i+len(attr)+1:i+j], " ")), " ")
 	}
 	body := page()
-	if got, want := row(body, `data-queue="dash"`), "oldest task - scheduled 2 schedules 2"; !strings.HasSuffix(got, want) {
+	if got, want := row(body, `data-queue="dash"`), "oldest task - scheduled 2 schedules 3"; !strings.HasSuffix(got, want) {
 		t.Errorf("queue dash card %q, want it to end in %q", got, want)
 	}
 	if got, want := row(body, `data-name="dashq"`), "dashq 0 - 1"; got != want {
@@ -380,6 +381,9 @@ func TestScheduledAndCancel(t *testing.T) {
 	}
 	if got, want := row(body, `data-name="monday"`), "monday dash report cron 0 30 6 * * 1 in Europe/Berlin"; !strings.HasPrefix(got, want) {
 		t.Errorf("schedule row %q, want %q", got, want)
+	}
+	if got, want := row(body, `data-name="daily"`), "daily dash report cron @daily in UTC"; !strings.HasPrefix(got, want) || !strings.Contains(got, " 00:00:00 in ") {
+		t.Errorf("schedule row %q, want %q, next firing at midnight UTC", got, want)
 	}
 	if !regexp.MustCompile(`(?s)<h2>Delayed tasks <span class="count">3</span></h2>.*data-id="` + first + `".*data-id="` + second + `".*>item<`).MatchString(body) {
 		t.Errorf("the delayed tasks are not listed, 3 of them, soonest first:\n%s", body)
@@ -406,7 +410,7 @@ func TestScheduledAndCancel(t *testing.T) {
 	if !strings.Contains(body, `<p class="flash" id="flash">Delayed task `+first+` cancelled.</p>`) || strings.Contains(body, `data-id="`+first+`"`) {
 		t.Errorf("after the cancel, the page has no flash or still lists %s:\n%s", first, body)
 	}
-	if got, want := row(body, `data-queue="dash"`), "scheduled 1 schedules 2"; !strings.HasSuffix(got, want) {
+	if got, want := row(body, `data-queue="dash"`), "scheduled 1 schedules 3"; !strings.HasSuffix(got, want) {
 		t.Errorf("queue dash card after the cancel %q, want it to end in %q", got, want)
 	}
 
