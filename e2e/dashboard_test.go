@@ -28,6 +28,7 @@ import (
 	"github.com/procq/procq/demo"
 	"github.com/procq/procq/ops"
 	"github.com/procq/procq/protocol"
+	"github.com/procq/procq/schedule"
 )
 
 var noProgressRE = regexp.MustCompile(`(^|\s)0 of `)
@@ -51,9 +52,10 @@ const sessionCookie = "procq_session"
 const xssMarkup = `<script>window.__xss=1</script><img src=x onerror="window.__xss=2">`
 
 // dashboard drives the dashboard in headless Chromium: refused without the
-// token, logged in with it, the queue, both consumers, a map in progress
-// and a dead letter in the page; Requeue takes the dead letter off the
-// list. On the way: markup in a dead letter shows as text and runs
+// token, logged in with it, the queue, both consumers, a map in progress,
+// a dead letter, two periodic schedules and a delayed task in the page;
+// Requeue takes the dead letter off the list, Cancel the delayed task
+// (and out of PROCQ_SCHED). On the way: markup in a dead letter shows as text and runs
 // nothing; the login cookie is a random HttpOnly, SameSite=Strict session
 // id, never the token; a page of another web server on another port of
 // 127.0.0.1 (which receives the browser's cookies for 127.0.0.1, as every
@@ -111,6 +113,34 @@ func (w *opsWorld) dashboard(t *testing.T) {
 		}
 	}
 
+	// Tasks in time, none due while the test runs: a delayed item of
+	// dashq, a delayed task put as any NATS client puts one (the wire
+	// format), and two periodic schedules of queue ops (squares: one that
+	// fired anyway would only run).
+	later, err := procq.Put(ctx, mq, 2, procq.In(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer later.Cancel(ctx)
+	msg = &nats.Msg{Subject: protocol.WorkSubject("ops", "dash"), Data: []byte(`{"x":7}`),
+		Header: nats.Header{protocol.HeaderKind: {demo.KindSquare}}}
+	delayed := schedule.Delay(msg, time.Now().Add(time.Hour))
+	if _, err := w.client.JetStream().PublishMsg(ctx, msg); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []struct {
+		name string
+		when procq.When
+	}{
+		{"hourly-square", procq.Every(time.Hour)},
+		{"nightly-square", procq.Cron("0 0 2 * * *").InZone("Europe/Berlin")},
+	} {
+		if err := w.client.Schedule(ctx, s.name, demo.KindSquare, demo.SquareArgs{X: 3}, s.when); err != nil {
+			t.Fatal(err)
+		}
+		defer w.client.Unschedule(ctx, s.name)
+	}
+
 	// Another web app on another port of 127.0.0.1: it records what the
 	// browser sends it, and serves a page that tries to requeue the dead
 	// letter in the dashboard.
@@ -134,6 +164,10 @@ func (w *opsWorld) dashboard(t *testing.T) {
 		chromedp.WaitVisible(`.deadletter[data-id="`+id+`"]`),
 		chromedp.WaitVisible(`.deadletter[data-id="`+xssID+`"]`),
 		chromedp.WaitVisible(`.msgqueue[data-name="dashq"]`),
+		chromedp.WaitVisible(`.schedule[data-name="hourly-square"]`),
+		chromedp.WaitVisible(`.schedule[data-name="nightly-square"]`),
+		chromedp.WaitVisible(`.delayedtask[data-id="`+delayed.ID+`"]`),
+		chromedp.WaitVisible(`.delayedtask[data-id="`+later.ID()+`"]`),
 	)
 	if err != nil {
 		t.Fatalf("dashboard: %v", err)
@@ -142,9 +176,27 @@ func (w *opsWorld) dashboard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Fields(mqRow); !slices.Equal(got, []string{"dashq", "2", "5"}) {
-		t.Errorf("the dashboard shows the message queue as %q, want dashq with 2 of 5 items", got)
+	if got := strings.Fields(mqRow); !slices.Equal(got, []string{"dashq", "2", "5", "1"}) {
+		t.Errorf("the dashboard shows the message queue as %q, want dashq with 2 of 5 items and 1 scheduled", got)
 	}
+	t.Run("schedules and delayed tasks", func(t *testing.T) {
+		for sel, want := range map[string]*regexp.Regexp{
+			`.queue[data-queue="ops"] dd.scheduled`:      regexp.MustCompile(`^1$`),
+			`.queue[data-queue="ops"] dd.schedules`:      regexp.MustCompile(`^2$`),
+			`.schedule[data-name="hourly-square"]`:       regexp.MustCompile(`^hourly-square ops square every 1h0m0s \d{4}-\d\d-\d\d \d\d:\d\d:\d\d in (59m\d\ds|1h00m)$`),
+			`.schedule[data-name="nightly-square"]`:      regexp.MustCompile(`^nightly-square ops square cron 0 0 2 \* \* \* in Europe/Berlin \d{4}-\d\d-\d\d \d\d:\d\d:00 (in \d+h\d\dm|in \d+m\d\ds|in \d+s|now)$`),
+			`.delayedtask[data-id="` + delayed.ID + `"]`: regexp.MustCompile(`^` + delayed.ID + ` ops square \d{4}-\d\d-\d\d \d\d:\d\d:\d\d in 59m\d\ds Cancel$`),
+			`.delayedtask[data-id="` + later.ID() + `"]`: regexp.MustCompile(`^` + later.ID() + ` dashq item \d{4}-\d\d-\d\d \d\d:\d\d:\d\d in 59m\d\ds Cancel$`),
+		} {
+			text, err := chromedp.Run(bctx, chromedp.Text(sel))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(strings.Fields(text), " "); !want.MatchString(got) {
+				t.Errorf("%s shows %q, want it to match %s", sel, got, want)
+			}
+		}
+	})
 
 	t.Run("markup in a dead letter shows as text", func(t *testing.T) {
 		// Once as the page came, once more after the live stream swapped
@@ -421,6 +473,26 @@ func (w *opsWorld) dashboard(t *testing.T) {
 		q := queueOf(st, "ops")
 		return q.Dead == 0 && q.Pending == 0
 	})
+
+	// Cancel: the delayed task leaves the list and PROCQ_SCHED.
+	err = chromedp.Do(bctx,
+		chromedp.Click(`.delayedtask[data-id="`+delayed.ID+`"] button.cancel`),
+		chromedp.WaitNotPresent(`.delayedtask[data-id="`+delayed.ID+`"]`),
+		chromedp.WaitVisible(`.delayedtask[data-id="`+later.ID()+`"]`),
+	)
+	if err != nil {
+		t.Fatalf("cancel in the dashboard: %v", err)
+	}
+	if flash, err := chromedp.Run(bctx, chromedp.Text(`#flash`)); err != nil || flash != "Delayed task "+delayed.ID+" cancelled." {
+		t.Errorf("flash %q (%v), want %q", flash, err, "Delayed task "+delayed.ID+" cancelled.")
+	}
+	pending, err := w.client.PendingTasks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 1 || pending[0].ID != later.ID() {
+		t.Errorf("delayed tasks after the cancel: %+v, want the item %s alone", pending, later.ID())
+	}
 
 	t.Run("logout revokes the session", func(t *testing.T) {
 		err := chromedp.Do(bctx,
