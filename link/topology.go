@@ -107,6 +107,7 @@ func streamCurrent(have, want jetstream.StreamConfig) bool {
 		(want.MaxAge == 0 || have.MaxAge == want.MaxAge) &&
 		(want.Duplicates == 0 || have.Duplicates == want.Duplicates) &&
 		have.AllowMsgSchedules == want.AllowMsgSchedules && have.AllowMsgTTL == want.AllowMsgTTL &&
+		have.AllowDirect == want.AllowDirect &&
 		slices.EqualFunc(have.Sources, want.Sources, sameSource)
 }
 

@@ -125,6 +125,7 @@ func SchedStreamConfig(replicas int) jetstream.StreamConfig {
 		Discard:           jetstream.DiscardOld,
 		AllowMsgSchedules: true,
 		AllowMsgTTL:       true,
+		AllowDirect:       true, // listing reads its messages in batches
 		Replicas:          replicas,
 	}
 }
@@ -161,6 +162,16 @@ const DelayedFilter = SchedPrefix + ".at.>"
 
 // DelayedQueueFilter matches the delayed tasks of a task queue.
 func DelayedQueueFilter(queue string) string { return DelayedSubject(TasksPrefix+"."+queue, ">") }
+
+// DelayedIDFilters match the delayed task with the given id, whatever
+// its target: a run's task, a map's task, or a message queue's item.
+func DelayedIDFilters(id string) []string {
+	return []string{
+		DelayedSubject(TasksPrefix+".*.work.*", id),
+		DelayedSubject(TasksPrefix+".*.work.*.*", id),
+		DelayedSubject(MsgQueuePrefix+".*", id),
+	}
+}
 
 // DelayedID is the id of the delayed task on subject, the last token.
 func DelayedID(subject string) string { return subject[strings.LastIndexByte(subject, '.')+1:] }

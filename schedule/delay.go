@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/procq/procq/protocol"
+	"github.com/procq/procq/task"
 )
 
 // ErrFired says a delayed task cannot be cancelled: it has fired already
@@ -87,7 +88,12 @@ func Cancel(ctx context.Context, js jetstream.JetStream, subject string) error {
 	if err != nil {
 		return fmt.Errorf("cancel: %w", err)
 	}
-	if err := s.DeleteMsg(ctx, m.Sequence); err != nil {
+	return remove(ctx, s, m.Sequence)
+}
+
+// remove deletes the schedule message at seq: ErrFired when it is gone.
+func remove(ctx context.Context, s jetstream.Stream, seq uint64) error {
+	if err := s.DeleteMsg(ctx, seq); err != nil {
 		if errors.Is(err, jetstream.ErrMsgNotFound) || strings.Contains(err.Error(), "no message found") {
 			return ErrFired
 		}
@@ -96,16 +102,29 @@ func Cancel(ctx context.Context, js jetstream.JetStream, subject string) error {
 	return nil
 }
 
-// CancelID cancels the delayed task with the given id, wherever it goes.
+// CancelID cancels the delayed task with the given id, wherever it goes:
+// the id is its subject's last token, so it is found by a read per kind
+// of target, however many delayed tasks there are.
 func CancelID(ctx context.Context, js jetstream.JetStream, id string) error {
-	all, err := Pending(ctx, js, protocol.DelayedFilter)
-	if err != nil {
-		return err
+	if err := task.ValidName(id); err != nil {
+		return fmt.Errorf("cancel: task id: %w", err)
 	}
-	for _, p := range all {
-		if p.ID == id {
-			return Cancel(ctx, js, p.Subject)
+	s, err := js.Stream(ctx, protocol.SchedStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return ErrFired
+	}
+	if err != nil {
+		return fmt.Errorf("cancel: %w", err)
+	}
+	for _, f := range protocol.DelayedIDFilters(id) {
+		m, err := s.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(f))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
 		}
+		if err != nil {
+			return fmt.Errorf("cancel: %w", err)
+		}
+		return remove(ctx, s, m.Sequence)
 	}
 	return ErrFired
 }
@@ -135,7 +154,7 @@ func Pending(ctx context.Context, js jetstream.JetStream, filter string) ([]Pend
 		return nil, err
 	}
 	var out []PendingTask
-	err = scan(ctx, s, filter, MaxPending, func(m *jetstream.RawStreamMsg) {
+	err = scan(ctx, js, s, filter, MaxPending, func(m *jetstream.RawStreamMsg) {
 		p := PendingTask{ID: protocol.DelayedID(m.Subject), Subject: m.Subject, Target: protocol.DelayedTarget(m.Subject),
 			Kind: m.Header.Get(protocol.HeaderKind)}
 		p.Queue = QueueOf(p.Target)
@@ -158,22 +177,4 @@ func QueueOf(target string) string {
 		}
 	}
 	return ""
-}
-
-// scan calls fn for each message on filter in s, oldest first, at most
-// limit of them.
-func scan(ctx context.Context, s jetstream.Stream, filter string, limit int, fn func(*jetstream.RawStreamMsg)) error {
-	seq := uint64(1)
-	for n := 0; n < limit; n++ {
-		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		fn(m)
-		seq = m.Sequence + 1
-	}
-	return nil
 }

@@ -181,7 +181,7 @@ func List(ctx context.Context, js jetstream.JetStream, now time.Time) ([]Entry, 
 		return nil, err
 	}
 	var out []Entry
-	err = scan(ctx, s, protocol.PeriodicFilter, MaxSchedules, func(m *jetstream.RawStreamMsg) {
+	err = scan(ctx, js, s, protocol.PeriodicFilter, MaxSchedules, func(m *jetstream.RawStreamMsg) {
 		out = append(out, entry(m, now))
 	})
 	return out, err

@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/procq/procq/ops"
 	"github.com/procq/procq/ops/endpoint"
+	"github.com/procq/procq/task"
 	"github.com/procq/procq/schedule"
 )
 
@@ -377,23 +378,10 @@ func (d *Dashboard) requeue(w http.ResponseWriter, r *http.Request, c caller) {
 	d.changed(w, r, c, http.StatusOK, flash)
 }
 
-// maxTaskID bounds a delayed task's id in a cancel request (procq's own
-// are 22 characters).
-const maxTaskID = 64
-
 // validTaskID reports whether id may be a delayed task's id in a cancel
-// request: letters and digits only, at most maxTaskID of them.
-func validTaskID(id string) bool {
-	if id == "" || len(id) > maxTaskID {
-		return false
-	}
-	for _, c := range []byte(id) {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
+// request: the wire format's rule, 1 to 64 letters, digits, '-' or '_'
+// (procq's own are 22 letters and digits).
+func validTaskID(id string) bool { return task.ValidName(id) == nil }
 
 // cancel removes a delayed task that has not fired (schedule.CancelID).
 // One that fired meanwhile is no error for a session: its flash says so;
