@@ -3,7 +3,7 @@ GO ?= go
 BIN := bin
 CMDS := broker producer consumer
 
-.PHONY: build run test bench reliability security screenshot clean
+.PHONY: bench-schedule build run test bench reliability security screenshot clean
 
 build:
 	$(GO) build -buildvcs=auto -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
@@ -45,6 +45,11 @@ security:
 # (see BENCHMARKS.md). BENCH_ARGS="ROUNDS_100K ROUNDS_1M" (default "3 1").
 bench: build
 	GO=$(GO) bench/all.sh $(BENCH_ARGS)
+
+# Tasks in time (BENCHMARKS.md): the lateness of 1,000 delayed tasks and an
+# every-1s schedule over 60 s, twice each; about 2.5 minutes.
+bench-schedule:
+	$(GO) test -run '^$$' -bench Schedule -benchtime 1x -count 2 -timeout 15m .
 
 # The dashboard's screenshot in docs/operations.md (docs/dashboard.png),
 # taken by its browser test (needs chromium).

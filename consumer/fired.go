@@ -36,8 +36,8 @@ func (w *Worker) claim(ctx context.Context, j *job) bool {
 	if id == "" || h.Get(headerStreamSource) == "" {
 		return true // not fired: an ordinary task
 	}
-	w.firedEvents(j)
 	if w.topo.Fired == nil {
+		w.firedEvents(j)
 		return true
 	}
 	firing := protocol.FiringID(id, h.Get(protocol.HeaderScheduleNext))
@@ -50,6 +50,7 @@ func (w *Worker) claim(ctx context.Context, j *job) bool {
 	defer cancel()
 	_, err = w.topo.Fired.Create(cctx, key, []byte(seq))
 	if err == nil {
+		w.firedEvents(j) // counted once: a second copy dropped is not a firing
 		return true
 	}
 	if errors.Is(err, jetstream.ErrKeyExists) {
@@ -71,13 +72,10 @@ func (w *Worker) claim(ctx context.Context, j *job) bool {
 	return false
 }
 
-// firedEvents tells Events of a fired task: its schedule, and how late
-// it starts against its due time (when it has one).
+// firedEvents tells Events of a fired task it claimed: its schedule, and
+// how late it starts against its due time (when it has one).
 func (w *Worker) firedEvents(j *job) {
 	h := j.msg.Headers()
-	if j.attempt > 1 {
-		return // counted at its first delivery
-	}
 	late := time.Duration(-1)
 	if due, err := time.Parse(time.RFC3339Nano, h.Get(protocol.HeaderDue)); err == nil {
 		late = max(time.Since(due), 0)

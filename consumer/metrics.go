@@ -47,7 +47,7 @@ func NewWorkerMetrics(reg prometheus.Registerer, queue string) (*WorkerMetrics, 
 			[]string{"schedule"}),
 		lateness: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "procq_schedule_lateness_seconds",
 			Help:        "How late fired tasks with a due time started: start time minus due time.",
-			ConstLabels: labels, Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}),
+			ConstLabels: labels, Buckets: []float64{.01, .05, .1, .2, .25, .3, .5, 1, 2.5, 5, 10, 30, 60}}),
 	}
 	src := &GaugeSource{}
 	reg.MustRegister(m.started, m.finished, m.dead, m.duration, m.fired, m.lateness,
