@@ -3,7 +3,7 @@ GO ?= go
 BIN := bin
 CMDS := broker producer consumer
 
-.PHONY: bench-schedule build run test bench reliability security screenshot clean
+.PHONY: bench-schedule natscli build run test bench reliability security screenshot clean
 
 build:
 	$(GO) build -buildvcs=auto -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
@@ -50,6 +50,13 @@ bench: build
 # every-1s schedule over 60 s, twice each; about 2.5 minutes.
 bench-schedule:
 	$(GO) test -run '^$$' -bench Schedule -benchtime 1x -count 2 -timeout 15m .
+
+# The wire format of a delayed task published with the nats CLI
+# (docs/wire-format.md): builds natscli v0.5.0 into bin/ (a minute or more
+# the first time, so not in make test) and runs the test that uses it.
+natscli:
+	GOBIN=$(CURDIR)/$(BIN) $(GO) install github.com/nats-io/natscli/nats@v0.5.0
+	PROCQ_NATSCLI=$(CURDIR)/$(BIN)/nats $(GO) test -race -count=1 -run 'TestScheduleStandalone/group/WireFormatWithNatscli' ./e2e
 
 # The dashboard's screenshot in docs/operations.md (docs/dashboard.png),
 # taken by its browser test (needs chromium).
