@@ -19,8 +19,10 @@ import (
 // it twice (a broker killed while sourcing, a leader change) must still
 // run once: the first consumer to take a copy claims the firing's id in
 // PROCQ_FIRED with the copy's stream sequence; a copy with another
-// sequence is a second copy and is dropped, while the claimed copy itself
-// may be delivered again (its lease ran out) and runs as any task does.
+// sequence is a second copy and is dropped. The claimed copy itself may be
+// delivered again (its lease ran out, or its acknowledgement was lost with
+// a node): it runs again unless it ran to the end, which a task answered
+// to nobody marks on its claim ("<seq> done") before it is acknowledged.
 
 // headerStreamSource is set by the broker on a message a stream took
 // from a source.
@@ -48,8 +50,9 @@ func (w *Worker) claim(ctx context.Context, j *job) bool {
 	key, seq := protocol.FiredKey(w.queue, firedKey(firing)), strconv.FormatUint(meta.Sequence.Stream, 10)
 	cctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
-	_, err = w.topo.Fired.Create(cctx, key, []byte(seq))
+	rev, err := w.topo.Fired.Create(cctx, key, []byte(seq))
 	if err == nil {
+		j.claim = &firedClaim{key: key, seq: seq, rev: rev}
 		w.firedEvents(j) // counted once: a second copy dropped is not a firing
 		return true
 	}
@@ -57,7 +60,15 @@ func (w *Worker) claim(ctx context.Context, j *job) bool {
 		e, gerr := w.topo.Fired.Get(cctx, key)
 		switch {
 		case gerr == nil && string(e.Value()) == seq:
-			return true // this copy's own claim: delivered again
+			// This copy's own claim: delivered again before it ran to
+			// the end (or before that was marked).
+			j.claim = &firedClaim{key: key, seq: seq, rev: e.Revision()}
+			return true
+		case gerr == nil && string(e.Value()) == seq+doneMark:
+			j.logger().WarnContext(ctx, "fired task ran already; delivered again, dropped", "task_id", firing,
+				"seq", seq)
+			w.ack(ctx, j.msg)
+			return false
 		case gerr == nil:
 			j.logger().WarnContext(ctx, "second copy of a fired task dropped", "task_id", firing,
 				"first_copy_seq", string(e.Value()), "this_copy_seq", seq)
@@ -70,6 +81,30 @@ func (w *Worker) claim(ctx context.Context, j *job) bool {
 		"waiting_for", "the broker to record the claim")
 	w.nak(ctx, j.msg, retryPause, "hand back unclaimed fired task")
 	return false
+}
+
+// firedClaim is the claim a fired task runs under.
+type firedClaim struct {
+	key, seq string
+	rev      uint64
+}
+
+// doneMark ends a claim's value once its task ran to the end.
+const doneMark = " done"
+
+// markDone records on j's claim that its task ran to the end, so that a
+// redelivery of the same copy (an acknowledgement lost with a node) is
+// dropped, not run again. A mark that fails is logged: the task is then
+// acknowledged all the same and runs again only if that is lost too.
+func (w *Worker) markDone(ctx context.Context, j *job) {
+	if j.claim == nil {
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+	defer cancel()
+	if _, err := w.topo.Fired.Update(cctx, j.claim.key, []byte(j.claim.seq+doneMark), j.claim.rev); err != nil {
+		j.logger().WarnContext(ctx, "fired task's end not recorded", "key", j.claim.key, "error", err)
+	}
 }
 
 // firedEvents tells Events of a fired task it claimed: its schedule, and

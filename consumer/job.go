@@ -23,8 +23,9 @@ type job struct {
 	attempt uint64
 	inputs  int // inputs the message claims to carry, for error answers
 	args    []json.RawMessage
-	chunked bool      // the body is a Procq-Chunk array of args
-	began   time.Time // when it started to run
+	chunked bool        // the body is a Procq-Chunk array of args
+	began   time.Time   // when it started to run
+	claim   *firedClaim // a fired task's claim (fired.go)
 	base    *slog.Logger
 	attrs   []any        // the task's log attributes
 	log     *slog.Logger // base with attrs, built when first needed

@@ -106,6 +106,7 @@ func (w *Worker) work(ctx context.Context, msg jetstream.Msg) {
 		w.deadLetter(ctx, j, failed)
 		return
 	}
+	w.markDone(ctx, j)
 	w.ack(ctx, msg)
 	j.logger().DebugContext(ctx, "task done")
 }

@@ -1,0 +1,89 @@
+package consumer_test
+
+import (
+	"context"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/procq/procq/consumer"
+	"github.com/procq/procq/protocol"
+	"github.com/procq/procq/task"
+)
+
+// A fired task delivered again after it ran to the end (its
+// acknowledgement lost with a node) is dropped, not run again; one
+// delivered again before it ran to the end runs. The state a lost
+// acknowledgement leaves is made by hand: the task is fetched and not
+// acknowledged, its claim is written as a consumer would have left it,
+// and it is handed back.
+func TestFiredTaskRedelivered(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		claim func(seq uint64) string
+		runs  int64
+	}{
+		{"ran to the end", func(seq uint64) string { return strconv.FormatUint(seq, 10) + " done" }, 0},
+		{"not to the end", func(seq uint64) string { return strconv.FormatUint(seq, 10) }, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			const queue = "fired"
+			f := setup(t, queue)
+			ctx := context.Background()
+			m := nats.NewMsg(protocol.FireSubject(protocol.WorkSubject(queue, "R")))
+			m.Header.Set(protocol.HeaderKind, "count")
+			m.Header.Set(protocol.HeaderTaskID, "T1")
+			m.Data = []byte(`1`)
+			if _, err := f.js.PublishMsg(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+			// Taken off the queue's durable as a consumer would, then the
+			// claim it would have written, then handed back.
+			batch, err := f.topo.Consumer.Fetch(1, jetstream.FetchMaxWait(10*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got jetstream.Msg
+			for msg := range batch.Messages() {
+				got = msg
+			}
+			if got == nil {
+				t.Fatal("the fired task never reached the queue")
+			}
+			meta, err := got.Metadata()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.topo.Fired.Create(ctx, protocol.FiredKey(queue, "T1"), []byte(tt.claim(meta.Sequence.Stream))); err != nil {
+				t.Fatal(err)
+			}
+			if err := got.Nak(); err != nil {
+				t.Fatal(err)
+			}
+			var runs atomic.Int64
+			reg := task.NewRegistry()
+			task.MustRegister(reg, "count", func(ctx context.Context, n int) (int, error) { runs.Add(1); return n, nil })
+			f.startRun(t, queue, "R")
+			f.sentinel(t, queue, "R")
+			if err := f.run(t, reg, consumer.Config{Name: "C-1"}); err != nil {
+				t.Fatal(err)
+			}
+			if n := runs.Load(); n != tt.runs {
+				t.Errorf("the redelivered fired task ran %d times, want %d", n, tt.runs)
+			}
+			if n, err := protocol.Count(ctx, f.topo.Tasks, protocol.WorkSubject(queue, "R")); err != nil || n != 0 {
+				t.Errorf("%d tasks left in the queue (%v), want 0", n, err)
+			}
+			if tt.runs == 1 {
+				e, err := f.topo.Fired.Get(ctx, protocol.FiredKey(queue, "T1"))
+				if err != nil || string(e.Value()) != strconv.FormatUint(meta.Sequence.Stream, 10)+" done" {
+					t.Errorf("claim after the run: %v, %v; want it marked done", e, err)
+				}
+			}
+		})
+	}
+}
