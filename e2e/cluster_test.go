@@ -212,6 +212,7 @@ func TestCluster(t *testing.T) {
 		}
 		c.waitCurrent()
 	})
+	t.Run("schedules survive the PROCQ_SCHED leader killed", func(t *testing.T) { scheduleFailover(t, c) })
 	t.Run("stream leader killed mid-map", func(t *testing.T) {
 		killMidMap(t, func(*proc) int { return c.leader(js, protocol.TasksStream) })
 	})
