@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/procq/procq/consumer"
 	"github.com/procq/procq/protocol"
@@ -86,4 +87,60 @@ func TestFiredTaskRedelivered(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A firing is counted once: two copies of it (sourced twice) give one
+// procq_schedule_fired_total and one lateness sample, the copy dropped
+// counted nowhere.
+func TestFiredTaskMetrics(t *testing.T) {
+	const queue = "firedm"
+	f := setup(t, queue)
+	ctx := context.Background()
+	due := time.Now().Add(-2 * time.Second)
+	for range 2 {
+		m := nats.NewMsg(protocol.FireSubject(protocol.WorkSubject(queue, "R")))
+		m.Header.Set(protocol.HeaderKind, "count")
+		m.Header.Set(protocol.HeaderTaskID, "T2")
+		m.Header.Set(protocol.HeaderDue, due.UTC().Format(time.RFC3339Nano))
+		m.Data = []byte(`1`)
+		if _, err := f.js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var runs atomic.Int64
+	reg := task.NewRegistry()
+	task.MustRegister(reg, "count", func(ctx context.Context, n int) (int, error) { runs.Add(1); return n, nil })
+	promReg := prometheus.NewPedanticRegistry()
+	metrics, _ := consumer.NewWorkerMetrics(promReg, queue)
+	f.startRun(t, queue, "R")
+	f.sentinel(t, queue, "R")
+	if err := f.run(t, reg, consumer.Config{Name: "C-1", Events: metrics}); err != nil {
+		t.Fatal(err)
+	}
+	if n := runs.Load(); n != 1 {
+		t.Fatalf("a firing sourced twice ran %d times, want once", n)
+	}
+	families, err := promReg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fam := range families {
+		if fam.GetName() != "procq_schedule_fired_total" {
+			continue
+		}
+		if len(fam.GetMetric()) != 1 || fam.GetMetric()[0].GetCounter().GetValue() != 1 {
+			t.Errorf("procq_schedule_fired_total: %v, want one series at 1", fam.GetMetric())
+		}
+	}
+	for _, fam := range families {
+		if fam.GetName() != "procq_schedule_lateness_seconds" {
+			continue
+		}
+		h := fam.GetMetric()[0].GetHistogram()
+		if h.GetSampleCount() != 1 || h.GetSampleSum() < 2 || h.GetSampleSum() > 30 {
+			t.Errorf("lateness histogram: %d samples summing %vs, want one of at least 2s", h.GetSampleCount(), h.GetSampleSum())
+		}
+		return
+	}
+	t.Error("no procq_schedule_lateness_seconds")
 }
