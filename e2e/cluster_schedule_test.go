@@ -109,7 +109,11 @@ func scheduleFailover(t *testing.T, c *cluster) {
 		t.Fatal(err)
 	}
 	scheduled := time.Now()
-	waitFor(t, 15*time.Second, "the schedule's first firing runs", func() bool { return ran(name, time.Time{}) >= 1 })
+	// Within 60 s: right after the replica change of the subtest before,
+	// the task stream may be setting up its source again, which in
+	// nats-server can take about 45 s; the firings wait in PROCQ_SCHED
+	// meanwhile, and none is lost (the checks below count them all).
+	waitFor(t, 60*time.Second, "the schedule's first firing runs", func() bool { return ran(name, time.Time{}) >= 1 })
 	first := time.Now().Add(6 * time.Second)
 	due := map[string]time.Time{}
 	var ids []string
