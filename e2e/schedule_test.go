@@ -23,6 +23,7 @@ import (
 	"github.com/procq/procq"
 	"github.com/procq/procq/config"
 	"github.com/procq/procq/demo"
+	"github.com/procq/procq/ops"
 	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/schedule"
 )
@@ -55,6 +56,10 @@ func TestScheduleStandalone(t *testing.T) {
 		t.Run("PeriodicSchedule", func(t *testing.T) {
 			t.Parallel()
 			schedPeriodic(t, e.schedSub(t), c)
+		})
+		t.Run("PoolStartsLater", func(t *testing.T) {
+			t.Parallel()
+			schedPoolLater(t, e.schedSub(t, "PROCQ_QUEUE_NAME", "later"))
 		})
 		t.Run("WireFormatWithNatscli", func(t *testing.T) {
 			t.Parallel()
@@ -789,4 +794,40 @@ func TestScheduleFullQueueLosesNothing(t *testing.T) {
 	}
 	client.Close() // while the broker is there to flush to
 	b.stop()
+}
+
+// schedPoolLater: producer pool --in starts its consumers and takes its
+// map's lease at once (broker status shows the map, nothing submitted),
+// and submits at the time: exact results in order after it.
+func schedPoolLater(t *testing.T, e *env) {
+	start := time.Now()
+	p := e.start("producer", "pool", "--kind", "square", "--inputs", "1..6", "--processes", "2", "--sleep", "0s", "--in", "3s")
+	var lease ops.MapStatus
+	schedWait(t, 20*time.Second, "broker status shows the waiting map's lease", func() bool {
+		st := e.start("broker", "status", "--json")
+		st.mustExit(0, exitWait)
+		var s ops.Status
+		if err := json.Unmarshal([]byte(st.stdout.String()), &s); err != nil {
+			t.Fatalf("status --json: %v", err)
+		}
+		for _, m := range s.Maps {
+			if m.Queue == "later" {
+				lease = m
+				return true
+			}
+		}
+		return false
+	})
+	if seen := time.Since(start); seen < 3*time.Second && lease.Submitted != 0 {
+		t.Errorf("%v after the start, before the map's time, its lease says %d inputs submitted, want 0", seen, lease.Submitted)
+	}
+	p.mustExit(0, exitWait)
+	if time.Since(start) < 3*time.Second {
+		t.Errorf("the map ended %v after its start, before its time (--in 3s)", time.Since(start))
+	}
+	out := p.stdout.String()
+	if !regexp.MustCompile(`(?m)^Pool: the map starts at \S+Z \(in [23]s\)$`).MatchString(out) {
+		t.Errorf("no start line in:\n%s", out)
+	}
+	wantSquares(t, out, 6)
 }
