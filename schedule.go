@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/procq/procq/msgq"
+	"github.com/procq/procq/ops"
 	"github.com/procq/procq/producer"
 	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/schedule"
@@ -168,4 +169,18 @@ func (c *Client) PendingTasks(ctx context.Context) ([]schedule.PendingTask, erro
 // CancelTask cancels the delayed task with the given id.
 func (c *Client) CancelTask(ctx context.Context, id string) error {
 	return schedule.CancelID(ctx, c.js, id)
+}
+
+// PauseQueue pauses the named task queue until until (ops.Forever from
+// now: until resumed): its consumers stay connected and take nothing,
+// sentinels included; producers may still put. ops.ErrNoQueue for a queue
+// never declared.
+func (c *Client) PauseQueue(ctx context.Context, queue string, until time.Time) error {
+	return ops.PauseQueue(ctx, c.js, queue, until)
+}
+
+// ResumeQueue ends the named queue's pause: its consumers take work again
+// where they left off.
+func (c *Client) ResumeQueue(ctx context.Context, queue string) error {
+	return ops.ResumeQueue(ctx, c.js, queue)
 }

@@ -61,6 +61,10 @@ func TestScheduleStandalone(t *testing.T) {
 			t.Parallel()
 			schedPoolLater(t, e.schedSub(t, "PROCQ_QUEUE_NAME", "later"))
 		})
+		t.Run("QueuePause", func(t *testing.T) {
+			t.Parallel()
+			queuePause(t, e.schedSub(t, "PROCQ_QUEUE_NAME", "paused"))
+		})
 		t.Run("WireFormatWithNatscli", func(t *testing.T) {
 			t.Parallel()
 			schedNatscli(t, e.schedSub(t), c)

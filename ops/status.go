@@ -54,6 +54,8 @@ type QueueStatus struct {
 	LastMinute int64 `json:"last_minute"`
 	// Scheduled counts its delayed tasks not fired yet.
 	Scheduled uint64 `json:"scheduled"`
+	// PausedUntil is set while the queue is paused (PauseQueue).
+	PausedUntil *time.Time `json:"paused_until,omitempty"`
 }
 
 // RunStatus is a queue's current run (protocol.RunRecord).
@@ -281,6 +283,10 @@ func (st *Status) readQueues(ctx context.Context, js jetstream.JetStream) error 
 		q := QueueStatus{Name: protocol.QueueOfFilter(ci.Config.FilterSubject), Pending: ci.NumPending,
 			InFlight: ci.NumAckPending, Redelivered: ci.NumRedelivered, Waiting: ci.NumWaiting}
 		q.Dead = dead[q.Name]
+		if ci.Paused {
+			until := st.Time.Add(ci.PauseRemaining)
+			q.PausedUntil = &until
+		}
 		if ci.NumPending+uint64(ci.NumAckPending) > 0 {
 			m, err := tasks.GetMsg(ctx, first, jetstream.WithGetMsgSubject(protocol.WorkFilter(q.Name)))
 			if err == nil {

@@ -153,6 +153,11 @@ func printStatus(out io.Writer, st *ops.Status) error {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%d\t%d\n", cell(q.Name), q.Pending, q.InFlight, q.Redelivered,
 			q.Waiting, q.Dead, ageText(q.OldestAge), q.Consumers, q.LastMinute, q.Scheduled)
 	}
+	for _, q := range st.Queues {
+		if q.PausedUntil != nil {
+			fmt.Fprintf(tw, "%s\n", pausedText(q.Name, *q.PausedUntil, st.Time))
+		}
+	}
 	fmt.Fprintf(tw, "\nCONSUMER\tQUEUE\tPID\tHOST\tRUNNING\tIN HAND\tDONE\tLAST MINUTE\tUP\n")
 	for _, c := range st.Consumers {
 		running := "idle"
@@ -232,6 +237,14 @@ func printStatus(out io.Writer, st *ops.Status) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// pausedText says a queue's pause: until resumed, or until a time.
+func pausedText(queue string, until, now time.Time) string {
+	if until.Sub(now) > ops.Forever/2 {
+		return fmt.Sprintf("queue %s paused until resumed", cell(queue))
+	}
+	return fmt.Sprintf("queue %s paused until %s (in %s)", cell(queue), until.UTC().Format(time.RFC3339), ageText(until.Sub(now)))
 }
 
 // maxDelayedShown bounds the delayed tasks status prints; schedule list
