@@ -29,6 +29,7 @@ type poolOptions struct {
 	label     string
 	stdout    io.Writer
 	startAt   time.Time
+	deadline  time.Time
 }
 
 // Processes starts n consumer processes (consumers.path, by default the
@@ -66,6 +67,11 @@ func Stdout(w io.Writer) PoolOption { return func(o *poolOptions) { o.stdout = w
 // --in/--at): a map started earlier takes its lease and watches its
 // consumers at once, and submits its first task at t.
 func StartAt(t time.Time) PoolOption { return func(o *poolOptions) { o.startAt = t } }
+
+// MapDeadline gives every task of the pool's maps a deadline (producer
+// pool --deadline): a task taken later is not run, its inputs fail with an
+// error errors.Is ErrDeadline, and it is dead-lettered.
+func MapDeadline(t time.Time) PoolOption { return func(o *poolOptions) { o.deadline = t } }
 
 func (o poolOptions) validate() error {
 	return errors.Join(
@@ -119,7 +125,8 @@ func (c *Client) Pool(ctx context.Context, opts ...PoolOption) (*Pool, error) {
 	if workers == 0 {
 		workers = c.cfg.Consumers.Count
 	}
-	pc := producer.PoolConfig{ChunkSize: o.chunk, Workers: workers, Window: o.window, Label: o.label, StartAt: o.startAt}
+	pc := producer.PoolConfig{ChunkSize: o.chunk, Workers: workers, Window: o.window, Label: o.label, StartAt: o.startAt,
+		Deadline: o.deadline}
 	if n == 0 {
 		// Each map, while it runs, fails once no consumer has been seen for
 		// pool.idle_timeout; an idle pool waits for consumers as long as it
@@ -219,12 +226,15 @@ func (p *Pool) Submit(ctx context.Context, kind string, arg any, opts ...TaskOpt
 	p.submits++
 	p.mu.Unlock()
 	o := taskOpts(opts)
-	if o.at.IsZero() {
+	if o.at.IsZero() && o.deadline.IsZero() {
 		return &Task{}, p.q.Put(ctx, p.runID, i, kind, arg)
 	}
-	d, err := p.q.PutAt(ctx, p.runID, i, kind, arg, o.at)
+	d, err := p.q.PutWith(ctx, p.runID, i, kind, arg, o.at, o.deadline)
 	if err != nil {
 		return nil, err
+	}
+	if d == nil {
+		return &Task{}, nil
 	}
 	return &Task{d: d, cancel: func(ctx context.Context) error { return p.q.Cancel(ctx, d) }}, nil
 }

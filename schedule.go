@@ -30,18 +30,27 @@ var (
 	ErrFired = schedule.ErrFired
 	// ErrNotDelayed: Cancel of a task that was queued at once.
 	ErrNotDelayed = producer.ErrNotDelayed
+	// ErrDeadline: the task was taken after its deadline and never ran
+	// (errors.Is on a map's or a task's error).
+	ErrDeadline = producer.ErrDeadline
 )
 
 // TaskOption sets when a task or item is delivered: In or At.
 type TaskOption func(*taskOptions)
 
-type taskOptions struct{ at time.Time }
+type taskOptions struct{ at, deadline time.Time }
 
 // In delays a task or item by d: the broker delivers it d from now.
 func In(d time.Duration) TaskOption { return func(o *taskOptions) { o.at = time.Now().Add(d) } }
 
 // At delays a task or item until t; a t in the past delivers it at once.
 func At(t time.Time) TaskOption { return func(o *taskOptions) { o.at = t } }
+
+// Deadline gives a task a deadline: a consumer that takes it later does
+// not run it; its result is an error errors.Is ErrDeadline and it is
+// dead-lettered with the reason "deadline passed". For every task of a
+// pool's maps, see MapDeadline.
+func Deadline(t time.Time) TaskOption { return func(o *taskOptions) { o.deadline = t } }
 
 func taskOpts(opts []TaskOption) taskOptions {
 	var o taskOptions

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
 	"github.com/procq/procq"
@@ -309,5 +310,83 @@ func TestTerminateRemovesDelayedTasks(t *testing.T) {
 		if p.ID == h.ID() {
 			t.Fatalf("the delayed task %s is still pending after Terminate", h.ID())
 		}
+	}
+}
+
+// A task taken after its deadline never runs: its result errors.Is
+// ErrDeadline (ApplyAsync, every input of a map with MapDeadline) and it
+// is dead-lettered "deadline passed"; a deadline still ahead changes
+// nothing.
+func TestDeadline(t *testing.T) {
+	c := connect(t, "deadline")
+	ctx := ctxT(t)
+	s := stampWorker(t, c)
+	p, err := c.Pool(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(ctx)
+	late, err := procq.ApplyAsync[string, string](ctx, p, "stamp", "late", procq.Deadline(time.Now().Add(-time.Second)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := late.Get(ctx); !errors.Is(err, procq.ErrDeadline) || !strings.Contains(err.Error(), "deadline passed: due by ") {
+		t.Errorf("Get of a task past its deadline: %v, want ErrDeadline", err)
+	}
+	inTime, err := procq.ApplyAsync[string, string](ctx, p, "stamp", "in time", procq.Deadline(time.Now().Add(time.Minute)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := inTime.Get(ctx); err != nil || got != "in time" {
+		t.Errorf("Get of a task within its deadline: %q, %v", got, err)
+	}
+	mp, err := c.Pool(ctx, procq.MapDeadline(time.Now().Add(-time.Second)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mp.Close(ctx)
+	_, err = procq.Map[string, string](ctx, mp, "stamp", []string{"m0", "m1", "m2"})
+	var me *procq.MapError
+	if !errors.As(err, &me) || len(me.Failed) != 3 {
+		t.Fatalf("Map past its deadline: %v, want a MapError of 3 inputs", err)
+	}
+	for _, e := range me.Failed {
+		if !errors.Is(e, procq.ErrDeadline) {
+			t.Errorf("input error %v, want ErrDeadline", e)
+		}
+	}
+	for _, id := range []string{"late", "m0", "m1", "m2"} {
+		if n := len(s.of(id)); n != 0 {
+			t.Errorf("%s ran %d times past its deadline", id, n)
+		}
+	}
+	if n := len(s.of("in time")); n != 1 {
+		t.Errorf("the task within its deadline ran %d times, want once", n)
+	}
+	dead, err := c.JetStream().Stream(ctx, "PROCQ_DEAD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := countDeadlinePassed(ctx, dead); err != nil || n < 2 {
+		t.Errorf("%d dead letters of queue deadline say deadline passed (%v), want the task and the map's chunk(s)", n, err)
+	}
+}
+
+// countDeadlinePassed counts the dead letters of queue "deadline" whose
+// reason is a passed deadline.
+func countDeadlinePassed(ctx context.Context, dead jetstream.Stream) (int, error) {
+	n := 0
+	for seq := uint64(1); ; seq++ {
+		m, err := dead.GetMsg(ctx, seq, jetstream.WithGetMsgSubject("procq.dead.deadline"))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		if strings.HasPrefix(m.Header.Get("Procq-Error"), "deadline passed") {
+			n++
+		}
+		seq = m.Sequence
 	}
 }

@@ -32,7 +32,13 @@ func (w *Worker) read(msg jetstream.Msg) (*job, string) {
 	if idxErr == nil {
 		j.index = idx
 	}
+	deadline, deadlineErr := time.Parse(time.RFC3339Nano, h.Get(protocol.HeaderDeadline))
 	switch {
+	case h.Get(protocol.HeaderDeadline) != "" && deadlineErr == nil && time.Now().After(deadline):
+		return j, fmt.Sprintf("%s: due by %s, taken %s later", protocol.DeadlineReason,
+			deadline.UTC().Format(time.RFC3339Nano), time.Since(deadline).Round(time.Millisecond))
+	case h.Get(protocol.HeaderDeadline) != "" && deadlineErr != nil:
+		return j, fmt.Sprintf("bad %s header %q: want an RFC 3339 time", protocol.HeaderDeadline, h.Get(protocol.HeaderDeadline))
 	case j.attempt > uint64(w.cfg.MaxDeliver):
 		return j, fmt.Sprintf("delivered %d times, over max_deliver %d", j.attempt, w.cfg.MaxDeliver)
 	case j.kind == "":

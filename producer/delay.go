@@ -28,7 +28,13 @@ var ErrNotDelayed = errors.New("not a delayed task: only a delayed task can be c
 
 // PutAt is Put of a task due at at; it returns the delayed task's handle.
 func (q *TaskQueue) PutAt(ctx context.Context, run string, index int, kind string, args any, at time.Time) (*schedule.Delayed, error) {
-	if q.topo.Sched == nil {
+	return q.PutWith(ctx, run, index, kind, args, at, time.Time{})
+}
+
+// PutWith is Put of a task due at at (zero: now; then no handle) with a
+// deadline (zero: none; Procq-Deadline).
+func (q *TaskQueue) PutWith(ctx context.Context, run string, index int, kind string, args any, at, deadline time.Time) (*schedule.Delayed, error) {
+	if !at.IsZero() && q.topo.Sched == nil {
 		return nil, schedule.Supported(q.js)
 	}
 	body, err := json.Marshal(args)
@@ -36,6 +42,15 @@ func (q *TaskQueue) PutAt(ctx context.Context, run string, index int, kind strin
 		return nil, fmt.Errorf("put %s #%d: %w", kind, index, err)
 	}
 	msg := q.taskMsg(run, index, kind, body)
+	if !deadline.IsZero() {
+		msg.Header.Set(protocol.HeaderDeadline, deadline.UTC().Format(time.RFC3339Nano))
+	}
+	if at.IsZero() {
+		if err := q.publish(ctx, msg); err != nil {
+			return nil, fmt.Errorf("put %s #%d: %w", kind, index, err)
+		}
+		return nil, nil
+	}
 	d := schedule.Delay(msg, at)
 	if err := q.publish(ctx, msg); err != nil {
 		return nil, fmt.Errorf("put %s #%d at %s: %w", kind, index, at.Format(time.RFC3339), err)
@@ -57,7 +72,14 @@ func (q *TaskQueue) Cancel(ctx context.Context, d *schedule.Delayed) error {
 // not part of the kind's session, so a task due in an hour holds none of
 // the session's window.
 func (p *Pool) ApplyAt(ctx context.Context, kind string, args any, at time.Time) (*AsyncResult, error) {
-	if p.q.topo.Sched == nil {
+	return p.ApplyWith(ctx, kind, args, at, time.Time{})
+}
+
+// ApplyWith is ApplyAsync of a task due at at (zero: now) with a
+// deadline (zero: none): a task taken after its deadline is not run, and
+// Get returns an error errors.Is ErrDeadline.
+func (p *Pool) ApplyWith(ctx context.Context, kind string, args any, at, deadline time.Time) (*AsyncResult, error) {
+	if !at.IsZero() && p.q.topo.Sched == nil {
 		return nil, schedule.Supported(p.q.js)
 	}
 	r := &AsyncResult{done: make(chan struct{})}
@@ -69,6 +91,9 @@ func (p *Pool) ApplyAt(ctx context.Context, kind string, args any, at time.Time)
 	results := p.streamFor(mctx, kind, single, 1, false, func(m *mapping) {
 		m.at = at
 		m.onDelayed = func(d *schedule.Delayed) { scheduled <- d }
+		if !deadline.IsZero() {
+			m.deadline = deadline
+		}
 	})
 	go func() {
 		defer stop(nil)
@@ -89,6 +114,9 @@ func (p *Pool) ApplyAt(ctx context.Context, kind string, args any, at time.Time)
 		}
 		r.set(res)
 	}()
+	if at.IsZero() {
+		return r, nil // not delayed: nothing to wait for, nothing to cancel
+	}
 	select {
 	case d := <-scheduled:
 		r.delayed = d

@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/procq/procq/protocol"
 )
 
 // FullError says a put found the queue full (queue.max_messages) for
@@ -35,6 +38,15 @@ type TaskError struct {
 
 func (e *TaskError) Error() string {
 	return fmt.Sprintf("%s #%d: %s", e.Kind, e.Index, e.Message)
+}
+
+// ErrDeadline is the error of an input whose task was taken after its
+// deadline (Deadline): it never ran, and it is dead-lettered.
+var ErrDeadline = errors.New(protocol.DeadlineReason)
+
+// Is makes errors.Is(err, ErrDeadline) hold for a task taken too late.
+func (e *TaskError) Is(target error) bool {
+	return target == ErrDeadline && strings.HasPrefix(e.Message, protocol.DeadlineReason)
 }
 
 // IncompleteError says a map stopped before every input had its result.

@@ -28,6 +28,8 @@ type mapping struct {
 	// (ApplyAt); onDelayed hears of it once the broker stored it.
 	at        time.Time
 	onDelayed func(*schedule.Delayed)
+	// deadline, when set, goes on every task (Procq-Deadline).
+	deadline time.Time
 	slots     chan struct{} // the window: one token per task message in flight
 
 	notices  <-chan string  // consumers' reports of results they could not store

@@ -45,6 +45,9 @@ type PoolConfig struct {
 	// then (producer pool --in/--at): the map's lease and its consumer
 	// watch run meanwhile, and its tasks are stored only when it starts.
 	StartAt time.Time
+	// Deadline, when set, is every task's deadline: one taken later is not
+	// run; its inputs fail with ErrDeadline and it is dead-lettered.
+	Deadline time.Time
 }
 
 func (c PoolConfig) withDefaults() PoolConfig {
@@ -229,6 +232,7 @@ func (p *Pool) streamFor(ctx context.Context, kind string, argsFor func(context.
 			notSubmitted: -1,
 		}
 		m.progress.total.Store(-1)
+		m.deadline = p.cfg.Deadline
 		for _, f := range setup {
 			f(m)
 		}

@@ -43,10 +43,17 @@ const (
 	// renamed so that the dead-letter stream does not de-duplicate by it and
 	// a requeued copy is not taken for a duplicate of the original.
 	HeaderOrigMsgID = "Procq-Msg-Id"
+	// HeaderDeadline is when a task stops being worth running, RFC 3339:
+	// a consumer that takes it later runs nothing, answers each input
+	// DeadlineReason and dead-letters it.
+	HeaderDeadline = "Procq-Deadline"
 	// HeaderTrimmed is set on a dead letter whose body was cut to fit the
 	// broker's max payload: the original body's size in bytes.
 	HeaderTrimmed = "Procq-Trimmed"
 )
+
+// DeadlineReason begins the error of a task taken after its deadline.
+const DeadlineReason = "deadline passed"
 
 // Stream and bucket names of the JetStream topology.
 const (

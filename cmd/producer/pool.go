@@ -29,7 +29,9 @@ process is replaced.
 
 With --in or --at the map starts later: the consumers start and the map takes
 its lease now (so it fails as usual when no consumer is left), and its first
-task is submitted at that time.`,
+task is submitted at that time. With --deadline, a task a consumer takes after
+that time is not run: its inputs fail with "deadline passed" and it is
+dead-lettered.`,
 		Args: cobra.NoArgs,
 		RunE: runPool,
 	}
@@ -44,6 +46,7 @@ task is submitted at that time.`,
 	f.Bool("json", false, "print one JSON array, one element per input in input order")
 	f.Bool("quiet", false, "print only the summary line")
 	cli.AddWhenFlags(cmd, "start the map")
+	f.String("deadline", "", "RFC 3339 time after which a task is not worth running: a consumer that takes it later runs nothing, the input fails with \"deadline passed\" and the task is dead-lettered")
 	return cmd
 }
 
@@ -72,6 +75,10 @@ func runPool(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
+	deadline, err := cli.Deadline(cmd, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
 	ctx := cmd.Context()
 	childOut := cmd.OutOrStdout()
 	if asJSON {
@@ -87,7 +94,7 @@ func runPool(cmd *cobra.Command, _ []string) error {
 	if chunk == 0 {
 		chunk = producer.AutoChunk(inputs.Len(), workers)
 	}
-	pool, err := s.pool(ctx, workers, procq.ChunkSize(chunk), procq.StartAt(startAt))
+	pool, err := s.pool(ctx, workers, procq.ChunkSize(chunk), procq.StartAt(startAt), procq.MapDeadline(deadline))
 	if err != nil {
 		return err
 	}

@@ -44,3 +44,21 @@ func When(cmd *cobra.Command, stderr io.Writer) (time.Time, error) {
 	}
 	return t, nil
 }
+
+// Deadline reads --deadline: the zero time when not given. A deadline in
+// the past is no error: it is said on stderr (every task will be
+// dead-lettered unrun).
+func Deadline(cmd *cobra.Command, stderr io.Writer) (time.Time, error) {
+	v, _ := cmd.Flags().GetString("deadline")
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, &UsageError{Err: fmt.Errorf("--deadline %q: want an RFC 3339 time such as 2026-12-24T18:00:00Z", v)}
+	}
+	if t.Before(time.Now()) {
+		fmt.Fprintf(stderr, "%s: --deadline %s is in the past: every task will be dead-lettered, none run\n", cmd.Root().Name(), t.Format(time.RFC3339))
+	}
+	return t, nil
+}
