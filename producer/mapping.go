@@ -30,7 +30,7 @@ type mapping struct {
 	onDelayed func(*schedule.Delayed)
 	// deadline, when set, goes on every task (Procq-Deadline).
 	deadline time.Time
-	slots     chan struct{} // the window: one token per task message in flight
+	slots    chan struct{} // the window: one token per task message in flight
 
 	notices  <-chan string  // consumers' reports of results they could not store
 	sent     chan sentChunk // published asynchronously, awaiting the stream's ack
