@@ -109,3 +109,27 @@ func statusQueue(s ops.Status, name string) *ops.QueueStatus {
 	}
 	return nil
 }
+
+// poolDeadline: producer pool --deadline in the past runs nothing: every
+// input fails "deadline passed" and its task is dead-lettered, exit 1; a
+// deadline ahead maps as usual; a bad one exits 2.
+func poolDeadline(t *testing.T, e *env) {
+	p := e.start("producer", "pool", "--kind", "square", "--inputs", "1..3", "--processes", "1", "--sleep", "0s",
+		"--deadline", "2020-01-01T00:00:00Z")
+	p.mustExit(1, exitWait)
+	if !strings.Contains(p.stderr.String(), "--deadline 2020-01-01T00:00:00Z is in the past: every task will be dead-lettered, none run") {
+		t.Errorf("stderr does not say the deadline is past:\n%s", p.stderr)
+	}
+	failed := regexp.MustCompile(`(?m)^square\((\d)\) failed: deadline passed: due by 2020-01-01T00:00:00Z, taken \S+ later$`).FindAllStringSubmatch(p.stdout.String(), -1)
+	if len(failed) != 3 || failed[0][1] != "1" || failed[1][1] != "2" || failed[2][1] != "3" {
+		t.Errorf("want inputs 1, 2, 3 failed with deadline passed, in order:\n%s", p.stdout)
+	}
+	ok := e.start("producer", "pool", "--kind", "square", "--inputs", "1..3", "--processes", "1", "--sleep", "0s",
+		"--deadline", time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	ok.mustExit(0, exitWait)
+	wantSquares(t, ok.stdout.String(), 3)
+	bad := e.schedRun(2, "producer", "pool", "--kind", "square", "--inputs", "1..3", "--deadline", "tomorrow")
+	if !strings.Contains(bad.stderr.String(), `--deadline "tomorrow": want an RFC 3339 time`) {
+		t.Errorf("bad --deadline: stderr %q", bad.stderr)
+	}
+}

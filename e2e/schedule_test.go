@@ -65,6 +65,10 @@ func TestScheduleStandalone(t *testing.T) {
 			t.Parallel()
 			queuePause(t, e.schedSub(t, "PROCQ_QUEUE_NAME", "paused"))
 		})
+		t.Run("PoolDeadline", func(t *testing.T) {
+			t.Parallel()
+			poolDeadline(t, e.schedSub(t, "PROCQ_QUEUE_NAME", "deadline"))
+		})
 		t.Run("WireFormatWithNatscli", func(t *testing.T) {
 			t.Parallel()
 			schedNatscli(t, e.schedSub(t), c)
