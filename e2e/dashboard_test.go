@@ -33,6 +33,10 @@ import (
 
 var noProgressRE = regexp.MustCompile(`(^|\s)0 of `)
 
+// ranRE matches a sparkline's points with a sample above zero (y 27.0 is
+// none).
+var ranRE = regexp.MustCompile(`,([0-9]|1[0-9]|2[0-6])\.\d `)
+
 // browser finds headless Chromium (Debian's chromium; .ci/run installs it).
 func browser(t *testing.T) string {
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "headless-shell"} {
@@ -55,7 +59,8 @@ const xssMarkup = `<script>window.__xss=1</script><img src=x onerror="window.__x
 // token, logged in with it, the queue, both consumers, a map in progress,
 // a dead letter, two periodic schedules and a delayed task in the page;
 // Requeue takes the dead letter off the list, Cancel the delayed task
-// (and out of PROCQ_SCHED). On the way: markup in a dead letter shows as text and runs
+// (and out of PROCQ_SCHED), Pause on a queue's card pauses it until
+// resumed (the card says so) and Resume ends that. On the way: markup in a dead letter shows as text and runs
 // nothing; the login cookie is a random HttpOnly, SameSite=Strict session
 // id, never the token; a page of another web server on another port of
 // 127.0.0.1 (which receives the browser's cookies for 127.0.0.1, as every
@@ -63,7 +68,7 @@ const xssMarkup = `<script>window.__xss=1</script><img src=x onerror="window.__x
 // neither can a request without the session's CSRF token or from another
 // origin; logout revokes the session. The screenshot goes to
 // $DASHBOARD_SCREENSHOT (the image in docs/operations.md) or the test's
-// temp dir.
+// temp dir; it shows a second queue, "reports", paused for an hour.
 func (w *opsWorld) dashboard(t *testing.T) {
 	exe := browser(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
@@ -141,6 +146,15 @@ func (w *opsWorld) dashboard(t *testing.T) {
 		defer w.client.Unschedule(ctx, s.name)
 	}
 
+	// A second task queue, which no consumer serves: its card's Pause and
+	// Resume are clicked below, and it is paused in the screenshot.
+	qc := w.client.Config().QueueShape()
+	qc.Name = "reports"
+	if _, err := protocol.EnsureQueue(ctx, w.client.JetStream(), qc); err != nil {
+		t.Fatal(err)
+	}
+	defer w.client.ResumeQueue(context.Background(), "reports")
+
 	// Another web app on another port of 127.0.0.1: it records what the
 	// browser sends it, and serves a page that tries to requeue the dead
 	// letter in the dashboard.
@@ -159,6 +173,7 @@ func (w *opsWorld) dashboard(t *testing.T) {
 		chromedp.SendKeys(`input[name="token"]`, w.token),
 		chromedp.Submit(`input[name="token"]`),
 		chromedp.WaitVisible(`.queue[data-queue="ops"]`),
+		chromedp.WaitVisible(`.queue[data-queue="reports"] button.pause`),
 		chromedp.WaitVisible(`.consumer[data-name="C-1"]`),
 		chromedp.WaitVisible(`.consumer[data-name="C-2"]`),
 		chromedp.WaitVisible(`.deadletter[data-id="`+id+`"]`),
@@ -401,6 +416,62 @@ func (w *opsWorld) dashboard(t *testing.T) {
 		}
 	})
 
+	t.Run("pause and resume a queue", func(t *testing.T) {
+		card := `.queue[data-queue="reports"]`
+		err := chromedp.Do(bctx,
+			chromedp.Click(card+` button.pause`),
+			chromedp.WaitVisible(card+` .badge.paused`),
+		)
+		if err != nil {
+			t.Fatalf("pause in the dashboard: %v", err)
+		}
+		got, err := chromedp.Run(bctx, chromedp.Evaluate[pauseView](`(() => {
+			const card = document.querySelector('.queue[data-queue="reports"]');
+			return {Badge: card.querySelector(".badge.paused").textContent, Flash: document.getElementById("flash").textContent,
+				Pause: card.querySelectorAll("button.pause").length, Resume: card.querySelectorAll("button.resume").length};
+		})()`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (pauseView{Badge: "paused until resumed", Flash: "Queue reports paused.", Resume: 1}); got != want {
+			t.Errorf("after Pause the card shows %+v, want %+v", got, want)
+		}
+		if !queuePaused(ctx, t, w, "reports") {
+			t.Error("queue reports is not paused after Pause")
+		}
+		err = chromedp.Do(bctx,
+			chromedp.Click(card+` button.resume`),
+			chromedp.WaitVisible(card+` button.pause`),
+			chromedp.WaitNotPresent(card+` .badge.paused`),
+		)
+		if err != nil {
+			t.Fatalf("resume in the dashboard: %v", err)
+		}
+		if flash, err := chromedp.Run(bctx, chromedp.Text(`#flash`)); err != nil || flash != "Queue reports resumed." {
+			t.Errorf("flash %q (%v), want %q", flash, err, "Queue reports resumed.")
+		}
+		if queuePaused(ctx, t, w, "reports") {
+			t.Error("queue reports is paused after Resume")
+		}
+	})
+
+	// For the screenshot, queue reports paused for an hour (broker queue
+	// pause reports --for 1h), and the page afresh, with no flash.
+	if err := w.client.PauseQueue(ctx, "reports", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(bctx,
+		chromedp.Navigate(w.ui+"/"),
+		chromedp.WaitVisible(`.queue[data-queue="reports"] .badge.paused`),
+	)
+	if err != nil {
+		t.Fatalf("the paused queue in the dashboard: %v", err)
+	}
+	if badge, err := chromedp.Run(bctx, chromedp.Text(`.queue[data-queue="reports"] .badge.paused`)); err != nil ||
+		!regexp.MustCompile(`^paused until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(in (59m\d\ds|1h00m)\)$`).MatchString(badge) {
+		t.Errorf("the badge of a queue paused for an hour: %q (%v)", badge, err)
+	}
+
 	// Then a map while the page is up (started once the browser runs, so
 	// that a slow start cannot outlast it): slow squares on both
 	// consumers.
@@ -434,7 +505,7 @@ func (w *opsWorld) dashboard(t *testing.T) {
 		points, _ := chromedp.Run(qctx, chromedp.AttributeValue(`.queue[data-queue="ops"] polyline`, "points"))
 		progress, _ := chromedp.Run(qctx, chromedp.Text(`tr.map`))
 		qcancel()
-		if len(strings.Fields(points.Value)) >= 4 && !noProgressRE.MatchString(progress) {
+		if len(strings.Fields(points.Value)) >= 4 && ranRE.MatchString(points.Value) && !noProgressRE.MatchString(progress) {
 			break
 		}
 	}
@@ -519,6 +590,27 @@ func (w *opsWorld) dashboard(t *testing.T) {
 			}
 		}
 	})
+}
+
+// pauseView is what a queue's card shows of its pause.
+type pauseView struct {
+	Badge, Flash  string // the badge's text, the flash's
+	Pause, Resume int    // its Pause and Resume buttons
+}
+
+// queuePaused reports whether the queue's durable is paused (JetStream's
+// consumer info).
+func queuePaused(ctx context.Context, t *testing.T, w *opsWorld, queue string) bool {
+	t.Helper()
+	c, err := w.client.JetStream().Consumer(ctx, protocol.TasksStream, protocol.DurableName(queue))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, err := c.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ci.Paused
 }
 
 // xssView is what the page shows of the dead letter of markup.

@@ -22,8 +22,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/procq/procq/ops"
 	"github.com/procq/procq/ops/endpoint"
-	"github.com/procq/procq/task"
 	"github.com/procq/procq/schedule"
+	"github.com/procq/procq/task"
 )
 
 //go:embed web
@@ -37,17 +37,21 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"short":    short,
 	"in":       in,
 	"taskID":   validTaskID,
+	"paused":   pausedText,
+	"forever":  pausedForever,
 }).ParseFS(webFiles, "web/*.html"))
 
-// Dashboard is the web dashboard: live queues, consumers, maps in
-// progress, pipes, dead letters with a requeue button, periodic schedules
-// with their next firing, and delayed tasks with a cancel button. It is
+// Dashboard is the web dashboard: live queues with pause and resume
+// buttons, consumers, maps in progress, pipes, dead letters with a requeue
+// button, periodic schedules with their next firing, and delayed tasks
+// with a cancel button. It is
 // server-rendered HTML with a small script that swaps in the fresh page
 // body every second from a server-sent event stream; the assets are in
 // the binary. Every route but the login needs the token as a bearer
 // header (API clients), or a login session: the login form takes the token
 // once and sets a cookie holding a random session id (see SessionCookie).
-// A state-changing request of a session (requeue, cancel, logout) must
+// A state-changing request of a session (requeue, cancel, pause, resume,
+// logout) must
 // carry the session's CSRF token and come from the dashboard's own origin.
 type Dashboard struct {
 	js       jetstream.JetStream
@@ -191,6 +195,9 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d.requeue(w, r, c)
 	case strings.HasPrefix(r.URL.Path, "/delayed/") && strings.HasSuffix(r.URL.Path, "/cancel") && r.Method == http.MethodPost:
 		d.cancel(w, r, c)
+	case strings.HasPrefix(r.URL.Path, "/queue/") && r.Method == http.MethodPost &&
+		(strings.HasSuffix(r.URL.Path, "/pause") || strings.HasSuffix(r.URL.Path, "/resume")):
+		d.pauseOrResume(w, r, c)
 	case r.URL.Path == "/logout" && r.Method == http.MethodPost:
 		if c.id != "" {
 			d.sessions.revoke(c.id)
@@ -404,6 +411,59 @@ func (d *Dashboard) cancel(w http.ResponseWriter, r *http.Request, c caller) {
 		d.log.Info("dashboard: delayed task cancelled", "id", id)
 		d.changed(w, r, c, http.StatusOK, "Delayed task "+id+" cancelled.")
 	}
+}
+
+// pauseOrResume pauses a task queue until resumed (POST
+// /queue/NAME/pause) or ends its pause (POST /queue/NAME/resume), as
+// broker queue pause and resume do (ops.PauseQueue, ops.ResumeQueue). An
+// unknown queue is no error for a session: its flash says so; an API
+// client gets 404.
+func (d *Dashboard) pauseOrResume(w http.ResponseWriter, r *http.Request, c caller) {
+	rest := strings.TrimPrefix(r.URL.Path, "/queue/")
+	i := strings.LastIndexByte(rest, '/')
+	name, action := rest[:i], rest[i+1:] // the route ends in /pause or /resume
+	if err := task.ValidName(name); err != nil {
+		http.Error(w, "bad queue name", http.StatusBadRequest)
+		return
+	}
+	var err error
+	done := "paused"
+	if action == "pause" {
+		err = ops.PauseQueue(r.Context(), d.js, name, time.Now().Add(ops.Forever))
+	} else {
+		done = "resumed"
+		err = ops.ResumeQueue(r.Context(), d.js, name)
+	}
+	switch {
+	case errors.Is(err, ops.ErrNoQueue):
+		d.log.Info("dashboard: queue not "+done+": no such queue", "queue", name)
+		d.changed(w, r, c, http.StatusNotFound, "No queue "+name+".")
+	case err != nil:
+		d.log.Warn("dashboard: "+action, "queue", name, "error", err)
+		http.Error(w, err.Error(), http.StatusBadGateway)
+	default:
+		d.log.Info("dashboard: queue "+done, "queue", name)
+		d.changed(w, r, c, http.StatusOK, "Queue "+name+" "+done+".")
+	}
+}
+
+// pausedForever reports whether a queue paused until until (nil: not
+// paused) is paused until resumed: a pause of ops.Forever, as broker
+// status tells it.
+func pausedForever(until *time.Time, now time.Time) bool {
+	return until != nil && until.Sub(now) > ops.Forever/2
+}
+
+// pausedText says a queue's pause: "paused until resumed", or "paused
+// until 2006-01-02 15:04:05 UTC (in 42m10s)"; "" when it is not paused.
+func pausedText(until *time.Time, now time.Time) string {
+	switch {
+	case until == nil:
+		return ""
+	case pausedForever(until, now):
+		return "paused until resumed"
+	}
+	return "paused until " + until.UTC().Format("2006-01-02 15:04:05") + " UTC (" + in(*until, now) + ")"
 }
 
 // changed answers a state-changing request that was carried out (or

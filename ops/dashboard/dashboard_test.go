@@ -20,6 +20,7 @@ import (
 
 	"github.com/procq/procq/internal/natstest"
 	"github.com/procq/procq/msgq"
+	"github.com/procq/procq/ops"
 	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/schedule"
 )
@@ -155,7 +156,7 @@ func TestLoginCookie(t *testing.T) {
 func TestStateChangeNeedsCSRFAndOrigin(t *testing.T) {
 	now := time.Now()
 	d := testDashboard(&now)
-	d.js = startBroker(t) // a delayed task that a refused cancel must leave
+	d.js = startBroker(t) // a delayed task that a refused cancel must leave, a queue a refused pause must not pause
 	delayedID := delay(t, d.js, "report")
 	c := login(t, d)
 	csrf := csrfOf(t, d, c)
@@ -172,8 +173,9 @@ func TestStateChangeNeedsCSRFAndOrigin(t *testing.T) {
 		site          string
 	}
 	var refusals []refusal
-	// Each for a requeue and for a cancel.
-	for _, path := range []string{"/dead/1/requeue", "/delayed/" + delayedID + "/cancel"} {
+	// Each for a requeue, a cancel and a pause.
+	changes := []string{"/dead/1/requeue", "/delayed/" + delayedID + "/cancel", "/queue/dash/pause"}
+	for _, path := range changes {
 		refusals = append(refusals, []refusal{
 			{name: "no CSRF token", path: path, origin: own},
 			{name: "wrong CSRF token", path: path, csrf: strings.Repeat("x", len(csrf)), origin: own},
@@ -206,7 +208,7 @@ func TestStateChangeNeedsCSRFAndOrigin(t *testing.T) {
 		}
 	}
 	// A bearer needs no CSRF token, but may not name another origin.
-	for _, path := range []string{"/dead/1/requeue", "/delayed/" + delayedID + "/cancel"} {
+	for _, path := range changes {
 		r := form(path, nil)
 		r.Header.Set("Authorization", "Bearer "+testToken)
 		r.Header.Set("Origin", "http://127.0.0.1:9999")
@@ -216,6 +218,9 @@ func TestStateChangeNeedsCSRFAndOrigin(t *testing.T) {
 	}
 	if got := pendingIDs(t, d.js); len(got) != 1 || got[0] != delayedID {
 		t.Errorf("delayed tasks after the refused cancels: %v, want [%s]", got, delayedID)
+	}
+	if paused(t, d.js, "dash") {
+		t.Error("queue dash is paused after the refused pauses")
 	}
 
 	// The session survived all that; logout, right (the token in a header
@@ -461,5 +466,197 @@ func TestScheduledAndCancel(t *testing.T) {
 	}
 	if !validTaskID(strings.Repeat("Az9", 21)) || !validTaskID("job-42_b") || !validTaskID(first) {
 		t.Error("validTaskID refuses a good id")
+	}
+}
+
+// paused reports whether the queue's durable is paused (JetStream's
+// consumer info).
+func paused(t *testing.T, js jetstream.JetStream, queue string) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := js.Consumer(ctx, protocol.TasksStream, protocol.DurableName(queue))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, err := c.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ci.Paused
+}
+
+func TestPausedText(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *time.Time { u := now.Add(d); return &u }
+	berlin := time.FixedZone("CET", 3600)
+	for _, tt := range []struct {
+		until   *time.Time
+		text    string
+		forever bool
+	}{
+		{nil, "", false},
+		{at(ops.Forever), "paused until resumed", true},
+		{at(ops.Forever - time.Hour), "paused until resumed", true},
+		{at(42*time.Minute + 10*time.Second), "paused until 2026-03-01 12:42:10 UTC (in 42m10s)", false},
+		{at(3 * time.Hour), "paused until 2026-03-01 15:00:00 UTC (in 3h00m)", false},
+		{at(500 * time.Millisecond), "paused until 2026-03-01 12:00:00 UTC (now)", false},
+	} {
+		if got := pausedText(tt.until, now); got != tt.text {
+			t.Errorf("pausedText(%v) = %q, want %q", tt.until, got, tt.text)
+		}
+		if got := pausedForever(tt.until, now); got != tt.forever {
+			t.Errorf("pausedForever(%v) = %v, want %v", tt.until, got, tt.forever)
+		}
+	}
+	local := now.Add(time.Hour).In(berlin) // shown in UTC whatever its zone
+	if got, want := pausedText(&local, now), "paused until 2026-03-01 13:00:00 UTC (in 1h00m)"; got != want {
+		t.Errorf("pausedText of a time in CET = %q, want %q", got, want)
+	}
+}
+
+// TestPauseAndResume: on a real broker, Pause on a queue's card (the
+// session's CSRF token, the dashboard's origin) pauses its durable until
+// resumed, and the card says so with a Resume button and no Pause; a
+// pause with an end shows its time and both buttons; Resume ends the
+// pause; an unknown queue is a flash for a session and 404 for a bearer;
+// a bad queue name is refused before use.
+func TestPauseAndResume(t *testing.T) {
+	js := startBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d := NewDashboard(ctx, js, testToken, slog.New(slog.DiscardHandler))
+	c := login(t, d)
+	csrf := csrfOf(t, d, c)
+	page := func() string {
+		t.Helper()
+		d.refresh(ctx)
+		r := httptest.NewRequest(http.MethodGet, "http://"+host+"/", nil)
+		r.AddCookie(c)
+		w := serve(d, r)
+		if w.Code != http.StatusOK {
+			t.Fatalf("GET /: %d", w.Code)
+		}
+		return w.Body.String()
+	}
+	// card is the queue card of dash, its markup.
+	card := func(body string) string {
+		t.Helper()
+		i := strings.Index(body, `<div class="card queue`)
+		j := strings.Index(body[max(i, 0):], "</section>")
+		if i < 0 || j < 0 || !strings.Contains(body[i:i+j], `data-queue="dash"`) {
+			t.Fatalf("no card of queue dash in the page:\n%s", body)
+		}
+		return body[i : i+j]
+	}
+	post := func(path string) *httptest.ResponseRecorder {
+		t.Helper()
+		r := form(path, url.Values{"csrf": {csrf}})
+		r.AddCookie(c)
+		r.Header.Set("Origin", "http://"+host)
+		return serve(d, r)
+	}
+	const (
+		pauseForm  = `<form method="post" action="/queue/dash/pause">`
+		resumeForm = `<form method="post" action="/queue/dash/resume">`
+		badge      = `<span class="badge paused">`
+	)
+
+	k := card(page())
+	if strings.Contains(k, "paused") || !strings.Contains(k, pauseForm) || strings.Contains(k, resumeForm) {
+		t.Errorf("the card of a queue not paused: want no pause, a Pause button and no Resume:\n%s", k)
+	}
+
+	// Pause, as the card's form posts it.
+	if w := post("/queue/dash/pause"); w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/" {
+		t.Fatalf("pause: %d %v\n%s", w.Code, w.Header(), w.Body)
+	}
+	if !paused(t, js, "dash") {
+		t.Fatal("the durable of queue dash is not paused after Pause")
+	}
+	body := page()
+	if !strings.Contains(body, `<p class="flash" id="flash">Queue dash paused.</p>`) {
+		t.Errorf("no flash after the pause:\n%s", body)
+	}
+	k = card(body)
+	if !strings.Contains(k, `<div class="card queue paused" data-queue="dash">`) || !strings.Contains(k, badge+"paused until resumed</span>") ||
+		strings.Contains(k, pauseForm) || !strings.Contains(k, resumeForm+`<input type="hidden" name="csrf" value="`+csrf+`">`) {
+		t.Errorf("the card of a queue paused until resumed: want the badge, Resume with the CSRF token, no Pause:\n%s", k)
+	}
+
+	// A pause with an end (broker queue pause --for 90m): its time, and
+	// Pause (until resumed) as well as Resume.
+	if err := ops.PauseQueue(ctx, js, "dash", time.Now().Add(90*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	k = card(page())
+	timed := regexp.MustCompile(badge + `paused until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(in 1h(29|30)m\)</span>`)
+	if !timed.MatchString(k) || !strings.Contains(k, pauseForm) || !strings.Contains(k, resumeForm) {
+		t.Errorf("the card of a queue paused for 90m: want a badge matching %s, Pause and Resume:\n%s", timed, k)
+	}
+
+	// Resume.
+	if w := post("/queue/dash/resume"); w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/" {
+		t.Fatalf("resume: %d %v\n%s", w.Code, w.Header(), w.Body)
+	}
+	if paused(t, js, "dash") {
+		t.Fatal("the durable of queue dash is paused after Resume")
+	}
+	body = page()
+	if !strings.Contains(body, `<p class="flash" id="flash">Queue dash resumed.</p>`) {
+		t.Errorf("no flash after the resume:\n%s", body)
+	}
+	if k := card(body); strings.Contains(k, "paused") || !strings.Contains(k, pauseForm) || strings.Contains(k, resumeForm) {
+		t.Errorf("the card after Resume: want no pause, Pause and no Resume:\n%s", k)
+	}
+
+	// An unknown queue: a flash for a session.
+	for _, action := range []string{"pause", "resume"} {
+		if w := post("/queue/nosuch/" + action); w.Code != http.StatusSeeOther {
+			t.Fatalf("%s of an unknown queue: %d\n%s", action, w.Code, w.Body)
+		}
+		if body := page(); !strings.Contains(body, `id="flash">No queue nosuch.</p>`) {
+			t.Errorf("%s of an unknown queue: no flash saying so:\n%s", action, body)
+		}
+	}
+
+	// An API client (bearer).
+	for _, tt := range []struct {
+		path   string
+		code   int
+		text   string
+		paused bool
+	}{
+		{"/queue/nosuch/pause", http.StatusNotFound, "No queue nosuch.\n", false},
+		{"/queue/nosuch/resume", http.StatusNotFound, "No queue nosuch.\n", false},
+		{"/queue/dash/pause", http.StatusOK, "Queue dash paused.\n", true},
+		{"/queue/dash/resume", http.StatusOK, "Queue dash resumed.\n", false},
+	} {
+		r := form(tt.path, nil)
+		r.Header.Set("Authorization", "Bearer "+testToken)
+		if w := serve(d, r); w.Code != tt.code || w.Body.String() != tt.text {
+			t.Errorf("bearer %s: %d %q, want %d %q", tt.path, w.Code, w.Body, tt.code, tt.text)
+		}
+		if got := paused(t, js, "dash"); got != tt.paused {
+			t.Errorf("after bearer %s: queue dash paused %v, want %v", tt.path, got, tt.paused)
+		}
+	}
+
+	// Bad names: refused before use; no such action; not by GET.
+	for _, name := range []string{"", "a.b", "a b", "*", ">", "%2E", strings.Repeat("a", 65), "é", "dash/x"} {
+		if w := post("/queue/" + url.PathEscape(name) + "/pause"); w.Code != http.StatusBadRequest {
+			t.Errorf("pause of queue %q: %d, want 400", name, w.Code)
+		}
+	}
+	if w := post("/queue/dash/stop"); w.Code != http.StatusNotFound {
+		t.Errorf("POST /queue/dash/stop: %d, want 404", w.Code)
+	}
+	r := httptest.NewRequest(http.MethodGet, "http://"+host+"/queue/dash/pause", nil)
+	r.AddCookie(c)
+	if w := serve(d, r); w.Code != http.StatusNotFound {
+		t.Errorf("GET /queue/dash/pause: %d, want 404", w.Code)
+	}
+	if paused(t, js, "dash") {
+		t.Error("queue dash is paused after the refused requests")
 	}
 }
