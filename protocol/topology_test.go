@@ -2,6 +2,7 @@ package protocol_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -57,5 +58,32 @@ func TestEnsureQueueAddsScheduleSource(t *testing.T) {
 	if !sched.Config.AllowMsgSchedules || sched.Config.Discard != jetstream.DiscardOld ||
 		sched.Config.Retention != jetstream.WorkQueuePolicy {
 		t.Errorf("PROCQ_SCHED's shape: %+v", sched.Config)
+	}
+}
+
+// Declaring a queue with another lease (its durable updated) keeps a
+// pause: a process started during broker queue pause does not end it.
+func TestEnsureQueueKeepsPause(t *testing.T) {
+	b := natstest.Start(t)
+	js := b.JetStream(t)
+	ctx := t.Context()
+	if _, err := protocol.EnsureQueue(ctx, js, protocol.QueueConfig{Name: "p", AckWait: 4 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	until := time.Now().Add(time.Hour)
+	if _, err := js.PauseConsumer(ctx, protocol.TasksStream, protocol.DurableName("p"), until); err != nil {
+		t.Fatal(err)
+	}
+	topo, err := protocol.EnsureQueue(ctx, js, protocol.QueueConfig{Name: "p", AckWait: 7 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := topo.Consumer.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.AckWait != 7*time.Second || !info.Paused || info.PauseRemaining < 59*time.Minute {
+		t.Errorf("after the update: ack_wait %v, paused %v for %v; want 7s, paused for about an hour",
+			info.Config.AckWait, info.Paused, info.PauseRemaining)
 	}
 }
