@@ -66,6 +66,9 @@ func (w *Worker) deadMsg(j *job, reason string) *nats.Msg {
 	msg := j.msg
 	dl := &nats.Msg{Subject: protocol.DeadSubject(w.queue), Data: msg.Data(), Header: nats.Header{}}
 	for k, vs := range msg.Headers() {
+		if protocol.BrokerSet(k) {
+			continue // a fired copy's: refused on a client's publish
+		}
 		if k == protocol.HeaderMsgID {
 			dl.Header[protocol.HeaderOrigMsgID] = vs
 			continue

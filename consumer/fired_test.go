@@ -144,3 +144,31 @@ func TestFiredTaskMetrics(t *testing.T) {
 	}
 	t.Error("no procq_schedule_lateness_seconds")
 }
+
+// A fired task that can never run (here: a kind nobody registered) is
+// dead-lettered like any task: the broker's own headers of a fired copy
+// are left out of the dead letter, which the broker would refuse.
+func TestFiredTaskDeadLettered(t *testing.T) {
+	const queue = "fireddead"
+	f := setup(t, queue)
+	ctx := context.Background()
+	m := nats.NewMsg(protocol.FireSubject(protocol.WorkSubject(queue, "R")))
+	m.Header.Set(protocol.HeaderKind, "nobody")
+	m.Header.Set(protocol.HeaderTaskID, "T3")
+	m.Data = []byte(`1`)
+	if _, err := f.js.PublishMsg(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	f.startRun(t, queue, "R")
+	f.sentinel(t, queue, "R")
+	if err := f.run(t, task.NewRegistry(), consumer.Config{Name: "C-1"}); err != nil {
+		t.Fatal(err)
+	}
+	dls := deadLetters(t, f, queue)
+	if len(dls) != 1 || dls[0].Header.Get(protocol.HeaderTaskID) != "T3" || dls[0].Header.Get("Nats-Stream-Source") != "" {
+		t.Fatalf("dead letters %v, want the fired task's, without the broker's headers", dls)
+	}
+	if n, err := protocol.Count(ctx, f.topo.Tasks, protocol.WorkSubject(queue, "R")); err != nil || n != 0 {
+		t.Errorf("%d tasks left in the queue (%v), want 0", n, err)
+	}
+}

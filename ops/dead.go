@@ -165,8 +165,14 @@ func (d *DeadLetters) Requeue(ctx context.Context, id uint64) (uint64, error) {
 	}
 	msg := &nats.Msg{Subject: subject, Data: m.Data, Header: nats.Header{}}
 	for k, vs := range m.Header {
+		if protocol.BrokerSet(k) {
+			continue
+		}
 		msg.Header[k] = vs
 	}
+	// A requeued fired task is a task of its own: its firing's claim
+	// would take it for a second copy.
+	msg.Header.Del(protocol.HeaderTaskID)
 	orig := m.Header.Get(protocol.HeaderOrigMsgID)
 	for _, k := range deadHeaders {
 		msg.Header.Del(k)

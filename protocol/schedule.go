@@ -225,6 +225,14 @@ func RunDelayedFilters(queue, run string) []string {
 	}
 }
 
+// BrokerSet reports whether header k is one the broker sets on a fired
+// or sourced copy (Nats-Stream-Source, Nats-Scheduler, Nats-Schedule*):
+// a client may not publish it, so a dead letter or a requeued task leaves
+// it out.
+func BrokerSet(k string) bool {
+	return k == "Nats-Stream-Source" || k == HeaderScheduler || strings.HasPrefix(k, HeaderSchedulePattern)
+}
+
 // FiredKey is a firing's claim key in FiredBucket: under its queue, so a
 // consumer's credential may claim its own queue's firings only.
 func FiredKey(queue, firing string) string { return queue + "." + firing }
