@@ -25,10 +25,13 @@ func (w *Worker) sentinel(ctx context.Context, msg jetstream.Msg) bool {
 		current, err := w.currentRun(ctx)
 		if err == nil {
 			c.Current = current.Run
-			c.Unfinished, err = w.unfinished(ctx, c.Run)
+			// PROCQ_SCHED before the queue: a firing moves from the one to
+			// the other (stored in the queue before it leaves the
+			// schedules), so read in that order it is counted at least once.
+			c.Delayed, err = w.delayed(ctx, c.Run)
 		}
 		if err == nil {
-			c.Delayed, err = w.delayed(ctx, c.Run)
+			c.Unfinished, err = w.unfinished(ctx, c.Run)
 		}
 		if err != nil {
 			log.WarnContext(ctx, "cannot judge sentinel; handed back", "error", err)
@@ -102,11 +105,11 @@ func (w *Worker) overRun(ctx context.Context) (string, error) {
 	if err != nil || rec.State != protocol.RunClosed {
 		return "", err
 	}
-	n, err := w.unfinished(ctx, rec.Run)
+	n, err := w.delayed(ctx, rec.Run) // PROCQ_SCHED first, as sentinel reads
 	if err != nil || n > 0 {
 		return "", err
 	}
-	if n, err = w.delayed(ctx, rec.Run); err != nil || n > 0 {
+	if n, err = w.unfinished(ctx, rec.Run); err != nil || n > 0 {
 		return "", err
 	}
 	return rec.Run, nil

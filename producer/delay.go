@@ -183,11 +183,14 @@ func (m *mapping) waitStart(ctx context.Context) error {
 	}
 }
 
-// purgeDelayed removes the map's delayed tasks that have not fired, so a
-// map that stopped early leaves nothing to fire later.
-func (m *mapping) purgeDelayed(ctx context.Context) error {
-	if m.pool.q.topo.Sched == nil {
+// purgeDelayed removes the delayed tasks of a map's subject that have not
+// fired, and its firings not yet in the queue, so a map that stopped early
+// leaves nothing to fire later.
+func (q *TaskQueue) purgeDelayed(ctx context.Context, subject string) error {
+	if q.topo.Sched == nil {
 		return nil
 	}
-	return m.pool.q.topo.Sched.Purge(ctx, jetstream.WithPurgeSubject(protocol.DelayedSubject(m.subject, ">")))
+	return errors.Join(
+		q.topo.Sched.Purge(ctx, jetstream.WithPurgeSubject(protocol.DelayedSubject(subject, ">"))),
+		q.topo.Sched.Purge(ctx, jetstream.WithPurgeSubject(protocol.FireSubject(subject))))
 }

@@ -104,10 +104,9 @@ func (q *TaskQueue) reap(ctx context.Context, key string, l protocol.MapLease, w
 	results := q.count(ctx, q.topo.Results, l.Results)
 	var errs []error
 	if strings.HasPrefix(l.Subject, protocol.TasksPrefix+"."+q.name+".work.") {
+		// Its delayed tasks first (they would fire for nobody), then its queued ones.
+		errs = append(errs, q.purgeDelayed(ctx, l.Subject))
 		errs = append(errs, q.topo.Tasks.Purge(ctx, jetstream.WithPurgeSubject(l.Subject)))
-		if q.topo.Sched != nil { // and its delayed tasks, which would fire for nobody
-			errs = append(errs, q.topo.Sched.Purge(ctx, jetstream.WithPurgeSubject(protocol.DelayedSubject(l.Subject, ">"))))
-		}
 	}
 	if strings.HasPrefix(l.Results, protocol.ResultsPrefix+".") {
 		errs = append(errs, q.topo.Results.Purge(ctx, jetstream.WithPurgeSubject(l.Results)))

@@ -130,11 +130,13 @@ func (m *mapping) cleanup(ctx context.Context, early bool, log *slog.Logger) {
 	defer cancel()
 	q := m.pool.q
 	if early {
+		// The delayed tasks and their firings on the way first, then the
+		// queue: a task that fires meanwhile lands before the queue's purge.
+		if err := m.pool.q.purgeDelayed(ctx, m.subject); err != nil {
+			log.Warn("purge delayed tasks", "error", err)
+		}
 		if err := q.topo.Tasks.Purge(ctx, jetstream.WithPurgeSubject(m.subject)); err != nil {
 			log.Warn("purge unfinished tasks", "error", err)
-		}
-		if err := m.purgeDelayed(ctx); err != nil {
-			log.Warn("purge delayed tasks", "error", err)
 		}
 	}
 	if err := q.topo.Results.Purge(ctx, jetstream.WithPurgeSubject(protocol.ResultSubject(m.id))); err != nil {

@@ -189,7 +189,7 @@ func List(ctx context.Context, js jetstream.JetStream, now time.Time) ([]Entry, 
 
 func entry(m *jetstream.RawStreamMsg, now time.Time) Entry {
 	e := Entry{Created: m.Time.UTC()}
-	e.Name = m.Header.Get(protocol.HeaderSchedule)
+	e.Name = strings.TrimPrefix(m.Subject, protocol.SchedPrefix+".cron.") // the subject is the schedule's, whatever its headers say
 	e.Kind = m.Header.Get(protocol.HeaderKind)
 	e.Args = json.RawMessage(m.Data)
 	e.Queue = QueueOf(strings.Replace(m.Header.Get(protocol.HeaderScheduleTarget), protocol.SchedPrefix+".fire.", "procq.", 1))

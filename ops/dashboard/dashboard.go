@@ -421,6 +421,10 @@ func (d *Dashboard) cancel(w http.ResponseWriter, r *http.Request, c caller) {
 func (d *Dashboard) pauseOrResume(w http.ResponseWriter, r *http.Request, c caller) {
 	rest := strings.TrimPrefix(r.URL.Path, "/queue/")
 	i := strings.LastIndexByte(rest, '/')
+	if i < 0 { // "/queue/pause": no name
+		http.Error(w, "bad queue name", http.StatusBadRequest)
+		return
+	}
 	name, action := rest[:i], rest[i+1:] // the route ends in /pause or /resume
 	if err := task.ValidName(name); err != nil {
 		http.Error(w, "bad queue name", http.StatusBadRequest)
