@@ -146,10 +146,17 @@ func (c *Client) Schedule(ctx context.Context, name, kind string, args any, when
 	if err := schedule.Supported(c.js); err != nil {
 		return err
 	}
-	if _, _, err := c.topology(ctx); err != nil {
+	// PROCQ_SCHED first, then the schedule, then the queue it fires into:
+	// a schedule the broker refuses leaves no queue behind, and firings
+	// wait in PROCQ_SCHED until the queue's stream sources them.
+	if _, err := protocol.EnsureSched(ctx, c.js, c.cfg.Queue.Replicas, c.log); err != nil {
 		return err
 	}
-	return schedule.Add(ctx, c.js, spec)
+	if err := schedule.Add(ctx, c.js, spec); err != nil {
+		return err
+	}
+	_, _, err = c.topology(ctx)
+	return err
 }
 
 // Schedules lists every periodic schedule with its next firing.

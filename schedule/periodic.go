@@ -46,6 +46,12 @@ var (
 	ErrNotFound = errors.New("no schedule of that name")
 )
 
+// JetStream's error codes of a schedule it refuses.
+const (
+	errCodePatternInvalid jetstream.ErrorCode = 10189
+	errCodeZoneInvalid    jetstream.ErrorCode = 10223
+)
+
 // MinEvery is the shortest interval the broker fires at.
 const MinEvery = time.Second
 
@@ -87,8 +93,15 @@ func (s Spec) Validate() error {
 		if strings.HasPrefix(s.Cron, "@every") {
 			return bad("cron: use an interval (--every) instead of %q", s.Cron)
 		}
-		if _, err := cronParser.Parse(s.Cron); err != nil {
+		if strings.HasPrefix(s.Cron, "TZ=") || strings.HasPrefix(s.Cron, "CRON_TZ=") {
+			return bad("cron: %q: give the time zone with --tz, not in the expression", s.Cron)
+		}
+		sched, err := cronParser.Parse(s.Cron)
+		if err != nil {
 			return bad("cron: %q: %v (six fields, seconds first: \"0 */5 * * * *\")", s.Cron, err)
+		}
+		if sched.Next(time.Now()).IsZero() {
+			return bad("cron: %q never fires (no such date within five years)", s.Cron)
 		}
 	}
 	return nil
@@ -154,6 +167,9 @@ func Add(ctx context.Context, js jetstream.JetStream, s Spec) error {
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
 			return fmt.Errorf("schedule %s: %w", s.Name, ErrExists)
+		}
+		if errors.As(err, &apiErr) && (apiErr.ErrorCode == errCodePatternInvalid || apiErr.ErrorCode == errCodeZoneInvalid) {
+			return fmt.Errorf("%w: the broker refused it: %s", ErrBadSpec, apiErr.Description)
 		}
 		return fmt.Errorf("schedule %s: %w", s.Name, err)
 	}

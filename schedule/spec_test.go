@@ -31,6 +31,8 @@ func TestSpecValidate(t *testing.T) {
 		{"unparseable cron", func(s *Spec) { s.Every, s.Cron = 0, "every tuesday" }, "cron:"},
 		{"cron @every", func(s *Spec) { s.Every, s.Cron = 0, "@every 1m" }, "cron:"},
 		{"unknown zone", func(s *Spec) { s.Every, s.Cron, s.TZ = 0, "0 0 3 * * *", "Mars/Olympus" }, "tz:"},
+		{"zone in the cron", func(s *Spec) { s.Every, s.Cron = 0, "CRON_TZ=Europe/Berlin 0 0 3 * * *" }, "--tz"},
+		{"a date that never comes", func(s *Spec) { s.Every, s.Cron = 0, "0 0 0 30 2 *" }, "never fires"},
 	} {
 		s := ok
 		tt.mod(&s)
