@@ -3,6 +3,7 @@ package procq_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -389,4 +390,70 @@ func countDeadlinePassed(ctx context.Context, dead jetstream.Stream) (int, error
 		}
 		seq = m.Sequence
 	}
+}
+
+// A Cancel that races the firing keeps its word: the broker fires a batch
+// of due tasks after reading them, so a schedule deleted meanwhile may
+// still fire; the cancelled task's claim drops that copy. Every task whose
+// Cancel returned nil never runs; every other runs once.
+func TestCancelRacingFiring(t *testing.T) {
+	c := connect(t, "cancelrace")
+	ctx := ctxT(t)
+	s := stampWorker(t, c)
+	p, err := c.Pool(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(ctx)
+	const n = 300
+	due := time.Now().Add(2 * time.Second)
+	tasks := make([]*procq.Task, n)
+	for i := range n {
+		if tasks[i], err = p.Submit(ctx, "stamp", fmt.Sprint("r", i), procq.At(due)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(time.Until(due) - 20*time.Millisecond)
+	cancelled := make([]bool, n)
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() {
+			for i := w; i < n; i += 16 {
+				err := tasks[i].Cancel(ctx)
+				switch {
+				case err == nil:
+					cancelled[i] = true
+				case !errors.Is(err, procq.ErrFired):
+					t.Errorf("Cancel of r%d: %v", i, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	kept := 0
+	for i := range n {
+		if !cancelled[i] {
+			kept++
+		}
+	}
+	waitFor(t, 20*time.Second, "every task not cancelled runs", func() bool {
+		ran := 0
+		for i := range n {
+			if !cancelled[i] && len(s.of(fmt.Sprint("r", i))) > 0 {
+				ran++
+			}
+		}
+		return ran == kept
+	})
+	time.Sleep(time.Second) // a cancelled copy that would run, runs by now
+	for i := range n {
+		got := len(s.of(fmt.Sprint("r", i)))
+		if cancelled[i] && got != 0 {
+			t.Errorf("r%d ran %d times after its Cancel returned nil", i, got)
+		}
+		if !cancelled[i] && got != 1 {
+			t.Errorf("r%d (Cancel: fired) ran %d times, want once", i, got)
+		}
+	}
+	t.Logf("%d of %d cancelled before they ran", n-kept, n)
 }

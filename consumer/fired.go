@@ -2,10 +2,7 @@ package consumer
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"regexp"
 	"strconv"
 	"time"
 
@@ -47,7 +44,7 @@ func (w *Worker) claim(ctx context.Context, j *job) bool {
 	if err != nil {
 		return true
 	}
-	key, seq := protocol.FiredKey(w.queue, firedKey(firing)), strconv.FormatUint(meta.Sequence.Stream, 10)
+	key, seq := protocol.FiredKey(w.queue, firing), strconv.FormatUint(meta.Sequence.Stream, 10)
 	cctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
 	rev, err := w.topo.Fired.Create(cctx, key, []byte(seq))
@@ -64,6 +61,10 @@ func (w *Worker) claim(ctx context.Context, j *job) bool {
 			// the end (or before that was marked).
 			j.claim = &firedClaim{key: key, seq: seq, rev: e.Revision()}
 			return true
+		case gerr == nil && string(e.Value()) == protocol.CancelledClaim:
+			j.logger().InfoContext(ctx, "cancelled delayed task dropped", "task_id", firing)
+			w.ack(ctx, j.msg)
+			return false
 		case gerr == nil && string(e.Value()) == seq+doneMark:
 			j.logger().WarnContext(ctx, "fired task ran already; delivered again, dropped", "task_id", firing,
 				"seq", seq)
@@ -116,18 +117,6 @@ func (w *Worker) firedEvents(j *job) {
 		late = max(time.Since(due), 0)
 	}
 	w.cfg.Events.TaskFired(h.Get(protocol.HeaderSchedule), late)
-}
-
-var keyRE = regexp.MustCompile(`^[-_A-Za-z0-9]+(\.[-_A-Za-z0-9]+)*$`)
-
-// firedKey is a firing's key in PROCQ_FIRED: its id, or a digest of an id
-// that is no valid key (a foreign client's).
-func firedKey(id string) string {
-	if len(id) <= 200 && keyRE.MatchString(id) {
-		return id
-	}
-	sum := sha256.Sum256([]byte(id))
-	return "h-" + hex.EncodeToString(sum[:])
 }
 
 // delayed counts what run still has in PROCQ_SCHED: delayed tasks not

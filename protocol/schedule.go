@@ -1,7 +1,10 @@
 package protocol
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -234,8 +237,21 @@ func BrokerSet(k string) bool {
 }
 
 // FiredKey is a firing's claim key in FiredBucket: under its queue, so a
-// consumer's credential may claim its own queue's firings only.
-func FiredKey(queue, firing string) string { return queue + "." + firing }
+// consumer's credential may claim its own queue's firings only; a firing
+// id that is no valid key (a foreign client's) is replaced by its digest.
+func FiredKey(queue, firing string) string {
+	if len(firing) > 200 || !keyRE.MatchString(firing) {
+		sum := sha256.Sum256([]byte(firing))
+		firing = "h-" + hex.EncodeToString(sum[:])
+	}
+	return queue + "." + firing
+}
+
+var keyRE = regexp.MustCompile(`^[-_A-Za-z0-9]+(\.[-_A-Za-z0-9]+)*$`)
+
+// CancelledClaim is the claim a cancelled delayed task's firing finds:
+// any copy of it that still reaches the queue is dropped.
+const CancelledClaim = "cancelled"
 
 // FiringID is the id of one firing of a fired task: a delayed task's own
 // id; for a periodic schedule, its name and the time of its next firing,

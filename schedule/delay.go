@@ -88,7 +88,38 @@ func Cancel(ctx context.Context, js jetstream.JetStream, subject string) error {
 	if err != nil {
 		return fmt.Errorf("cancel: %w", err)
 	}
-	return remove(ctx, s, m.Sequence)
+	return cancel(ctx, js, s, subject, m.Sequence)
+}
+
+// cancel removes the schedule message at seq on subject. A task's firing
+// may be on its way while its schedule goes (the broker fires a batch
+// after reading it): first a claim "cancelled" under the firing's id, so
+// that any copy of it reaching the queue is dropped; a claim already
+// there means a consumer took it, and it is ErrFired. A message-queue
+// item has no claims: a Cancel that races its firing by milliseconds may
+// return nil and the item join the queue.
+func cancel(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, subject string, seq uint64) error {
+	target := protocol.DelayedTarget(subject)
+	tombstone := false
+	if strings.HasPrefix(target, protocol.TasksPrefix+".") {
+		kv, err := js.KeyValue(ctx, protocol.FiredBucket)
+		if err != nil {
+			return fmt.Errorf("cancel: %w", err)
+		}
+		_, err = kv.Create(ctx, protocol.FiredKey(QueueOf(target), protocol.DelayedID(subject)), []byte(protocol.CancelledClaim))
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return ErrFired
+		}
+		if err != nil {
+			return fmt.Errorf("cancel: %w", err)
+		}
+		tombstone = true
+	}
+	err := remove(ctx, s, seq)
+	if errors.Is(err, ErrFired) && tombstone {
+		return nil // fired, not taken: its copy finds the claim and is dropped
+	}
+	return err
 }
 
 // remove deletes the schedule message at seq: ErrFired when it is gone.
@@ -124,7 +155,7 @@ func CancelID(ctx context.Context, js jetstream.JetStream, id string) error {
 		if err != nil {
 			return fmt.Errorf("cancel: %w", err)
 		}
-		return remove(ctx, s, m.Sequence)
+		return cancel(ctx, js, s, m.Subject, m.Sequence)
 	}
 	return ErrFired
 }
