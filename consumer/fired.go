@@ -45,43 +45,73 @@ func (w *Worker) claim(ctx context.Context, j *job) bool {
 		return true
 	}
 	key, seq := protocol.FiredKey(w.queue, firing), strconv.FormatUint(meta.Sequence.Stream, 10)
+	// A claim the broker cannot record now (its bucket electing a leader)
+	// is tried again here, the task's lease held meanwhile, rather than
+	// handed back: a hand-back is a delivery, and max_deliver of them
+	// would dead-letter a task that never ran.
+	pause := retryPause
+	deadline := time.Now().Add(claimRetryFor)
+	for attempt := 1; ; attempt++ {
+		done, ok, err := w.tryClaim(ctx, j, firing, key, seq)
+		if err == nil {
+			return ok && !done
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			j.logger().WarnContext(ctx, "fired task not claimed; handed back", "task_id", firing, "error", err,
+				"tries", attempt)
+			w.nak(ctx, j.msg, retryPause, "hand back unclaimed fired task")
+			return false
+		}
+		if attempt == 1 {
+			j.logger().WarnContext(ctx, "fired task not claimed yet; trying again", "task_id", firing, "error", err,
+				"waiting_for", "the broker to record the claim", "for_at_most", claimRetryFor)
+		}
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+		}
+		pause = min(2*pause, 2*time.Second)
+	}
+}
+
+// claimRetryFor bounds the tries of a claim the broker does not record.
+const claimRetryFor = 30 * time.Second
+
+// tryClaim tries once to claim j's firing under key with its sequence.
+// It reports ok when j is the copy that runs, and done when j was settled
+// (dropped) instead; an error when the broker could not tell.
+func (w *Worker) tryClaim(ctx context.Context, j *job, firing, key, seq string) (done, ok bool, err error) {
 	cctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
 	rev, err := w.topo.Fired.Create(cctx, key, []byte(seq))
 	if err == nil {
 		j.claim = &firedClaim{key: key, seq: seq, rev: rev}
 		w.firedEvents(j) // counted once: a second copy dropped is not a firing
-		return true
+		return false, true, nil
 	}
-	if errors.Is(err, jetstream.ErrKeyExists) {
-		e, gerr := w.topo.Fired.Get(cctx, key)
-		switch {
-		case gerr == nil && string(e.Value()) == seq:
-			// This copy's own claim: delivered again before it ran to
-			// the end (or before that was marked).
-			j.claim = &firedClaim{key: key, seq: seq, rev: e.Revision()}
-			return true
-		case gerr == nil && string(e.Value()) == protocol.CancelledClaim:
-			j.logger().InfoContext(ctx, "cancelled delayed task dropped", "task_id", firing)
-			w.ack(ctx, j.msg)
-			return false
-		case gerr == nil && string(e.Value()) == seq+doneMark:
-			j.logger().WarnContext(ctx, "fired task ran already; delivered again, dropped", "task_id", firing,
-				"seq", seq)
-			w.ack(ctx, j.msg)
-			return false
-		case gerr == nil:
-			j.logger().WarnContext(ctx, "second copy of a fired task dropped", "task_id", firing,
-				"first_copy_seq", string(e.Value()), "this_copy_seq", seq)
-			w.ack(ctx, j.msg)
-			return false
-		}
-		err = gerr
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return false, false, err
 	}
-	j.logger().WarnContext(ctx, "fired task not claimed; handed back", "task_id", firing, "error", err,
-		"waiting_for", "the broker to record the claim")
-	w.nak(ctx, j.msg, retryPause, "hand back unclaimed fired task")
-	return false
+	e, err := w.topo.Fired.Get(cctx, key)
+	if err != nil {
+		return false, false, err
+	}
+	switch string(e.Value()) {
+	case seq:
+		// This copy's own claim: delivered again before it ran to the
+		// end (or before that was marked).
+		j.claim = &firedClaim{key: key, seq: seq, rev: e.Revision()}
+		return false, true, nil
+	case protocol.CancelledClaim:
+		j.logger().InfoContext(ctx, "cancelled delayed task dropped", "task_id", firing)
+	case seq + doneMark:
+		j.logger().WarnContext(ctx, "fired task ran already; delivered again, dropped", "task_id", firing, "seq", seq)
+	default:
+		j.logger().WarnContext(ctx, "second copy of a fired task dropped", "task_id", firing,
+			"first_copy_seq", string(e.Value()), "this_copy_seq", seq)
+	}
+	w.ack(ctx, j.msg)
+	return true, false, nil
 }
 
 // firedClaim is the claim a fired task runs under.

@@ -172,3 +172,46 @@ func TestFiredTaskDeadLettered(t *testing.T) {
 		t.Errorf("%d tasks left in the queue (%v), want 0", n, err)
 	}
 }
+
+// A claim the broker cannot record for a while (here: no claims bucket
+// for 2 s) is tried again with the task's lease held, not handed back
+// delivery after delivery until max_deliver dead-letters a task that never
+// ran.
+func TestFiredTaskClaimWaits(t *testing.T) {
+	const queue = "firedwait"
+	f := setup(t, queue)
+	ctx := context.Background()
+	if err := f.js.DeleteKeyValue(ctx, protocol.FiredBucket); err != nil {
+		t.Fatal(err)
+	}
+	m := nats.NewMsg(protocol.FireSubject(protocol.WorkSubject(queue, "R")))
+	m.Header.Set(protocol.HeaderKind, "count")
+	m.Header.Set(protocol.HeaderTaskID, "T4")
+	m.Data = []byte(`1`)
+	if _, err := f.js.PublishMsg(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	var runs atomic.Int64
+	reg := task.NewRegistry()
+	task.MustRegister(reg, "count", func(ctx context.Context, n int) (int, error) { runs.Add(1); return n, nil })
+	f.startRun(t, queue, "R")
+	f.sentinel(t, queue, "R")
+	done := make(chan error, 1)
+	go func() { done <- f.runWorker(reg, consumer.Config{Name: "C-1", MaxDeliver: 2}) }()
+	time.Sleep(2 * time.Second)
+	if n := runs.Load(); n != 0 {
+		t.Fatalf("the fired task ran %d times without a claim", n)
+	}
+	if _, err := f.js.CreateKeyValue(ctx, protocol.FiredBucketConfig(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := runs.Load(); n != 1 {
+		t.Errorf("the fired task ran %d times once its claim was recorded, want once", n)
+	}
+	if dls := deadLetters(t, f, queue); len(dls) != 0 {
+		t.Errorf("%d dead letters, want none", len(dls))
+	}
+}
