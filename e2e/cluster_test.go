@@ -212,7 +212,6 @@ func TestCluster(t *testing.T) {
 		}
 		c.waitCurrent()
 	})
-	t.Run("schedules survive the PROCQ_SCHED leader killed", func(t *testing.T) { scheduleFailover(t, c) })
 	t.Run("stream leader killed mid-map", func(t *testing.T) {
 		killMidMap(t, func(*proc) int { return c.leader(js, protocol.TasksStream) })
 	})
@@ -261,6 +260,7 @@ func TestCluster(t *testing.T) {
 			}
 		}
 	})
+	t.Run("schedules survive the PROCQ_SCHED leader killed", func(t *testing.T) { scheduleFailover(t, c) })
 	t.Run("more replicas than nodes", func(t *testing.T) {
 		wide := &env{t: t, dir: c.clients.dir, vars: maps.Clone(c.clients.vars)}
 		p := wide.set("PROCQ_QUEUE_REPLICAS", "5").start("producer", "queue")

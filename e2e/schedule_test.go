@@ -223,7 +223,7 @@ func schedFiredKeys(ctx context.Context, t *testing.T, js jetstream.JetStream, q
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := kv.ListKeysFiltered(ctx, protocol.FiredKey(queue, filter))
+	l, err := kv.ListKeysFiltered(ctx, protocol.FiredFilter(queue, filter))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -247,6 +247,10 @@ func FiredKey(queue, firing string) string {
 	return queue + "." + firing
 }
 
+// FiredFilter matches the claim keys of queue's firings whose ids match
+// pattern (a KV key filter: "tick.*", ">").
+func FiredFilter(queue, pattern string) string { return queue + "." + pattern }
+
 var keyRE = regexp.MustCompile(`^[-_A-Za-z0-9]+(\.[-_A-Za-z0-9]+)*$`)
 
 // CancelledClaim is the claim a cancelled delayed task's firing finds:
