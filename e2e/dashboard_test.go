@@ -187,7 +187,7 @@ func (w *opsWorld) dashboard(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dashboard: %v", err)
 	}
-	mqRow, err := chromedp.Run(bctx, chromedp.Text(`.msgqueue[data-name="dashq"]`))
+	mqRow, err := chromedp.Run(bctx, chromedp.Evaluate[string](innerText(`.msgqueue[data-name="dashq"]`)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +203,7 @@ func (w *opsWorld) dashboard(t *testing.T) {
 			`.delayedtask[data-id="` + delayed.ID + `"]`: regexp.MustCompile(`^` + delayed.ID + ` ops square \d{4}-\d\d-\d\d \d\d:\d\d:\d\d in 59m\d\ds Cancel$`),
 			`.delayedtask[data-id="` + later.ID() + `"]`: regexp.MustCompile(`^` + later.ID() + ` dashq item \d{4}-\d\d-\d\d \d\d:\d\d:\d\d in 59m\d\ds Cancel$`),
 		} {
-			text, err := chromedp.Run(bctx, chromedp.Text(sel))
+			text, err := chromedp.Run(bctx, chromedp.Evaluate[string](innerText(sel)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -447,7 +447,9 @@ func (w *opsWorld) dashboard(t *testing.T) {
 		if err != nil {
 			t.Fatalf("resume in the dashboard: %v", err)
 		}
-		if flash, err := chromedp.Run(bctx, chromedp.Text(`#flash`)); err != nil || flash != "Queue reports resumed." {
+		// Read in one evaluation: the live refresh may swap the page's body
+		// between a query for the node and a read of its text.
+		if flash, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.getElementById("flash").textContent`)); err != nil || flash != "Queue reports resumed." {
 			t.Errorf("flash %q (%v), want %q", flash, err, "Queue reports resumed.")
 		}
 		if queuePaused(ctx, t, w, "reports") {
@@ -467,7 +469,7 @@ func (w *opsWorld) dashboard(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the paused queue in the dashboard: %v", err)
 	}
-	if badge, err := chromedp.Run(bctx, chromedp.Text(`.queue[data-queue="reports"] .badge.paused`)); err != nil ||
+	if badge, err := chromedp.Run(bctx, chromedp.Evaluate[string](innerText(`.queue[data-queue="reports"] .badge.paused`))); err != nil ||
 		!regexp.MustCompile(`^paused until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(in (59m\d\ds|1h00m)\)$`).MatchString(badge) {
 		t.Errorf("the badge of a queue paused for an hour: %q (%v)", badge, err)
 	}
@@ -503,7 +505,7 @@ func (w *opsWorld) dashboard(t *testing.T) {
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		qctx, qcancel := context.WithTimeout(bctx, time.Second) // a query waits for its element otherwise
 		points, _ := chromedp.Run(qctx, chromedp.AttributeValue(`.queue[data-queue="ops"] polyline`, "points"))
-		progress, _ := chromedp.Run(qctx, chromedp.Text(`tr.map`))
+		progress, _ := chromedp.Run(qctx, chromedp.Evaluate[string](innerText(`tr.map`)))
 		qcancel()
 		if len(strings.Fields(points.Value)) >= 4 && ranRE.MatchString(points.Value) && !noProgressRE.MatchString(progress) {
 			break
@@ -530,7 +532,7 @@ func (w *opsWorld) dashboard(t *testing.T) {
 	if err != nil {
 		t.Fatalf("requeue in the dashboard: %v", err)
 	}
-	flash, err := chromedp.Run(bctx, chromedp.Text(`#flash`))
+	flash, err := chromedp.Run(bctx, chromedp.Evaluate[string](innerText(`#flash`)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -554,7 +556,7 @@ func (w *opsWorld) dashboard(t *testing.T) {
 	if err != nil {
 		t.Fatalf("cancel in the dashboard: %v", err)
 	}
-	if flash, err := chromedp.Run(bctx, chromedp.Text(`#flash`)); err != nil || flash != "Delayed task "+delayed.ID+" cancelled." {
+	if flash, err := chromedp.Run(bctx, chromedp.Evaluate[string](innerText(`#flash`))); err != nil || flash != "Delayed task "+delayed.ID+" cancelled." {
 		t.Errorf("flash %q (%v), want %q", flash, err, "Delayed task "+delayed.ID+" cancelled.")
 	}
 	pending, err := w.client.PendingTasks(ctx)
@@ -731,4 +733,12 @@ func (w *opsWorld) deadIDs(t *testing.T) []string {
 		ids = append(ids, strconv.FormatUint(d.ID, 10))
 	}
 	return ids
+}
+
+// innerText is the script that reads the visible text of the first node
+// sel matches ("" when none), in one evaluation: the live refresh swaps
+// the page's body every second, and a query for a node and a read of its
+// text done apart may find it gone ("No node with given id found").
+func innerText(sel string) string {
+	return fmt.Sprintf(`(() => { const e = document.querySelector(%q); return e ? e.innerText : ""; })()`, sel)
 }
