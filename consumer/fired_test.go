@@ -35,13 +35,7 @@ func TestFiredTaskRedelivered(t *testing.T) {
 			const queue = "fired"
 			f := setup(t, queue)
 			ctx := context.Background()
-			m := nats.NewMsg(protocol.FireSubject(protocol.WorkSubject(queue, "R")))
-			m.Header.Set(protocol.HeaderKind, "count")
-			m.Header.Set(protocol.HeaderTaskID, "T1")
-			m.Data = []byte(`1`)
-			if _, err := f.js.PublishMsg(ctx, m); err != nil {
-				t.Fatal(err)
-			}
+			f.fire(t, queue, "count", "T1")
 			// Taken off the queue's durable as a consumer would, then the
 			// claim it would have written, then handed back.
 			batch, err := f.topo.Consumer.Fetch(1, jetstream.FetchMaxWait(10*time.Second))
@@ -65,9 +59,7 @@ func TestFiredTaskRedelivered(t *testing.T) {
 			if err := got.Nak(); err != nil {
 				t.Fatal(err)
 			}
-			var runs atomic.Int64
-			reg := task.NewRegistry()
-			task.MustRegister(reg, "count", func(ctx context.Context, n int) (int, error) { runs.Add(1); return n, nil })
+			reg, runs := countingReg()
 			f.startRun(t, queue, "R")
 			f.sentinel(t, queue, "R")
 			if err := f.run(t, reg, consumer.Config{Name: "C-1"}); err != nil {
@@ -95,21 +87,11 @@ func TestFiredTaskRedelivered(t *testing.T) {
 func TestFiredTaskMetrics(t *testing.T) {
 	const queue = "firedm"
 	f := setup(t, queue)
-	ctx := context.Background()
 	due := time.Now().Add(-2 * time.Second)
 	for range 2 {
-		m := nats.NewMsg(protocol.FireSubject(protocol.WorkSubject(queue, "R")))
-		m.Header.Set(protocol.HeaderKind, "count")
-		m.Header.Set(protocol.HeaderTaskID, "T2")
-		m.Header.Set(protocol.HeaderDue, due.UTC().Format(time.RFC3339Nano))
-		m.Data = []byte(`1`)
-		if _, err := f.js.PublishMsg(ctx, m); err != nil {
-			t.Fatal(err)
-		}
+		f.fire(t, queue, "count", "T2", protocol.HeaderDue, due.UTC().Format(time.RFC3339Nano))
 	}
-	var runs atomic.Int64
-	reg := task.NewRegistry()
-	task.MustRegister(reg, "count", func(ctx context.Context, n int) (int, error) { runs.Add(1); return n, nil })
+	reg, runs := countingReg()
 	promReg := prometheus.NewPedanticRegistry()
 	metrics, _ := consumer.NewWorkerMetrics(promReg, queue)
 	f.startRun(t, queue, "R")
@@ -152,13 +134,7 @@ func TestFiredTaskDeadLettered(t *testing.T) {
 	const queue = "fireddead"
 	f := setup(t, queue)
 	ctx := context.Background()
-	m := nats.NewMsg(protocol.FireSubject(protocol.WorkSubject(queue, "R")))
-	m.Header.Set(protocol.HeaderKind, "nobody")
-	m.Header.Set(protocol.HeaderTaskID, "T3")
-	m.Data = []byte(`1`)
-	if _, err := f.js.PublishMsg(ctx, m); err != nil {
-		t.Fatal(err)
-	}
+	f.fire(t, queue, "nobody", "T3")
 	f.startRun(t, queue, "R")
 	f.sentinel(t, queue, "R")
 	if err := f.run(t, task.NewRegistry(), consumer.Config{Name: "C-1"}); err != nil {
@@ -184,16 +160,8 @@ func TestFiredTaskClaimWaits(t *testing.T) {
 	if err := f.js.DeleteKeyValue(ctx, protocol.FiredBucket); err != nil {
 		t.Fatal(err)
 	}
-	m := nats.NewMsg(protocol.FireSubject(protocol.WorkSubject(queue, "R")))
-	m.Header.Set(protocol.HeaderKind, "count")
-	m.Header.Set(protocol.HeaderTaskID, "T4")
-	m.Data = []byte(`1`)
-	if _, err := f.js.PublishMsg(ctx, m); err != nil {
-		t.Fatal(err)
-	}
-	var runs atomic.Int64
-	reg := task.NewRegistry()
-	task.MustRegister(reg, "count", func(ctx context.Context, n int) (int, error) { runs.Add(1); return n, nil })
+	f.fire(t, queue, "count", "T4")
+	reg, runs := countingReg()
 	f.startRun(t, queue, "R")
 	f.sentinel(t, queue, "R")
 	done := make(chan error, 1)
@@ -214,4 +182,30 @@ func TestFiredTaskClaimWaits(t *testing.T) {
 	if dls := deadLetters(t, f, queue); len(dls) != 0 {
 		t.Errorf("%d dead letters, want none", len(dls))
 	}
+}
+
+// fire puts a firing of kind with the task id on queue's run R as the
+// broker would: on its fire subject in PROCQ_SCHED, sourced on to the
+// queue (so it carries Nats-Stream-Source). hdr are more headers, name
+// and value.
+func (f *fixture) fire(t *testing.T, queue, kind, id string, hdr ...string) {
+	t.Helper()
+	m := nats.NewMsg(protocol.FireSubject(protocol.WorkSubject(queue, "R")))
+	m.Header.Set(protocol.HeaderKind, kind)
+	m.Header.Set(protocol.HeaderTaskID, id)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		m.Header.Set(hdr[i], hdr[i+1])
+	}
+	m.Data = []byte(`1`)
+	if _, err := f.js.PublishMsg(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// countingReg is a registry whose kind "count" counts its runs.
+func countingReg() (*task.Registry, *atomic.Int64) {
+	runs := &atomic.Int64{}
+	reg := task.NewRegistry()
+	task.MustRegister(reg, "count", func(ctx context.Context, n int) (int, error) { runs.Add(1); return n, nil })
+	return reg, runs
 }

@@ -26,11 +26,6 @@ var ErrCancelled = errors.New("task cancelled")
 // was queued at once.
 var ErrNotDelayed = errors.New("not a delayed task: only a delayed task can be cancelled")
 
-// PutAt is Put of a task due at at; it returns the delayed task's handle.
-func (q *TaskQueue) PutAt(ctx context.Context, run string, index int, kind string, args any, at time.Time) (*schedule.Delayed, error) {
-	return q.PutWith(ctx, run, index, kind, args, at, time.Time{})
-}
-
 // PutWith is Put of a task due at at (zero: now; then no handle) with a
 // deadline (zero: none; Procq-Deadline).
 func (q *TaskQueue) PutWith(ctx context.Context, run string, index int, kind string, args any, at, deadline time.Time) (*schedule.Delayed, error) {
@@ -64,20 +59,16 @@ func (q *TaskQueue) Cancel(ctx context.Context, d *schedule.Delayed) error {
 	return d.Cancel(ctx, q.js)
 }
 
-// ApplyAt is ApplyAsync of a task due at at: the broker holds it until
-// then. It returns once the broker has stored it; the handle's Cancel
-// removes it before it fires (the result is then ErrCancelled).
-//
-// A delayed task is a map of its own (its results consumer and lease),
-// not part of the kind's session, so a task due in an hour holds none of
-// the session's window.
-func (p *Pool) ApplyAt(ctx context.Context, kind string, args any, at time.Time) (*AsyncResult, error) {
-	return p.ApplyWith(ctx, kind, args, at, time.Time{})
-}
-
 // ApplyWith is ApplyAsync of a task due at at (zero: now) with a
-// deadline (zero: none): a task taken after its deadline is not run, and
-// Get returns an error errors.Is ErrDeadline.
+// deadline (zero: none). A delayed task is held by the broker until then:
+// ApplyWith returns once the broker has stored it, and the handle's Cancel
+// removes it before it fires (the result is then ErrCancelled). A task
+// taken after its deadline is not run, and Get returns an error errors.Is
+// ErrDeadline.
+//
+// Such a task is a map of its own (its results consumer and lease), not
+// part of the kind's session, so a task due in an hour holds none of the
+// session's window.
 func (p *Pool) ApplyWith(ctx context.Context, kind string, args any, at, deadline time.Time) (*AsyncResult, error) {
 	if !at.IsZero() && p.q.topo.Sched == nil {
 		return nil, schedule.Supported(p.q.js)

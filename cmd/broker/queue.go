@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/procq/procq"
 	"github.com/procq/procq/internal/cli"
 	"github.com/procq/procq/ops"
 	"github.com/procq/procq/task"
@@ -35,62 +36,44 @@ broker answers at broker.url.`,
 	return cmd
 }
 
-// queueArg checks a queue name argument: bad input exits 2.
-func queueArg(name string) error {
-	if err := task.ValidName(name); err != nil {
-		return &cli.UsageError{Err: fmt.Errorf("queue: %w", err)}
-	}
-	return nil
-}
-
-// queueError says an unknown queue as bad input (exit 2).
-func queueError(err error) error {
-	if errors.Is(err, ops.ErrNoQueue) {
-		return &cli.UsageError{Err: err}
-	}
-	return err
-}
-
 func runQueuePause(cmd *cobra.Command, args []string) error {
 	d, _ := cmd.Flags().GetDuration("for")
 	if d < 0 {
 		return &cli.UsageError{Err: fmt.Errorf("--for must not be negative, got %v", d)}
 	}
-	if err := queueArg(args[0]); err != nil {
-		return err
-	}
-	c, _, done, err := connectCmd(cmd, "queue")
-	if err != nil {
-		return err
-	}
-	defer done()
-	until := time.Now().Add(ops.Forever)
-	if d > 0 {
-		until = time.Now().Add(d)
-	}
-	if err := c.PauseQueue(cmd.Context(), args[0], until); err != nil {
-		return queueError(err)
-	}
-	if d > 0 {
-		fmt.Fprintf(cmd.OutOrStdout(), "queue %s paused until %s\n", args[0], until.UTC().Format(time.RFC3339))
-	} else {
-		fmt.Fprintf(cmd.OutOrStdout(), "queue %s paused until resumed\n", args[0])
-	}
-	return nil
+	return onQueue(cmd, args[0], func(c *procq.Client) (string, error) {
+		if d == 0 {
+			return "paused until resumed", c.PauseQueue(cmd.Context(), args[0], time.Now().Add(ops.Forever))
+		}
+		until := time.Now().Add(d)
+		return "paused until " + until.UTC().Format(time.RFC3339), c.PauseQueue(cmd.Context(), args[0], until)
+	})
 }
 
 func runQueueResume(cmd *cobra.Command, args []string) error {
-	if err := queueArg(args[0]); err != nil {
-		return err
+	return onQueue(cmd, args[0], func(c *procq.Client) (string, error) {
+		return "resumed", c.ResumeQueue(cmd.Context(), args[0])
+	})
+}
+
+// onQueue checks the queue's name (bad: exit 2), connects, does act and
+// prints "queue <name> <what act did>"; an unknown queue exits 2.
+func onQueue(cmd *cobra.Command, queue string, act func(*procq.Client) (string, error)) error {
+	if err := task.ValidName(queue); err != nil {
+		return &cli.UsageError{Err: fmt.Errorf("queue: %w", err)}
 	}
 	c, _, done, err := connectCmd(cmd, "queue")
 	if err != nil {
 		return err
 	}
 	defer done()
-	if err := c.ResumeQueue(cmd.Context(), args[0]); err != nil {
-		return queueError(err)
+	did, err := act(c)
+	if errors.Is(err, ops.ErrNoQueue) {
+		return &cli.UsageError{Err: err}
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "queue %s resumed\n", args[0])
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "queue %s %s\n", queue, did)
 	return nil
 }

@@ -32,15 +32,23 @@ func When(cmd *cobra.Command, stderr io.Writer) (time.Time, error) {
 		return time.Time{}, &UsageError{Err: fmt.Errorf("--in must not be negative, got %v", in)}
 	case inSet:
 		return time.Now().Add(in), nil
-	case at == "":
+	}
+	return timeFlag(cmd, stderr, "at", "runs now")
+}
+
+// timeFlag parses the RFC 3339 time of the named flag ("" is the zero
+// time), and says on stderr, with pastMeans, when it is in the past.
+func timeFlag(cmd *cobra.Command, stderr io.Writer, name, pastMeans string) (time.Time, error) {
+	v, _ := cmd.Flags().GetString(name)
+	if v == "" {
 		return time.Time{}, nil
 	}
-	t, err := time.Parse(time.RFC3339, at)
+	t, err := time.Parse(time.RFC3339, v)
 	if err != nil {
-		return time.Time{}, &UsageError{Err: fmt.Errorf("--at %q: want an RFC 3339 time such as 2026-12-24T18:00:00Z", at)}
+		return time.Time{}, &UsageError{Err: fmt.Errorf("--%s %q: want an RFC 3339 time such as 2026-12-24T18:00:00Z", name, v)}
 	}
 	if t.Before(time.Now()) {
-		fmt.Fprintf(stderr, "%s: --at %s is in the past: runs now\n", cmd.Root().Name(), t.Format(time.RFC3339))
+		fmt.Fprintf(stderr, "%s: --%s %s is in the past: %s\n", cmd.Root().Name(), name, t.Format(time.RFC3339), pastMeans)
 	}
 	return t, nil
 }
@@ -49,16 +57,5 @@ func When(cmd *cobra.Command, stderr io.Writer) (time.Time, error) {
 // the past is no error: it is said on stderr (every task will be
 // dead-lettered unrun).
 func Deadline(cmd *cobra.Command, stderr io.Writer) (time.Time, error) {
-	v, _ := cmd.Flags().GetString("deadline")
-	if v == "" {
-		return time.Time{}, nil
-	}
-	t, err := time.Parse(time.RFC3339, v)
-	if err != nil {
-		return time.Time{}, &UsageError{Err: fmt.Errorf("--deadline %q: want an RFC 3339 time such as 2026-12-24T18:00:00Z", v)}
-	}
-	if t.Before(time.Now()) {
-		fmt.Fprintf(stderr, "%s: --deadline %s is in the past: every task will be dead-lettered, none run\n", cmd.Root().Name(), t.Format(time.RFC3339))
-	}
-	return t, nil
+	return timeFlag(cmd, stderr, "deadline", "every task will be dead-lettered, none run")
 }
