@@ -34,7 +34,7 @@ func (p *Pool) Apply(ctx context.Context, kind string, args any) (json.RawMessag
 type AsyncResult struct {
 	done chan struct{}
 	res  Result
-	// delayed and cancel are a delayed task's (ApplyAt).
+	// delayed and cancel are a delayed task's (ApplyWith).
 	delayed *schedule.Delayed
 	cancel  func(context.Context) error
 }

@@ -54,7 +54,7 @@ func (q *TaskQueue) PutWith(ctx context.Context, run string, index int, kind str
 	return d, nil
 }
 
-// Cancel removes the delayed task d (from PutAt) before it fires.
+// Cancel removes the delayed task d (from PutWith) before it fires.
 func (q *TaskQueue) Cancel(ctx context.Context, d *schedule.Delayed) error {
 	return d.Cancel(ctx, q.js)
 }

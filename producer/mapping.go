@@ -25,7 +25,7 @@ type mapping struct {
 	chunks  int    // chunks sent, for their labels (the publisher's own)
 	ordered bool
 	// at, when set, makes the map's one task a delayed task due then
-	// (ApplyAt); onDelayed hears of it once the broker stored it.
+	// (ApplyWith); onDelayed hears of it once the broker stored it.
 	at        time.Time
 	onDelayed func(*schedule.Delayed)
 	// deadline, when set, goes on every task (Procq-Deadline).
