@@ -35,25 +35,26 @@ var (
 	ErrDeadline = producer.ErrDeadline
 )
 
-// TaskOption sets when a task or item is delivered: In or At.
-type TaskOption func(*taskOptions)
-
-type taskOptions struct{ at, deadline time.Time }
+// TaskOption sets what one task or item asks for: when it is delivered
+// (In, At), by when it must start (Deadline).
+type TaskOption func(*protocol.TaskOptions)
 
 // In delays a task or item by d: the broker delivers it d from now.
-func In(d time.Duration) TaskOption { return func(o *taskOptions) { o.at = time.Now().Add(d) } }
+func In(d time.Duration) TaskOption {
+	return func(o *protocol.TaskOptions) { o.At = time.Now().Add(d) }
+}
 
 // At delays a task or item until t; a t in the past delivers it at once.
-func At(t time.Time) TaskOption { return func(o *taskOptions) { o.at = t } }
+func At(t time.Time) TaskOption { return func(o *protocol.TaskOptions) { o.At = t } }
 
 // Deadline gives a task a deadline: a consumer that takes it later does
 // not run it; its result is an error errors.Is ErrDeadline and it is
 // dead-lettered with the reason "deadline passed". For every task of a
 // pool's maps, see MapDeadline.
-func Deadline(t time.Time) TaskOption { return func(o *taskOptions) { o.deadline = t } }
+func Deadline(t time.Time) TaskOption { return func(o *protocol.TaskOptions) { o.Deadline = t } }
 
-func taskOpts(opts []TaskOption) taskOptions {
-	var o taskOptions
+func taskOpts(opts []TaskOption) protocol.TaskOptions {
+	var o protocol.TaskOptions
 	for _, f := range opts {
 		f(&o)
 	}
@@ -96,14 +97,14 @@ func (t *Task) Cancel(ctx context.Context) error {
 // Queue.put; with In or At the item joins the queue only then.
 func Put[T any](ctx context.Context, q *msgq.Queue, v T, opts ...TaskOption) (*Task, error) {
 	o := taskOpts(opts)
-	if o.at.IsZero() {
+	if !o.Delayed() {
 		return &Task{}, q.Put(ctx, v)
 	}
 	data, err := task.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("queue %s: put: %w", q.Name(), err)
 	}
-	d, err := q.PutJSONAt(ctx, data, o.at)
+	d, err := q.PutJSONAt(ctx, data, o.At)
 	if err != nil {
 		return nil, err
 	}

@@ -226,10 +226,10 @@ func (p *Pool) Submit(ctx context.Context, kind string, arg any, opts ...TaskOpt
 	p.submits++
 	p.mu.Unlock()
 	o := taskOpts(opts)
-	if o.at.IsZero() && o.deadline.IsZero() {
+	if o.Plain() {
 		return &Task{}, p.q.Put(ctx, p.runID, i, kind, arg)
 	}
-	d, err := p.q.PutWith(ctx, p.runID, i, kind, arg, o.at, o.deadline)
+	d, err := p.q.PutWith(ctx, p.runID, i, kind, arg, o)
 	if err != nil {
 		return nil, err
 	}

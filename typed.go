@@ -122,8 +122,8 @@ type AsyncResult[R any] struct {
 func ApplyAsync[A, R any](ctx context.Context, p *Pool, kind string, input A, opts ...TaskOption) (*AsyncResult[R], error) {
 	var h *producer.AsyncResult
 	var err error
-	if o := taskOpts(opts); !o.at.IsZero() || !o.deadline.IsZero() {
-		h, err = p.inner.ApplyWith(ctx, kind, input, o.at, o.deadline)
+	if o := taskOpts(opts); !o.Plain() {
+		h, err = p.inner.ApplyWith(ctx, kind, input, o)
 	} else {
 		h, err = p.inner.ApplyAsync(ctx, kind, input)
 	}

@@ -26,10 +26,11 @@ var ErrCancelled = errors.New("task cancelled")
 // was queued at once.
 var ErrNotDelayed = errors.New("not a delayed task: only a delayed task can be cancelled")
 
-// PutWith is Put of a task due at at (zero: now; then no handle) with a
-// deadline (zero: none; Procq-Deadline).
-func (q *TaskQueue) PutWith(ctx context.Context, run string, index int, kind string, args any, at, deadline time.Time) (*schedule.Delayed, error) {
-	if !at.IsZero() && q.topo.Sched == nil {
+// PutWith is Put of a task with options: due at o.At (zero: now; then
+// no handle), with a deadline, and the rest of o's headers.
+func (q *TaskQueue) PutWith(ctx context.Context, run string, index int, kind string, args any, o protocol.TaskOptions) (*schedule.Delayed, error) {
+	at := o.At
+	if o.Delayed() && q.topo.Sched == nil {
 		return nil, schedule.Supported(q.js)
 	}
 	body, err := json.Marshal(args)
@@ -37,10 +38,8 @@ func (q *TaskQueue) PutWith(ctx context.Context, run string, index int, kind str
 		return nil, fmt.Errorf("put %s #%d: %w", kind, index, err)
 	}
 	msg := q.taskMsg(run, index, kind, body)
-	if !deadline.IsZero() {
-		msg.Header.Set(protocol.HeaderDeadline, deadline.UTC().Format(time.RFC3339Nano))
-	}
-	if at.IsZero() {
+	o.SetHeaders(msg.Header)
+	if !o.Delayed() {
 		if err := q.publish(ctx, msg); err != nil {
 			return nil, fmt.Errorf("put %s #%d: %w", kind, index, err)
 		}
@@ -59,8 +58,8 @@ func (q *TaskQueue) Cancel(ctx context.Context, d *schedule.Delayed) error {
 	return d.Cancel(ctx, q.js)
 }
 
-// ApplyWith is ApplyAsync of a task due at at (zero: now) with a
-// deadline (zero: none). A delayed task is held by the broker until then:
+// ApplyWith is ApplyAsync of a task with options o: due at o.At (zero:
+// now), with a deadline (zero: none) and the rest of o's headers. A delayed task is held by the broker until then:
 // ApplyWith returns once the broker has stored it, and the handle's Cancel
 // removes it before it fires (the result is then ErrCancelled). A task
 // taken after its deadline is not run, and Get returns an error errors.Is
@@ -69,8 +68,8 @@ func (q *TaskQueue) Cancel(ctx context.Context, d *schedule.Delayed) error {
 // Such a task is a map of its own (its results consumer and lease), not
 // part of the kind's session, so a task due in an hour holds none of the
 // session's window.
-func (p *Pool) ApplyWith(ctx context.Context, kind string, args any, at, deadline time.Time) (*AsyncResult, error) {
-	if !at.IsZero() && p.q.topo.Sched == nil {
+func (p *Pool) ApplyWith(ctx context.Context, kind string, args any, o protocol.TaskOptions) (*AsyncResult, error) {
+	if o.Delayed() && p.q.topo.Sched == nil {
 		return nil, schedule.Supported(p.q.js)
 	}
 	r := &AsyncResult{done: make(chan struct{})}
@@ -80,11 +79,8 @@ func (p *Pool) ApplyWith(ctx context.Context, kind string, args any, at, deadlin
 		return func(yield func(any) bool) { yield(args) }
 	}
 	results := p.streamFor(mctx, kind, single, 1, false, func(m *mapping) {
-		m.at = at
+		m.opts = o
 		m.onDelayed = func(d *schedule.Delayed) { scheduled <- d }
-		if !deadline.IsZero() {
-			m.deadline = deadline
-		}
 	})
 	go func() {
 		defer stop(nil)
@@ -105,7 +101,7 @@ func (p *Pool) ApplyWith(ctx context.Context, kind string, args any, at, deadlin
 		}
 		r.set(res)
 	}()
-	if at.IsZero() {
+	if !o.Delayed() {
 		return r, nil // not delayed: nothing to wait for, nothing to cancel
 	}
 	select {
@@ -144,7 +140,7 @@ func (r *AsyncResult) Delayed() *schedule.Delayed { return r.delayed }
 // sendDelayed publishes a delayed map's one task as a message schedule,
 // waiting for the broker to store it, and hands the handle to onDelayed.
 func (m *mapping) sendDelayed(ctx context.Context, msg *nats.Msg) error {
-	d := schedule.Delay(msg, m.at)
+	d := schedule.Delay(msg, m.opts.At)
 	if err := m.pool.q.publish(ctx, msg); err != nil {
 		return fmt.Errorf("submit delayed task: %w", err)
 	}

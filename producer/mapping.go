@@ -24,13 +24,12 @@ type mapping struct {
 	chunk   int    // inputs per chunk at most; big inputs end a chunk early
 	chunks  int    // chunks sent, for their labels (the publisher's own)
 	ordered bool
-	// at, when set, makes the map's one task a delayed task due then
-	// (ApplyWith); onDelayed hears of it once the broker stored it.
-	at        time.Time
+	// opts go on every task (a deadline; ...). opts.At makes the map's
+	// one task a delayed task due then (ApplyWith); onDelayed hears of it
+	// once the broker stored it.
+	opts      protocol.TaskOptions
 	onDelayed func(*schedule.Delayed)
-	// deadline, when set, goes on every task (Procq-Deadline).
-	deadline time.Time
-	slots    chan struct{} // the window: one token per task message in flight
+	slots     chan struct{} // the window: one token per task message in flight
 
 	notices  <-chan string  // consumers' reports of results they could not store
 	sent     chan sentChunk // published asynchronously, awaiting the stream's ack

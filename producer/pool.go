@@ -232,7 +232,7 @@ func (p *Pool) streamFor(ctx context.Context, kind string, argsFor func(context.
 			notSubmitted: -1,
 		}
 		m.progress.total.Store(-1)
-		m.deadline = p.cfg.Deadline
+		m.opts.Deadline = p.cfg.Deadline
 		for _, f := range setup {
 			f(m)
 		}

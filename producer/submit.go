@@ -109,14 +109,12 @@ func (m *mapping) send(ctx context.Context, start int, batch []json.RawMessage) 
 	}
 	msg.Data = body
 	msg.Header.Set(protocol.HeaderReply, protocol.ResultSubject(m.id))
-	if !m.deadline.IsZero() {
-		msg.Header.Set(protocol.HeaderDeadline, m.deadline.UTC().Format(time.RFC3339Nano))
-	}
+	m.opts.SetHeaders(msg.Header)
 	m.chunks++
 	if l := m.pool.cfg.Label; l != "" {
 		msg.Header.Set(protocol.HeaderLabel, l+"-"+strconv.Itoa(m.chunks))
 	}
-	if !m.at.IsZero() {
+	if m.opts.Delayed() {
 		return m.sendDelayed(ctx, msg)
 	}
 	f, err := q.js.PublishMsgAsync(msg)
