@@ -170,8 +170,8 @@ func DelayedQueueFilter(queue string) string { return DelayedSubject(TasksPrefix
 // its target: a run's task, a map's task, or a message queue's item.
 func DelayedIDFilters(id string) []string {
 	return []string{
-		DelayedSubject(TasksPrefix+".*.work.*", id),
-		DelayedSubject(TasksPrefix+".*.work.*.*", id),
+		DelayedSubject(TasksPrefix+".*.*.*", id), // a run's task, at any level
+		DelayedSubject(TasksPrefix+".*.*.*.*", id),
 		DelayedSubject(MsgQueuePrefix+".*", id),
 	}
 }
@@ -216,11 +216,11 @@ func MsgQueueSource(name string) *jetstream.StreamSource {
 	}
 }
 
-// RunDelayedFilters match what a run still has in SchedStream: its
-// delayed tasks not fired yet, and its firings not yet sourced on to the
-// task stream (maps' subjects extend the run's).
+// RunDelayedFilters match what a run still has in SchedStream, at every
+// priority: its delayed tasks not fired yet, and its firings not yet
+// sourced on to the task stream (maps' subjects extend the run's).
 func RunDelayedFilters(queue, run string) []string {
-	work := WorkSubject(queue, run)
+	work := TasksPrefix + "." + queue + ".*." + run // LevelSubject, any level
 	return []string{
 		DelayedSubject(work, ">"),
 		FireSubject(work),
