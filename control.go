@@ -97,6 +97,9 @@ func (t *Task) Cancel(ctx context.Context) error {
 // Queue.put; with In or At the item joins the queue only then.
 func Put[T any](ctx context.Context, q *msgq.Queue, v T, opts ...TaskOption) (*Task, error) {
 	o := taskOpts(opts)
+	if err := noPriority(o, q.Name()); err != nil {
+		return nil, err
+	}
 	if !o.Delayed() {
 		return &Task{}, q.Put(ctx, v)
 	}

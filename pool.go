@@ -30,6 +30,7 @@ type poolOptions struct {
 	stdout    io.Writer
 	startAt   time.Time
 	deadline  time.Time
+	priority  Level
 }
 
 // Processes starts n consumer processes (consumers.path, by default the
@@ -79,6 +80,7 @@ func (o poolOptions) validate() error {
 		inBounds("Consumers", o.consumers, 0, protocol.MaxProcesses),
 		inBounds("ChunkSize", o.chunk, 0, protocol.MaxChunkSize),
 		inBounds("Window", o.window, 1, protocol.MaxWindow),
+		o.priority.Validate(),
 	)
 }
 
@@ -92,13 +94,14 @@ type Pool struct {
 	run   *producer.Run // nil without Processes or Consumers
 	runID string        // the run of Submit's tasks
 
-	stop    context.CancelFunc // stops the run's children
-	release chan struct{}      // closed by Close: the run's work is done
-	once    sync.Once
-	done    chan struct{} // closed when the run has ended
-	err     error         // the run's end, once done
-	mu      sync.Mutex
-	submits int // Submit's index
+	stop     context.CancelFunc // stops the run's children
+	release  chan struct{}      // closed by Close: the run's work is done
+	once     sync.Once
+	done     chan struct{} // closed when the run has ended
+	err      error         // the run's end, once done
+	mu       sync.Mutex
+	submits  int   // Submit's index
+	priority Level // MapPriority's
 }
 
 // Pool returns a pool that maps over the client's queue. With Processes
@@ -126,13 +129,13 @@ func (c *Client) Pool(ctx context.Context, opts ...PoolOption) (*Pool, error) {
 		workers = c.cfg.Consumers.Count
 	}
 	pc := producer.PoolConfig{ChunkSize: o.chunk, Workers: workers, Window: o.window, Label: o.label, StartAt: o.startAt,
-		Deadline: o.deadline}
+		Deadline: o.deadline, Priority: o.priority}
 	if n == 0 {
 		// Each map, while it runs, fails once no consumer has been seen for
 		// pool.idle_timeout; an idle pool waits for consumers as long as it
 		// likes.
 		pc.IdleTimeout = c.cfg.Pool.IdleTimeout
-		return &Pool{inner: producer.NewPool(q, pc), q: q, runID: nuid.Next()}, nil
+		return &Pool{inner: producer.NewPool(q, pc), q: q, runID: nuid.Next(), priority: o.priority}, nil
 	}
 	rc := producer.RunConfig{Consumers: n, ReadyTimeout: c.cfg.Broker.ConnectTimeout, IdleTimeout: c.cfg.Pool.IdleTimeout}
 	if o.processes > 0 {
@@ -146,7 +149,8 @@ func (c *Client) Pool(ctx context.Context, opts ...PoolOption) (*Pool, error) {
 		return nil, err
 	}
 	pc.Run = r
-	p := &Pool{inner: producer.NewPool(q, pc), q: q, run: r, runID: r.ID(), release: make(chan struct{}), done: make(chan struct{})}
+	p := &Pool{inner: producer.NewPool(q, pc), q: q, run: r, runID: r.ID(), release: make(chan struct{}), done: make(chan struct{}),
+		priority: o.priority}
 	// The run lives as long as the pool, not as the ctx of this call.
 	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	p.stop = stop
@@ -219,13 +223,18 @@ func (p *Pool) Terminate(ctx context.Context) error {
 //
 // With In or At the task is delayed: the broker holds it until then, and
 // the run's sentinels wait for it too; the handle's Cancel removes it
-// before it fires.
+// before it fires. With Priority it goes on its level: consumers take it
+// before any task of a lower level, and the run's sentinels wait for every
+// level.
 func (p *Pool) Submit(ctx context.Context, kind string, arg any, opts ...TaskOption) (*Task, error) {
+	o, err := validTaskOpts(opts)
+	if err != nil {
+		return nil, err
+	}
 	p.mu.Lock()
 	i := p.submits
 	p.submits++
 	p.mu.Unlock()
-	o := taskOpts(opts)
 	if o.Plain() {
 		return &Task{}, p.q.Put(ctx, p.runID, i, kind, arg)
 	}

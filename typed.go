@@ -118,11 +118,15 @@ type AsyncResult[R any] struct {
 
 // ApplyAsync submits kind on one input and returns at once, like Python's
 // Pool.apply_async. With In or At the task is delayed: the broker holds
-// it until then, and the handle's Cancel removes it before it fires.
+// it until then, and the handle's Cancel removes it before it fires. With
+// Priority it runs at that level (a map of its own, like a delayed task).
 func ApplyAsync[A, R any](ctx context.Context, p *Pool, kind string, input A, opts ...TaskOption) (*AsyncResult[R], error) {
+	o, err := validTaskOpts(opts)
+	if err != nil {
+		return nil, err
+	}
 	var h *producer.AsyncResult
-	var err error
-	if o := taskOpts(opts); !o.Plain() {
+	if !o.Plain() || o.Priority != "" && o.Priority.Norm() != p.priority.Norm() {
 		h, err = p.inner.ApplyWith(ctx, kind, input, o)
 	} else {
 		h, err = p.inner.ApplyAsync(ctx, kind, input)
