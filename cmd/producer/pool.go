@@ -14,6 +14,7 @@ import (
 	"github.com/procq/procq/demo"
 	"github.com/procq/procq/internal/cli"
 	"github.com/procq/procq/producer"
+	"github.com/procq/procq/protocol"
 )
 
 func newPoolCmd() *cobra.Command {
@@ -31,7 +32,9 @@ With --in or --at the map starts later: the consumers start and the map takes
 its lease now (so it fails as usual when no consumer is left), and its first
 task is submitted at that time. With --deadline, a task a consumer takes after
 that time is not run: its inputs fail with "deadline passed" and it is
-dead-lettered.`,
+dead-lettered. With --priority high (or low) the map's tasks go on that
+level of the queue: its consumers take every waiting high-priority task
+before any other, and low-priority ones only when nothing else waits.`,
 		Args: cobra.NoArgs,
 		RunE: runPool,
 	}
@@ -47,6 +50,7 @@ dead-lettered.`,
 	f.Bool("quiet", false, "print only the summary line")
 	cli.AddWhenFlags(cmd, "start the map")
 	f.String("deadline", "", "RFC 3339 time after which a task is not worth running: a consumer that takes it later runs nothing, the input fails with \"deadline passed\" and the task is dead-lettered")
+	cli.AddPriorityFlag(cmd)
 	return cmd
 }
 
@@ -79,6 +83,10 @@ func runPool(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
+	priority, err := cli.Priority(cmd)
+	if err != nil {
+		return err
+	}
 	ctx := cmd.Context()
 	childOut := cmd.OutOrStdout()
 	if asJSON {
@@ -94,14 +102,15 @@ func runPool(cmd *cobra.Command, _ []string) error {
 	if chunk == 0 {
 		chunk = producer.AutoChunk(inputs.Len(), workers)
 	}
-	pool, err := s.pool(ctx, workers, procq.ChunkSize(chunk), procq.StartAt(startAt), procq.MapDeadline(deadline))
+	pool, err := s.pool(ctx, workers, procq.ChunkSize(chunk), procq.StartAt(startAt), procq.MapDeadline(deadline),
+		procq.MapPriority(priority))
 	if err != nil {
 		return err
 	}
 	out := cmd.OutOrStdout()
 	if !asJSON {
-		fmt.Fprintf(out, "Pool: mapping %s over %d inputs with %d consumer processes, chunk size %d\n",
-			cfg.Pool.Kind, inputs.Len(), workers, chunk)
+		fmt.Fprintf(out, "Pool: mapping %s over %d inputs with %d consumer processes, chunk size %d%s\n",
+			cfg.Pool.Kind, inputs.Len(), workers, chunk, priorityNote(priority))
 	}
 	if wait := time.Until(startAt); wait > 0 && !asJSON {
 		fmt.Fprintf(out, "Pool: the map starts at %s (in %v)\n", startAt.UTC().Format(time.RFC3339), wait.Round(time.Second))
@@ -247,4 +256,13 @@ func display(v json.RawMessage) string {
 		return s
 	}
 	return string(v)
+}
+
+// priorityNote is what the first line says of a priority other than the
+// default.
+func priorityNote(p protocol.Priority) string {
+	if p.Norm() == protocol.PriorityDefault {
+		return ""
+	}
+	return ", priority " + string(p)
 }
