@@ -19,17 +19,25 @@ import (
 // of its own (protocol.LevelDurable); the worker pulls them in order,
 // highest first, and keeps what it received in one local buffer per level
 // (inbox), from which a free slot takes the highest level's oldest. So a
-// higher-priority task is started before any lower one the worker holds,
-// however deep its prefetch.
+// higher-priority task is started before any lower one the worker holds.
 //
-// A level the worker found empty is looked at again at most every
-// Config.PriorityCheck while the worker is busy with others, so that
-// work of the default level alone costs no more round trips than before:
-// none per pull, one every PriorityCheck. A worker that holds unstarted
-// lower-priority tasks and has no room left in its window still looks,
-// and may take up to Concurrency higher-priority tasks beyond its window:
-// they overtake its buffer. An idle worker (every level empty) keeps a
-// waiting pull open on each level, as it kept one on its queue before.
+// What the worker cannot see it cannot take first, and round trips are
+// what a worker's throughput is made of, so a level is looked at as
+// follows:
+//   - a level that had work at the last look is pulled at every pull, the
+//     levels above it first;
+//   - while the worker holds unstarted tasks, it keeps a waiting pull for
+//     one task open on each level above them, beyond its window: a
+//     higher-priority task comes the moment it is put, and overtakes the
+//     worker's prefetch (listenAbove);
+//   - otherwise a level found empty is looked at again at most every
+//     Config.PriorityCheck, at a pull the worker makes anyway;
+//   - an idle worker (every level empty) keeps a waiting pull open on each
+//     level, as it kept one on its queue before (waitAll).
+//
+// Work of the default level alone thus costs no more round trips than
+// before: a waiting pull on the high level renewed every FetchWait, or a
+// look at it every PriorityCheck.
 
 // level is one priority of the queue as the worker pulls it.
 type level struct {
@@ -204,6 +212,9 @@ func (w *Worker) fetch(ctx context.Context) error {
 			w.log.InfoContext(ctx, "max_tasks reached: finishing the tasks in hand, then retiring", "max_tasks", w.cfg.MaxTasks)
 			return nil
 		}
+		// A higher level than anything the worker holds unstarted comes
+		// first, beyond the window.
+		left -= w.listenAbove(ctx, &pulls, left, lost)
 		var next time.Time // when to look again unless woken first
 		if n := min(w.window.room(), left); n > 0 {
 			// First what is there now, as much as the window allows.
@@ -216,11 +227,6 @@ func (w *Worker) fetch(ctx context.Context) error {
 			}
 			// Only when every level is empty, a waiting pull on each.
 			next = w.waitAll(ctx, &pulls, left, lost)
-		} else {
-			var err error
-			if next, err = w.overtake(ctx, left); err != nil {
-				return err
-			}
 		}
 		if next.IsZero() {
 			next = time.Now().Add(time.Hour)
@@ -294,47 +300,28 @@ func (w *Worker) round(ctx context.Context, n int) (bool, error) {
 	return looked, nil
 }
 
-// overtake looks, with a full window, for tasks of a level above every
-// unstarted task the worker holds, and takes up to Concurrency of them
-// beyond the window: the slots start them before what they hold. It
-// returns when the next such look is due (zero: none is).
-func (w *Worker) overtake(ctx context.Context, left int) (time.Time, error) {
+// listenAbove keeps a waiting pull for one task open on each level above
+// every unstarted task the worker holds, beyond its window: a
+// higher-priority task put meanwhile comes at once, and the next free slot
+// starts it before what the worker holds, however deep its prefetch. It
+// costs a pull request per FetchWait; a busy worker holds at most one such
+// task per level. It returns how many tasks it reserved against left.
+func (w *Worker) listenAbove(ctx context.Context, pulls *sync.WaitGroup, left int, lost chan<- error) int {
 	high := w.inbox.highestHeld()
-	if high < 0 {
-		return time.Time{}, nil // nothing unstarted: the next free slot pulls in order anyway
-	}
-	var next time.Time
-	now := time.Now()
+	opened := 0
 	for _, l := range w.levels {
-		if l.rank >= high {
-			break // a level the worker holds already, or lower
+		if opened == left || l.rank >= high {
+			break // nothing unstarted, or a level the worker holds already, or lower
 		}
 		if l.cons == nil || l.waiting.Load() {
 			continue
 		}
-		if !l.due(now, w.cfg.PriorityCheck) {
-			if at := l.nextLook(w.cfg.PriorityCheck); next.IsZero() || at.Before(next) {
-				next = at
-			}
-			continue
-		}
-		k := min(w.cfg.Concurrency, left)
-		if k <= 0 {
-			return time.Time{}, nil
-		}
-		got, err := w.pull(ctx, l, k, true)
-		if err != nil {
-			return time.Time{}, err
-		}
-		l.looked(k, got, now)
-		if got > 0 {
-			return time.Time{}, nil // held now: the slots take them first
-		}
-		if at := l.nextLook(w.cfg.PriorityCheck); next.IsZero() || at.Before(next) {
-			next = at
-		}
+		opened++
+		w.reserved.Add(1)
+		l.waiting.Store(true)
+		pulls.Go(func() { w.waitPull(ctx, l, 1, lost) })
 	}
-	return next, nil
+	return opened
 }
 
 // waitPull keeps a waiting pull for up to k messages open on an empty
