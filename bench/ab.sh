@@ -3,15 +3,19 @@
 # (default main) against this tree's, "producer pool" with 2 consumer
 # processes through the embedded broker, square without sleep over 1..N,
 # at chunk size 1 and at the automatic chunk size, default configuration.
-# The rounds alternate the two builds (A B A B ...), so that a machine's
-# drift hits both alike; each row is the median of ROUNDS, and the ratio
-# is this tree's over REV's.
-# Usage: bench/ab.sh [REV] [N] [ROUNDS]   (defaults main, 100000, 5)
+# Each run gives its throughput (inputs/s) and the CPU time the producer,
+# its broker and its consumers spent (user + system, from /usr/bin/time):
+# on a machine shared with other work the CPU time per input is the
+# steadier figure. The rounds alternate the two builds (A B A B ...), so
+# that a machine's drift hits both alike; each cell is the median of
+# ROUNDS, and the ratios are this tree's over REV's.
+# Usage: bench/ab.sh [REV] [N] [ROUNDS] [CHUNKS]   (defaults main, 100000, 5, "1 0")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rev=${1:-main}
 n=${2:-100000}
 rounds=${3:-5}
+chunks=${4:-1 0} # chunk sizes, 0: automatic
 GO=${GO:-go}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -23,27 +27,32 @@ git archive "$rev" | tar -x -C "$work/src"
 $GO build -o "$work/b/" ./cmd/broker ./cmd/producer ./cmd/consumer
 
 export PROCQ_BROKER_URL=nats://127.0.0.1:0 PROCQ_LOG_DIR="$work/logs"
-run() { # bin chunk -> inputs/s; each run on a store of its own
-  local store
+run() { # bin chunk -> "inputs/s cpu_µs_per_input"; each run on a store of its own
+  local store out rate cpu
   store=$(mktemp -d -p "$work")
-  PROCQ_BROKER_STORE_DIR="$store" timeout 600 "$1/producer" pool --kind square --sleep 0s --inputs "1..$n" \
-    --processes 2 --chunk-size "$2" --quiet 2>/dev/null |
-    sed -n 's/.*(\([0-9]*\) inputs\/s)$/\1/p'
+  out=$(PROCQ_BROKER_STORE_DIR="$store" /usr/bin/time -f 'cpu %U %S' timeout 600 "$1/producer" pool --kind square --sleep 0s \
+    --inputs "1..$n" --processes 2 --chunk-size "$2" --quiet 2>&1 >"$store/out"; cat "$store/out")
+  rate=$(sed -n 's/.*(\([0-9]*\) inputs\/s)$/\1/p' <<<"$out")
+  cpu=$(awk -v n="$n" '$1 == "cpu" {printf "%.2f", ($2 + $3) * 1e6 / n}' <<<"$out")
   rm -rf "$store"
+  echo "${rate:-0} ${cpu:-0}"
 }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a > 0) printf "%.3f", b/a; else print "-"}'; }
 
-printf '| case (%d inputs, 2 consumer processes, median of %d) | %s items/s | this tree items/s | ratio |\n' "$n" "$rounds" "$rev"
-printf '|---|---|---|---|\n'
-for chunk in 1 0; do
+printf '| case (%d inputs, 2 consumer processes, median of %d) | %s inputs/s | this tree inputs/s | ratio | %s CPU µs/input | this tree CPU µs/input | ratio |\n' \
+  "$n" "$rounds" "$rev" "$rev"
+printf '|---|---|---|---|---|---|---|\n'
+for chunk in $chunks; do
   : >"$work/ra" && : >"$work/rb"
   for i in $(seq "$rounds"); do
     a=$(run "$work/a" "$chunk"); b=$(run "$work/b" "$chunk")
-    echo "chunk=$chunk round $i: $rev $a, this tree $b" >&2
+    echo "chunk=$chunk round $i: $rev $a, this tree $b (inputs/s, CPU µs/input)" >&2
     echo "$a" >>"$work/ra"; echo "$b" >>"$work/rb"
   done
-  ma=$(median <"$work/ra"); mb=$(median <"$work/rb")
+  ra=$(cut -d' ' -f1 "$work/ra" | median); rb=$(cut -d' ' -f1 "$work/rb" | median)
+  ca=$(cut -d' ' -f2 "$work/ra" | median); cb=$(cut -d' ' -f2 "$work/rb" | median)
   label="chunk 1"
   [ "$chunk" = 0 ] && label="automatic chunk"
-  printf '| %s | %s | %s | %s |\n' "$label" "$ma" "$mb" "$(awk -v a="$ma" -v b="$mb" 'BEGIN {printf "%.3f", b/a}')"
+  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$ra" "$rb" "$(ratio "$ra" "$rb")" "$ca" "$cb" "$(ratio "$ca" "$cb")"
 done
