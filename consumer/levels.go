@@ -45,16 +45,19 @@ type level struct {
 	rank int
 	cons jetstream.Consumer
 
-	// empty: the last look found fewer tasks than it asked for; lookedAt
-	// is when (Unix ns). waiting: a waiting pull is open on the level.
+	// empty: the last look found nothing; lookedAt is when (Unix ns).
+	// waiting: a waiting pull is open on the level.
 	empty    atomic.Bool
 	lookedAt atomic.Int64
 	waiting  atomic.Bool
 }
 
-// looked records a look at the level that asked for asked and got got.
-func (l *level) looked(asked, got int, now time.Time) {
-	l.empty.Store(got < asked)
+// looked records a look at the level that got got tasks. A look that got
+// some, fewer than it asked for, leaves the level due: what was put
+// meanwhile comes with the next pull, and only a look that finds nothing
+// makes the worker wait.
+func (l *level) looked(got int, now time.Time) {
+	l.empty.Store(got == 0)
 	l.lookedAt.Store(now.UnixNano())
 }
 
@@ -294,7 +297,7 @@ func (w *Worker) round(ctx context.Context, n int) (bool, error) {
 		if err != nil {
 			return true, err
 		}
-		l.looked(n, got, now)
+		l.looked(got, now)
 		n -= got
 	}
 	return looked, nil
@@ -334,7 +337,7 @@ func (w *Worker) waitPull(ctx context.Context, l *level, k int, lost chan<- erro
 	if err != nil {
 		lost <- err
 	}
-	l.looked(k, got, time.Now())
+	l.looked(got, time.Now())
 	l.waiting.Store(false)
 	select {
 	case w.levelWake <- struct{}{}:
