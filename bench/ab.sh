@@ -6,9 +6,10 @@
 # Each run gives its throughput (inputs/s) and the CPU time the producer,
 # its broker and its consumers spent (user + system, from /usr/bin/time):
 # on a machine shared with other work the CPU time per input is the
-# steadier figure. The rounds alternate the two builds (A B A B ...), so
-# that a machine's drift hits both alike; each cell is the median of
-# ROUNDS, and the ratios are this tree's over REV's.
+# steadier figure. The rounds alternate the two builds (A B, B A, A B,
+# ...), so that a machine's drift, and whatever one run leaves the next,
+# hit both alike; each cell is the median of ROUNDS, and the ratios are
+# this tree's over REV's, the median of the rounds' own ratios.
 # Usage: bench/ab.sh [REV] [N] [ROUNDS] [CHUNKS]   (defaults main, 100000, 5, "1 0")
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,21 +39,29 @@ run() { # bin chunk -> "inputs/s cpu_µs_per_input"; each run on a store of its 
   echo "${rate:-0} ${cpu:-0}"
 }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a > 0) printf "%.3f", b/a; else print "-"}'; }
 
 printf '| case (%d inputs, 2 consumer processes, median of %d) | %s inputs/s | this tree inputs/s | ratio | %s CPU µs/input | this tree CPU µs/input | ratio |\n' \
   "$n" "$rounds" "$rev" "$rev"
 printf '|---|---|---|---|---|---|---|\n'
+
 for chunk in $chunks; do
   : >"$work/ra" && : >"$work/rb"
   for i in $(seq "$rounds"); do
-    a=$(run "$work/a" "$chunk"); b=$(run "$work/b" "$chunk")
+    if [ $((i % 2)) = 1 ]; then
+      a=$(run "$work/a" "$chunk"); b=$(run "$work/b" "$chunk")
+    else # every other round the other first: no build always runs second
+      b=$(run "$work/b" "$chunk"); a=$(run "$work/a" "$chunk")
+    fi
     echo "chunk=$chunk round $i: $rev $a, this tree $b (inputs/s, CPU µs/input)" >&2
     echo "$a" >>"$work/ra"; echo "$b" >>"$work/rb"
   done
   ra=$(cut -d' ' -f1 "$work/ra" | median); rb=$(cut -d' ' -f1 "$work/rb" | median)
   ca=$(cut -d' ' -f2 "$work/ra" | median); cb=$(cut -d' ' -f2 "$work/rb" | median)
+  # The ratio is the median of each round's own ratio: a drift of the
+  # machine over the run moves both builds of a round alike.
+  rr=$(paste -d' ' "$work/ra" "$work/rb" | awk '$1 > 0 {printf "%.3f\n", $3 / $1}' | median)
+  cr=$(paste -d' ' "$work/ra" "$work/rb" | awk '$2 > 0 {printf "%.3f\n", $4 / $2}' | median)
   label="chunk 1"
   [ "$chunk" = 0 ] && label="automatic chunk"
-  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$ra" "$rb" "$(ratio "$ra" "$rb")" "$ca" "$cb" "$(ratio "$ca" "$cb")"
+  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$ra" "$rb" "$rr" "$ca" "$cb" "$cr"
 done
