@@ -335,7 +335,10 @@ func (w *Worker) waitPull(ctx context.Context, l *level, k int, lost chan<- erro
 	got, err := w.pullFrom(ctx, l, k, false, true)
 	w.reserved.Add(-int64(k - got))
 	if err != nil {
-		lost <- err
+		select {
+		case lost <- err:
+		default: // one is waiting to be read already: the fetch loop stops on it
+		}
 	}
 	l.looked(got, time.Now())
 	l.waiting.Store(false)

@@ -182,8 +182,9 @@ func (w *Worker) prefetchMode() string {
 // MaxTasks is the worker's Config.MaxTasks.
 func (w *Worker) MaxTasks() int { return w.cfg.MaxTasks }
 
-// tasksLeft is how many more task messages the worker may take under
-// MaxTasks (all it likes without), and whether it has taken its last.
+// tasksLeft is how many more task messages the worker may ask for under
+// MaxTasks (all it likes without), beyond what its open waiting pulls may
+// still bring, and whether it has taken its last.
 func (w *Worker) tasksLeft() (left int, retire bool) {
 	if w.cfg.MaxTasks <= 0 {
 		return math.MaxInt, false
