@@ -226,17 +226,29 @@ func (p *Pool) Submit(ctx context.Context, kind string, arg any, opts ...TaskOpt
 	p.submits++
 	p.mu.Unlock()
 	o := taskOpts(opts)
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("submit %s: %w", kind, err)
+	}
+	id := protocol.TaskID(p.runID, i)
+	mark := func(ctx context.Context) error { return p.q.MarkCancelled(ctx, id) }
 	if o.Plain() {
-		return &Task{}, p.q.Put(ctx, p.runID, i, kind, arg)
+		return &Task{id: id, cancel: mark}, p.q.Put(ctx, p.runID, i, kind, arg)
 	}
 	d, err := p.q.PutWith(ctx, p.runID, i, kind, arg, o)
 	if err != nil {
 		return nil, err
 	}
 	if d == nil {
-		return &Task{}, nil
+		return &Task{id: id, cancel: mark}, nil
 	}
-	return &Task{d: d, cancel: func(ctx context.Context) error { return p.q.Cancel(ctx, d) }}, nil
+	return &Task{d: d, id: id, cancel: func(ctx context.Context) error {
+		err := p.q.Cancel(ctx, d)
+		if errors.Is(err, ErrFired) {
+			// Queued or running now: it is stopped where it is.
+			return mark(ctx)
+		}
+		return err
+	}}, nil
 }
 
 // PIDs returns the current process id of each consumer process the pool

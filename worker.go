@@ -121,18 +121,20 @@ func (w *Worker) Run(ctx context.Context) error {
 // workerConfig configures the worker's consumer from the configuration.
 func workerConfig(c *config.Config, o workerOptions) consumer.Config {
 	return consumer.Config{
-		Name:            o.name,
-		Concurrency:     c.Consumers.Concurrency,
-		Prefetch:        c.Consumers.Prefetch,
-		MaxDeliver:      c.Queue.MaxDeliver,
-		MaxTasks:        c.Consumers.MaxTasks,
-		RetryBackoff:    c.Consumers.RetryBackoff,
-		RetryBackoffMax: c.Consumers.RetryBackoffMax,
-		Init:            o.init,
-		Run:             o.run,
-		Holds:           o.holds,
-		Out:             o.out,
-		Labelled:        demo.Labelled(o.out),
+		Name:             o.name,
+		Concurrency:      c.Consumers.Concurrency,
+		Prefetch:         c.Consumers.Prefetch,
+		MaxDeliver:       c.Queue.MaxDeliver,
+		MaxTasks:         c.Consumers.MaxTasks,
+		TaskTimeout:      c.Consumers.TaskTimeout,
+		HardTimeoutGrace: c.Consumers.HardTimeoutGrace,
+		RetryBackoff:     c.Consumers.RetryBackoff,
+		RetryBackoffMax:  c.Consumers.RetryBackoffMax,
+		Init:             o.init,
+		Run:              o.run,
+		Holds:            o.holds,
+		Out:              o.out,
+		Labelled:         demo.Labelled(o.out),
 	}
 }
 

@@ -57,6 +57,11 @@ func rolePermissions(role, queue string) *server.Permissions {
 				"$KV." + protocol.FiredBucket + "." + queue + ".>",
 				"$JS.API.DIRECT.GET.KV_" + protocol.FiredBucket + ".>",
 				"$JS.API.STREAM.MSG.GET.KV_" + protocol.FiredBucket,
+				// Watch the cancel marks (an ordered consumer of the
+				// bucket), and count what its controls did.
+				"$JS.API.CONSUMER.CREATE.KV_" + protocol.CancelBucket + ".>",
+				"$JS.API.CONSUMER.DELETE.KV_" + protocol.CancelBucket + ".>",
+				protocol.CountSubject("*", queue),
 				// Take from message queues ("consumer get").
 				"$JS.API.CONSUMER.INFO.*." + protocol.MsgQueueGetters,
 				"$JS.API.CONSUMER.MSG.NEXT.*." + protocol.MsgQueueGetters,

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -15,6 +16,10 @@ type TaskOptions struct {
 	At time.Time
 	// Deadline: a task taken later is not run (HeaderDeadline).
 	Deadline time.Time
+	// Timeout is the task's own time limit (HeaderTimeout).
+	Timeout time.Duration
+	// Err is an option given a bad value: the put fails with it.
+	Err error
 }
 
 // Delayed reports whether the task is held by the broker until At.
@@ -28,4 +33,18 @@ func (o TaskOptions) SetHeaders(h nats.Header) {
 	if !o.Deadline.IsZero() {
 		h.Set(HeaderDeadline, o.Deadline.UTC().Format(time.RFC3339Nano))
 	}
+	if o.Timeout > 0 {
+		h.Set(HeaderTimeout, o.Timeout.String())
+	}
+}
+
+// Validate checks o, naming the value that is wrong.
+func (o TaskOptions) Validate() error {
+	if o.Err != nil {
+		return o.Err
+	}
+	if o.Timeout < 0 {
+		return fmt.Errorf("time limit must be positive, got %v", o.Timeout)
+	}
+	return nil
 }
