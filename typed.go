@@ -196,6 +196,9 @@ type MapResult[R any] struct {
 // input has its result already, ErrNoSuchTask when the map has no such
 // input.
 func (m *MapResult[R]) Cancel(ctx context.Context, index int) error {
+	if m.Ready() {
+		return fmt.Errorf("input #%d: %w: the map has ended", index, ErrFinished)
+	}
 	var id string
 	select {
 	case id = <-m.started:
@@ -205,7 +208,11 @@ func (m *MapResult[R]) Cancel(ctx context.Context, index int) error {
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
-	return m.pool.inner.CancelTask(ctx, id, index)
+	err := m.pool.inner.CancelTask(ctx, id, index)
+	if err != nil && m.Ready() {
+		return fmt.Errorf("input #%d: %w: the map has ended", index, ErrFinished)
+	}
+	return err
 }
 
 // MapAsync starts Map and returns at once, like Python's Pool.map_async.

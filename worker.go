@@ -143,6 +143,13 @@ func workerConfig(c *config.Config, o workerOptions) consumer.Config {
 // that spawned it starts a fresh one).
 var ErrRetired = consumer.ErrRetired
 
+// ErrTimeLimit is returned by a worker that abandoned a handler at its
+// hard time limit (consumers.task_timeout, procq.Timeout): the process
+// should exit, since only that stops the handler's goroutine
+// (bin/consumer exits 4 then, and a producer that spawned it starts a
+// fresh one).
+var ErrTimeLimit = consumer.ErrTimeLimit
+
 func retired(w *consumer.Worker, err error) error {
 	if err == nil && w.Retired() {
 		return fmt.Errorf("%w (%d)", ErrRetired, w.MaxTasks())
