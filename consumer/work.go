@@ -196,7 +196,6 @@ func (w *Worker) runAll(ctx context.Context, j *job) []task.Outcome {
 		if w.cancels.has(id) || i == 0 && w.cancels.has(j.msg.Headers().Get(protocol.HeaderTaskID)) {
 			out[i] = task.Outcome{Error: protocol.CancelledText, Cancelled: true}
 			j.logger().InfoContext(ctx, "cancelled task not run", "task_id", id)
-			w.count(ctx, protocol.CountCancelled)
 			continue
 		}
 		track := ""
@@ -221,7 +220,6 @@ func (w *Worker) runAll(ctx context.Context, j *job) []task.Outcome {
 		case end == cancelled:
 			out[i] = task.Outcome{Error: protocol.CancelledText, Cancelled: true}
 			j.logger().InfoContext(ctx, "running task cancelled", "task_id", id, "returned", task.ErrorText(err))
-			w.count(ctx, protocol.CountCancelled)
 			continue
 		case end == timedOut && err != nil:
 			out[i] = task.Outcome{Error: limitText(j.limit)}

@@ -88,6 +88,11 @@ func (q *TaskQueue) MarkCancelled(ctx context.Context, id string) error {
 		return fmt.Errorf("cancel %s: %w", id, err)
 	}
 	q.log.InfoContext(ctx, "task marked cancelled", "task_id", id)
+	if q.topo.Counts != nil {
+		if err := protocol.Increment(ctx, q.js, protocol.CountCancelled, q.name); err != nil {
+			q.log.WarnContext(ctx, "counter not stored", "counter", protocol.CountCancelled, "error", err)
+		}
+	}
 	return nil
 }
 
