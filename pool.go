@@ -98,7 +98,8 @@ type Pool struct {
 	done    chan struct{} // closed when the run has ended
 	err     error         // the run's end, once done
 	mu      sync.Mutex
-	submits int // Submit's index
+	submits int    // Submit's index
+	answer  func() // stops answering cancels of Submit's tasks; nil before the first
 }
 
 // Pool returns a pool that maps over the client's queue. With Processes
@@ -181,6 +182,7 @@ func (c *Client) Pool(ctx context.Context, opts ...PoolOption) (*Pool, error) {
 // each consumer its sentinel and, for the processes it started, waits for
 // them to exit. When ctx ends first, the processes are stopped.
 func (p *Pool) Close(ctx context.Context) error {
+	p.stopAnswering()
 	err := p.inner.Close(ctx)
 	if p.run == nil {
 		return err
@@ -200,6 +202,7 @@ func (p *Pool) Close(ctx context.Context) error {
 // like Python's Pool.terminate; the consumers the pool started are
 // stopped (SIGTERM) without waiting for their sentinels.
 func (p *Pool) Terminate(ctx context.Context) error {
+	p.stopAnswering()
 	err := p.inner.Terminate(ctx)
 	if p.run == nil {
 		return err
@@ -210,6 +213,14 @@ func (p *Pool) Terminate(ctx context.Context) error {
 		err = errors.Join(err, g.Wait())
 	}
 	return err
+}
+
+func (p *Pool) stopAnswering() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.answer != nil {
+		p.answer()
+	}
 }
 
 // Submit puts one task of kind on the pool's queue, to be run by one of
@@ -224,6 +235,19 @@ func (p *Pool) Submit(ctx context.Context, kind string, arg any, opts ...TaskOpt
 	p.mu.Lock()
 	i := p.submits
 	p.submits++
+	if p.answer == nil {
+		// "broker task cancel <run>.<index>" reaches this pool.
+		stop, err := p.q.AnswerCancels(context.WithoutCancel(ctx), p.runID, func(index int) bool {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			return index < p.submits
+		})
+		if err != nil {
+			p.mu.Unlock()
+			return nil, fmt.Errorf("submit %s: %w", kind, err)
+		}
+		p.answer = stop
+	}
 	p.mu.Unlock()
 	o := taskOpts(opts)
 	if err := o.Validate(); err != nil {
@@ -241,14 +265,7 @@ func (p *Pool) Submit(ctx context.Context, kind string, arg any, opts ...TaskOpt
 	if d == nil {
 		return &Task{id: id, cancel: mark}, nil
 	}
-	return &Task{d: d, id: id, cancel: func(ctx context.Context) error {
-		err := p.q.Cancel(ctx, d)
-		if errors.Is(err, ErrFired) {
-			// Queued or running now: it is stopped where it is.
-			return mark(ctx)
-		}
-		return err
-	}}, nil
+	return &Task{d: d, id: id, cancel: func(ctx context.Context) error { return p.q.Cancel(ctx, d) }}, nil
 }
 
 // PIDs returns the current process id of each consumer process the pool

@@ -246,6 +246,10 @@ func (p *Pool) streamFor(ctx context.Context, kind string, argsFor func(context.
 		}
 		m.progress.total.Store(-1)
 		m.opts.Deadline = p.cfg.Deadline
+		// Known to CancelTask before its handle is (setup): a cancel that
+		// comes before the first input is sent holds all the same.
+		p.maps.Store(id, m)
+		defer p.maps.Delete(id)
 		for _, f := range setup {
 			f(m)
 		}
