@@ -100,8 +100,9 @@ type Pool struct {
 	done     chan struct{} // closed when the run has ended
 	err      error         // the run's end, once done
 	mu       sync.Mutex
-	submits  int   // Submit's index
-	priority Level // MapPriority's
+	submits  int    // Submit's index
+	answer   func() // stops answering cancels of Submit's tasks; nil before the first
+	priority Level  // MapPriority's
 }
 
 // Pool returns a pool that maps over the client's queue. With Processes
@@ -185,6 +186,7 @@ func (c *Client) Pool(ctx context.Context, opts ...PoolOption) (*Pool, error) {
 // each consumer its sentinel and, for the processes it started, waits for
 // them to exit. When ctx ends first, the processes are stopped.
 func (p *Pool) Close(ctx context.Context) error {
+	p.stopAnswering()
 	err := p.inner.Close(ctx)
 	if p.run == nil {
 		return err
@@ -204,6 +206,7 @@ func (p *Pool) Close(ctx context.Context) error {
 // like Python's Pool.terminate; the consumers the pool started are
 // stopped (SIGTERM) without waiting for their sentinels.
 func (p *Pool) Terminate(ctx context.Context) error {
+	p.stopAnswering()
 	err := p.inner.Terminate(ctx)
 	if p.run == nil {
 		return err
@@ -214,6 +217,14 @@ func (p *Pool) Terminate(ctx context.Context) error {
 		err = errors.Join(err, g.Wait())
 	}
 	return err
+}
+
+func (p *Pool) stopAnswering() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.answer != nil {
+		p.answer()
+	}
 }
 
 // Submit puts one task of kind on the pool's queue, to be run by one of
@@ -227,25 +238,40 @@ func (p *Pool) Terminate(ctx context.Context) error {
 // before any task of a lower level, and the run's sentinels wait for every
 // level.
 func (p *Pool) Submit(ctx context.Context, kind string, arg any, opts ...TaskOption) (*Task, error) {
-	o, err := validTaskOpts(opts)
-	if err != nil {
-		return nil, err
-	}
 	p.mu.Lock()
 	i := p.submits
 	p.submits++
+	if p.answer == nil {
+		// "broker task cancel <run>.<index>" reaches this pool.
+		stop, err := p.q.AnswerCancels(context.WithoutCancel(ctx), p.runID, func(index int) bool {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			return index < p.submits
+		})
+		if err != nil {
+			p.mu.Unlock()
+			return nil, fmt.Errorf("submit %s: %w", kind, err)
+		}
+		p.answer = stop
+	}
 	p.mu.Unlock()
+	o := taskOpts(opts)
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("submit %s: %w", kind, err)
+	}
+	id := protocol.TaskID(p.runID, i)
+	mark := func(ctx context.Context) error { return p.q.MarkCancelled(ctx, id) }
 	if o.Plain() {
-		return &Task{}, p.q.Put(ctx, p.runID, i, kind, arg)
+		return &Task{id: id, cancel: mark}, p.q.Put(ctx, p.runID, i, kind, arg)
 	}
 	d, err := p.q.PutWith(ctx, p.runID, i, kind, arg, o)
 	if err != nil {
 		return nil, err
 	}
 	if d == nil {
-		return &Task{}, nil
+		return &Task{id: id, cancel: mark}, nil
 	}
-	return &Task{d: d, cancel: func(ctx context.Context) error { return p.q.Cancel(ctx, d) }}, nil
+	return &Task{d: d, id: id, cancel: func(ctx context.Context) error { return p.q.Cancel(ctx, d) }}, nil
 }
 
 // PIDs returns the current process id of each consumer process the pool

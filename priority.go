@@ -43,15 +43,6 @@ func MapPriority(l Level) PoolOption { return func(o *poolOptions) { o.priority 
 // ErrUnknownPriority that names it.
 func ParseLevel(s string) (Level, error) { return protocol.ParsePriority(s) }
 
-// validTaskOpts is taskOpts, failing on options that can never be met.
-func validTaskOpts(opts []TaskOption) (protocol.TaskOptions, error) {
-	o := taskOpts(opts)
-	if err := o.Validate(); err != nil {
-		return o, fmt.Errorf("procq: %w", err)
-	}
-	return o, nil
-}
-
 // noPriority fails, naming the queue, when o asks a message queue item
 // for a priority: a message queue is first in, first out.
 func noPriority(o protocol.TaskOptions, queue string) error {

@@ -32,52 +32,54 @@ func rolePassword(token, role, queue string) string {
 
 // rolePermissions are what role may do on queue.
 func rolePermissions(role, queue string) *server.Permissions {
+	durable := protocol.DurableName(queue)
 	switch role {
 	case protocol.RoleConsumer:
-		var durables []string
-		for _, p := range protocol.Priorities() {
-			// Read the topology; pull from the queue's durables, one per
-			// priority, and settle what they delivered.
-			durable := protocol.LevelDurable(queue, p)
-			durables = append(durables,
-				"$JS.API.CONSUMER.INFO."+protocol.TasksStream+"."+durable,
-				"$JS.API.CONSUMER.MSG.NEXT."+protocol.TasksStream+"."+durable,
-				"$JS.ACK."+protocol.TasksStream+"."+durable+".>")
-		}
 		return &server.Permissions{
-			Publish: &server.SubjectPermission{Allow: append(durables,
+			Publish: &server.SubjectPermission{Allow: append(priorityDurables(queue), []string{
+				// Read the topology; pull from the queue's durable (its
+				// default priority's; the others' above) and settle what it
+				// pulled.
 				"$JS.API.INFO",
 				"$JS.API.STREAM.INFO.*",
+				"$JS.API.CONSUMER.INFO." + protocol.TasksStream + "." + durable,
+				"$JS.API.CONSUMER.MSG.NEXT." + protocol.TasksStream + "." + durable,
+				"$JS.ACK." + protocol.TasksStream + "." + durable + ".>",
 				// Read the runs' records (the sentinel rules).
-				"$JS.API.DIRECT.GET."+"KV_"+protocol.RunsBucket+".>",
-				"$JS.API.STREAM.MSG.GET."+"KV_"+protocol.RunsBucket,
+				"$JS.API.DIRECT.GET." + "KV_" + protocol.RunsBucket + ".>",
+				"$JS.API.STREAM.MSG.GET." + "KV_" + protocol.RunsBucket,
 				// Answer maps, dead-letter its queue's tasks, keep its
 				// presence key.
-				protocol.ResultsPrefix+".>",
-				protocol.NoticePrefix+".>",
+				protocol.ResultsPrefix + ".>",
+				protocol.NoticePrefix + ".>",
 				protocol.DeadSubject(queue),
-				"$KV."+protocol.ConsumersBucket+"."+queue+".>",
+				"$KV." + protocol.ConsumersBucket + "." + queue + ".>",
 				// Claim the fired tasks it takes (each firing runs once).
-				"$KV."+protocol.FiredBucket+"."+queue+".>",
-				"$JS.API.DIRECT.GET.KV_"+protocol.FiredBucket+".>",
-				"$JS.API.STREAM.MSG.GET.KV_"+protocol.FiredBucket,
+				"$KV." + protocol.FiredBucket + "." + queue + ".>",
+				"$JS.API.DIRECT.GET.KV_" + protocol.FiredBucket + ".>",
+				"$JS.API.STREAM.MSG.GET.KV_" + protocol.FiredBucket,
+				// Watch the cancel marks (an ordered consumer of the
+				// bucket), and count what its controls did.
+				"$JS.API.CONSUMER.CREATE.KV_" + protocol.CancelBucket + ".>",
+				"$JS.API.CONSUMER.DELETE.KV_" + protocol.CancelBucket + ".>",
+				protocol.CountSubject("*", queue),
 				// Take from message queues ("consumer get").
-				"$JS.API.CONSUMER.INFO.*."+protocol.MsgQueueGetters,
-				"$JS.API.CONSUMER.MSG.NEXT.*."+protocol.MsgQueueGetters,
-				"$JS.ACK.*."+protocol.MsgQueueGetters+".>",
+				"$JS.API.CONSUMER.INFO.*." + protocol.MsgQueueGetters,
+				"$JS.API.CONSUMER.MSG.NEXT.*." + protocol.MsgQueueGetters,
+				"$JS.ACK.*." + protocol.MsgQueueGetters + ".>",
 				// Hold a pipe end ("consumer pipe").
-				protocol.PipePrefix+".>",
-				"$KV."+protocol.PipeEndsBucket+".>",
-				"$JS.API.DIRECT.GET.KV_"+protocol.PipeEndsBucket+".>",
-				"$JS.API.STREAM.MSG.GET.KV_"+protocol.PipeEndsBucket,
-				"$JS.API.STREAM.MSG.GET."+protocol.PipesStream,
-				"$JS.API.STREAM.PURGE."+protocol.PipesStream,
-				"$JS.API.CONSUMER.CREATE."+protocol.PipesStream+".>",
-				"$JS.API.CONSUMER.DELETE."+protocol.PipesStream+".>",
-				"$JS.API.CONSUMER.MSG.NEXT."+protocol.PipesStream+".>",
-				"$JS.ACK."+protocol.PipesStream+".>",
+				protocol.PipePrefix + ".>",
+				"$KV." + protocol.PipeEndsBucket + ".>",
+				"$JS.API.DIRECT.GET.KV_" + protocol.PipeEndsBucket + ".>",
+				"$JS.API.STREAM.MSG.GET.KV_" + protocol.PipeEndsBucket,
+				"$JS.API.STREAM.MSG.GET." + protocol.PipesStream,
+				"$JS.API.STREAM.PURGE." + protocol.PipesStream,
+				"$JS.API.CONSUMER.CREATE." + protocol.PipesStream + ".>",
+				"$JS.API.CONSUMER.DELETE." + protocol.PipesStream + ".>",
+				"$JS.API.CONSUMER.MSG.NEXT." + protocol.PipesStream + ".>",
+				"$JS.ACK." + protocol.PipesStream + ".>",
 				"$JS.FC.>",
-			)},
+			}...)},
 			Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
 		}
 	case protocol.RoleProducer:
@@ -95,6 +97,20 @@ func rolePermissions(role, queue string) *server.Permissions {
 		}
 	}
 	return nil
+}
+
+// priorityDurables lets a consumer pull from the durables of queue's
+// high and low priorities and settle what they delivered.
+func priorityDurables(queue string) []string {
+	var allow []string
+	for _, p := range []protocol.Priority{protocol.PriorityHigh, protocol.PriorityLow} {
+		durable := protocol.LevelDurable(queue, p)
+		allow = append(allow,
+			"$JS.API.CONSUMER.INFO."+protocol.TasksStream+"."+durable,
+			"$JS.API.CONSUMER.MSG.NEXT."+protocol.TasksStream+"."+durable,
+			"$JS.ACK."+protocol.TasksStream+"."+durable+".>")
+	}
+	return allow
 }
 
 // roleAuth lets in the admin (the token) and the roles' users of queue.

@@ -69,6 +69,14 @@ func TestScheduleStandalone(t *testing.T) {
 			t.Parallel()
 			poolDeadline(t, e.schedSub(t, "PROCQ_QUEUE_NAME", "deadline"))
 		})
+		t.Run("TaskTimeLimit", func(t *testing.T) {
+			t.Parallel()
+			taskTimeLimit(t, e.schedSub(t, "PROCQ_QUEUE_NAME", "limited"))
+		})
+		t.Run("TaskCancel", func(t *testing.T) {
+			t.Parallel()
+			taskCancel(t, e.schedSub(t, "PROCQ_QUEUE_NAME", "cancels"))
+		})
 		t.Run("PoolPriority", func(t *testing.T) {
 			t.Parallel()
 			poolPriority(t, e.schedSub(t, "PROCQ_QUEUE_NAME", "prio"))

@@ -41,18 +41,22 @@ var (
 	descReplicas    = prometheus.NewDesc("procq_stream_replicas", "A stream's configured replicas.", streamLabels, nil)
 	descCurrent     = prometheus.NewDesc("procq_stream_replicas_current", "A stream's replicas that are up to date, its leader included.", streamLabels, nil)
 	descLeader      = prometheus.NewDesc("procq_stream_leader", "1 for the node that leads the stream (in a cluster).", []string{"stream", "leader"}, nil)
+	descPaused      = prometheus.NewDesc("procq_queue_paused", "1 while the queue is paused (broker queue pause).", queueLabels, nil)
+	descScheduled   = prometheus.NewDesc("procq_scheduled_tasks", "Delayed tasks of the queue not fired yet.", queueLabels, nil)
+	descNextFire    = prometheus.NewDesc("procq_schedule_next_fire_timestamp_seconds", "When a periodic schedule fires next (Unix time).", []string{"schedule", "queue"}, nil)
+	descTimedOut    = prometheus.NewDesc("procq_tasks_timed_out_total", "Tasks of the queue stopped at their time limit.", queueLabels, nil)
+	descCancelled   = prometheus.NewDesc("procq_tasks_cancelled_total", "Tasks of the queue cancelled before or while they ran.", queueLabels, nil)
+	descDuplicate   = prometheus.NewDesc("procq_tasks_duplicate_total", "Unique puts on the queue refused as duplicates.", queueLabels, nil)
+	descUp          = prometheus.NewDesc("procq_status_up", "1 when the last scrape could read the broker's state.", nil, nil)
 	descLevelTasks  = prometheus.NewDesc("procq_queue_tasks", "The queue's tasks by priority (high, default, low) and state: pending (queued, not yet delivered; the default level's sentinels too) or in_flight (delivered, not yet settled).",
 		[]string{"queue", "priority", "state"}, nil)
-	descPaused    = prometheus.NewDesc("procq_queue_paused", "1 while the queue is paused (broker queue pause).", queueLabels, nil)
-	descScheduled = prometheus.NewDesc("procq_scheduled_tasks", "Delayed tasks of the queue not fired yet.", queueLabels, nil)
-	descNextFire  = prometheus.NewDesc("procq_schedule_next_fire_timestamp_seconds", "When a periodic schedule fires next (Unix time).", []string{"schedule", "queue"}, nil)
-	descUp        = prometheus.NewDesc("procq_status_up", "1 when the last scrape could read the broker's state.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPending, descInFlight, descRedelivered, descWaiting, descDead, descOldest,
-		descConsumers, descLastMinute, descLevelTasks, descScheduled, descNextFire, descPaused, descMsgs, descBytes, descReplicas, descCurrent, descLeader, descUp} {
+		descConsumers, descLastMinute, descScheduled, descNextFire, descPaused, descMsgs, descBytes, descReplicas, descCurrent, descLeader,
+		descTimedOut, descCancelled, descDuplicate, descUp, descLevelTasks} {
 		ch <- d
 	}
 }
@@ -86,6 +90,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			paused = 1
 		}
 		g(descPaused, paused, q.Name)
+		for d, v := range map[*prometheus.Desc]int64{descTimedOut: q.TimedOut, descCancelled: q.Cancelled, descDuplicate: q.Duplicates} {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), q.Name)
+		}
 		for _, l := range q.Priorities {
 			g(descLevelTasks, float64(l.Pending), q.Name, string(l.Priority), "pending")
 			g(descLevelTasks, float64(l.InFlight), q.Name, string(l.Priority), "in_flight")

@@ -56,6 +56,12 @@ type QueueStatus struct {
 	Scheduled uint64 `json:"scheduled"`
 	// PausedUntil is set while the queue is paused (PauseQueue).
 	PausedUntil *time.Time `json:"paused_until,omitempty"`
+	// What the controls over each task did, ever (protocol.CountsStream):
+	// tasks stopped at their time limit, tasks cancelled, unique puts
+	// refused as duplicates.
+	TimedOut   int64 `json:"timed_out"`
+	Cancelled  int64 `json:"cancelled"`
+	Duplicates int64 `json:"duplicates"`
 	// Priorities splits Pending and InFlight by priority, highest first:
 	// one entry per level the queue has.
 	Priorities []PriorityStatus `json:"priorities"`
@@ -166,6 +172,9 @@ func Snapshot(ctx context.Context, js jetstream.JetStream) (*Status, error) {
 		return nil, err
 	}
 	if err := st.readSchedules(ctx, js); err != nil {
+		return nil, err
+	}
+	if err := st.readCounters(ctx, js); err != nil {
 		return nil, err
 	}
 	if cluster := nc.ConnectedClusterName(); cluster != "" {
@@ -430,6 +439,21 @@ func (st *Status) readSchedules(ctx context.Context, js jetstream.JetStream) err
 	}
 	for i := range st.MsgQueues {
 		st.MsgQueues[i].Scheduled = items[st.MsgQueues[i].Name]
+	}
+	return nil
+}
+
+// readCounters fills in each queue's counters.
+func (st *Status) readCounters(ctx context.Context, js jetstream.JetStream) error {
+	c, err := protocol.Counters(ctx, js)
+	if err != nil {
+		return fmt.Errorf("counters: %w", err)
+	}
+	for i := range st.Queues {
+		q := &st.Queues[i]
+		q.TimedOut = c[protocol.CountTimedOut][q.Name]
+		q.Cancelled = c[protocol.CountCancelled][q.Name]
+		q.Duplicates = c[protocol.CountDuplicate][q.Name]
 	}
 	return nil
 }

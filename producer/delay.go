@@ -82,7 +82,7 @@ func (p *Pool) ApplyWith(ctx context.Context, kind string, args any, o protocol.
 	if o.Delayed() && p.q.topo.Sched == nil {
 		return nil, schedule.Supported(p.q.js)
 	}
-	r := &AsyncResult{done: make(chan struct{})}
+	r := p.newResult()
 	scheduled := make(chan *schedule.Delayed, 1)
 	mctx, stop := context.WithCancelCause(context.WithoutCancel(ctx))
 	single := func(context.Context) iter.Seq[any] {
@@ -94,6 +94,7 @@ func (p *Pool) ApplyWith(ctx context.Context, kind string, args any, o protocol.
 			m.opts.Priority = p.cfg.Priority.Zero() // the pool's
 		}
 		m.onDelayed = func(d *schedule.Delayed) { scheduled <- d }
+		r.place(m.id, 0)
 	})
 	go func() {
 		defer stop(nil)
@@ -134,16 +135,6 @@ func (p *Pool) ApplyWith(ctx context.Context, kind string, args any, o protocol.
 		stop(context.Cause(ctx))
 		return nil, context.Cause(ctx)
 	}
-}
-
-// Cancel removes a delayed task before it fires: its result is then
-// ErrCancelled and it never runs. schedule.ErrFired when it fired
-// already; ErrNotDelayed for a task that was not delayed.
-func (r *AsyncResult) Cancel(ctx context.Context) error {
-	if r.cancel == nil {
-		return ErrNotDelayed
-	}
-	return r.cancel(ctx)
 }
 
 // Delayed is the delayed task's handle (its id and due time); nil for a

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -16,12 +17,13 @@ type TaskOptions struct {
 	At time.Time
 	// Deadline: a task taken later is not run (HeaderDeadline).
 	Deadline time.Time
+	// Timeout is the task's own time limit (HeaderTimeout).
+	Timeout time.Duration
 	// Priority is the task's level (LevelSubject); zero: the default.
 	Priority Priority
+	// Err is an option given a bad value: the put fails with it.
+	Err error
 }
-
-// Validate fails, naming the value, on an option that can never be met.
-func (o TaskOptions) Validate() error { return o.Priority.Validate() }
 
 // Delayed reports whether the task is held by the broker until At.
 func (o TaskOptions) Delayed() bool { return !o.At.IsZero() }
@@ -37,4 +39,18 @@ func (o TaskOptions) SetHeaders(h nats.Header) {
 	if !o.Deadline.IsZero() {
 		h.Set(HeaderDeadline, o.Deadline.UTC().Format(time.RFC3339Nano))
 	}
+	if o.Timeout > 0 {
+		h.Set(HeaderTimeout, o.Timeout.String())
+	}
+}
+
+// Validate checks o, naming the value that is wrong.
+func (o TaskOptions) Validate() error {
+	if o.Err != nil {
+		return o.Err
+	}
+	if o.Timeout < 0 {
+		return fmt.Errorf("time limit must be positive, got %v", o.Timeout)
+	}
+	return o.Priority.Validate()
 }

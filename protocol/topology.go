@@ -65,6 +65,11 @@ type Topology struct {
 	// schedules (SchedSupported).
 	Sched jetstream.Stream
 	Fired jetstream.KeyValue
+	// Cancel holds the cancelled tasks' marks (CancelBucket).
+	Cancel jetstream.KeyValue
+	// Counts holds the counters (CountsStream); nil when the broker
+	// cannot keep them (it cannot hold schedules either).
+	Counts jetstream.Stream
 }
 
 // ErrNoTopology says a queue's streams, durable consumer or buckets do
@@ -106,12 +111,18 @@ func LookupQueue(ctx context.Context, js jetstream.JetStream, queue string) (*To
 	if t.Presence, err = js.KeyValue(ctx, ConsumersBucket); err != nil {
 		return nil, missing("bucket "+ConsumersBucket, err)
 	}
+	if t.Cancel, err = js.KeyValue(ctx, CancelBucket); err != nil {
+		return nil, missing("bucket "+CancelBucket, err)
+	}
 	if SchedSupported(js.Conn().ConnectedServerVersion()) {
 		if t.Sched, err = js.Stream(ctx, SchedStream); err != nil {
 			return nil, missing("stream "+SchedStream, err)
 		}
 		if t.Fired, err = js.KeyValue(ctx, FiredBucket); err != nil {
 			return nil, missing("bucket "+FiredBucket, err)
+		}
+		if t.Counts, err = js.Stream(ctx, CountsStream); err != nil {
+			return nil, missing("stream "+CountsStream, err)
 		}
 	}
 	return &t, nil
@@ -153,6 +164,9 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (
 			return nil, fmt.Errorf("bucket %s: %w", FiredBucket, err)
 		}
 		sources = []*jetstream.StreamSource{TasksSource()}
+		if topo.Counts, err = ensure(CountsStreamConfig(cfg.Replicas)); err != nil {
+			return nil, fmt.Errorf("stream %s: %w", CountsStream, err)
+		}
 	}
 	tasks, err := ensure(jetstream.StreamConfig{
 		Name:        TasksStream,
@@ -246,8 +260,13 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", ConsumersBucket, err)
 	}
+	cancelled, err := ensureKV(CancelBucketConfig(cfg.Replicas))
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", CancelBucket, err)
+	}
 	topo.Consumer = topo.Levels[DefaultRank]
 	topo.Tasks, topo.Results, topo.Dead, topo.Runs, topo.Presence = tasks, results, dead, runs, presence
+	topo.Cancel = cancelled
 	return &topo, nil
 }
 

@@ -117,7 +117,11 @@ func cancel(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, sub
 	}
 	err := remove(ctx, s, seq)
 	if errors.Is(err, ErrFired) && tombstone {
-		return nil // fired, not taken: its copy finds the claim and is dropped
+		err = nil // fired, not taken: its copy finds the claim and is dropped
+	}
+	if err == nil && strings.HasPrefix(target, protocol.TasksPrefix+".") {
+		// Counted; a count lost is only a count.
+		_ = protocol.Increment(ctx, js, protocol.CountCancelled, QueueOf(target))
 	}
 	return err
 }

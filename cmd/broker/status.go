@@ -158,6 +158,10 @@ func printStatus(out io.Writer, st *ops.Status) error {
 		if q.PausedUntil != nil {
 			fmt.Fprintf(tw, "%s\n", pausedText(q.Name, *q.PausedUntil, st.Time))
 		}
+		if q.TimedOut+q.Cancelled+q.Duplicates > 0 {
+			fmt.Fprintf(tw, "queue %s: %d tasks timed out, %d cancelled, %d duplicate puts refused\n",
+				cell(q.Name), q.TimedOut, q.Cancelled, q.Duplicates)
+		}
 	}
 	printPriorities(tw, st.Queues)
 	fmt.Fprintf(tw, "\nCONSUMER\tQUEUE\tPID\tHOST\tRUNNING\tIN HAND\tDONE\tLAST MINUTE\tUP\n")

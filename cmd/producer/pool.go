@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -46,6 +47,7 @@ before any other, and low-priority ones only when nothing else waits.`,
 	f.Duration("sleep", 0, "sleep of each square task (pool.sleep)")
 	f.Bool("spawn", false, "start the consumer processes (consumers.spawn)")
 	f.Int("concurrency", 0, "tasks each consumer runs at once (consumers.concurrency)")
+	f.Duration("task-timeout", 0, "time limit of each task in the spawned consumers (consumers.task_timeout; 0: none)")
 	f.Bool("json", false, "print one JSON array, one element per input in input order")
 	f.Bool("quiet", false, "print only the summary line")
 	cli.AddWhenFlags(cmd, "start the map")
@@ -55,13 +57,14 @@ before any other, and low-priority ones only when nothing else waits.`,
 }
 
 var poolFlags = map[string]string{
-	"kind":        "pool.kind",
-	"inputs":      "pool.inputs",
-	"processes":   "pool.processes",
-	"chunk-size":  "pool.chunk_size",
-	"sleep":       "pool.sleep",
-	"spawn":       "consumers.spawn",
-	"concurrency": "consumers.concurrency",
+	"kind":         "pool.kind",
+	"inputs":       "pool.inputs",
+	"processes":    "pool.processes",
+	"chunk-size":   "pool.chunk_size",
+	"sleep":        "pool.sleep",
+	"spawn":        "consumers.spawn",
+	"concurrency":  "consumers.concurrency",
+	"task-timeout": "consumers.task_timeout",
 }
 
 func runPool(cmd *cobra.Command, _ []string) error {
@@ -88,7 +91,11 @@ func runPool(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	ctx := cmd.Context()
-	childOut := cmd.OutOrStdout()
+	// Result lines are buffered: a million of them cost a few hundred
+	// writes, not a million (none waits longer than DefaultFlushDelay).
+	out := cli.NewFlushWriter(cmd.OutOrStdout(), cli.DefaultFlushDelay)
+	defer out.Flush()
+	childOut := io.Writer(out)
 	if asJSON {
 		childOut = cmd.ErrOrStderr() // keep stdout one JSON document
 	}
@@ -107,7 +114,6 @@ func runPool(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
-	out := cmd.OutOrStdout()
 	if !asJSON {
 		fmt.Fprintf(out, "Pool: mapping %s over %d inputs with %d consumer processes, chunk size %d%s\n",
 			cfg.Pool.Kind, inputs.Len(), workers, chunk, priorityNote(priority))
@@ -203,13 +209,7 @@ type poolPrinter struct {
 	quiet  bool
 	failed int
 	n      int
-}
-
-type jsonResult struct {
-	Index  int             `json:"index"`
-	Input  any             `json:"input"`
-	Result json.RawMessage `json:"result"`
-	Error  *string         `json:"error"`
+	line   []byte // the text line's buffer, reused
 }
 
 func (p *poolPrinter) print(r procq.Result[json.RawMessage]) {
@@ -222,20 +222,71 @@ func (p *poolPrinter) print(r procq.Result[json.RawMessage]) {
 		if p.n == 0 {
 			sep = "[\n "
 		}
-		jr := jsonResult{Index: r.Index, Input: p.inputs.At(r.Index), Result: r.Value}
-		if r.Err != nil {
-			msg := r.Err.(*producer.TaskError).Message
-			jr.Error = &msg
+		// {"index":N,"input":...,"result":...,"error":null or "..."}, as
+		// json.Marshal would write it, by appends.
+		b := append(p.line[:0], sep...)
+		b = append(b, `{"index":`...)
+		b = strconv.AppendInt(b, int64(r.Index), 10)
+		b = append(b, `,"input":`...)
+		b = appendJSON(b, p.inputs.At(r.Index))
+		b = append(b, `,"result":`...)
+		if r.Value == nil {
+			b = append(b, "null"...)
+		} else {
+			b = append(b, r.Value...)
 		}
-		b, _ := json.Marshal(jr)
-		fmt.Fprintf(p.out, "%s%s", sep, b)
+		b = append(b, `,"error":`...)
+		if r.Err != nil {
+			b = appendJSON(b, r.Err.(*producer.TaskError).Message)
+		} else {
+			b = append(b, "null"...)
+		}
+		b = append(b, '}')
+		_, _ = p.out.Write(b)
+		p.line = b
 	case p.quiet:
-	case r.Err != nil:
-		fmt.Fprintf(p.out, "%s(%v) failed: %s\n", p.kind, p.inputs.At(r.Index), r.Err.(*producer.TaskError).Message)
 	default:
-		fmt.Fprintf(p.out, "%s(%v) = %s\n", p.kind, p.inputs.At(r.Index), display(r.Value))
+		// One append per part and one write per line, into the buffered
+		// output: a line costs what its bytes do, not a formatter's work.
+		b := append(p.line[:0], p.kind...)
+		b = append(b, '(')
+		b = appendInput(b, p.inputs.At(r.Index))
+		if r.Err != nil {
+			b = append(b, ") failed: "...)
+			b = append(b, r.Err.(*producer.TaskError).Message...)
+		} else {
+			b = append(b, ") = "...)
+			b = appendDisplay(b, r.Value)
+		}
+		b = append(b, '\n')
+		_, _ = p.out.Write(b)
+		p.line = b
 	}
 	p.n++
+}
+
+// appendJSON appends v as JSON.
+func appendJSON(b []byte, v any) []byte {
+	if n, ok := v.(int64); ok {
+		return strconv.AppendInt(b, n, 10)
+	}
+	j, err := json.Marshal(v)
+	if err != nil {
+		return append(b, "null"...)
+	}
+	return append(b, j...)
+}
+
+// appendInput appends an input as %v shows it.
+func appendInput(b []byte, in any) []byte {
+	switch v := in.(type) {
+	case int64:
+		return strconv.AppendInt(b, v, 10)
+	case string:
+		return append(b, v...)
+	default:
+		return fmt.Appendf(b, "%v", v)
+	}
 }
 
 func (p *poolPrinter) end() {
@@ -249,13 +300,16 @@ func (p *poolPrinter) end() {
 	fmt.Fprintln(p.out, "\n]")
 }
 
-// display shows a JSON result, unquoting strings such as big integers.
-func display(v json.RawMessage) string {
-	var s string
-	if json.Unmarshal(v, &s) == nil {
-		return s
+// appendDisplay appends a JSON result as it is shown: a string (such as a
+// big integer) unquoted, anything else as it is.
+func appendDisplay(b []byte, v json.RawMessage) []byte {
+	if len(v) > 0 && v[0] == '"' {
+		var s string
+		if json.Unmarshal(v, &s) == nil {
+			return append(b, s...)
+		}
 	}
-	return string(v)
+	return append(b, v...)
 }
 
 // priorityNote is what the first line says of a priority other than the
