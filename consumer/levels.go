@@ -379,9 +379,12 @@ func (w *Worker) pullFrom(ctx context.Context, l *level, n int, noWait, reserved
 			if msg.Subject() != sentinel {
 				w.tasks.Add(1)
 			}
-			w.window.took(1)
 			w.leases.hold(msg)
 			w.inbox.put(l.rank, msg)
+			// Counted once a slot may take it: what InHand counts is in
+			// the inbox or running. A slot that settles it first leaves
+			// the window one short for as long as this line takes.
+			w.window.took(1)
 		}
 		if err = batch.Error(); err == nil || got > 0 {
 			return got, nil

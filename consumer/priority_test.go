@@ -86,13 +86,15 @@ func TestPrioritiesInOrderAndTheSentinelWaitsForEveryLevel(t *testing.T) {
 		t.Fatal(err)
 	}
 	var r recorder
-	if err := f.run(t, r.registry(), consumer.Config{Name: "C-1", Prefetch: 64, SentinelRetry: 20 * time.Millisecond, Run: run}); err != nil {
-		t.Fatal(err)
+	w, logs, err := f.runLogged(t, r.registry(), consumer.Config{Name: "C-1", Prefetch: 64, SentinelRetry: 20 * time.Millisecond, Run: run})
+	if err != nil || !w.TookSentinel() {
+		t.Fatalf("Run: %v, took its sentinel %v\n%s", err, w.TookSentinel(), logs)
 	}
 	want := slices.Concat(names(protocol.PriorityHigh, 0, 5), names(protocol.PriorityDefault, 0, 50),
 		names(protocol.PriorityLow, 0, 200), []string{"low-late"})
 	if got := r.order(); !slices.Equal(got, want) {
-		t.Errorf("ran %d tasks in the order\n%q\nwant %d:\n%q", len(got), got, len(want), want)
+		ci, _ := f.topo.Levels[protocol.PriorityHigh.Rank()].Info(t.Context())
+		t.Errorf("ran %d tasks in the order\n%q\nwant %d:\n%q\nhigh durable: %+v\nworker log:\n%s", len(got), got, len(want), want, ci, logs)
 	}
 	info, err := f.topo.Tasks.Info(t.Context())
 	if err != nil || info.State.Msgs != 0 {
@@ -115,10 +117,15 @@ func TestHighOvertakesDeepPrefetchOfLow(t *testing.T) {
 			<-release
 		}
 	}}
+	w, err := consumer.New(consumer.Config{Name: "C-1", Prefetch: 100, Run: run, SentinelRetry: 20 * time.Millisecond,
+		FetchWait: time.Second, Out: f.out}, f.js, f.topo, r.registry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	done := make(chan error, 1)
-	go func() {
-		done <- f.runWorker(r.registry(), consumer.Config{Name: "C-1", Prefetch: 100, Run: run, SentinelRetry: 20 * time.Millisecond})
-	}()
+	go func() { done <- w.Run(ctx) }()
 	select {
 	case <-running:
 	case err := <-done:
@@ -128,24 +135,15 @@ func TestHighOvertakesDeepPrefetchOfLow(t *testing.T) {
 	}
 	// The worker holds 100 lows now (one running, 99 waiting): its window
 	// is full.
-	high := f.topo.Levels[protocol.PriorityHigh.Rank()]
+	t.Log("waiting for the worker to hold a full window of 100 low-priority tasks")
+	waitHolding(t, w, 100)
 	f.putLevel(t, q, run, protocol.PriorityHigh, 1)
 	t.Log("waiting for the worker to take the high-priority task beyond its full window")
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ci, err := high.Info(t.Context())
-		if err == nil && ci.NumAckPending == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the high-priority task not taken within 20s: %+v, %v", ci, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitHolding(t, w, 101)
 	close(release)
 	f.sentinel(t, q, run)
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	if err := <-done; err != nil || !w.TookSentinel() {
+		t.Fatalf("Run: %v, took its sentinel %v", err, w.TookSentinel())
 	}
 	want := slices.Concat(names(protocol.PriorityLow, 0, blockAt+1), names(protocol.PriorityHigh, 0, 1),
 		names(protocol.PriorityLow, blockAt+1, lows))
@@ -156,6 +154,19 @@ func TestHighOvertakesDeepPrefetchOfLow(t *testing.T) {
 		}
 		t.Errorf("ran %d tasks, want %d; first difference at %d: got %q, want %q", len(got), len(want), i,
 			got[i:min(i+3, len(got))], want[i:min(i+3, len(want))])
+	}
+}
+
+// waitHolding waits up to 20 s for w to hold n messages, running or in
+// its inbox.
+func waitHolding(t *testing.T, w *consumer.Worker, n int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for w.InHand() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker holds %d messages after 20s, want %d", w.InHand(), n)
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }
 

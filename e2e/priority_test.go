@@ -60,7 +60,7 @@ func poolPriority(t *testing.T, e *env) {
 		!strings.Contains(out, "Pool: 5 results in input order, 0 failed") {
 		t.Errorf("producer pool --priority high printed:\n%s", out)
 	}
-	if n := len(regexp.MustCompile(`(?m)^message\(map\[text:high-\d\]\) = $`).FindAllString(out, -1)); n != 5 {
+	if n := len(regexp.MustCompile(`(?m)^message\(map\[text:high-\d\]\) = null$`).FindAllString(out, -1)); n != 5 {
 		t.Errorf("%d results of the high-priority map, want 5:\n%s", n, out)
 	}
 	c1.mustExit(0, exitWait) // its run's sentinel, once the map was done
