@@ -16,6 +16,7 @@ import (
 
 	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/task"
+	"github.com/procq/procq/unique"
 )
 
 // Worker takes tasks from one queue until it takes its sentinel or its
@@ -32,12 +33,13 @@ type Worker struct {
 
 	leases  *leases
 	window  *window
-	took    atomic.Bool   // a sentinel was taken: stop
-	tasks   atomic.Int64  // task messages taken (sentinels not counted)
-	retired atomic.Bool   // MaxTasks reached: stopped taking tasks
-	stats   stats         // for the presence key
-	skipRun string        // by hand: a run that was over when the worker started
-	results chan finished // tasks whose results wait to be stored
+	took    atomic.Bool    // a sentinel was taken: stop
+	tasks   atomic.Int64   // task messages taken (sentinels not counted)
+	retired atomic.Bool    // MaxTasks reached: stopped taking tasks
+	stats   stats          // for the presence key
+	skipRun string         // by hand: a run that was over when the worker started
+	results chan finished  // tasks whose results wait to be stored
+	unique  *unique.Bucket // the unique tasks' keys, released on success
 }
 
 // New builds a worker for the queue topo was declared for. The registry
@@ -67,6 +69,7 @@ func New(cfg Config, js jetstream.JetStream, topo *protocol.Topology, reg *task.
 		maxPayload: maxPayload,
 		leases:     newLeases(info.Config.AckWait, cfg.Holds, log),
 		window:     newWindow(cfg, info.Config.MaxAckPending),
+		unique:     unique.NewBucket(js, 0, log),
 	}, nil
 }
 

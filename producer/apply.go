@@ -34,9 +34,20 @@ func (p *Pool) Apply(ctx context.Context, kind string, args any) (json.RawMessag
 type AsyncResult struct {
 	done chan struct{}
 	res  Result
-	// delayed and cancel are a delayed task's (ApplyWith).
+	// delayed and cancel are a delayed task's (ApplyWith); id a delayed
+	// or unique task's.
 	delayed *schedule.Delayed
 	cancel  func(context.Context) error
+	id      string
+}
+
+// ID is the task's id (its Procq-Task-Id) when it was delayed or unique;
+// "" otherwise.
+func (r *AsyncResult) ID() string {
+	if r.delayed != nil {
+		return r.delayed.ID
+	}
+	return r.id
 }
 
 // Get waits for the task's result, like AsyncResult.get. It returns the

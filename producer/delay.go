@@ -1,6 +1,7 @@
 package producer
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,9 +11,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/schedule"
+	"github.com/procq/procq/unique"
 )
 
 // Delayed tasks: a task put with a time is a one-off message schedule in
@@ -27,7 +30,9 @@ var ErrCancelled = errors.New("task cancelled")
 var ErrNotDelayed = errors.New("not a delayed task: only a delayed task can be cancelled")
 
 // PutWith is Put of a task with options: due at o.At (zero: now; then
-// no handle), with a deadline, and the rest of o's headers.
+// no handle), with a deadline, unique (o.Unique: a *unique.DuplicateError
+// when another task holds the key; the task's id is o.ID, or one made for
+// it), and the rest of o's headers.
 func (q *TaskQueue) PutWith(ctx context.Context, run string, index int, kind string, args any, o protocol.TaskOptions) (*schedule.Delayed, error) {
 	at := o.At
 	if o.Delayed() && q.topo.Sched == nil {
@@ -39,15 +44,19 @@ func (q *TaskQueue) PutWith(ctx context.Context, run string, index int, kind str
 	}
 	msg := q.taskMsg(run, index, kind, body)
 	o.SetHeaders(msg.Header)
+	lock, err := q.claim(ctx, msg, o)
+	if err != nil {
+		return nil, duplicateOr(err, fmt.Sprintf("put %s #%d", kind, index))
+	}
 	if !o.Delayed() {
 		if err := q.publish(ctx, msg); err != nil {
-			return nil, fmt.Errorf("put %s #%d: %w", kind, index, err)
+			return nil, errors.Join(fmt.Errorf("put %s #%d: %w", kind, index, err), lock.Release(ctx))
 		}
 		return nil, nil
 	}
 	d := schedule.Delay(msg, at)
 	if err := q.publish(ctx, msg); err != nil {
-		return nil, fmt.Errorf("put %s #%d at %s: %w", kind, index, at.Format(time.RFC3339), err)
+		return nil, errors.Join(fmt.Errorf("put %s #%d at %s: %w", kind, index, at.Format(time.RFC3339), err), lock.Release(ctx))
 	}
 	q.log.InfoContext(ctx, "delayed task put", "task", kind, "run", run, "index", index, "task_id", d.ID, "due", d.Due)
 	return d, nil
@@ -59,11 +68,13 @@ func (q *TaskQueue) Cancel(ctx context.Context, d *schedule.Delayed) error {
 }
 
 // ApplyWith is ApplyAsync of a task with options o: due at o.At (zero:
-// now), with a deadline (zero: none) and the rest of o's headers. A delayed task is held by the broker until then:
+// now), with a deadline (zero: none), unique (o.Unique) and the rest of o's
+// headers. A delayed task is held by the broker until then:
 // ApplyWith returns once the broker has stored it, and the handle's Cancel
 // removes it before it fires (the result is then ErrCancelled). A task
 // taken after its deadline is not run, and Get returns an error errors.Is
-// ErrDeadline.
+// ErrDeadline. A unique task is stored before ApplyWith returns; when
+// another task holds its key, ApplyWith returns a *unique.DuplicateError.
 //
 // Such a task is a map of its own (its results consumer and lease), not
 // part of the kind's session, so a task due in an hour holds none of the
@@ -72,8 +83,15 @@ func (p *Pool) ApplyWith(ctx context.Context, kind string, args any, o protocol.
 	if o.Delayed() && p.q.topo.Sched == nil {
 		return nil, schedule.Supported(p.q.js)
 	}
-	r := &AsyncResult{done: make(chan struct{})}
+	if o.Unique != "" {
+		if err := unique.Check(o.Unique, o.UniqueFor); err != nil {
+			return nil, err
+		}
+		o.ID = cmp.Or(o.ID, nuid.Next())
+	}
+	r := &AsyncResult{done: make(chan struct{}), id: o.ID}
 	scheduled := make(chan *schedule.Delayed, 1)
+	claimed := make(chan *unique.Lock, 1)
 	mctx, stop := context.WithCancelCause(context.WithoutCancel(ctx))
 	single := func(context.Context) iter.Seq[any] {
 		return func(yield func(any) bool) { yield(args) }
@@ -81,6 +99,7 @@ func (p *Pool) ApplyWith(ctx context.Context, kind string, args any, o protocol.
 	results := p.streamFor(mctx, kind, single, 1, false, func(m *mapping) {
 		m.opts = o
 		m.onDelayed = func(d *schedule.Delayed) { scheduled <- d }
+		m.onUnique = func(l *unique.Lock) { claimed <- l }
 	})
 	go func() {
 		defer stop(nil)
@@ -101,8 +120,23 @@ func (p *Pool) ApplyWith(ctx context.Context, kind string, args any, o protocol.
 		}
 		r.set(res)
 	}()
-	if !o.Delayed() {
-		return r, nil // not delayed: nothing to wait for, nothing to cancel
+	if !o.Delayed() && o.Unique == "" {
+		return r, nil // not delayed, not unique: nothing to wait for, nothing to cancel
+	}
+	// Stored (and its key held), or refused.
+	var lock *unique.Lock
+	if o.Unique != "" {
+		select {
+		case lock = <-claimed:
+		case <-r.done:
+			return nil, duplicateOr(r.res.Err, "submit unique task")
+		case <-ctx.Done():
+			stop(context.Cause(ctx))
+			return nil, context.Cause(ctx)
+		}
+		if !o.Delayed() {
+			return r, nil
+		}
 	}
 	select {
 	case d := <-scheduled:
@@ -112,7 +146,7 @@ func (p *Pool) ApplyWith(ctx context.Context, kind string, args any, o protocol.
 				return err
 			}
 			stop(ErrCancelled)
-			return nil
+			return lock.Release(ctx) // a cancelled task holds its unique key no longer
 		}
 		return r, nil
 	case <-r.done:
