@@ -36,7 +36,8 @@ var (
 )
 
 // TaskOption sets what one task or item asks for: when it is delivered
-// (In, At), by when it must start (Deadline).
+// (In, At), by when it must start (Deadline), whether another like it may
+// be queued meanwhile (Unique).
 type TaskOption func(*protocol.TaskOptions)
 
 // In delays a task or item by d: the broker delivers it d from now.
@@ -64,14 +65,15 @@ func taskOpts(opts []TaskOption) protocol.TaskOptions {
 // Task is the handle of a task or item put with Submit or Put.
 type Task struct {
 	d      *schedule.Delayed
+	id     string
 	cancel func(context.Context) error
 }
 
-// ID is a delayed task's id (its Procq-Task-Id); "" when it was not
-// delayed.
+// ID is a delayed or unique task's id (its Procq-Task-Id); "" when it
+// was neither.
 func (t *Task) ID() string {
 	if t.d == nil {
-		return ""
+		return t.id
 	}
 	return t.d.ID
 }
@@ -94,21 +96,23 @@ func (t *Task) Cancel(ctx context.Context) error {
 }
 
 // Put adds v, encoded as JSON, at the end of the message queue q, like
-// Queue.put; with In or At the item joins the queue only then.
+// Queue.put; with In or At the item joins the queue only then. With
+// Unique it is refused (ErrDuplicate) while another item of q holds the
+// key: until that item is taken, or the ttl passes.
 func Put[T any](ctx context.Context, q *msgq.Queue, v T, opts ...TaskOption) (*Task, error) {
 	o := taskOpts(opts)
-	if !o.Delayed() {
+	if !o.Delayed() && o.Unique == "" {
 		return &Task{}, q.Put(ctx, v)
 	}
 	data, err := task.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("queue %s: put: %w", q.Name(), err)
 	}
-	d, err := q.PutJSONAt(ctx, data, o.At)
+	d, lock, err := q.PutJSONWith(ctx, data, o)
 	if err != nil {
 		return nil, err
 	}
-	return &Task{d: d, cancel: func(ctx context.Context) error { return q.Cancel(ctx, d) }}, nil
+	return handle(d, lock, func(ctx context.Context) error { return q.Cancel(ctx, d) }), nil
 }
 
 // When is when a periodic schedule fires: Every or Cron.

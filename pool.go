@@ -219,7 +219,8 @@ func (p *Pool) Terminate(ctx context.Context) error {
 //
 // With In or At the task is delayed: the broker holds it until then, and
 // the run's sentinels wait for it too; the handle's Cancel removes it
-// before it fires.
+// before it fires. With Unique it is refused (ErrDuplicate) while
+// another task of the queue holds the key.
 func (p *Pool) Submit(ctx context.Context, kind string, arg any, opts ...TaskOption) (*Task, error) {
 	p.mu.Lock()
 	i := p.submits
@@ -229,14 +230,23 @@ func (p *Pool) Submit(ctx context.Context, kind string, arg any, opts ...TaskOpt
 	if o.Plain() {
 		return &Task{}, p.q.Put(ctx, p.runID, i, kind, arg)
 	}
+	if o.Unique != "" && o.ID == "" {
+		o.ID = nuid.Next()
+	}
 	d, err := p.q.PutWith(ctx, p.runID, i, kind, arg, o)
 	if err != nil {
 		return nil, err
 	}
-	if d == nil {
-		return &Task{}, nil
+	t := &Task{d: d, id: o.ID}
+	if d != nil {
+		t.cancel = func(ctx context.Context) error {
+			if err := p.q.Cancel(ctx, d); err != nil {
+				return err
+			}
+			return p.q.ReleaseUnique(ctx, o.Unique, o.ID) // a cancelled task holds its key no longer
+		}
 	}
-	return &Task{d: d, cancel: func(ctx context.Context) error { return p.q.Cancel(ctx, d) }}, nil
+	return t, nil
 }
 
 // PIDs returns the current process id of each consumer process the pool

@@ -118,7 +118,9 @@ type AsyncResult[R any] struct {
 
 // ApplyAsync submits kind on one input and returns at once, like Python's
 // Pool.apply_async. With In or At the task is delayed: the broker holds
-// it until then, and the handle's Cancel removes it before it fires.
+// it until then, and the handle's Cancel removes it before it fires. With
+// Unique it returns once the task is stored, or an error errors.Is
+// ErrDuplicate when another task of the queue holds the key.
 func ApplyAsync[A, R any](ctx context.Context, p *Pool, kind string, input A, opts ...TaskOption) (*AsyncResult[R], error) {
 	var h *producer.AsyncResult
 	var err error
@@ -153,13 +155,9 @@ func (a *AsyncResult[R]) Get(ctx context.Context) (R, error) {
 // for a task submitted without In or At.
 func (a *AsyncResult[R]) Cancel(ctx context.Context) error { return a.h.Cancel(ctx) }
 
-// ID is a delayed task's id (its Procq-Task-Id); "" when not delayed.
-func (a *AsyncResult[R]) ID() string {
-	if d := a.h.Delayed(); d != nil {
-		return d.ID
-	}
-	return ""
-}
+// ID is a delayed or unique task's id (its Procq-Task-Id); "" when it
+// was neither.
+func (a *AsyncResult[R]) ID() string { return a.h.ID() }
 
 // Wait waits until the result is there or ctx ends, like AsyncResult.wait.
 func (a *AsyncResult[R]) Wait(ctx context.Context) error { return a.h.Wait(ctx) }
