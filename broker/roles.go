@@ -57,6 +57,12 @@ func rolePermissions(role, queue string) *server.Permissions {
 				"$KV." + protocol.FiredBucket + "." + queue + ".>",
 				"$JS.API.DIRECT.GET.KV_" + protocol.FiredBucket + ".>",
 				"$JS.API.STREAM.MSG.GET.KV_" + protocol.FiredBucket,
+				// Release the unique keys of its queue's tasks that
+				// succeeded and of the message-queue items it takes.
+				"$KV." + protocol.UniqueBucket + ".tasks." + queue + ".*",
+				"$KV." + protocol.UniqueBucket + ".q.*.*",
+				"$JS.API.DIRECT.GET.KV_" + protocol.UniqueBucket + ".>",
+				"$JS.API.STREAM.MSG.GET.KV_" + protocol.UniqueBucket,
 				// Take from message queues ("consumer get").
 				"$JS.API.CONSUMER.INFO.*." + protocol.MsgQueueGetters,
 				"$JS.API.CONSUMER.MSG.NEXT.*." + protocol.MsgQueueGetters,
