@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/schedule"
+	"github.com/procq/procq/unique"
 )
 
 // Status is a snapshot of procq on one broker, read from JetStream's own
@@ -56,6 +57,8 @@ type QueueStatus struct {
 	Scheduled uint64 `json:"scheduled"`
 	// PausedUntil is set while the queue is paused (PauseQueue).
 	PausedUntil *time.Time `json:"paused_until,omitempty"`
+	// UniqueKeys counts the unique keys its tasks hold (procq.Unique).
+	UniqueKeys int `json:"unique_keys"`
 }
 
 // RunStatus is a queue's current run (protocol.RunRecord).
@@ -85,6 +88,8 @@ type MsgQueueStatus struct {
 	MaxSize int64  `json:"maxsize"`
 	// Scheduled counts its delayed items not joined yet.
 	Scheduled uint64 `json:"scheduled"`
+	// UniqueKeys counts the unique keys its items hold (put --unique).
+	UniqueKeys int `json:"unique_keys"`
 }
 
 // StreamStatus is one of procq's streams.
@@ -143,6 +148,9 @@ func Snapshot(ctx context.Context, js jetstream.JetStream) (*Status, error) {
 		return nil, err
 	}
 	if err := st.readSchedules(ctx, js); err != nil {
+		return nil, err
+	}
+	if err := st.readUnique(ctx, js); err != nil {
 		return nil, err
 	}
 	if cluster := nc.ConnectedClusterName(); cluster != "" {
@@ -391,6 +399,21 @@ func (st *Status) readSchedules(ctx context.Context, js jetstream.JetStream) err
 	}
 	for i := range st.MsgQueues {
 		st.MsgQueues[i].Scheduled = items[st.MsgQueues[i].Name]
+	}
+	return nil
+}
+
+// readUnique counts each queue's and message queue's unique keys held.
+func (st *Status) readUnique(ctx context.Context, js jetstream.JetStream) error {
+	tasks, items, err := unique.Held(ctx, js)
+	if err != nil {
+		return fmt.Errorf("unique keys: %w", err)
+	}
+	for i := range st.Queues {
+		st.Queues[i].UniqueKeys = tasks[st.Queues[i].Name]
+	}
+	for i := range st.MsgQueues {
+		st.MsgQueues[i].UniqueKeys = items[st.MsgQueues[i].Name]
 	}
 	return nil
 }
