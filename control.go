@@ -22,8 +22,7 @@ import (
 
 // Errors of tasks in time.
 var (
-	// ErrCancelled is the result of a delayed task cancelled before it
-	// fired.
+	// ErrCancelled is the result of a cancelled task (errors.Is).
 	ErrCancelled = producer.ErrCancelled
 	// ErrFired: Cancel came too late, the task fired already (or was
 	// cancelled before).
@@ -33,6 +32,11 @@ var (
 	// ErrDeadline: the task was taken after its deadline and never ran
 	// (errors.Is on a map's or a task's error).
 	ErrDeadline = producer.ErrDeadline
+	// ErrFinished: Cancel of a task that has its result already.
+	ErrFinished = producer.ErrFinished
+	// ErrNoSuchTask: Cancel of a task id no running map or delayed task
+	// has.
+	ErrNoSuchTask = producer.ErrNoTask
 )
 
 // TaskOption sets what one task or item asks for: when it is delivered
@@ -54,6 +58,21 @@ func At(t time.Time) TaskOption { return func(o *protocol.TaskOptions) { o.At = 
 // pool's maps, see MapDeadline.
 func Deadline(t time.Time) TaskOption { return func(o *protocol.TaskOptions) { o.Deadline = t } }
 
+// Timeout gives a task a time limit of its own, above consumers.task_timeout:
+// its handler's context is cancelled at d; a handler still running
+// consumers.hard_timeout_grace later is abandoned, its input fails with
+// "time limit exceeded after <d>", it is dead-lettered, and its consumer
+// process exits (code 4) so that a fresh one replaces it. d must be
+// positive.
+func Timeout(d time.Duration) TaskOption {
+	return func(o *protocol.TaskOptions) {
+		o.Timeout = d
+		if d <= 0 {
+			o.Err = fmt.Errorf("procq.Timeout: a time limit must be positive, got %v", d)
+		}
+	}
+}
+
 func taskOpts(opts []TaskOption) protocol.TaskOptions {
 	var o protocol.TaskOptions
 	for _, f := range opts {
@@ -65,17 +84,18 @@ func taskOpts(opts []TaskOption) protocol.TaskOptions {
 // Task is the handle of a task or item put with Submit or Put.
 type Task struct {
 	d      *schedule.Delayed
-	id     string
+	id     string // a task's (Submit) id in its run
 	cancel func(context.Context) error
 }
 
-// ID is a delayed or unique task's id (its Procq-Task-Id); "" when it
-// was neither.
+// ID is the task's id (its Procq-Task-Id): a delayed task's or item's
+// own or a unique item's, a task's (Submit) "<run>.<index>"; "" for an
+// item put at once and not unique.
 func (t *Task) ID() string {
-	if t.d == nil {
-		return t.id
+	if t.d != nil {
+		return t.d.ID
 	}
-	return t.d.ID
+	return t.id
 }
 
 // Due is when a delayed task fires; zero when it was not delayed.
@@ -86,8 +106,12 @@ func (t *Task) Due() time.Time {
 	return t.d.Due
 }
 
-// Cancel removes a delayed task before it fires: it never runs.
-// ErrFired when it fired already, ErrNotDelayed when it was not delayed.
+// Cancel cancels the task. A delayed task or item is removed before it
+// fires: it never runs (for an item, ErrFired when it joined its queue
+// already). A task (Submit) queued or fired is marked cancelled: no
+// consumer runs it, and one running it has its handler's context
+// cancelled. Such a task has no answer, so Cancel cannot tell whether it
+// had finished already. ErrNotDelayed for an item put at once.
 func (t *Task) Cancel(ctx context.Context) error {
 	if t.cancel == nil {
 		return ErrNotDelayed
@@ -101,6 +125,9 @@ func (t *Task) Cancel(ctx context.Context) error {
 // key: until that item is taken, or the ttl passes.
 func Put[T any](ctx context.Context, q *msgq.Queue, v T, opts ...TaskOption) (*Task, error) {
 	o := taskOpts(opts)
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("queue %s: put: %w", q.Name(), err)
+	}
 	if !o.Delayed() && o.Unique == "" {
 		return &Task{}, q.Put(ctx, v)
 	}
@@ -187,9 +214,15 @@ func (c *Client) PendingTasks(ctx context.Context) ([]schedule.PendingTask, erro
 	return schedule.Pending(ctx, c.js, protocol.DelayedFilter)
 }
 
-// CancelTask cancels the delayed task with the given id.
+// CancelTask cancels the task with the given id (its Procq-Task-Id), as
+// "broker task cancel" does: a delayed task is removed before it fires;
+// an input of a running map ("<map>.<index>", AsyncResult.ID) is
+// cancelled by the map's producer: queued, it never runs; running, its
+// handler's context is cancelled; its result is ErrCancelled.
+// ErrNoSuchTask when nothing waits or runs under that id, ErrFinished
+// when the task has its result already.
 func (c *Client) CancelTask(ctx context.Context, id string) error {
-	return schedule.CancelID(ctx, c.js, id)
+	return ops.CancelTask(ctx, c.js, id)
 }
 
 // PauseQueue pauses the named task queue until until (ops.Forever from

@@ -108,8 +108,8 @@ func TestDelayedApplyAndCancel(t *testing.T) {
 	if _, err := never.Get(ctx); !errors.Is(err, procq.ErrCancelled) {
 		t.Fatalf("Get of a cancelled task: %v, want ErrCancelled", err)
 	}
-	if err := never.Cancel(ctx); !errors.Is(err, procq.ErrFired) {
-		t.Fatalf("second Cancel: %v, want ErrFired", err)
+	if err := never.Cancel(ctx); err != nil {
+		t.Fatalf("second Cancel: %v, want nil (cancelled already)", err)
 	}
 	got, err := soon.Get(ctx)
 	if err != nil || got != "soon" {
@@ -122,16 +122,18 @@ func TestDelayedApplyAndCancel(t *testing.T) {
 	if late := at[0].Sub(due); late < 0 || late > 3*time.Second {
 		t.Errorf("soon started %v after its due time, want within [0, 3s]", late)
 	}
-	if err := soon.Cancel(ctx); !errors.Is(err, procq.ErrFired) {
-		t.Errorf("Cancel after it ran: %v, want ErrFired", err)
+	if err := soon.Cancel(ctx); !errors.Is(err, procq.ErrFinished) {
+		t.Errorf("Cancel after it ran: %v, want ErrFinished", err)
 	}
 	if len(s.of("never")) != 0 {
 		t.Errorf("the cancelled task ran")
 	}
 	if n, err := procq.ApplyAsync[string, string](ctx, p, "stamp", "now"); err != nil {
 		t.Fatal(err)
-	} else if err := n.Cancel(ctx); !errors.Is(err, procq.ErrNotDelayed) {
-		t.Errorf("Cancel of a task not delayed: %v, want ErrNotDelayed", err)
+	} else if _, err := n.Get(ctx); err != nil {
+		t.Fatal(err)
+	} else if err := n.Cancel(ctx); !errors.Is(err, procq.ErrFinished) {
+		t.Errorf("Cancel of a task that ran: %v, want ErrFinished", err)
 	}
 }
 

@@ -227,26 +227,32 @@ func (p *Pool) Submit(ctx context.Context, kind string, arg any, opts ...TaskOpt
 	p.submits++
 	p.mu.Unlock()
 	o := taskOpts(opts)
-	if o.Plain() {
-		return &Task{}, p.q.Put(ctx, p.runID, i, kind, arg)
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("submit %s: %w", kind, err)
 	}
-	if o.Unique != "" && o.ID == "" {
-		o.ID = nuid.Next()
+	id := protocol.TaskID(p.runID, i)
+	mark := func(ctx context.Context) error { return p.q.MarkCancelled(ctx, id) }
+	if o.Plain() {
+		return &Task{id: id, cancel: mark}, p.q.Put(ctx, p.runID, i, kind, arg)
 	}
 	d, err := p.q.PutWith(ctx, p.runID, i, kind, arg, o)
 	if err != nil {
 		return nil, err
 	}
-	t := &Task{d: d, id: o.ID}
-	if d != nil {
-		t.cancel = func(ctx context.Context) error {
-			if err := p.q.Cancel(ctx, d); err != nil {
-				return err
-			}
-			return p.q.ReleaseUnique(ctx, o.Unique, o.ID) // a cancelled task holds its key no longer
-		}
+	if d == nil {
+		return &Task{id: id, cancel: mark}, nil
 	}
-	return t, nil
+	return &Task{d: d, id: id, cancel: func(ctx context.Context) error {
+		err := p.q.Cancel(ctx, d)
+		if errors.Is(err, ErrFired) {
+			// Queued or running now: it is stopped where it is.
+			return mark(ctx)
+		}
+		if err != nil {
+			return err
+		}
+		return p.q.ReleaseUnique(ctx, o.Unique, d.ID) // removed: it holds its unique key no longer
+	}}, nil
 }
 
 // PIDs returns the current process id of each consumer process the pool

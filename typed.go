@@ -58,7 +58,12 @@ func (e *MapError) Unwrap() []error { return e.Failed }
 // *MapError listing the failures; when the map cannot complete, it is the
 // pool's *producer.IncompleteError.
 func Map[A, R any](ctx context.Context, p *Pool, kind string, inputs []A) ([]R, error) {
-	rs, err := p.inner.Map(ctx, kind, anys(inputs))
+	return mapWith[A, R](ctx, p, kind, inputs, nil)
+}
+
+// mapWith is Map that tells started the map's id as it starts.
+func mapWith[A, R any](ctx context.Context, p *Pool, kind string, inputs []A, started func(id string)) ([]R, error) {
+	rs, err := p.inner.MapWith(ctx, kind, anys(inputs), started)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +129,11 @@ type AsyncResult[R any] struct {
 func ApplyAsync[A, R any](ctx context.Context, p *Pool, kind string, input A, opts ...TaskOption) (*AsyncResult[R], error) {
 	var h *producer.AsyncResult
 	var err error
-	if o := taskOpts(opts); !o.Plain() {
+	o := taskOpts(opts)
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("apply %s: %w", kind, err)
+	}
+	if !o.Plain() {
 		h, err = p.inner.ApplyWith(ctx, kind, input, o)
 	} else {
 		h, err = p.inner.ApplyAsync(ctx, kind, input)
@@ -150,13 +159,16 @@ func (a *AsyncResult[R]) Get(ctx context.Context) (R, error) {
 	return v, nil
 }
 
-// Cancel removes a delayed task before it fires: it never runs, and Get
-// returns ErrCancelled. ErrFired when it fired already, ErrNotDelayed
-// for a task submitted without In or At.
+// Cancel cancels the task, like Future.cancel, and Get returns an error
+// errors.Is ErrCancelled; nothing else of the pool is disturbed. A delayed
+// task is removed before it fires, a queued one never runs, a running one
+// has its handler's context cancelled. ErrFinished when it has its result
+// already.
 func (a *AsyncResult[R]) Cancel(ctx context.Context) error { return a.h.Cancel(ctx) }
 
-// ID is a delayed or unique task's id (its Procq-Task-Id); "" when it
-// was neither.
+// ID is the task's id (its Procq-Task-Id, what "broker task cancel"
+// takes): a delayed task's own, else "<map>.<index>" once its map took
+// it ("" before).
 func (a *AsyncResult[R]) ID() string { return a.h.ID() }
 
 // Wait waits until the result is there or ctx ends, like AsyncResult.wait.
@@ -171,9 +183,38 @@ func (a *AsyncResult[R]) Successful() bool { return a.h.Successful() }
 
 // MapResult is the handle of a map submitted by MapAsync.
 type MapResult[R any] struct {
-	done chan struct{}
-	out  []R
-	err  error
+	done    chan struct{}
+	out     []R
+	err     error
+	pool    *Pool
+	started chan string // the map's id, once it runs
+}
+
+// Cancel cancels input index of the map: its result is an error
+// errors.Is ErrCancelled (in the *MapError), and the others are not
+// disturbed. A queued input never runs; a running one has its handler's
+// context cancelled when it runs alone in its message (chunk size 1),
+// else its chunk runs on and its result is dropped. ErrFinished when the
+// input has its result already, ErrNoSuchTask when the map has no such
+// input.
+func (m *MapResult[R]) Cancel(ctx context.Context, index int) error {
+	if m.Ready() {
+		return fmt.Errorf("input #%d: %w: the map has ended", index, ErrFinished)
+	}
+	var id string
+	select {
+	case id = <-m.started:
+		m.started <- id // for the next Cancel
+	case <-m.done:
+		return fmt.Errorf("input #%d: %w: the map has ended", index, ErrFinished)
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	err := m.pool.inner.CancelTask(ctx, id, index)
+	if err != nil && m.Ready() {
+		return fmt.Errorf("input #%d: %w: the map has ended", index, ErrFinished)
+	}
+	return err
 }
 
 // MapAsync starts Map and returns at once, like Python's Pool.map_async.
@@ -181,10 +222,10 @@ type MapResult[R any] struct {
 // errorCallback (with Map's error) is called, once, if not nil; then the
 // handle is ready.
 func MapAsync[A, R any](ctx context.Context, p *Pool, kind string, inputs []A, callback func([]R), errorCallback func(error)) *MapResult[R] {
-	m := &MapResult[R]{done: make(chan struct{})}
+	m := &MapResult[R]{done: make(chan struct{}), pool: p, started: make(chan string, 1)}
 	go func() {
 		defer close(m.done)
-		m.out, m.err = Map[A, R](ctx, p, kind, inputs)
+		m.out, m.err = mapWith[A, R](ctx, p, kind, inputs, func(id string) { m.started <- id })
 		switch {
 		case m.err == nil && callback != nil:
 			callback(m.out)

@@ -121,18 +121,20 @@ func (w *Worker) Run(ctx context.Context) error {
 // workerConfig configures the worker's consumer from the configuration.
 func workerConfig(c *config.Config, o workerOptions) consumer.Config {
 	return consumer.Config{
-		Name:            o.name,
-		Concurrency:     c.Consumers.Concurrency,
-		Prefetch:        c.Consumers.Prefetch,
-		MaxDeliver:      c.Queue.MaxDeliver,
-		MaxTasks:        c.Consumers.MaxTasks,
-		RetryBackoff:    c.Consumers.RetryBackoff,
-		RetryBackoffMax: c.Consumers.RetryBackoffMax,
-		Init:            o.init,
-		Run:             o.run,
-		Holds:           o.holds,
-		Out:             o.out,
-		Labelled:        demo.Labelled(o.out),
+		Name:             o.name,
+		Concurrency:      c.Consumers.Concurrency,
+		Prefetch:         c.Consumers.Prefetch,
+		MaxDeliver:       c.Queue.MaxDeliver,
+		MaxTasks:         c.Consumers.MaxTasks,
+		TaskTimeout:      c.Consumers.TaskTimeout,
+		HardTimeoutGrace: c.Consumers.HardTimeoutGrace,
+		RetryBackoff:     c.Consumers.RetryBackoff,
+		RetryBackoffMax:  c.Consumers.RetryBackoffMax,
+		Init:             o.init,
+		Run:              o.run,
+		Holds:            o.holds,
+		Out:              o.out,
+		Labelled:         demo.Labelled(o.out),
 	}
 }
 
@@ -140,6 +142,13 @@ func workerConfig(c *config.Config, o workerOptions) consumer.Config {
 // consumers.max_tasks tasks (bin/consumer exits 3 then, and a producer
 // that spawned it starts a fresh one).
 var ErrRetired = consumer.ErrRetired
+
+// ErrTimeLimit is returned by a worker that abandoned a handler at its
+// hard time limit (consumers.task_timeout, procq.Timeout): the process
+// should exit, since only that stops the handler's goroutine
+// (bin/consumer exits 4 then, and a producer that spawned it starts a
+// fresh one).
+var ErrTimeLimit = consumer.ErrTimeLimit
 
 func retired(w *consumer.Worker, err error) error {
 	if err == nil && w.Retired() {

@@ -63,6 +63,11 @@ func rolePermissions(role, queue string) *server.Permissions {
 				"$KV." + protocol.UniqueBucket + ".q.*.*",
 				"$JS.API.DIRECT.GET.KV_" + protocol.UniqueBucket + ".>",
 				"$JS.API.STREAM.MSG.GET.KV_" + protocol.UniqueBucket,
+				// Watch the cancel marks (an ordered consumer of the
+				// bucket), and count what its controls did.
+				"$JS.API.CONSUMER.CREATE.KV_" + protocol.CancelBucket + ".>",
+				"$JS.API.CONSUMER.DELETE.KV_" + protocol.CancelBucket + ".>",
+				protocol.CountSubject("*", queue),
 				// Take from message queues ("consumer get").
 				"$JS.API.CONSUMER.INFO.*." + protocol.MsgQueueGetters,
 				"$JS.API.CONSUMER.MSG.NEXT.*." + protocol.MsgQueueGetters,

@@ -226,6 +226,16 @@ type Consumers struct {
 	// and the producer that spawned it starts a fresh one. 0 (the default)
 	// is unlimited.
 	MaxTasks int `mapstructure:"max_tasks"`
+	// TaskTimeout is the time limit of a task that names none of its own
+	// (procq.Timeout): its handler's context is cancelled then, and a
+	// handler still running HardTimeoutGrace later is abandoned: the task
+	// is dead-lettered "time limit exceeded after ...", and the consumer
+	// exits with code 4 so that the producer that spawned it starts a
+	// fresh one. 0 (the default) is none; at most 24h.
+	TaskTimeout time.Duration `mapstructure:"task_timeout"`
+	// HardTimeoutGrace is how long a handler may run on past its time
+	// limit. 1ms to 1h. Defaults to 5s.
+	HardTimeoutGrace time.Duration `mapstructure:"hard_timeout_grace"`
 	// RetryBackoff is the first delay before a task whose handler asked
 	// for another try (task.Retry) runs again; it doubles per delivery up
 	// to RetryBackoffMax, with jitter, within queue.max_deliver deliveries.
@@ -335,17 +345,19 @@ var defaults = map[string]any{
 	"queue.put_timeout":     dur(protocol.DefaultPutTimeout),
 	"queue.replicas":        protocol.DefaultReplicas,
 
-	"consumers.count":             2,
-	"consumers.spawn":             true,
-	"consumers.path":              "",
-	"consumers.work_min":          "200ms",
-	"consumers.work_max":          "800ms",
-	"consumers.concurrency":       1,
-	"consumers.prefetch":          0,
-	"consumers.max_restarts":      3,
-	"consumers.max_tasks":         0,
-	"consumers.retry_backoff":     dur(protocol.DefaultRetryBackoff),
-	"consumers.retry_backoff_max": dur(protocol.DefaultRetryBackoffMax),
+	"consumers.count":              2,
+	"consumers.spawn":              true,
+	"consumers.path":               "",
+	"consumers.work_min":           "200ms",
+	"consumers.work_max":           "800ms",
+	"consumers.concurrency":        1,
+	"consumers.prefetch":           0,
+	"consumers.max_restarts":       3,
+	"consumers.max_tasks":          0,
+	"consumers.task_timeout":       "0s",
+	"consumers.hard_timeout_grace": "5s",
+	"consumers.retry_backoff":      dur(protocol.DefaultRetryBackoff),
+	"consumers.retry_backoff_max":  dur(protocol.DefaultRetryBackoffMax),
 
 	"pool.processes":       0,
 	"pool.kind":            "sumsquares",

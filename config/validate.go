@@ -78,6 +78,8 @@ func (c *Config) validate() error {
 		{"consumers.prefetch", notAbove(c.Consumers.Prefetch, c.Queue.MaxAckPending, "queue.max_ack_pending")},
 		{"consumers.max_restarts", in(c.Consumers.MaxRestarts, 0, 1000)},
 		{"consumers.max_tasks", in(c.Consumers.MaxTasks, 0, 1_000_000_000)},
+		{"consumers.task_timeout", durIn(c.Consumers.TaskTimeout, 0, day)},
+		{"consumers.hard_timeout_grace", durIn(c.Consumers.HardTimeoutGrace, time.Millisecond, time.Hour)},
 		{"consumers.retry_backoff", durIn(c.Consumers.RetryBackoff, time.Millisecond, 24*time.Hour)},
 		{"consumers.retry_backoff_max", durIn(c.Consumers.RetryBackoffMax, time.Millisecond, 24*time.Hour)},
 		{"consumers.retry_backoff_max", notBelow(c.Consumers.RetryBackoffMax, c.Consumers.RetryBackoff, "consumers.retry_backoff")},

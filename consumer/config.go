@@ -48,6 +48,17 @@ type Config struct {
 	// Default to 1s and 1m.
 	RetryBackoff    time.Duration
 	RetryBackoffMax time.Duration
+	// TaskTimeout is the time limit of a task that names none of its own
+	// (Procq-Timeout): its handler's context is cancelled then (soft), and
+	// a handler that has not returned HardTimeoutGrace later is abandoned
+	// (hard): its task is dead-lettered "time limit exceeded after ...",
+	// and Run returns ErrTimeLimit once the rest is settled, since only
+	// the process's exit stops a goroutine that ignores its context.
+	// Defaults to 0: none.
+	TaskTimeout time.Duration
+	// HardTimeoutGrace is how long a handler may run on after its time
+	// limit. Defaults to 5s.
+	HardTimeoutGrace time.Duration
 	// SentinelRetry is how long a sentinel is handed back for while the queue
 	// still holds unfinished work. Defaults to 500ms.
 	SentinelRetry time.Duration
@@ -84,6 +95,7 @@ func (c Config) withDefaults() Config {
 	c.RetryBackoff = cmp.Or(c.RetryBackoff, protocol.DefaultRetryBackoff)
 	c.RetryBackoffMax = max(cmp.Or(c.RetryBackoffMax, protocol.DefaultRetryBackoffMax), c.RetryBackoff)
 	c.SentinelRetry = cmp.Or(c.SentinelRetry, 500*time.Millisecond)
+	c.HardTimeoutGrace = cmp.Or(c.HardTimeoutGrace, DefaultHardTimeoutGrace)
 	c.FetchWait = max(cmp.Or(c.FetchWait, 2*time.Second), time.Second)
 	c.StopTimeout = cmp.Or(c.StopTimeout, 10*time.Second)
 	if c.Out == nil {
@@ -116,6 +128,9 @@ func (c Config) validate() error {
 	}
 	if c.MaxTasks < 0 {
 		return fmt.Errorf("consumer: max tasks must not be negative")
+	}
+	if c.TaskTimeout < 0 || c.HardTimeoutGrace < 0 {
+		return fmt.Errorf("consumer: task timeout and hard timeout grace must not be negative")
 	}
 	if c.Concurrency < 1 || c.MaxDeliver < 1 {
 		return fmt.Errorf("consumer: concurrency and max deliver must be at least 1")

@@ -11,3 +11,10 @@ var ErrBrokerLost = errors.New("broker connection lost")
 // a spawned consumer exits protocol.ExitRetired then, and its producer
 // starts a fresh one.
 var ErrRetired = errors.New("retired after consumers.max_tasks tasks")
+
+// ErrTimeLimit is returned by Run after a handler ran past its time limit
+// and its grace and was abandoned: its task is dead-lettered, the rest
+// settled, and the process should exit (a spawned consumer exits
+// protocol.ExitTimeLimit, and its producer starts a fresh one), since
+// only that stops a goroutine that ignores its context.
+var ErrTimeLimit = errors.New("a task ran past its hard time limit")

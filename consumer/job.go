@@ -15,20 +15,33 @@ import (
 
 // job is a task message as the worker reads it.
 type job struct {
-	msg     jetstream.Msg
-	kind    string
-	run     string
-	reply   string
-	index   int // -1 when the header is missing or bad
-	attempt uint64
-	inputs  int // inputs the message claims to carry, for error answers
-	args    []json.RawMessage
-	chunked bool        // the body is a Procq-Chunk array of args
-	began   time.Time   // when it started to run
-	claim   *firedClaim // a fired task's claim (fired.go)
-	base    *slog.Logger
-	attrs   []any        // the task's log attributes
-	log     *slog.Logger // base with attrs, built when first needed
+	msg      jetstream.Msg
+	kind     string
+	run      string
+	reply    string
+	index    int // -1 when the header is missing or bad
+	attempt  uint64
+	inputs   int // inputs the message claims to carry, for error answers
+	args     []json.RawMessage
+	chunked  bool          // the body is a Procq-Chunk array of args
+	began    time.Time     // when it started to run
+	claim    *firedClaim   // a fired task's claim (fired.go)
+	limit    time.Duration // its time limit; 0: none
+	limitErr string        // why its time limit header is bad
+	// overLimit is set when a handler was abandoned at the hard limit.
+	overLimit bool
+	base      *slog.Logger
+	attrs     []any        // the task's log attributes
+	log       *slog.Logger // base with attrs, built when first needed
+}
+
+// inputID is the task id of the message's input i (protocol.TaskID),
+// or its Procq-Task-Id when it has no run and index.
+func (j *job) inputID(i int) string {
+	if j.run == "" || j.index < 0 {
+		return j.msg.Headers().Get(protocol.HeaderTaskID)
+	}
+	return protocol.TaskID(j.run, j.index+i)
 }
 
 // logger is the worker's logger with the task's attributes. It is built

@@ -32,6 +32,7 @@ func (w *Worker) read(msg jetstream.Msg) (*job, string) {
 	if idxErr == nil {
 		j.index = idx
 	}
+	j.limit, j.limitErr = w.limitOf(j)
 	deadline, deadlineErr := time.Parse(time.RFC3339Nano, h.Get(protocol.HeaderDeadline))
 	switch {
 	case h.Get(protocol.HeaderDeadline) != "" && deadlineErr == nil && time.Now().After(deadline):
@@ -39,6 +40,8 @@ func (w *Worker) read(msg jetstream.Msg) (*job, string) {
 			deadline.UTC().Format(time.RFC3339Nano), time.Since(deadline).Round(time.Millisecond))
 	case h.Get(protocol.HeaderDeadline) != "" && deadlineErr != nil:
 		return j, fmt.Sprintf("bad %s header %q: want an RFC 3339 time", protocol.HeaderDeadline, h.Get(protocol.HeaderDeadline))
+	case j.limitErr != "":
+		return j, j.limitErr
 	case j.attempt > uint64(w.cfg.MaxDeliver):
 		return j, fmt.Sprintf("delivered %d times, over max_deliver %d", j.attempt, w.cfg.MaxDeliver)
 	case j.kind == "":
@@ -82,6 +85,10 @@ func (w *Worker) work(ctx context.Context, msg jetstream.Msg) {
 		// Stopped mid-task: hand it back for another consumer.
 		w.nak(ctx, msg, 0, "hand back interrupted task")
 		j.logger().WarnContext(ctx, "task interrupted by stop, handed back")
+		return
+	}
+	if j.overLimit {
+		w.overLimit(ctx, j, outcomes)
 		return
 	}
 	failed := failures(j, outcomes)
@@ -134,7 +141,7 @@ func failures(j *job, outs []task.Outcome) string {
 	var b strings.Builder
 	n := 0
 	for i, o := range outs {
-		if o.Error == "" {
+		if o.Error == "" || o.Cancelled {
 			continue
 		}
 		n++
@@ -158,26 +165,70 @@ func failures(j *job, outs []task.Outcome) string {
 
 // runAll runs every input of the message; the lease keeper holds its lease
 // meanwhile. A labelled task (the Process demo's) runs input by input and
-// tells Config.Labelled as each starts and ends.
+// tells Config.Labelled as each starts and ends. An input marked cancelled
+// does not run; a handler past its time limit is stopped (guard).
 func (w *Worker) runAll(ctx context.Context, j *job) []task.Outcome {
 	ctx = task.WithAttempt(ctx, int(j.attempt))
 	label := j.msg.Headers().Get(protocol.HeaderLabel)
-	if label == "" && j.chunked {
-		if out, ok := w.reg.CallChunk(ctx, j.kind, j.msg.Data(), j.args); ok {
+	if label == "" && j.chunked && !w.anyCancelled(j) {
+		var out []task.Outcome
+		var ok bool
+		end := w.guard(ctx, "", j.limit*time.Duration(len(j.args)), func(ctx context.Context) {
+			out, ok = w.reg.CallChunk(ctx, j.kind, j.msg.Data(), j.args)
+		})
+		switch {
+		case end == abandoned:
+			return w.abandon(ctx, j, make([]task.Outcome, len(j.args)), 0)
+		case ok && end == timedOut:
+			for i := range out {
+				if out[i].Error != "" {
+					out[i] = task.Outcome{Error: limitText(j.limit)}
+				}
+			}
+			w.count(ctx, protocol.CountTimedOut)
+			return out
+		case ok:
 			return out
 		}
 	}
 	out := make([]task.Outcome, len(j.args))
 	for i, a := range j.args {
-		var done func(json.RawMessage, error)
-		if label != "" && w.cfg.Labelled != nil {
-			done = w.cfg.Labelled(label)
+		id := j.inputID(i)
+		if w.cancels.has(id) || i == 0 && w.cancels.has(j.msg.Headers().Get(protocol.HeaderTaskID)) {
+			out[i] = task.Outcome{Error: protocol.CancelledText, Cancelled: true}
+			j.logger().InfoContext(ctx, "cancelled task not run", "task_id", id)
+			continue
 		}
-		res, err := w.reg.Call(ctx, j.kind, a)
-		if done != nil {
-			done(res, err)
+		track := ""
+		if len(j.args) == 1 && w.cancels != nil {
+			track = id // alone in its message: a cancel stops it as it runs
 		}
-		if err != nil {
+		var res json.RawMessage
+		var err error
+		end := w.guard(ctx, track, j.limit, func(ctx context.Context) {
+			var done func(json.RawMessage, error)
+			if label != "" && w.cfg.Labelled != nil {
+				done = w.cfg.Labelled(label)
+			}
+			res, err = w.reg.Call(ctx, j.kind, a)
+			if done != nil {
+				done(res, err)
+			}
+		})
+		switch {
+		case end == abandoned:
+			return w.abandon(ctx, j, out, i)
+		case end == cancelled:
+			out[i] = task.Outcome{Error: protocol.CancelledText, Cancelled: true}
+			j.logger().InfoContext(ctx, "running task cancelled", "task_id", id, "returned", task.ErrorText(err))
+			continue
+		case end == timedOut && err != nil:
+			out[i] = task.Outcome{Error: limitText(j.limit)}
+			j.logger().WarnContext(ctx, "task stopped at its time limit", "task_id", id, "limit", j.limit,
+				"returned", task.ErrorText(err))
+			w.count(ctx, protocol.CountTimedOut)
+			continue
+		case err != nil:
 			out[i] = task.Outcome{Error: task.ErrorText(err), Retry: task.IsRetry(err)}
 			continue
 		}
@@ -188,4 +239,50 @@ func (w *Worker) runAll(ctx context.Context, j *job) []task.Outcome {
 		out[i].Result = res
 	}
 	return out
+}
+
+// anyCancelled reports whether an input of j is marked cancelled.
+func (w *Worker) anyCancelled(j *job) bool {
+	if w.cancels == nil || w.cancels.marks.Load() == 0 {
+		return false
+	}
+	for i := range j.args {
+		if w.cancels.has(j.inputID(i)) {
+			return true
+		}
+	}
+	return false
+}
+
+// abandon gives up on input i of j, whose handler ran past its hard time
+// limit: it and the inputs after it get the limit's error (they did not
+// run), and the task is settled as over its limit (overLimit).
+func (w *Worker) abandon(ctx context.Context, j *job, out []task.Outcome, i int) []task.Outcome {
+	j.overLimit = true
+	j.logger().ErrorContext(ctx, "task abandoned at its hard time limit: this consumer will exit once the rest is settled",
+		"task_id", j.inputID(i), "limit", j.limit, "grace", w.cfg.HardTimeoutGrace)
+	for k := i; k < len(out); k++ {
+		out[k] = task.Outcome{Error: limitText(j.limit)}
+		if k > i {
+			out[k].Error = fmt.Sprintf("not run: input #%d of its message was stopped at its time limit", j.index+i)
+		}
+	}
+	w.count(ctx, protocol.CountTimedOut)
+	return out
+}
+
+// overLimit settles a task whose handler was abandoned at its hard time
+// limit: answered (where it has a reply subject) and dead-lettered with
+// the limit's reason. The worker then stops taking tasks and Run returns
+// ErrTimeLimit once what it holds is settled.
+func (w *Worker) overLimit(ctx context.Context, j *job, outcomes []task.Outcome) {
+	reason := limitText(j.limit)
+	w.timedOut.Store(true)
+	w.stopFetching()
+	w.cfg.Events.TaskFinished(j.kind, Failed, time.Since(j.began))
+	if j.reply != "" {
+		w.results <- finished{job: j, answer: protocol.Answer{Index: j.index, Outcomes: outcomes}, dead: reason}
+		return
+	}
+	w.deadLetter(ctx, j, reason)
 }

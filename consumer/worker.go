@@ -40,6 +40,10 @@ type Worker struct {
 	skipRun string         // by hand: a run that was over when the worker started
 	results chan finished  // tasks whose results wait to be stored
 	unique  *unique.Bucket // the unique tasks' keys, released on success
+
+	cancels      *cancels    // the queue's cancel marks; nil without the bucket
+	timedOut     atomic.Bool // a handler was abandoned at its hard time limit
+	stopFetching func()      // stops taking tasks (set in Run)
 }
 
 // New builds a worker for the queue topo was declared for. The registry
@@ -58,7 +62,12 @@ func New(cfg Config, js jetstream.JetStream, topo *protocol.Topology, reg *task.
 	if maxPayload <= 0 {
 		maxPayload = 1 << 20
 	}
+	var cs *cancels
+	if topo.Cancel != nil {
+		cs = newCancels(protocol.QueueOfFilter(info.Config.FilterSubject), log)
+	}
 	return &Worker{
+		cancels:    cs,
 		cfg:        cfg,
 		queue:      protocol.QueueOfFilter(info.Config.FilterSubject),
 		js:         js,
@@ -99,12 +108,16 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	fetchCtx, stopFetching := context.WithCancel(ctx)
 	defer stopFetching()
+	w.stopFetching = stopFetching
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 	leaseCtx, stopLeases := context.WithCancel(context.WithoutCancel(ctx))
 	var keeper sync.WaitGroup
 	keeper.Go(func() { w.leases.keep(leaseCtx) })
 	keeper.Go(func() { w.announce(leaseCtx) })
+	if w.cancels != nil {
+		w.cancels.watch(leaseCtx, w.topo.Cancel, &keeper)
+	}
 
 	w.results = make(chan finished, ackQueue)
 	msgs := make(chan jetstream.Msg, w.window.max)
@@ -148,6 +161,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	keeper.Wait()
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", w.cfg.Name, err)
+	}
+	if w.timedOut.Load() {
+		w.log.ErrorContext(ctx, "consumer stopped after a task ran past its hard time limit", "tasks", w.tasks.Load())
+		return fmt.Errorf("consumer %s: %w", w.cfg.Name, ErrTimeLimit)
 	}
 	w.log.InfoContext(ctx, "consumer stopped", "sentinel", w.took.Load(), "retired", w.Retired(), "tasks", w.tasks.Load())
 	return nil

@@ -77,6 +77,14 @@ func TestScheduleStandalone(t *testing.T) {
 			t.Parallel()
 			uniqueTasks(t, e.schedSub(t, "PROCQ_QUEUE_NAME", "uniqtasks"))
 		})
+		t.Run("TaskTimeLimit", func(t *testing.T) {
+			t.Parallel()
+			taskTimeLimit(t, e.schedSub(t, "PROCQ_QUEUE_NAME", "limited"))
+		})
+		t.Run("TaskCancel", func(t *testing.T) {
+			t.Parallel()
+			taskCancel(t, e.schedSub(t, "PROCQ_QUEUE_NAME", "cancels"))
+		})
 		t.Run("WireFormatWithNatscli", func(t *testing.T) {
 			t.Parallel()
 			schedNatscli(t, e.schedSub(t), c)

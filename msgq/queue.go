@@ -157,8 +157,9 @@ func (q *Queue) putJSON(ctx context.Context, data json.RawMessage, o protocol.Ta
 	// One id for every try: a try whose answer was lost is not stored twice.
 	msg := &nats.Msg{Subject: protocol.MsgQueueSubject(q.name), Data: data, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, nuid.Next())
-	if o.ID != "" {
-		msg.Header.Set(protocol.HeaderTaskID, o.ID)
+	var d *schedule.Delayed
+	if o.Delayed() {
+		d = schedule.Delay(msg, o.At) // its id first: the key's value
 	}
 	var lock *unique.Lock
 	if o.Unique != "" {
@@ -166,16 +167,11 @@ func (q *Queue) putJSON(ctx context.Context, data json.RawMessage, o protocol.Ta
 		lock, err = q.unique.Claim(ctx, msg, q.name, protocol.UniqueItemKey(q.name, o.Unique), o.Unique, o.UniqueFor)
 		var de *unique.DuplicateError
 		if errors.As(err, &de) {
-			de.Item = true
 			return nil, nil, de
 		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("queue %s: put: %w", q.name, err)
 		}
-	}
-	var d *schedule.Delayed
-	if o.Delayed() {
-		d = schedule.Delay(msg, o.At)
 	}
 	d, err := q.publish(ctx, msg, d)
 	if err != nil {

@@ -45,13 +45,17 @@ var (
 	descScheduled   = prometheus.NewDesc("procq_scheduled_tasks", "Delayed tasks of the queue not fired yet.", queueLabels, nil)
 	descUnique      = prometheus.NewDesc("procq_queue_unique_keys", "Unique keys the queue's tasks hold (procq.Unique, put --unique).", queueLabels, nil)
 	descNextFire    = prometheus.NewDesc("procq_schedule_next_fire_timestamp_seconds", "When a periodic schedule fires next (Unix time).", []string{"schedule", "queue"}, nil)
+	descTimedOut    = prometheus.NewDesc("procq_tasks_timed_out_total", "Tasks of the queue stopped at their time limit.", queueLabels, nil)
+	descCancelled   = prometheus.NewDesc("procq_tasks_cancelled_total", "Tasks of the queue cancelled before or while they ran.", queueLabels, nil)
+	descDuplicate   = prometheus.NewDesc("procq_tasks_duplicate_total", "Unique puts on the queue refused as duplicates.", queueLabels, nil)
 	descUp          = prometheus.NewDesc("procq_status_up", "1 when the last scrape could read the broker's state.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPending, descInFlight, descRedelivered, descWaiting, descDead, descOldest,
-		descConsumers, descLastMinute, descScheduled, descUnique, descNextFire, descPaused, descMsgs, descBytes, descReplicas, descCurrent, descLeader, descUp} {
+		descConsumers, descLastMinute, descScheduled, descUnique, descNextFire, descPaused, descMsgs, descBytes, descReplicas, descCurrent, descLeader,
+		descTimedOut, descCancelled, descDuplicate, descUp} {
 		ch <- d
 	}
 }
@@ -86,6 +90,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			paused = 1
 		}
 		g(descPaused, paused, q.Name)
+		for d, v := range map[*prometheus.Desc]int64{descTimedOut: q.TimedOut, descCancelled: q.Cancelled, descDuplicate: q.Duplicates} {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), q.Name)
+		}
 	}
 	for _, e := range st.Schedules {
 		g(descNextFire, float64(e.Next.Unix()), e.Name, e.Queue)

@@ -59,6 +59,12 @@ type QueueStatus struct {
 	PausedUntil *time.Time `json:"paused_until,omitempty"`
 	// UniqueKeys counts the unique keys its tasks hold (procq.Unique).
 	UniqueKeys int `json:"unique_keys"`
+	// What the controls over each task did, ever (protocol.CountsStream):
+	// tasks stopped at their time limit, tasks cancelled, unique puts
+	// refused as duplicates.
+	TimedOut   int64 `json:"timed_out"`
+	Cancelled  int64 `json:"cancelled"`
+	Duplicates int64 `json:"duplicates"`
 }
 
 // RunStatus is a queue's current run (protocol.RunRecord).
@@ -88,8 +94,10 @@ type MsgQueueStatus struct {
 	MaxSize int64  `json:"maxsize"`
 	// Scheduled counts its delayed items not joined yet.
 	Scheduled uint64 `json:"scheduled"`
-	// UniqueKeys counts the unique keys its items hold (put --unique).
-	UniqueKeys int `json:"unique_keys"`
+	// UniqueKeys counts the unique keys its items hold (put --unique),
+	// Duplicates the unique puts refused, ever.
+	UniqueKeys int   `json:"unique_keys"`
+	Duplicates int64 `json:"duplicates"`
 }
 
 // StreamStatus is one of procq's streams.
@@ -151,6 +159,9 @@ func Snapshot(ctx context.Context, js jetstream.JetStream) (*Status, error) {
 		return nil, err
 	}
 	if err := st.readUnique(ctx, js); err != nil {
+		return nil, err
+	}
+	if err := st.readCounters(ctx, js); err != nil {
 		return nil, err
 	}
 	if cluster := nc.ConnectedClusterName(); cluster != "" {
@@ -414,6 +425,24 @@ func (st *Status) readUnique(ctx context.Context, js jetstream.JetStream) error 
 	}
 	for i := range st.MsgQueues {
 		st.MsgQueues[i].UniqueKeys = items[st.MsgQueues[i].Name]
+	}
+	return nil
+}
+
+// readCounters fills in each queue's counters.
+func (st *Status) readCounters(ctx context.Context, js jetstream.JetStream) error {
+	c, err := protocol.Counters(ctx, js)
+	if err != nil {
+		return fmt.Errorf("counters: %w", err)
+	}
+	for i := range st.Queues {
+		q := &st.Queues[i]
+		q.TimedOut = c[protocol.CountTimedOut][q.Name]
+		q.Cancelled = c[protocol.CountCancelled][q.Name]
+		q.Duplicates = c[protocol.CountDuplicate][q.Name]
+	}
+	for i := range st.MsgQueues {
+		st.MsgQueues[i].Duplicates = c[protocol.CountDuplicateItem][st.MsgQueues[i].Name]
 	}
 	return nil
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"iter"
 	"sync"
 
+	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/schedule"
 )
 
@@ -34,20 +36,68 @@ func (p *Pool) Apply(ctx context.Context, kind string, args any) (json.RawMessag
 type AsyncResult struct {
 	done chan struct{}
 	res  Result
-	// delayed and cancel are a delayed task's (ApplyWith); id a delayed
-	// or unique task's.
+	// delayed and cancel are a delayed task's (ApplyWith).
 	delayed *schedule.Delayed
 	cancel  func(context.Context) error
-	id      string
+	// placed is closed once the task has its map and its index there
+	// (what Cancel names it by).
+	placed chan struct{}
+	pool   *Pool
+	mapID  string
+	index  int
 }
 
-// ID is the task's id (its Procq-Task-Id) when it was delayed or unique;
-// "" otherwise.
+func (p *Pool) newResult() *AsyncResult {
+	return &AsyncResult{done: make(chan struct{}), placed: make(chan struct{}), pool: p}
+}
+
+// place records the task's map and index.
+func (r *AsyncResult) place(mapID string, index int) {
+	r.mapID, r.index = mapID, index
+	close(r.placed)
+}
+
+// ID is the task's id (its Procq-Task-Id) once it has one: a delayed
+// task's own; "<map>.<index>" for another, once its map took it.
 func (r *AsyncResult) ID() string {
 	if r.delayed != nil {
 		return r.delayed.ID
 	}
-	return r.id
+	select {
+	case <-r.placed:
+		return protocol.TaskID(r.mapID, r.index)
+	default:
+		return ""
+	}
+}
+
+// Cancel cancels the task: its result is ErrCancelled and nothing else
+// of its pool is disturbed. A delayed task is removed before it fires:
+// it never runs; a queued one is never run; a running one has its
+// handler's context cancelled (its consumer hears of it within a moment).
+// A second Cancel is nil; ErrFinished when the task has its result
+// already.
+func (r *AsyncResult) Cancel(ctx context.Context) error {
+	if r.cancel != nil {
+		err := r.cancel(ctx)
+		if !errors.Is(err, schedule.ErrFired) {
+			return err
+		}
+		// Fired: it is queued or running now.
+	}
+	select {
+	case <-r.placed:
+	case <-r.done:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	if r.Ready() {
+		if errors.Is(r.res.Err, ErrCancelled) {
+			return nil // cancelled before
+		}
+		return fmt.Errorf("task %s: %w", r.ID(), ErrFinished)
+	}
+	return r.pool.CancelTask(ctx, r.mapID, r.index)
 }
 
 // Get waits for the task's result, like AsyncResult.get. It returns the
@@ -93,7 +143,7 @@ func (r *AsyncResult) set(res Result) {
 // to its result, like Python's Pool.apply_async. The error is set only
 // when the task could not be handed to the pool (ctx ended, pool closed).
 func (p *Pool) ApplyAsync(ctx context.Context, kind string, args any) (*AsyncResult, error) {
-	r := &AsyncResult{done: make(chan struct{})}
+	r := p.newResult()
 	if err := ctx.Err(); err != nil {
 		return nil, context.Cause(ctx)
 	}
@@ -130,6 +180,7 @@ type applySession struct {
 	ended chan struct{} // closed once the map is over
 
 	mu      sync.Mutex
+	mapID   string               // the session's map
 	waiting map[int]*AsyncResult // by the index the map gave the input
 	next    int                  // the index of the next input taken
 	err     error                // why the session ended
@@ -175,6 +226,7 @@ func (s *applySession) run(p *Pool, kind string) {
 				case req := <-s.in:
 					s.mu.Lock()
 					s.waiting[s.next] = req.res
+					req.res.place(s.mapID, s.next)
 					s.next++
 					s.mu.Unlock()
 					if !yield(req.args) {
@@ -189,7 +241,7 @@ func (s *applySession) run(p *Pool, kind string) {
 		}
 	}
 	err := ErrPoolClosed
-	for r, rerr := range p.streamFor(p.ctx, kind, inputs, 1, false) {
+	for r, rerr := range p.streamFor(p.ctx, kind, inputs, 1, false, func(m *mapping) { s.mapID = m.id }) {
 		if rerr != nil {
 			err = rerr
 			break

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/procq/procq/protocol"
+	"github.com/procq/procq/task"
 )
 
 // collect reads results until every submitted input has one, the
@@ -28,6 +29,26 @@ func (m *mapping) collect(ctx context.Context, results <-chan jetstream.Msg, pub
 		}
 		m.progress.done.Store(int64(yielded))
 		<-m.slots
+		return true
+	}
+	// take hands complete chunks' results on: as they come, or in order.
+	take := func(as []answered) bool {
+		for _, a := range as {
+			if !m.ordered {
+				if !emit(a.results) {
+					return false
+				}
+				continue
+			}
+			buf[a.start] = a.results
+			for rs, ok := buf[next]; ok; rs, ok = buf[next] {
+				delete(buf, next)
+				next += len(rs)
+				if !emit(rs) {
+					return false
+				}
+			}
+		}
 		return true
 	}
 	for total < 0 || yielded < total {
@@ -53,21 +74,13 @@ func (m *mapping) collect(ctx context.Context, results <-chan jetstream.Msg, pub
 			}
 			failing = storeFailures{}
 			m.trim(ctx, msg)
-			for _, a := range m.parse(msg) {
-				if !m.ordered {
-					if !emit(a.results) {
-						return errStopped
-					}
-					continue
-				}
-				buf[a.start] = a.results
-				for rs, ok := buf[next]; ok; rs, ok = buf[next] {
-					delete(buf, next)
-					next += len(rs)
-					if !emit(rs) {
-						return errStopped
-					}
-				}
+			if !take(m.parse(msg)) {
+				return errStopped
+			}
+		case index := <-m.cancels:
+			rs, ok := m.accept(protocol.Answer{Index: index, Outcomes: []task.Outcome{{Error: protocol.CancelledText}}})
+			if ok && !take([]answered{{start: rs[0].Index, results: rs}}) {
+				return errStopped
 			}
 		}
 	}
@@ -174,7 +187,10 @@ func (m *mapping) accept(a protocol.Answer) ([]Result, bool) {
 		p.have[idx-start] = true
 		p.got++
 		p.rs[idx-start] = Result{Index: idx, Value: o.Result}
-		if o.Error != "" {
+		switch {
+		case len(m.cancelled) > 0 && m.cancelled[idx]:
+			p.rs[idx-start] = m.cancelledResult(idx)
+		case o.Error != "":
 			p.rs[idx-start] = Result{Index: idx, Err: &TaskError{Index: idx, Kind: m.kind, Message: o.Error}}
 		}
 	}

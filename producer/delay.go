@@ -1,7 +1,6 @@
 package producer
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nuid"
 
 	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/schedule"
@@ -31,8 +29,7 @@ var ErrNotDelayed = errors.New("not a delayed task: only a delayed task can be c
 
 // PutWith is Put of a task with options: due at o.At (zero: now; then
 // no handle), with a deadline, unique (o.Unique: a *unique.DuplicateError
-// when another task holds the key; the task's id is o.ID, or one made for
-// it), and the rest of o's headers.
+// when another task holds the key), and the rest of o's headers.
 func (q *TaskQueue) PutWith(ctx context.Context, run string, index int, kind string, args any, o protocol.TaskOptions) (*schedule.Delayed, error) {
 	at := o.At
 	if o.Delayed() && q.topo.Sched == nil {
@@ -44,6 +41,10 @@ func (q *TaskQueue) PutWith(ctx context.Context, run string, index int, kind str
 	}
 	msg := q.taskMsg(run, index, kind, body)
 	o.SetHeaders(msg.Header)
+	var d *schedule.Delayed
+	if o.Delayed() {
+		d = schedule.Delay(msg, at) // its id first: the unique key's value
+	}
 	lock, err := q.claim(ctx, msg, o)
 	if err != nil {
 		return nil, duplicateOr(err, fmt.Sprintf("put %s #%d", kind, index))
@@ -54,7 +55,6 @@ func (q *TaskQueue) PutWith(ctx context.Context, run string, index int, kind str
 		}
 		return nil, nil
 	}
-	d := schedule.Delay(msg, at)
 	if err := q.publish(ctx, msg); err != nil {
 		return nil, errors.Join(fmt.Errorf("put %s #%d at %s: %w", kind, index, at.Format(time.RFC3339), err), lock.Release(ctx))
 	}
@@ -87,9 +87,8 @@ func (p *Pool) ApplyWith(ctx context.Context, kind string, args any, o protocol.
 		if err := unique.Check(o.Unique, o.UniqueFor); err != nil {
 			return nil, err
 		}
-		o.ID = cmp.Or(o.ID, nuid.Next())
 	}
-	r := &AsyncResult{done: make(chan struct{}), id: o.ID}
+	r := p.newResult()
 	scheduled := make(chan *schedule.Delayed, 1)
 	claimed := make(chan *unique.Lock, 1)
 	mctx, stop := context.WithCancelCause(context.WithoutCancel(ctx))
@@ -100,6 +99,7 @@ func (p *Pool) ApplyWith(ctx context.Context, kind string, args any, o protocol.
 		m.opts = o
 		m.onDelayed = func(d *schedule.Delayed) { scheduled <- d }
 		m.onUnique = func(l *unique.Lock) { claimed <- l }
+		r.place(m.id, 0)
 	})
 	go func() {
 		defer stop(nil)
@@ -155,16 +155,6 @@ func (p *Pool) ApplyWith(ctx context.Context, kind string, args any, o protocol.
 		stop(context.Cause(ctx))
 		return nil, context.Cause(ctx)
 	}
-}
-
-// Cancel removes a delayed task before it fires: its result is then
-// ErrCancelled and it never runs. schedule.ErrFired when it fired
-// already; ErrNotDelayed for a task that was not delayed.
-func (r *AsyncResult) Cancel(ctx context.Context) error {
-	if r.cancel == nil {
-		return ErrNotDelayed
-	}
-	return r.cancel(ctx)
 }
 
 // Delayed is the delayed task's handle (its id and due time); nil for a

@@ -34,6 +34,7 @@ type TaskError struct {
 	Index   int
 	Kind    string
 	Message string
+	cause   error // ErrCancelled for a cancelled input
 }
 
 func (e *TaskError) Error() string {
@@ -45,7 +46,11 @@ func (e *TaskError) Error() string {
 var ErrDeadline = errors.New(protocol.DeadlineReason)
 
 // Is makes errors.Is(err, ErrDeadline) hold for a task taken too late.
+// With a cause (a cancelled input's ErrCancelled) it holds for that.
 func (e *TaskError) Is(target error) bool {
+	if e.cause != nil && target == e.cause {
+		return true
+	}
 	return target == ErrDeadline && strings.HasPrefix(e.Message, protocol.DeadlineReason)
 }
 

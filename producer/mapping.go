@@ -39,10 +39,14 @@ type mapping struct {
 	received int            // result messages read, for trim
 	progress progress       // for the lease
 
+	cancels chan int      // inputs cancelled while in flight: their result now
+	ended   chan struct{} // closed once the map stopped reading results
+
 	mu           sync.Mutex
 	pending      map[int]int      // first index -> inputs, of chunks without a result
 	parts        map[int]*partial // chunks whose answer arrives in parts
 	notSubmitted int
+	cancelled    map[int]bool // inputs cancelled (CancelTask): their result is ErrCancelled
 }
 
 func (m *mapping) run(ctx context.Context, argsFor func(context.Context) iter.Seq[any], yield func(Result, error) bool) {
@@ -72,6 +76,14 @@ func (m *mapping) run(ctx context.Context, argsFor func(context.Context) iter.Se
 	}
 	defer func() { _ = noticeSub.Unsubscribe() }()
 	m.notices = notices
+	stopCancels, err := m.answerCancels(ctx)
+	if err != nil {
+		stopResults()
+		yield(Result{}, &IncompleteError{NotSubmitted: 0, Err: err})
+		return
+	}
+	defer stopCancels()
+	defer close(m.ended)
 	pubDone := make(chan published, 1)
 	var wg sync.WaitGroup
 	wg.Go(func() {

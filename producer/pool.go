@@ -77,6 +77,7 @@ type Pool struct {
 	terminate context.CancelFunc
 	closing   chan struct{} // closed by Close and Terminate
 	running   sync.WaitGroup
+	maps      sync.Map // the maps running, by id (CancelTask)
 
 	mu       sync.Mutex
 	closed   bool
@@ -159,12 +160,23 @@ type Result struct {
 // itself fails only when the map cannot complete (ctx ends, the broker
 // fails), with an *IncompleteError naming the unfinished inputs.
 func (p *Pool) Map(ctx context.Context, kind string, args []any) ([]Result, error) {
+	return p.MapWith(ctx, kind, args, nil)
+}
+
+// MapWith is Map that tells started, when not nil, the map's id as it
+// starts: what CancelTask names it by.
+func (p *Pool) MapWith(ctx context.Context, kind string, args []any, started func(id string)) ([]Result, error) {
 	chunk := p.cfg.ChunkSize
 	if chunk <= 0 {
 		chunk = AutoChunk(len(args), p.cfg.Workers)
 	}
+	var setup []func(*mapping)
+	if started != nil {
+		setup = append(setup, func(m *mapping) { started(m.id) })
+	}
+	argsFor := func(context.Context) iter.Seq[any] { return slices.Values(args) }
 	out := make([]Result, 0, len(args))
-	for r, err := range p.stream(ctx, kind, slices.Values(args), chunk, true) {
+	for r, err := range p.streamFor(ctx, kind, argsFor, chunk, true, setup...) {
 		if err != nil {
 			var ie *IncompleteError
 			if errors.As(err, &ie) && ie.NotSubmitted >= 0 {
@@ -229,6 +241,7 @@ func (p *Pool) streamFor(ctx context.Context, kind string, argsFor func(context.
 			pool: p, kind: kind, id: id, subject: subject, chunk: chunk, ordered: ordered,
 			pending: make(map[int]int), parts: make(map[int]*partial), slots: make(chan struct{}, p.cfg.Window),
 			sent: make(chan sentChunk, p.cfg.Window), fatal: make(chan error, 1),
+			cancels: make(chan int), ended: make(chan struct{}),
 			notSubmitted: -1,
 		}
 		m.progress.total.Store(-1)

@@ -114,6 +114,7 @@ func (q *TaskQueue) taskMsg(run string, index int, kind string, body []byte) *na
 	m.Header.Set(protocol.HeaderRun, run)
 	m.Header.Set(protocol.HeaderIndex, strconv.Itoa(index))
 	m.Header.Set(protocol.HeaderMsgID, protocol.MsgID(run, index))
+	m.Header.Set(protocol.HeaderTaskID, protocol.TaskID(run, index))
 	return m
 }
 

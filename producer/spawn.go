@@ -164,15 +164,20 @@ func (g *Group) supervise(ctx context.Context, name string, c *child) {
 			return
 		}
 		code := c.cmd.ProcessState.ExitCode()
-		if code == protocol.ExitRetired && ctx.Err() != nil {
-			g.log.Info("consumer process retired after consumers.max_tasks", "consumer", name, "child_pid", pid)
+		if (code == protocol.ExitRetired || code == protocol.ExitTimeLimit) && ctx.Err() != nil {
+			g.log.Info("consumer process retired (consumers.max_tasks or a time limit)", "consumer", name, "child_pid", pid, "code", code)
 			g.exited(false)
 			return
 		}
-		if code == protocol.ExitRetired {
+		switch code {
+		case protocol.ExitRetired:
 			g.log.Info("consumer process retired after consumers.max_tasks; starting a fresh one", "consumer", name, "child_pid", pid)
 			restarts-- // a retirement is no restart
-		} else {
+		case protocol.ExitTimeLimit:
+			g.log.Warn("consumer process stopped a task at its hard time limit; starting a fresh one", "consumer", name, "child_pid", pid)
+			fmt.Fprintf(g.cfg.Stdout, "Producer: consumer %s (pid %d) exited to stop a task past its time limit; starting a replacement\n", name, pid)
+			restarts-- // the task was at fault, not the process
+		default:
 			g.log.Warn("consumer process failed", "consumer", name, "child_pid", pid, "code", code, "error", err)
 			if ctx.Err() != nil || code == protocol.ExitUsage || restarts >= g.cfg.MaxRestarts {
 				g.failed(fmt.Sprintf("%s (pid %d: %v)", name, pid, err))

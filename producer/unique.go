@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/procq/procq/protocol"
+	"github.com/procq/procq/schedule"
 	"github.com/procq/procq/unique"
 )
 
@@ -51,20 +52,22 @@ func (q *TaskQueue) ReleaseUnique(ctx context.Context, key, id string) error {
 // key back.
 func (m *mapping) sendUnique(ctx context.Context, msg *nats.Msg) error {
 	q := m.pool.q
+	var d *schedule.Delayed
+	if m.opts.Delayed() {
+		d = schedule.Delay(msg, m.opts.At) // its id first: the key's value
+	}
 	lock, err := q.claim(ctx, msg, m.opts)
 	if err != nil {
 		return err
 	}
-	if m.opts.Delayed() {
-		err = m.sendDelayed(ctx, msg)
-	} else if err = q.publish(ctx, msg); err != nil {
-		err = fmt.Errorf("submit unique task: %w", err)
-	}
-	if err != nil {
-		return errors.Join(err, lock.Release(ctx))
+	if err := q.publish(ctx, msg); err != nil {
+		return errors.Join(fmt.Errorf("submit unique task: %w", err), lock.Release(ctx))
 	}
 	m.pool.log.InfoContext(ctx, "unique task put", "map", m.id, "task", m.kind, "task_id", lock.ID,
 		"unique_key", m.opts.Unique, "ttl", unique.TTL(m.opts.UniqueFor))
+	if d != nil && m.onDelayed != nil {
+		m.onDelayed(d)
+	}
 	if m.onUnique != nil {
 		m.onUnique(lock)
 	}

@@ -48,6 +48,9 @@ const (
 	ExitFailure = 1
 	ExitUsage   = 2
 	ExitRetired = 3
+	// ExitTimeLimit: a consumer abandoned a handler at its hard time
+	// limit and exited to stop it; its producer starts a fresh one.
+	ExitTimeLimit = 4
 )
 
 // StopSignal is how a producer tells its children to stop; OrphanSignal

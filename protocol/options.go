@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -8,20 +9,21 @@ import (
 
 // TaskOptions are what a producer may ask of one task or item beyond its
 // kind and arguments: when it is due, by when it must start, how long it
-// may run, whether it is unique. Each sets its header on the task's message (SetHeaders); a
-// zero field asks for nothing.
+// may run, whether it is unique. Each sets its header on the task's
+// message (SetHeaders); a zero field asks for nothing.
 type TaskOptions struct {
 	// At delays the task until then (a message schedule in PROCQ_SCHED).
 	At time.Time
 	// Deadline: a task taken later is not run (HeaderDeadline).
 	Deadline time.Time
+	// Timeout is the task's own time limit (HeaderTimeout).
+	Timeout time.Duration
 	// Unique: the put is refused while another task of the queue holds
 	// this key (HeaderUnique), for at most UniqueFor.
 	Unique    string
 	UniqueFor time.Duration
-	// ID is the task's id (HeaderTaskID); empty, one is made where the
-	// task needs one (a delayed or unique task).
-	ID string
+	// Err is an option given a bad value: the put fails with it.
+	Err error
 }
 
 // Delayed reports whether the task is held by the broker until At.
@@ -35,10 +37,24 @@ func (o TaskOptions) SetHeaders(h nats.Header) {
 	if !o.Deadline.IsZero() {
 		h.Set(HeaderDeadline, o.Deadline.UTC().Format(time.RFC3339Nano))
 	}
-	if o.ID != "" {
-		h.Set(HeaderTaskID, o.ID)
+	if o.Timeout > 0 {
+		h.Set(HeaderTimeout, o.Timeout.String())
 	}
 	if o.Unique != "" {
 		h.Set(HeaderUnique, o.Unique)
 	}
+}
+
+// Validate checks o, naming the value that is wrong.
+func (o TaskOptions) Validate() error {
+	if o.Err != nil {
+		return o.Err
+	}
+	if o.Timeout < 0 {
+		return fmt.Errorf("time limit must be positive, got %v", o.Timeout)
+	}
+	if o.Unique != "" || o.UniqueFor != 0 {
+		return CheckUnique(o.Unique, o.UniqueFor)
+	}
+	return nil
 }

@@ -61,6 +61,11 @@ type Topology struct {
 	// schedules (SchedSupported).
 	Sched jetstream.Stream
 	Fired jetstream.KeyValue
+	// Cancel holds the cancelled tasks' marks (CancelBucket).
+	Cancel jetstream.KeyValue
+	// Counts holds the counters (CountsStream); nil when the broker
+	// cannot keep them (it cannot hold schedules either).
+	Counts jetstream.Stream
 }
 
 // ErrNoTopology says a queue's streams, durable consumer or buckets do
@@ -98,12 +103,18 @@ func LookupQueue(ctx context.Context, js jetstream.JetStream, queue string) (*To
 	if t.Presence, err = js.KeyValue(ctx, ConsumersBucket); err != nil {
 		return nil, missing("bucket "+ConsumersBucket, err)
 	}
+	if t.Cancel, err = js.KeyValue(ctx, CancelBucket); err != nil {
+		return nil, missing("bucket "+CancelBucket, err)
+	}
 	if SchedSupported(js.Conn().ConnectedServerVersion()) {
 		if t.Sched, err = js.Stream(ctx, SchedStream); err != nil {
 			return nil, missing("stream "+SchedStream, err)
 		}
 		if t.Fired, err = js.KeyValue(ctx, FiredBucket); err != nil {
 			return nil, missing("bucket "+FiredBucket, err)
+		}
+		if t.Counts, err = js.Stream(ctx, CountsStream); err != nil {
+			return nil, missing("stream "+CountsStream, err)
 		}
 	}
 	return &t, nil
@@ -145,6 +156,9 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (
 			return nil, fmt.Errorf("bucket %s: %w", FiredBucket, err)
 		}
 		sources = []*jetstream.StreamSource{TasksSource()}
+		if topo.Counts, err = ensure(CountsStreamConfig(cfg.Replicas)); err != nil {
+			return nil, fmt.Errorf("stream %s: %w", CountsStream, err)
+		}
 	}
 	tasks, err := ensure(jetstream.StreamConfig{
 		Name:        TasksStream,
@@ -214,7 +228,12 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", ConsumersBucket, err)
 	}
+	cancelled, err := ensureKV(CancelBucketConfig(cfg.Replicas))
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", CancelBucket, err)
+	}
 	topo.Tasks, topo.Consumer, topo.Results, topo.Dead, topo.Runs, topo.Presence = tasks, cons, results, dead, runs, presence
+	topo.Cancel = cancelled
 	return &topo, nil
 }
 

@@ -1,10 +1,13 @@
 package protocol
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -33,6 +36,9 @@ const (
 	// UniqueMarkerTTL is how long the marker of a key that expired or was
 	// removed stays: the least JetStream allows.
 	UniqueMarkerTTL = time.Second
+	// CountDuplicateItem counts the unique puts on a message queue refused
+	// as duplicates (CountDuplicate: on a task queue).
+	CountDuplicateItem = "duplicate_item"
 )
 
 // UniqueBucketConfig is the shape of UniqueBucket: keys with per-key TTLs.
@@ -107,4 +113,44 @@ func uniqueKeyOf(tok string) (string, bool) {
 		i += 2
 	}
 	return b.String(), true
+}
+
+// ErrBadUnique says a unique key or its ttl cannot be used.
+var ErrBadUnique = errors.New("bad unique key")
+
+// CheckUnique says why key and ttl cannot be used, or nil: a key is 1 to
+// 255 bytes of UTF-8 without '*', '>', white space or control
+// characters, and the ttl is positive.
+func CheckUnique(key string, ttl time.Duration) error {
+	if err := CheckUniqueKey(key); err != nil {
+		return err
+	}
+	if ttl <= 0 {
+		return fmt.Errorf("%w %q: its ttl must be positive, got %v", ErrBadUnique, key, ttl)
+	}
+	return nil
+}
+
+// CheckUniqueKey is CheckUnique of the key alone.
+func CheckUniqueKey(key string) error {
+	bad := func(why string) error {
+		q := fmt.Sprintf("%q", key)
+		if len(key) > 40 {
+			q = fmt.Sprintf("%q...", key[:40])
+		}
+		return fmt.Errorf("%w %s: %s", ErrBadUnique, q, why)
+	}
+	switch {
+	case key == "":
+		return bad("empty")
+	case len(key) > MaxUniqueKey:
+		return bad(fmt.Sprintf("%d bytes, over %d", len(key), MaxUniqueKey))
+	case !utf8.ValidString(key):
+		return bad("not UTF-8")
+	case strings.ContainsAny(key, "*>"):
+		return bad("'*' and '>' are not allowed")
+	case strings.IndexFunc(key, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+		return bad("white space and control characters are not allowed")
+	}
+	return nil
 }

@@ -53,18 +53,13 @@ type Delayed struct {
 // delayed task due at at: a one-off schedule (Nats-Schedule: @at) on its
 // own subject of PROCQ_SCHED, whose firing reaches msg.Subject. msg is
 // then published as usual (its Nats-Msg-Id still makes a retried publish
-// store it once). A time in the past fires at once. The task keeps the
-// id msg has (its Procq-Task-Id, a nuid) or gets a new one.
+// store it once). A time in the past fires at once.
 func Delay(msg *nats.Msg, at time.Time) *Delayed {
+	d := &Delayed{ID: nuid.Next(), Target: msg.Subject, Due: at.UTC()}
+	d.Subject = protocol.DelayedSubject(msg.Subject, d.ID)
 	if msg.Header == nil {
 		msg.Header = nats.Header{}
 	}
-	id := msg.Header.Get(protocol.HeaderTaskID)
-	if id == "" {
-		id = nuid.Next()
-	}
-	d := &Delayed{ID: id, Target: msg.Subject, Due: at.UTC()}
-	d.Subject = protocol.DelayedSubject(msg.Subject, d.ID)
 	msg.Subject = d.Subject
 	msg.Header.Set(protocol.HeaderSchedulePattern, protocol.ScheduleAt(d.Due))
 	msg.Header.Set(protocol.HeaderScheduleTarget, protocol.FireSubject(d.Target))
@@ -122,7 +117,11 @@ func cancel(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, sub
 	}
 	err := remove(ctx, s, seq)
 	if errors.Is(err, ErrFired) && tombstone {
-		return nil // fired, not taken: its copy finds the claim and is dropped
+		err = nil // fired, not taken: its copy finds the claim and is dropped
+	}
+	if err == nil && strings.HasPrefix(target, protocol.TasksPrefix+".") {
+		// Counted; a count lost is only a count.
+		_ = protocol.Increment(ctx, js, protocol.CountCancelled, QueueOf(target))
 	}
 	return err
 }

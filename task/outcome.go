@@ -11,6 +11,9 @@ type Outcome struct {
 	// Retry is set, within the consumer only, when the error asked for
 	// another try (Retry); it is not on the wire.
 	Retry bool `json:"-"`
+	// Cancelled is set, within the consumer only, on the outcome of an
+	// input that was cancelled (its Error says so); it is no failure.
+	Cancelled bool `json:"-"`
 }
 
 var jsonNull = json.RawMessage("null")

@@ -17,11 +17,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -36,7 +33,7 @@ import (
 var ErrDuplicate = errors.New("duplicate")
 
 // ErrBadKey says a unique key or its ttl cannot be used.
-var ErrBadKey = errors.New("bad unique key")
+var ErrBadKey = protocol.ErrBadUnique
 
 // DuplicateError is a put refused because the task FirstID holds its
 // unique key Key on Queue. errors.Is(err, ErrDuplicate) holds.
@@ -62,43 +59,10 @@ func (e *DuplicateError) Is(target error) bool { return target == ErrDuplicate }
 // Check says why key and ttl cannot be used, or nil: a key is 1 to 255
 // bytes of UTF-8 without '*', '>', white space or control characters,
 // and the ttl is positive.
-func Check(key string, ttl time.Duration) error {
-	if err := CheckKey(key); err != nil {
-		return err
-	}
-	if ttl <= 0 {
-		return fmt.Errorf("%w %q: its ttl must be positive, got %v", ErrBadKey, key, ttl)
-	}
-	return nil
-}
+func Check(key string, ttl time.Duration) error { return protocol.CheckUnique(key, ttl) }
 
 // CheckKey is Check of the key alone.
-func CheckKey(key string) error {
-	bad := func(why string) error {
-		return fmt.Errorf("%w %s: %s", ErrBadKey, quote(key), why)
-	}
-	switch {
-	case key == "":
-		return bad("empty")
-	case len(key) > protocol.MaxUniqueKey:
-		return bad(fmt.Sprintf("%d bytes, over %d", len(key), protocol.MaxUniqueKey))
-	case !utf8.ValidString(key):
-		return bad("not UTF-8")
-	case strings.ContainsAny(key, "*>"):
-		return bad("'*' and '>' are not allowed")
-	case strings.IndexFunc(key, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
-		return bad("white space and control characters are not allowed")
-	}
-	return nil
-}
-
-// quote quotes key, cut to its first 40 bytes when longer.
-func quote(key string) string {
-	if len(key) <= 40 {
-		return fmt.Sprintf("%q", key)
-	}
-	return fmt.Sprintf("%q...", key[:40])
-}
+func CheckKey(key string) error { return protocol.CheckUniqueKey(key) }
 
 // TTL is the ttl a key is held with: JetStream counts per-key TTLs in
 // whole seconds, so ttl is rounded up to the next second.
@@ -199,8 +163,15 @@ func (b *Bucket) Claim(ctx context.Context, msg *nats.Msg, queue, kvKey, key str
 		if err != nil {
 			return nil, fmt.Errorf("unique key %q: %w", key, err)
 		}
-		// TODO(counts): protocol.Count(ctx, b.js, protocol.CountDuplicate, queue) once the counters land.
-		return nil, &DuplicateError{Key: key, Queue: queue, FirstID: string(e.Value())}
+		item, _, _, _ := protocol.ParseUniqueKey(kvKey)
+		what := protocol.CountDuplicate
+		if item {
+			what = protocol.CountDuplicateItem
+		}
+		if err := protocol.Increment(ctx, b.js, what, queue); err != nil {
+			b.log.DebugContext(ctx, "counter not stored", "counter", what, "queue", queue, "error", err)
+		}
+		return nil, &DuplicateError{Key: key, Queue: queue, FirstID: string(e.Value()), Item: item}
 	}
 	return nil, fmt.Errorf("unique key %q: not claimed in %d tries: released and taken again each time", key, claimTries)
 }

@@ -36,7 +36,7 @@ must share one client token (broker.token or broker.token_file).`,
 	cli.AddVersion(root)
 	root.Flags().String("url", "", "listen URL (broker.url)")
 	root.Flags().String("store-dir", "", "JetStream store directory (broker.store_dir)")
-	root.AddCommand(newStatusCmd(), newDeadCmd(), newScheduleCmd(), newQueueCmd())
+	root.AddCommand(newStatusCmd(), newDeadCmd(), newScheduleCmd(), newQueueCmd(), newTaskCmd())
 	return root
 }
 

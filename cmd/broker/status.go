@@ -157,8 +157,10 @@ func printStatus(out io.Writer, st *ops.Status) error {
 		if q.PausedUntil != nil {
 			fmt.Fprintf(tw, "%s\n", pausedText(q.Name, *q.PausedUntil, st.Time))
 		}
-	}
-	for _, q := range st.Queues {
+		if q.TimedOut+q.Cancelled+q.Duplicates > 0 {
+			fmt.Fprintf(tw, "queue %s: %d tasks timed out, %d cancelled, %d duplicate puts refused\n",
+				cell(q.Name), q.TimedOut, q.Cancelled, q.Duplicates)
+		}
 		if q.UniqueKeys > 0 {
 			fmt.Fprintf(tw, "queue %s: %s held\n", cell(q.Name), uniqueText(q.UniqueKeys))
 		}
@@ -205,8 +207,8 @@ func printStatus(out io.Writer, st *ops.Status) error {
 			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\n", cell(q.Name), q.Items, maxsize, q.Scheduled)
 		}
 		for _, q := range st.MsgQueues {
-			if q.UniqueKeys > 0 {
-				fmt.Fprintf(tw, "message queue %s: %s held\n", cell(q.Name), uniqueText(q.UniqueKeys))
+			if q.UniqueKeys+int(q.Duplicates) > 0 {
+				fmt.Fprintf(tw, "message queue %s: %s held, %d duplicate puts refused\n", cell(q.Name), uniqueText(q.UniqueKeys), q.Duplicates)
 			}
 		}
 	}

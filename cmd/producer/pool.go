@@ -43,6 +43,7 @@ dead-lettered.`,
 	f.Duration("sleep", 0, "sleep of each square task (pool.sleep)")
 	f.Bool("spawn", false, "start the consumer processes (consumers.spawn)")
 	f.Int("concurrency", 0, "tasks each consumer runs at once (consumers.concurrency)")
+	f.Duration("task-timeout", 0, "time limit of each task in the spawned consumers (consumers.task_timeout; 0: none)")
 	f.Bool("json", false, "print one JSON array, one element per input in input order")
 	f.Bool("quiet", false, "print only the summary line")
 	cli.AddWhenFlags(cmd, "start the map")
@@ -51,13 +52,14 @@ dead-lettered.`,
 }
 
 var poolFlags = map[string]string{
-	"kind":        "pool.kind",
-	"inputs":      "pool.inputs",
-	"processes":   "pool.processes",
-	"chunk-size":  "pool.chunk_size",
-	"sleep":       "pool.sleep",
-	"spawn":       "consumers.spawn",
-	"concurrency": "consumers.concurrency",
+	"kind":         "pool.kind",
+	"inputs":       "pool.inputs",
+	"processes":    "pool.processes",
+	"chunk-size":   "pool.chunk_size",
+	"sleep":        "pool.sleep",
+	"spawn":        "consumers.spawn",
+	"concurrency":  "consumers.concurrency",
+	"task-timeout": "consumers.task_timeout",
 }
 
 func runPool(cmd *cobra.Command, _ []string) error {

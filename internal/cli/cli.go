@@ -30,6 +30,10 @@ const (
 	// (consumer.ErrRetired); the producer that spawned it starts a fresh
 	// one.
 	ExitRetired = protocol.ExitRetired
+	// ExitTimeLimit: a consumer stopped a task at its hard time limit
+	// (consumer.ErrTimeLimit); the producer that spawned it starts a
+	// fresh one.
+	ExitTimeLimit = protocol.ExitTimeLimit
 )
 
 // UsageError is bad usage: a bad flag or argument.
@@ -57,6 +61,8 @@ func ExitCode(err error) int {
 		return ExitUsage
 	case errors.Is(err, consumer.ErrRetired):
 		return ExitRetired
+	case errors.Is(err, consumer.ErrTimeLimit):
+		return ExitTimeLimit
 	default:
 		return ExitFailure
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/procq/procq/ops"
 	"github.com/procq/procq/ops/endpoint"
+	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/schedule"
 	"github.com/procq/procq/task"
 )
@@ -195,6 +196,8 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d.requeue(w, r, c)
 	case strings.HasPrefix(r.URL.Path, "/delayed/") && strings.HasSuffix(r.URL.Path, "/cancel") && r.Method == http.MethodPost:
 		d.cancel(w, r, c)
+	case strings.HasPrefix(r.URL.Path, "/maps/") && strings.HasSuffix(r.URL.Path, "/cancel") && r.Method == http.MethodPost:
+		d.cancelInput(w, r, c)
 	case strings.HasPrefix(r.URL.Path, "/queue/") && r.Method == http.MethodPost &&
 		(strings.HasSuffix(r.URL.Path, "/pause") || strings.HasSuffix(r.URL.Path, "/resume")):
 		d.pauseOrResume(w, r, c)
@@ -410,6 +413,34 @@ func (d *Dashboard) cancel(w http.ResponseWriter, r *http.Request, c caller) {
 	default:
 		d.log.Info("dashboard: delayed task cancelled", "id", id)
 		d.changed(w, r, c, http.StatusOK, "Delayed task "+id+" cancelled.")
+	}
+}
+
+// cancelInput cancels one input of a running map (POST /maps/ID/cancel
+// with the form's index), as "broker task cancel ID.INDEX" does
+// (ops.CancelTask): the map's producer decides. A task finished or
+// unknown is no error for a session: its flash says so; an API client
+// gets 409 or 404.
+func (d *Dashboard) cancelInput(w http.ResponseWriter, r *http.Request, c caller) {
+	id, ok := strings.CutSuffix(strings.TrimPrefix(r.URL.Path, "/maps/"), "/cancel")
+	index, err := strconv.Atoi(r.FormValue("index"))
+	if !ok || task.ValidName(id) != nil || err != nil || index < 0 {
+		http.Error(w, "bad map id or input index", http.StatusBadRequest)
+		return
+	}
+	tid := protocol.TaskID(id, index)
+	err = ops.CancelTask(r.Context(), d.js, tid)
+	switch {
+	case errors.Is(err, protocol.ErrFinished):
+		d.changed(w, r, c, http.StatusConflict, fmt.Sprintf("Input #%d of map %s had finished already.", index, id))
+	case errors.Is(err, protocol.ErrNoTask):
+		d.changed(w, r, c, http.StatusNotFound, fmt.Sprintf("No input #%d of a running map %s.", index, id))
+	case err != nil:
+		d.log.Warn("dashboard: cancel", "task_id", tid, "error", err)
+		http.Error(w, err.Error(), http.StatusBadGateway)
+	default:
+		d.log.Info("dashboard: task cancelled", "task_id", tid)
+		d.changed(w, r, c, http.StatusOK, fmt.Sprintf("Input #%d of map %s cancelled.", index, id))
 	}
 }
 

@@ -375,7 +375,7 @@ func TestScheduledAndCancel(t *testing.T) {
 		return strings.Join(strings.Fields(tags.ReplaceAllString(body[i+len(attr)+1:i+j], " ")), " ")
 	}
 	body := page()
-	if got, want := row(body, `data-queue="dash"`), "oldest task - scheduled 2 schedules 3"; !strings.HasSuffix(got, want) {
+	if got, want := row(body, `data-queue="dash"`), "oldest task - scheduled 2 schedules 3 timed out 0 cancelled 0 duplicates 0"; !strings.HasSuffix(got, want) {
 		t.Errorf("queue dash card %q, want it to end in %q", got, want)
 	}
 	if got, want := row(body, `data-name="dashq"`), "dashq 0 - 1"; got != want {
@@ -416,7 +416,7 @@ func TestScheduledAndCancel(t *testing.T) {
 	if !strings.Contains(body, `<p class="flash" id="flash">Delayed task `+first+` cancelled.</p>`) || strings.Contains(body, `data-id="`+first+`"`) {
 		t.Errorf("after the cancel, the page has no flash or still lists %s:\n%s", first, body)
 	}
-	if got, want := row(body, `data-queue="dash"`), "scheduled 1 schedules 3"; !strings.HasSuffix(got, want) {
+	if got, want := row(body, `data-queue="dash"`), "scheduled 1 schedules 3 timed out 0 cancelled 0 duplicates 0"; !strings.HasSuffix(got, want) {
 		t.Errorf("queue dash card after the cancel %q, want it to end in %q", got, want)
 	}
 

@@ -1,13 +1,17 @@
 // Command consumer is the consumer the tests spawn: the built-in kinds;
 // "add", which sums its list of arguments (Starmap); and "firsttry", which
 // fails the first time it runs for a marker file and succeeds after (the
-// file remembers across processes and deliveries).
+// file remembers across processes and deliveries); and "stubborn", the
+// square of its integer argument, except that a negative one makes it hang
+// for an hour, ignoring its context (a handler only a hard time limit
+// stops).
 package main
 
 import (
 	"context"
 	"errors"
 	"os"
+	"time"
 
 	"github.com/procq/procq/cmd/consumer/app"
 	"github.com/procq/procq/demo"
@@ -22,6 +26,12 @@ func main() {
 			sum += x
 		}
 		return sum, nil
+	})
+	task.MustRegister(reg, "stubborn", func(_ context.Context, x int) (int, error) {
+		if x < 0 {
+			time.Sleep(time.Hour)
+		}
+		return x * x, nil
 	})
 	task.MustRegister(reg, "firsttry", func(_ context.Context, a struct {
 		Marker string `json:"marker"`

@@ -74,6 +74,7 @@ its sentinel (or on SIGINT/SIGTERM, after finishing the task in hand).`,
 	f.String(flagName(protocol.ArgName), "", "consumer name in output and logs (default C-<pid>)")
 	f.String("queue", "", "queue name (queue.name)")
 	f.Int("concurrency", 0, "tasks run at once (consumers.concurrency)")
+	f.Duration("task-timeout", 0, "time limit of a task that names none (consumers.task_timeout; 0: none)")
 	f.String(flagName(protocol.ArgRun), "", "the run this consumer serves; set by a producer that spawns it")
 	f.Int(flagName(protocol.ArgHoldsFD), 0, "file descriptor to report held messages on; set by a producer that spawns it")
 	_ = f.MarkHidden(flagName(protocol.ArgHoldsFD))
@@ -85,8 +86,9 @@ its sentinel (or on SIGINT/SIGTERM, after finishing the task in hand).`,
 func flagName(arg string) string { return arg[2:] }
 
 var workerFlags = map[string]string{
-	"queue":       "queue.name",
-	"concurrency": "consumers.concurrency",
+	"queue":        "queue.name",
+	"concurrency":  "consumers.concurrency",
+	"task-timeout": "consumers.task_timeout",
 }
 
 func runWorker(cmd *cobra.Command, reg *task.Registry, o *options) error {
