@@ -11,9 +11,9 @@ import (
 )
 
 // Unique tasks. A task or item put with Unique(key, ttl) holds key on its
-// queue from the put until ttl has passed or the task has succeeded (for
-// a message-queue item: a getter took it), whichever comes first, like
-// asynq's Unique. Another put of the same key on the same queue meanwhile
+// queue from the put until ttl has passed or the task has succeeded or
+// been cancelled (for a message-queue item: a getter took it), whichever
+// comes first, like asynq's Unique. Another put of the same key on the same queue meanwhile
 // is refused with a *DuplicateError naming the task that holds it. The
 // ttl counts from the put, whether the task still waits, runs or is done:
 // give a ttl longer than a task waits and runs, or a duplicate is

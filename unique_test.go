@@ -42,8 +42,8 @@ func wantDuplicate(t *testing.T, what string, err error, key, queue, first strin
 // A unique task refuses, with its id, a second Submit and an ApplyAsync
 // of its key while it is queued; once it succeeded the key is free, and
 // an ApplyAsync holds it until it succeeds in turn. The refused tasks
-// never run, the others once. Bad keys and ttls put nothing. A delayed
-// unique task cancelled holds its key no longer.
+// never run, the others once. Bad keys and ttls put nothing. A unique
+// task cancelled, queued or delayed, holds its key no longer.
 func TestUniqueTasks(t *testing.T) {
 	c := connect(t, "uniq")
 	ctx := ctxT(t)
@@ -72,9 +72,20 @@ func TestUniqueTasks(t *testing.T) {
 		}
 	}
 
+	// A queued unique task cancelled: the consumer that drops it releases
+	// its key.
+	doomed, err := p.Submit(ctx, "stamp", "doomed", procq.Unique("doomed", time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doomed.Cancel(ctx); err != nil {
+		t.Fatal(err)
+	}
+
 	s := stampWorker(t, c)
 	waitFor(t, 20*time.Second, "s1 run", func() bool { return len(s.of("s1")) == 1 })
 	keyGone(t, c, "uniq", "job:1", false)
+	keyGone(t, c, "uniq", "doomed", false)
 	h, err := procq.ApplyAsync[string, string](ctx, p, "stamp", "a2", procq.Unique("job:1", time.Minute))
 	if err != nil {
 		t.Fatalf("ApplyAsync after the first succeeded: %v", err)
@@ -102,7 +113,7 @@ func TestUniqueTasks(t *testing.T) {
 	}
 	keyGone(t, c, "uniq", "later", false)
 
-	for id, want := range map[string]int{"s1": 1, "s2": 0, "a1": 0, "a2": 1, "bad": 0, "later": 0, "later2": 0} {
+	for id, want := range map[string]int{"s1": 1, "s2": 0, "a1": 0, "a2": 1, "bad": 0, "later": 0, "later2": 0, "doomed": 0} {
 		if n := len(s.of(id)); n != want {
 			t.Errorf("%s ran %d times, want %d", id, n, want)
 		}

@@ -75,9 +75,9 @@ func uniquePuts(t *testing.T, e *env) {
 		`producer: put 1 item on queue uniq, unique key "report:2026-01-01" held until taken, for 6s at most`})
 	dup := `producer: duplicate: unique key "report:2026-01-01" of queue uniq is held by item ` + id + "; nothing put"
 	second, strict := start("second"), start("strict", "--strict")
-	status, text := e.start("broker", "status", "--json"), e.start("broker", "status")
 	second.mustExit(0, exitWait)
 	strict.mustExit(1, exitWait)
+	status, text := e.start("broker", "status", "--json"), e.start("broker", "status")
 	status.mustExit(0, exitWait)
 	text.mustExit(0, exitWait)
 	if time.Since(t0) >= ttl {
@@ -96,15 +96,16 @@ func uniquePuts(t *testing.T, e *env) {
 	for _, q := range st.MsgQueues {
 		if q.Name == "uniq" {
 			found = true
-			if q.Items != 1 || q.UniqueKeys != 1 {
-				t.Errorf("status --json: message queue uniq holds %d items and %d unique keys, want 1 and 1", q.Items, q.UniqueKeys)
+			if q.Items != 1 || q.UniqueKeys != 1 || q.Duplicates != 2 {
+				t.Errorf("status --json: message queue uniq holds %d items and %d unique keys, %d duplicates refused; want 1, 1, 2",
+					q.Items, q.UniqueKeys, q.Duplicates)
 			}
 		}
 	}
 	if !found {
 		t.Errorf("status --json lists no message queue uniq")
 	}
-	if !strings.Contains(text.stdout.String(), "\nmessage queue uniq: 1 unique key held\n") {
+	if !strings.Contains(text.stdout.String(), "\nmessage queue uniq: 1 unique key held, 2 duplicate puts refused\n") {
 		t.Errorf("status does not say the unique key held:\n%s", text.stdout)
 	}
 
@@ -173,8 +174,8 @@ func uniqueTasks(t *testing.T, e *env) {
 	if err := json.Unmarshal([]byte(e.schedRun(0, "broker", "status", "--json").stdout.String()), &st); err != nil {
 		t.Fatal(err)
 	}
-	if q := statusQueue(st, "uniqtasks"); q == nil || q.Pending != 1 || q.UniqueKeys != 1 {
-		t.Errorf("status --json: queue uniqtasks %+v, want 1 pending, 1 unique key", q)
+	if q := statusQueue(st, "uniqtasks"); q == nil || q.Pending != 1 || q.UniqueKeys != 1 || q.Duplicates != 1 {
+		t.Errorf("status --json: queue uniqtasks %+v, want 1 pending, 1 unique key, 1 duplicate", q)
 	}
 	c := e.start("consumer", "--name", "U-1")
 	defer c.stop()

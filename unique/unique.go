@@ -1,9 +1,10 @@
 // Package unique holds procq's unique tasks: a task or message-queue item
 // put with a unique key is refused, with the id of the task that holds
 // the key, while another put of the same key holds it. A key is held from
-// the put for its ttl, or until the task holding it succeeds (its
-// consumer, or for an item the getter that took it, releases the key),
-// whichever comes first: the uniqueness lock of asynq's Unique.
+// the put for its ttl, or until the task holding it succeeds or is
+// cancelled (its consumer, or for an item the getter that took it,
+// releases the key), whichever comes first: the uniqueness lock of
+// asynq's Unique.
 //
 // The keys live in the key-value bucket PROCQ_UNIQUE
 // (protocol.UniqueBucket), one per held key, valued with the holder's task
