@@ -3,6 +3,7 @@ package unique_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -274,5 +275,38 @@ func TestDoneWithoutBucket(t *testing.T) {
 	tasks, items, err := unique.Held(ctx, js)
 	if err != nil || len(tasks) != 0 || len(items) != 0 {
 		t.Errorf("Held without a bucket = %v, %v, %v", tasks, items, err)
+	}
+}
+
+// BenchmarkClaim is the cost of a unique put's claim (a key created, the
+// put's extra round trip), then BenchmarkDuplicate of a refused one (the
+// create refused, the holder read, the duplicate counted).
+func BenchmarkClaim(b *testing.B) {
+	js := natstest.Start(b).JetStream(b)
+	u := unique.NewBucket(js, 1, nil)
+	ctx := context.Background()
+	for i := 0; b.Loop(); i++ {
+		k := "k" + strconv.Itoa(i)
+		if _, err := u.Claim(ctx, msg(), "jobs", protocol.UniqueTaskKey("jobs", k), k, time.Hour); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDuplicate(b *testing.B) {
+	js := natstest.Start(b).JetStream(b)
+	if _, err := protocol.EnsureQueue(context.Background(), js, protocol.QueueConfig{Name: "jobs"}); err != nil {
+		b.Fatal(err) // the counters' stream
+	}
+	u := unique.NewBucket(js, 1, nil)
+	ctx := context.Background()
+	kvKey := protocol.UniqueTaskKey("jobs", "k")
+	if _, err := u.Claim(ctx, msg(), "jobs", kvKey, "k", time.Hour); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := u.Claim(ctx, msg(), "jobs", kvKey, "k", time.Hour); !errors.Is(err, unique.ErrDuplicate) {
+			b.Fatal(err)
+		}
 	}
 }
