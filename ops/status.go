@@ -414,8 +414,12 @@ func (st *Status) readSchedules(ctx context.Context, js jetstream.JetStream) err
 	return nil
 }
 
-// readUnique counts each queue's and message queue's unique keys held.
+// readUnique counts each queue's and message queue's unique keys held;
+// without their bucket among the streams read, none is.
 func (st *Status) readUnique(ctx context.Context, js jetstream.JetStream) error {
+	if !slices.ContainsFunc(st.Streams, func(s StreamStatus) bool { return s.Name == "KV_"+protocol.UniqueBucket }) {
+		return nil
+	}
 	tasks, items, err := unique.Held(ctx, js)
 	if err != nil {
 		return fmt.Errorf("unique keys: %w", err)
