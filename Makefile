@@ -3,7 +3,7 @@ GO ?= go
 BIN := bin
 CMDS := broker producer consumer
 
-.PHONY: bench-schedule natscli build run test bench reliability security screenshot clean
+.PHONY: bench-schedule bench-priority natscli build run test bench reliability security screenshot clean
 
 build:
 	$(GO) build -buildvcs=auto -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
@@ -50,6 +50,12 @@ bench: build
 # every-1s schedule over 60 s, twice each; about 2.5 minutes.
 bench-schedule:
 	$(GO) test -run '^$$' -bench Schedule -benchtime 1x -count 2 -timeout 15m .
+
+# Priorities (BENCHMARKS.md): how long a high-priority task put behind
+# 10,000 queued low-priority ones waits, against the time one prefetch
+# window of them takes, for tiny, 1ms and 10ms tasks; about a minute.
+bench-priority:
+	$(GO) test -run '^$$' -bench PriorityOvertake -benchtime 5x -timeout 10m ./consumer
 
 # The wire format of a delayed task published with the nats CLI
 # (docs/wire-format.md): builds natscli v0.5.0 into bin/ (a minute or more

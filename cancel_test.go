@@ -127,7 +127,19 @@ func TestCancelOneTask(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	submitted, err := p.Submit(ctx, "gate", "submitted") // answered to nobody
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := procq.ApplyAsync[string, string](ctx, p, "gate", "after")
+	if err != nil {
+		t.Fatal(err)
+	}
 	close(g.gate("other"))
+	close(g.gate("after"))
+	if err := c.CancelTask(ctx, submitted.ID()); err != nil {
+		t.Fatalf("CancelTask(%s) of a submitted task: %v", submitted.ID(), err)
+	}
 
 	// Queued, by its id as "broker task cancel" does.
 	if err := c.CancelTask(ctx, queued.ID()); err != nil {
@@ -159,6 +171,12 @@ func TestCancelOneTask(t *testing.T) {
 	}
 	if got, err := other.Get(ctx); err != nil || got != "other" {
 		t.Fatalf("other task: Get = %q, %v; want other", got, err)
+	}
+	if got, err := after.Get(ctx); err != nil || got != "after" {
+		t.Fatalf("the task after the submitted one: Get = %q, %v; want after", got, err)
+	}
+	if n := g.starts("submitted"); n != 0 {
+		t.Errorf("the cancelled submitted task ran %d times, want 0", n)
 	}
 	if n := g.starts("queued"); n != 0 {
 		t.Errorf("the cancelled queued task ran %d times, want 0", n)
@@ -199,11 +217,11 @@ func TestCancelMapInput(t *testing.T) {
 	}
 	m := procq.MapAsync[string, string](ctx, p, "gate", []string{"m0", "m1", "m2", "m3"}, nil, nil)
 	waitFor(t, 10*time.Second, "input #1 runs", func() bool { return g.starts("m1") == 1 })
-	if err := m.Cancel(ctx, 1); err != nil {
-		t.Fatalf("Cancel(1): %v", err)
-	}
 	if err := m.Cancel(ctx, 9); !errors.Is(err, procq.ErrNoSuchTask) {
 		t.Errorf("Cancel(9) of a 4-input map: %v, want ErrNoSuchTask", err)
+	}
+	if err := m.Cancel(ctx, 1); err != nil {
+		t.Fatalf("Cancel(1): %v", err)
 	}
 	out, err := m.Get(ctx)
 	var me *procq.MapError
@@ -215,6 +233,27 @@ func TestCancelMapInput(t *testing.T) {
 	}
 	if err := m.Cancel(ctx, 2); !errors.Is(err, procq.ErrFinished) {
 		t.Errorf("Cancel after the map ended: %v, want ErrFinished", err)
+	}
+
+	// At once after the call: before the map or the task has sent a thing.
+	close(g.gate("n0"))
+	early := procq.MapAsync[string, string](ctx, p, "gate", []string{"n0", "n1"}, nil, nil)
+	if err := early.Cancel(ctx, 1); err != nil {
+		t.Fatalf("Cancel at once after MapAsync: %v", err)
+	}
+	out, err = early.Get(ctx)
+	if !errors.As(err, &me) || len(me.Failed) != 1 || !errors.Is(me.Failed[0], procq.ErrCancelled) || out[0] != "n0" {
+		t.Fatalf("map cancelled at once: %q, %v; want n0 and one failure, ErrCancelled", out, err)
+	}
+	a, err := procq.ApplyAsync[string, string](ctx, p, "gate", "a1", procq.Timeout(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Cancel(ctx); err != nil {
+		t.Fatalf("Cancel at once after ApplyAsync with a time limit: %v", err)
+	}
+	if _, err := a.Get(ctx); !errors.Is(err, procq.ErrCancelled) {
+		t.Fatalf("Get = %v, want ErrCancelled", err)
 	}
 }
 

@@ -107,11 +107,11 @@ func (t *Task) Due() time.Time {
 }
 
 // Cancel cancels the task. A delayed task or item is removed before it
-// fires: it never runs (for an item, ErrFired when it joined its queue
-// already). A task (Submit) queued or fired is marked cancelled: no
-// consumer runs it, and one running it has its handler's context
-// cancelled. Such a task has no answer, so Cancel cannot tell whether it
-// had finished already. ErrNotDelayed for an item put at once.
+// fires: it never runs; ErrFired when it fired already (it may have run).
+// A task (Submit) put at once is marked cancelled: no consumer runs it,
+// and one running it has its handler's context cancelled; such a task has
+// no answer, so Cancel cannot tell whether it had finished already.
+// ErrNotDelayed for an item put at once.
 func (t *Task) Cancel(ctx context.Context) error {
 	if t.cancel == nil {
 		return ErrNotDelayed
@@ -127,6 +127,9 @@ func Put[T any](ctx context.Context, q *msgq.Queue, v T, opts ...TaskOption) (*T
 	o := taskOpts(opts)
 	if err := o.Validate(); err != nil {
 		return nil, fmt.Errorf("queue %s: put: %w", q.Name(), err)
+	}
+	if err := noPriority(o, q.Name()); err != nil {
+		return nil, err
 	}
 	if !o.Delayed() && o.Unique == "" {
 		return &Task{}, q.Put(ctx, v)

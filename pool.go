@@ -30,6 +30,7 @@ type poolOptions struct {
 	stdout    io.Writer
 	startAt   time.Time
 	deadline  time.Time
+	priority  Level
 }
 
 // Processes starts n consumer processes (consumers.path, by default the
@@ -79,6 +80,7 @@ func (o poolOptions) validate() error {
 		inBounds("Consumers", o.consumers, 0, protocol.MaxProcesses),
 		inBounds("ChunkSize", o.chunk, 0, protocol.MaxChunkSize),
 		inBounds("Window", o.window, 1, protocol.MaxWindow),
+		o.priority.Validate(),
 	)
 }
 
@@ -92,13 +94,15 @@ type Pool struct {
 	run   *producer.Run // nil without Processes or Consumers
 	runID string        // the run of Submit's tasks
 
-	stop    context.CancelFunc // stops the run's children
-	release chan struct{}      // closed by Close: the run's work is done
-	once    sync.Once
-	done    chan struct{} // closed when the run has ended
-	err     error         // the run's end, once done
-	mu      sync.Mutex
-	submits int // Submit's index
+	stop     context.CancelFunc // stops the run's children
+	release  chan struct{}      // closed by Close: the run's work is done
+	once     sync.Once
+	done     chan struct{} // closed when the run has ended
+	err      error         // the run's end, once done
+	mu       sync.Mutex
+	submits  int    // Submit's index
+	answer   func() // stops answering cancels of Submit's tasks; nil before the first
+	priority Level  // MapPriority's
 }
 
 // Pool returns a pool that maps over the client's queue. With Processes
@@ -126,13 +130,13 @@ func (c *Client) Pool(ctx context.Context, opts ...PoolOption) (*Pool, error) {
 		workers = c.cfg.Consumers.Count
 	}
 	pc := producer.PoolConfig{ChunkSize: o.chunk, Workers: workers, Window: o.window, Label: o.label, StartAt: o.startAt,
-		Deadline: o.deadline}
+		Deadline: o.deadline, Priority: o.priority}
 	if n == 0 {
 		// Each map, while it runs, fails once no consumer has been seen for
 		// pool.idle_timeout; an idle pool waits for consumers as long as it
 		// likes.
 		pc.IdleTimeout = c.cfg.Pool.IdleTimeout
-		return &Pool{inner: producer.NewPool(q, pc), q: q, runID: nuid.Next()}, nil
+		return &Pool{inner: producer.NewPool(q, pc), q: q, runID: nuid.Next(), priority: o.priority}, nil
 	}
 	rc := producer.RunConfig{Consumers: n, ReadyTimeout: c.cfg.Broker.ConnectTimeout, IdleTimeout: c.cfg.Pool.IdleTimeout}
 	if o.processes > 0 {
@@ -146,7 +150,8 @@ func (c *Client) Pool(ctx context.Context, opts ...PoolOption) (*Pool, error) {
 		return nil, err
 	}
 	pc.Run = r
-	p := &Pool{inner: producer.NewPool(q, pc), q: q, run: r, runID: r.ID(), release: make(chan struct{}), done: make(chan struct{})}
+	p := &Pool{inner: producer.NewPool(q, pc), q: q, run: r, runID: r.ID(), release: make(chan struct{}), done: make(chan struct{}),
+		priority: o.priority}
 	// The run lives as long as the pool, not as the ctx of this call.
 	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	p.stop = stop
@@ -181,6 +186,7 @@ func (c *Client) Pool(ctx context.Context, opts ...PoolOption) (*Pool, error) {
 // each consumer its sentinel and, for the processes it started, waits for
 // them to exit. When ctx ends first, the processes are stopped.
 func (p *Pool) Close(ctx context.Context) error {
+	p.stopAnswering()
 	err := p.inner.Close(ctx)
 	if p.run == nil {
 		return err
@@ -200,6 +206,7 @@ func (p *Pool) Close(ctx context.Context) error {
 // like Python's Pool.terminate; the consumers the pool started are
 // stopped (SIGTERM) without waiting for their sentinels.
 func (p *Pool) Terminate(ctx context.Context) error {
+	p.stopAnswering()
 	err := p.inner.Terminate(ctx)
 	if p.run == nil {
 		return err
@@ -212,6 +219,14 @@ func (p *Pool) Terminate(ctx context.Context) error {
 	return err
 }
 
+func (p *Pool) stopAnswering() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.answer != nil {
+		p.answer()
+	}
+}
+
 // Submit puts one task of kind on the pool's queue, to be run by one of
 // its consumers and answered to nobody, like the Queue demo's messages: a
 // run's sentinels wait for it. It returns once the broker has stored it
@@ -219,12 +234,27 @@ func (p *Pool) Terminate(ctx context.Context) error {
 //
 // With In or At the task is delayed: the broker holds it until then, and
 // the run's sentinels wait for it too; the handle's Cancel removes it
-// before it fires. With Unique it is refused (ErrDuplicate) while
-// another task of the queue holds the key.
+// before it fires. With Priority it goes on its level: consumers take it
+// before any task of a lower level, and the run's sentinels wait for every
+// level. With Unique it is refused (ErrDuplicate) while another task of
+// the queue holds the key.
 func (p *Pool) Submit(ctx context.Context, kind string, arg any, opts ...TaskOption) (*Task, error) {
 	p.mu.Lock()
 	i := p.submits
 	p.submits++
+	if p.answer == nil {
+		// "broker task cancel <run>.<index>" reaches this pool.
+		stop, err := p.q.AnswerCancels(context.WithoutCancel(ctx), p.runID, func(index int) bool {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			return index < p.submits
+		})
+		if err != nil {
+			p.mu.Unlock()
+			return nil, fmt.Errorf("submit %s: %w", kind, err)
+		}
+		p.answer = stop
+	}
 	p.mu.Unlock()
 	o := taskOpts(opts)
 	if err := o.Validate(); err != nil {
@@ -243,12 +273,7 @@ func (p *Pool) Submit(ctx context.Context, kind string, arg any, opts ...TaskOpt
 		return &Task{id: id, cancel: mark}, nil
 	}
 	return &Task{d: d, id: id, cancel: func(ctx context.Context) error {
-		err := p.q.Cancel(ctx, d)
-		if errors.Is(err, ErrFired) {
-			// Queued or running now: it is stopped where it is.
-			return mark(ctx)
-		}
-		if err != nil {
+		if err := p.q.Cancel(ctx, d); err != nil {
 			return err
 		}
 		return p.q.ReleaseUnique(ctx, o.Unique, d.ID) // removed: it holds its unique key no longer

@@ -124,7 +124,8 @@ type AsyncResult[R any] struct {
 // ApplyAsync submits kind on one input and returns at once, like Python's
 // Pool.apply_async. With In or At the task is delayed: the broker holds
 // it until then, and the handle's Cancel removes it before it fires. With
-// Unique it returns once the task is stored, or an error errors.Is
+// Priority it runs at that level (a map of its own, like a delayed task).
+// With Unique it returns once the task is stored, or an error errors.Is
 // ErrDuplicate when another task of the queue holds the key.
 func ApplyAsync[A, R any](ctx context.Context, p *Pool, kind string, input A, opts ...TaskOption) (*AsyncResult[R], error) {
 	var h *producer.AsyncResult
@@ -133,7 +134,7 @@ func ApplyAsync[A, R any](ctx context.Context, p *Pool, kind string, input A, op
 	if err := o.Validate(); err != nil {
 		return nil, fmt.Errorf("apply %s: %w", kind, err)
 	}
-	if !o.Plain() {
+	if !o.Plain() || o.Priority != "" && o.Priority.Norm() != p.priority.Norm() {
 		h, err = p.inner.ApplyWith(ctx, kind, input, o)
 	} else {
 		h, err = p.inner.ApplyAsync(ctx, kind, input)

@@ -36,9 +36,10 @@ func rolePermissions(role, queue string) *server.Permissions {
 	switch role {
 	case protocol.RoleConsumer:
 		return &server.Permissions{
-			Publish: &server.SubjectPermission{Allow: []string{
-				// Read the topology; pull from the queue's durable and
-				// settle what it pulled.
+			Publish: &server.SubjectPermission{Allow: append(priorityDurables(queue), []string{
+				// Read the topology; pull from the queue's durable (its
+				// default priority's; the others' above) and settle what it
+				// pulled.
 				"$JS.API.INFO",
 				"$JS.API.STREAM.INFO.*",
 				"$JS.API.CONSUMER.INFO." + protocol.TasksStream + "." + durable,
@@ -84,7 +85,7 @@ func rolePermissions(role, queue string) *server.Permissions {
 				"$JS.API.CONSUMER.MSG.NEXT." + protocol.PipesStream + ".>",
 				"$JS.ACK." + protocol.PipesStream + ".>",
 				"$JS.FC.>",
-			}},
+			}...)},
 			Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
 		}
 	case protocol.RoleProducer:
@@ -102,6 +103,20 @@ func rolePermissions(role, queue string) *server.Permissions {
 		}
 	}
 	return nil
+}
+
+// priorityDurables lets a consumer pull from the durables of queue's
+// high and low priorities and settle what they delivered.
+func priorityDurables(queue string) []string {
+	var allow []string
+	for _, p := range []protocol.Priority{protocol.PriorityHigh, protocol.PriorityLow} {
+		durable := protocol.LevelDurable(queue, p)
+		allow = append(allow,
+			"$JS.API.CONSUMER.INFO."+protocol.TasksStream+"."+durable,
+			"$JS.API.CONSUMER.MSG.NEXT."+protocol.TasksStream+"."+durable,
+			"$JS.ACK."+protocol.TasksStream+"."+durable+".>")
+	}
+	return allow
 }
 
 // roleAuth lets in the admin (the token) and the roles' users of queue.

@@ -65,6 +65,12 @@ type Config struct {
 	// FetchWait is the expiry of one pull request, at least 1s; a stopping
 	// worker waits at most this long for its last pull. Defaults to 2s.
 	FetchWait time.Duration
+	// PriorityCheck is how often a worker busy with tasks of one priority
+	// looks again at a higher (or, having run out, a lower) priority it
+	// found empty: the most a higher-priority task waits to be seen, and
+	// the cost of priorities to work that uses none (one pull request per
+	// PriorityCheck). Defaults to 10ms.
+	PriorityCheck time.Duration
 	// StopTimeout is how long in-flight tasks may run on after the context
 	// is cancelled before their own context is cancelled. Defaults to 10s.
 	StopTimeout time.Duration
@@ -89,6 +95,9 @@ type Config struct {
 	Out io.Writer
 }
 
+// DefaultPriorityCheck is Config.PriorityCheck's default.
+const DefaultPriorityCheck = 10 * time.Millisecond
+
 func (c Config) withDefaults() Config {
 	c.Concurrency = cmp.Or(c.Concurrency, 1)
 	c.MaxDeliver = cmp.Or(c.MaxDeliver, protocol.DefaultMaxDeliver)
@@ -98,6 +107,7 @@ func (c Config) withDefaults() Config {
 	c.HardTimeoutGrace = cmp.Or(c.HardTimeoutGrace, DefaultHardTimeoutGrace)
 	c.FetchWait = max(cmp.Or(c.FetchWait, 2*time.Second), time.Second)
 	c.StopTimeout = cmp.Or(c.StopTimeout, 10*time.Second)
+	c.PriorityCheck = cmp.Or(c.PriorityCheck, DefaultPriorityCheck)
 	if c.Out == nil {
 		c.Out = io.Discard
 	}

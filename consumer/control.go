@@ -54,12 +54,13 @@ func (c *cancels) has(id string) bool {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.ids[id]
+	return c.ids[protocol.KeyToken(id)]
 }
 
 // run records that task id runs, cancelled by cancel when a mark comes;
 // the function it returns forgets it.
 func (c *cancels) run(id string, cancel context.CancelCauseFunc) func() {
+	id = protocol.KeyToken(id) // as the marks name it
 	c.mu.Lock()
 	c.running[id] = cancel
 	c.mu.Unlock()
@@ -81,15 +82,6 @@ func (c *cancels) mark(id string) {
 	if cancel := c.running[id]; cancel != nil {
 		c.log.Info("cancelling a running task", "task_id", id)
 		cancel(errCancelled)
-	}
-}
-
-func (c *cancels) unmark(id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ids[id] {
-		delete(c.ids, id)
-		c.marks.Add(-1)
 	}
 }
 
@@ -118,12 +110,9 @@ func (c *cancels) watch(ctx context.Context, kv jetstream.KeyValue, wg *sync.Wai
 					once.Do(func() { close(synced) })
 					continue
 				}
-				id := strings.TrimPrefix(e.Key(), prefix)
-				if e.Operation() == jetstream.KeyValuePut {
-					c.mark(id)
-				} else {
-					c.unmark(id)
-				}
+				// A mark stays until it expires (CancelKeep): a task
+				// cancelled stays cancelled.
+				c.mark(strings.TrimPrefix(e.Key(), prefix))
 			}
 			_ = w.Stop()
 		}

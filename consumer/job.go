@@ -28,8 +28,8 @@ type job struct {
 	claim    *firedClaim   // a fired task's claim (fired.go)
 	limit    time.Duration // its time limit; 0: none
 	limitErr string        // why its time limit header is bad
-	// overLimit is set when a handler was abandoned at the hard limit.
-	overLimit bool
+	// overLimit is the limit a handler was abandoned at (hard); 0: none.
+	overLimit time.Duration
 	base      *slog.Logger
 	attrs     []any        // the task's log attributes
 	log       *slog.Logger // base with attrs, built when first needed

@@ -84,17 +84,21 @@ func (w *Worker) currentRun(ctx context.Context) (protocol.RunRecord, error) {
 	return protocol.ReadRun(ctx, w.topo.Runs, w.queue)
 }
 
-// unfinished counts the work messages of run still in the stream: queued,
-// held, or waiting for redelivery (WorkQueue retention deletes a message
-// once it is acked). Only the run's own subjects count, so work that other
-// clients put on the queue never holds up a run's sentinels.
+// unfinished counts the work messages of run still in the stream, at
+// every priority: queued, held, or waiting for redelivery (WorkQueue
+// retention deletes a message once it is acked). Only the run's own
+// subjects count, so work that other clients put on the queue never holds
+// up a run's sentinels.
 func (w *Worker) unfinished(ctx context.Context, run string) (uint64, error) {
-	maps, err := protocol.Count(ctx, w.topo.Tasks, protocol.WorkSubject(w.queue, run)+".>")
-	if err != nil {
-		return 0, err
+	var n uint64
+	for _, f := range protocol.RunFilters(w.queue, run) {
+		c, err := protocol.Count(ctx, w.topo.Tasks, f)
+		if err != nil {
+			return 0, err
+		}
+		n += c
 	}
-	own, err := protocol.Count(ctx, w.topo.Tasks, protocol.WorkSubject(w.queue, run))
-	return maps + own, err
+	return n, nil
 }
 
 // overRun returns the queue's run if it was already over when the worker

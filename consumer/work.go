@@ -87,7 +87,7 @@ func (w *Worker) work(ctx context.Context, msg jetstream.Msg) {
 		j.logger().WarnContext(ctx, "task interrupted by stop, handed back")
 		return
 	}
-	if j.overLimit {
+	if j.overLimit > 0 {
 		w.overLimit(ctx, j, outcomes)
 		return
 	}
@@ -171,21 +171,32 @@ func (w *Worker) runAll(ctx context.Context, j *job) []task.Outcome {
 	ctx = task.WithAttempt(ctx, int(j.attempt))
 	label := j.msg.Headers().Get(protocol.HeaderLabel)
 	if label == "" && j.chunked && !w.anyCancelled(j) {
+		// One call for the whole chunk: its limit is the inputs' limits
+		// together, and what it exceeds, the chunk does.
 		var out []task.Outcome
 		var ok bool
-		end := w.guard(ctx, "", j.limit*time.Duration(len(j.args)), func(ctx context.Context) {
+		limit := j.limit * time.Duration(len(j.args))
+		end := w.guard(ctx, "", limit, func(ctx context.Context) {
 			out, ok = w.reg.CallChunk(ctx, j.kind, j.msg.Data(), j.args)
 		})
 		switch {
 		case end == abandoned:
-			return w.abandon(ctx, j, make([]task.Outcome, len(j.args)), 0)
+			out = make([]task.Outcome, len(j.args))
+			for i := range out {
+				out[i].Error = limitText(limit) + fmt.Sprintf(" (a chunk of %d inputs, run as one call)", len(out))
+			}
+			return w.abandon(ctx, j, limit, out, -1)
 		case ok && end == timedOut:
+			stopped := false
 			for i := range out {
 				if out[i].Error != "" {
-					out[i] = task.Outcome{Error: limitText(j.limit)}
+					out[i] = task.Outcome{Error: limitText(limit) + fmt.Sprintf(" (a chunk of %d inputs, run as one call)", len(out))}
+					stopped = true
 				}
 			}
-			w.count(ctx, protocol.CountTimedOut)
+			if stopped {
+				w.count(ctx, protocol.CountTimedOut)
+			}
 			return out
 		case ok:
 			return out
@@ -217,7 +228,11 @@ func (w *Worker) runAll(ctx context.Context, j *job) []task.Outcome {
 		})
 		switch {
 		case end == abandoned:
-			return w.abandon(ctx, j, out, i)
+			out[i].Error = limitText(j.limit)
+			for k := i + 1; k < len(out); k++ {
+				out[k].Error = fmt.Sprintf("not run: input #%d of its message was stopped at its time limit", j.index+i)
+			}
+			return w.abandon(ctx, j, j.limit, out, i)
 		case end == cancelled:
 			out[i] = task.Outcome{Error: protocol.CancelledText, Cancelled: true}
 			j.logger().InfoContext(ctx, "running task cancelled", "task_id", id, "returned", task.ErrorText(err))
@@ -254,19 +269,13 @@ func (w *Worker) anyCancelled(j *job) bool {
 	return false
 }
 
-// abandon gives up on input i of j, whose handler ran past its hard time
-// limit: it and the inputs after it get the limit's error (they did not
-// run), and the task is settled as over its limit (overLimit).
-func (w *Worker) abandon(ctx context.Context, j *job, out []task.Outcome, i int) []task.Outcome {
-	j.overLimit = true
+// abandon gives up on j, whose handler (of input i; -1: of the whole
+// chunk) ran past its hard time limit, with out its outcomes: the task
+// is settled as over its limit (overLimit).
+func (w *Worker) abandon(ctx context.Context, j *job, limit time.Duration, out []task.Outcome, i int) []task.Outcome {
+	j.overLimit = limit
 	j.logger().ErrorContext(ctx, "task abandoned at its hard time limit: this consumer will exit once the rest is settled",
-		"task_id", j.inputID(i), "limit", j.limit, "grace", w.cfg.HardTimeoutGrace)
-	for k := i; k < len(out); k++ {
-		out[k] = task.Outcome{Error: limitText(j.limit)}
-		if k > i {
-			out[k].Error = fmt.Sprintf("not run: input #%d of its message was stopped at its time limit", j.index+i)
-		}
-	}
+		"task_id", j.inputID(max(i, 0)), "input", i, "limit", limit, "grace", w.cfg.HardTimeoutGrace)
 	w.count(ctx, protocol.CountTimedOut)
 	return out
 }
@@ -276,7 +285,7 @@ func (w *Worker) abandon(ctx context.Context, j *job, out []task.Outcome, i int)
 // the limit's reason. The worker then stops taking tasks and Run returns
 // ErrTimeLimit once what it holds is settled.
 func (w *Worker) overLimit(ctx context.Context, j *job, outcomes []task.Outcome) {
-	reason := limitText(j.limit)
+	reason := limitText(j.overLimit)
 	w.timedOut.Store(true)
 	w.stopFetching()
 	w.cfg.Events.TaskFinished(j.kind, Failed, time.Since(j.began))

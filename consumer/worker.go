@@ -2,7 +2,6 @@ package consumer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -10,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
@@ -31,15 +29,20 @@ type Worker struct {
 	ackWait    time.Duration
 	maxPayload int
 
-	leases  *leases
-	window  *window
-	took    atomic.Bool    // a sentinel was taken: stop
-	tasks   atomic.Int64   // task messages taken (sentinels not counted)
-	retired atomic.Bool    // MaxTasks reached: stopped taking tasks
-	stats   stats          // for the presence key
-	skipRun string         // by hand: a run that was over when the worker started
-	results chan finished  // tasks whose results wait to be stored
-	unique  *unique.Bucket // the unique tasks' keys, released on success
+	leases    *leases
+	window    *window
+	levels    []*level       // the queue's priorities, highest first
+	waitOrder []*level       // the same, the default first
+	inbox     *inbox         // what was received and not started, by level
+	levelWake chan struct{}  // a waiting pull ended
+	took      atomic.Bool    // a sentinel was taken: stop
+	tasks     atomic.Int64   // task messages taken (sentinels not counted)
+	reserved  atomic.Int64   // messages the open waiting pulls may still bring
+	retired   atomic.Bool    // MaxTasks reached: stopped taking tasks
+	stats     stats          // for the presence key
+	skipRun   string         // by hand: a run that was over when the worker started
+	results   chan finished  // tasks whose results wait to be stored
+	unique    *unique.Bucket // the unique tasks' keys, released on success
 
 	cancels      *cancels    // the queue's cancel marks; nil without the bucket
 	timedOut     atomic.Bool // a handler was abandoned at its hard time limit
@@ -54,6 +57,10 @@ func New(cfg Config, js jetstream.JetStream, topo *protocol.Topology, reg *task.
 		return nil, err
 	}
 	info := topo.Consumer.CachedInfo()
+	queue, _, ok := protocol.ParseDurable(info.Name)
+	if !ok {
+		return nil, fmt.Errorf("consumer: %q is no queue's durable", info.Name)
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -64,12 +71,12 @@ func New(cfg Config, js jetstream.JetStream, topo *protocol.Topology, reg *task.
 	}
 	var cs *cancels
 	if topo.Cancel != nil {
-		cs = newCancels(protocol.QueueOfFilter(info.Config.FilterSubject), log)
+		cs = newCancels(queue, log)
 	}
-	return &Worker{
+	w := &Worker{
 		cancels:    cs,
 		cfg:        cfg,
-		queue:      protocol.QueueOfFilter(info.Config.FilterSubject),
+		queue:      queue,
 		js:         js,
 		topo:       topo,
 		reg:        reg,
@@ -78,8 +85,12 @@ func New(cfg Config, js jetstream.JetStream, topo *protocol.Topology, reg *task.
 		maxPayload: maxPayload,
 		leases:     newLeases(info.Config.AckWait, cfg.Holds, log),
 		window:     newWindow(cfg, info.Config.MaxAckPending),
+		inbox:      newInbox(),
+		levelWake:  make(chan struct{}, 1),
 		unique:     unique.NewBucket(js, 0, log),
-	}, nil
+	}
+	w.levels, w.waitOrder = newLevels(topo)
+	return w, nil
 }
 
 // Run pulls and runs tasks until the worker takes its sentinel (it returns
@@ -120,13 +131,16 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 
 	w.results = make(chan finished, ackQueue)
-	msgs := make(chan jetstream.Msg, w.window.max)
 	var g errgroup.Group
-	g.Go(func() error { return w.fetch(fetchCtx, msgs) })
+	g.Go(func() error { return w.fetch(fetchCtx) })
 	var slots sync.WaitGroup
 	for range w.cfg.Concurrency {
 		slots.Go(func() {
-			for msg := range msgs {
+			for {
+				msg, ok := w.inbox.take() // the highest priority's first
+				if !ok {
+					break
+				}
 				if fetchCtx.Err() != nil {
 					// Stopping: what was not started goes back at once.
 					w.nak(ctx, msg, 0, "hand back on stop")
@@ -188,14 +202,15 @@ func (w *Worker) prefetchMode() string {
 // MaxTasks is the worker's Config.MaxTasks.
 func (w *Worker) MaxTasks() int { return w.cfg.MaxTasks }
 
-// tasksLeft is how many more task messages the worker may take under
-// MaxTasks (all it likes without), and whether it has taken its last.
+// tasksLeft is how many more task messages the worker may ask for under
+// MaxTasks (all it likes without), beyond what its open waiting pulls may
+// still bring, and whether it has taken its last.
 func (w *Worker) tasksLeft() (left int, retire bool) {
 	if w.cfg.MaxTasks <= 0 {
 		return math.MaxInt, false
 	}
-	left = w.cfg.MaxTasks - int(w.tasks.Load())
-	return left, left <= 0
+	taken := int(w.tasks.Load())
+	return w.cfg.MaxTasks - taken - int(w.reserved.Load()), taken >= w.cfg.MaxTasks
 }
 
 // Retired reports whether Run ended because the worker took MaxTasks
@@ -221,96 +236,6 @@ func (w *Worker) graceTimer(ctx context.Context, loopsDone <-chan struct{}, canc
 		w.log.Warn("stop timeout: cancelling in-flight tasks", "timeout", w.cfg.StopTimeout)
 		cancelWork()
 	}
-}
-
-// fetch pulls as many messages as the worker has room for (its window),
-// one pull request at a time, and feeds them to the slots until ctx ends.
-// Nothing is buffered out of the worker's sight: every message it receives
-// is held (its lease kept) from the moment it arrives until it is settled.
-func (w *Worker) fetch(ctx context.Context, msgs chan<- jetstream.Msg) error {
-	defer close(msgs)
-	last := w.window.Limit()
-	for w.window.waitRoom(ctx) {
-		if limit := w.window.Limit(); limit != last && (limit >= 2*last || 2*limit <= last) {
-			w.log.Debug("prefetch adapted", "prefetch", limit, "was", last)
-			last = limit
-		}
-		// First what is there now, as much as the window allows; only
-		// when nothing is, a waiting pull, for no more than the slots: an
-		// open pull request reserves what arrives next, and a deep one
-		// would take a whole batch of long tasks from the other consumers.
-		left, retire := w.tasksLeft()
-		if retire {
-			w.retired.Store(true)
-			w.log.InfoContext(ctx, "max_tasks reached: finishing the tasks in hand, then retiring", "max_tasks", w.cfg.MaxTasks)
-			return nil
-		}
-		n := min(w.window.room(), left)
-		if n == 0 {
-			continue // the limit fell since waitRoom looked
-		}
-		got, err := w.pull(ctx, n, msgs, true)
-		if err == nil && got == 0 {
-			w.window.idle()
-			if n := min(w.window.room(), w.cfg.Concurrency, left); n > 0 {
-				_, err = w.pull(ctx, n, msgs, false)
-			}
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// pull makes one pull request for up to n messages, waiting up to
-// FetchWait unless noWait, and reports how many it received.
-func (w *Worker) pull(ctx context.Context, n int, msgs chan<- jetstream.Msg, noWait bool) (int, error) {
-	var batch jetstream.MessageBatch
-	var err error
-	if noWait {
-		batch, err = w.topo.Consumer.FetchNoWait(n)
-	} else {
-		// Bound by ctx as well as FetchWait, so that a worker that took its
-		// sentinel stops at once instead of at the pull's expiry.
-		fctx, cancel := context.WithTimeout(ctx, w.cfg.FetchWait)
-		defer cancel()
-		batch, err = w.topo.Consumer.Fetch(n, jetstream.FetchContext(fctx))
-	}
-	if err == nil {
-		got := 0
-		sentinel := protocol.SentinelSubject(w.queue)
-		for msg := range batch.Messages() {
-			got++
-			if msg.Subject() != sentinel {
-				w.tasks.Add(1)
-			}
-			w.window.took(1)
-			w.leases.hold(msg)
-			msgs <- msg // within the window, which msgs can hold: never blocks
-		}
-		if err = batch.Error(); err == nil || got > 0 {
-			return got, nil
-		}
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			return 0, nil // the pull expired with nothing to do
-		}
-	}
-	if w.js.Conn().IsClosed() || errors.Is(err, nats.ErrConnectionClosed) {
-		return 0, fmt.Errorf("%w: %v", ErrBrokerLost, err)
-	}
-	if ctx.Err() == nil {
-		level := slog.LevelWarn
-		if errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, nats.ErrTimeout) {
-			level = slog.LevelInfo
-		}
-		w.log.Log(ctx, level, "pull failed; retrying", "error", err, "waiting_for", "the broker")
-		select {
-		case <-time.After(retryPause):
-		case <-ctx.Done():
-		}
-	}
-	return 0, nil
 }
 
 // process handles one message and reports whether it was this worker's

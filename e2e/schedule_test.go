@@ -85,6 +85,10 @@ func TestScheduleStandalone(t *testing.T) {
 			t.Parallel()
 			taskCancel(t, e.schedSub(t, "PROCQ_QUEUE_NAME", "cancels"))
 		})
+		t.Run("PoolPriority", func(t *testing.T) {
+			t.Parallel()
+			poolPriority(t, e.schedSub(t, "PROCQ_QUEUE_NAME", "prio"))
+		})
 		t.Run("WireFormatWithNatscli", func(t *testing.T) {
 			t.Parallel()
 			schedNatscli(t, e.schedSub(t), c)

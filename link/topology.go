@@ -122,7 +122,7 @@ func sameSource(a, b *jetstream.StreamSource) bool {
 func EnsureConsumer(ctx context.Context, s jetstream.Stream, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
 	if c, err := s.Consumer(ctx, cfg.Durable); err == nil {
 		have := c.CachedInfo().Config
-		if have.FilterSubject == cfg.FilterSubject && have.AckPolicy == cfg.AckPolicy && have.AckWait == cfg.AckWait &&
+		if have.FilterSubject == cfg.FilterSubject && slices.Equal(have.FilterSubjects, cfg.FilterSubjects) && have.AckPolicy == cfg.AckPolicy && have.AckWait == cfg.AckWait &&
 			have.MaxDeliver == cfg.MaxDeliver && have.MaxAckPending == cfg.MaxAckPending && have.Description == cfg.Description {
 			return c, nil
 		}

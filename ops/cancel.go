@@ -59,8 +59,17 @@ func CancelTask(ctx context.Context, js jetstream.JetStream, id string) error {
 		}
 		return nil
 	case protocol.CancelFinished:
-		return fmt.Errorf("task %s: %w", id, protocol.ErrFinished)
+		return &replyError{text: reply.Error, is: protocol.ErrFinished}
 	default:
-		return fmt.Errorf("%w: %s", protocol.ErrNoTask, reply.Error)
+		return &replyError{text: reply.Error, is: protocol.ErrNoTask}
 	}
 }
+
+// replyError is a producer's reason not to cancel, in its own words.
+type replyError struct {
+	text string
+	is   error
+}
+
+func (e *replyError) Error() string { return e.text }
+func (e *replyError) Unwrap() error { return e.is }

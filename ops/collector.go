@@ -49,13 +49,15 @@ var (
 	descCancelled   = prometheus.NewDesc("procq_tasks_cancelled_total", "Tasks of the queue cancelled before or while they ran.", queueLabels, nil)
 	descDuplicate   = prometheus.NewDesc("procq_tasks_duplicate_total", "Unique puts on the queue refused as duplicates.", queueLabels, nil)
 	descUp          = prometheus.NewDesc("procq_status_up", "1 when the last scrape could read the broker's state.", nil, nil)
+	descLevelTasks  = prometheus.NewDesc("procq_queue_tasks", "The queue's tasks by priority (high, default, low) and state: pending (queued, not yet delivered; the default level's sentinels too) or in_flight (delivered, not yet settled).",
+		[]string{"queue", "priority", "state"}, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPending, descInFlight, descRedelivered, descWaiting, descDead, descOldest,
 		descConsumers, descLastMinute, descScheduled, descUnique, descNextFire, descPaused, descMsgs, descBytes, descReplicas, descCurrent, descLeader,
-		descTimedOut, descCancelled, descDuplicate, descUp} {
+		descTimedOut, descCancelled, descDuplicate, descUp, descLevelTasks} {
 		ch <- d
 	}
 }
@@ -92,6 +94,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		g(descPaused, paused, q.Name)
 		for d, v := range map[*prometheus.Desc]int64{descTimedOut: q.TimedOut, descCancelled: q.Cancelled, descDuplicate: q.Duplicates} {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), q.Name)
+		}
+		for _, l := range q.Priorities {
+			g(descLevelTasks, float64(l.Pending), q.Name, string(l.Priority), "pending")
+			g(descLevelTasks, float64(l.InFlight), q.Name, string(l.Priority), "in_flight")
 		}
 	}
 	for _, e := range st.Schedules {

@@ -19,27 +19,35 @@ var ErrNoQueue = errors.New("no such queue")
 const Forever = 100 * 365 * 24 * time.Hour
 
 // PauseQueue pauses the named task queue until until: its durable
-// consumer (JetStream's consumer pause, nats-server 2.11+) delivers
-// nothing, sentinels included, while its consumers stay connected and
-// producers may still put. Past until, or on ResumeQueue, they take work
-// again where they left off.
+// consumers, one per priority (JetStream's consumer pause, nats-server
+// 2.11+), deliver nothing, sentinels included, while its consumers stay
+// connected and producers may still put. Past until, or on ResumeQueue,
+// they take work again where they left off.
 func PauseQueue(ctx context.Context, js jetstream.JetStream, queue string, until time.Time) error {
 	if err := checkQueue(ctx, js, queue); err != nil {
 		return err
 	}
-	if _, err := js.PauseConsumer(ctx, protocol.TasksStream, protocol.DurableName(queue), until); err != nil {
-		return fmt.Errorf("pause queue %s: %w", queue, err)
+	// The default level last: status reads the queue's pause from it, so
+	// a queue shows paused only once every level is.
+	for _, p := range []protocol.Priority{protocol.PriorityHigh, protocol.PriorityLow, protocol.PriorityDefault} {
+		_, err := js.PauseConsumer(ctx, protocol.TasksStream, protocol.LevelDurable(queue, p), until)
+		if err != nil && !(p != protocol.PriorityDefault && errors.Is(err, jetstream.ErrConsumerNotFound)) {
+			return fmt.Errorf("pause queue %s: %w", queue, err)
+		}
 	}
 	return nil
 }
 
-// ResumeQueue ends a pause of the named queue at once.
+// ResumeQueue ends a pause of the named queue at once, every priority's.
 func ResumeQueue(ctx context.Context, js jetstream.JetStream, queue string) error {
 	if err := checkQueue(ctx, js, queue); err != nil {
 		return err
 	}
-	if _, err := js.ResumeConsumer(ctx, protocol.TasksStream, protocol.DurableName(queue)); err != nil {
-		return fmt.Errorf("resume queue %s: %w", queue, err)
+	for _, p := range []protocol.Priority{protocol.PriorityHigh, protocol.PriorityLow, protocol.PriorityDefault} {
+		_, err := js.ResumeConsumer(ctx, protocol.TasksStream, protocol.LevelDurable(queue, p))
+		if err != nil && !(p != protocol.PriorityDefault && errors.Is(err, jetstream.ErrConsumerNotFound)) {
+			return fmt.Errorf("resume queue %s: %w", queue, err)
+		}
 	}
 	return nil
 }

@@ -65,6 +65,29 @@ type QueueStatus struct {
 	TimedOut   int64 `json:"timed_out"`
 	Cancelled  int64 `json:"cancelled"`
 	Duplicates int64 `json:"duplicates"`
+	// Priorities splits Pending and InFlight by priority, highest first:
+	// one entry per level the queue has.
+	Priorities []PriorityStatus `json:"priorities"`
+}
+
+// PriorityStatus is one priority of a queue: its tasks queued and not
+// yet delivered, and delivered and not yet settled (the default level's
+// count its sentinels too).
+type PriorityStatus struct {
+	Priority protocol.Priority `json:"priority"`
+	Pending  uint64            `json:"pending"`
+	InFlight int               `json:"in_flight"`
+}
+
+// Prioritised reports whether the queue holds a task of a level other
+// than the default.
+func (q QueueStatus) Prioritised() bool {
+	for _, l := range q.Priorities {
+		if l.Priority != protocol.PriorityDefault && l.Pending+uint64(l.InFlight) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // RunStatus is a queue's current run (protocol.RunRecord).
@@ -294,19 +317,35 @@ func (st *Status) readQueues(ctx context.Context, js jetstream.JetStream) error 
 		}
 	}
 	first := tasks.CachedInfo().State.FirstSeq
+	// A queue is its durables, one per priority: the counts add up, and an
+	// idle consumer waits on each, so its waiting pulls are the most of any
+	// level's.
+	byName := map[string]*QueueStatus{}
 	consumers := tasks.ListConsumers(ctx)
 	for ci := range consumers.Info() {
-		if !strings.HasPrefix(ci.Name, "procq_") {
+		name, level, ok := protocol.ParseDurable(ci.Name)
+		if !ok {
 			continue
 		}
-		q := QueueStatus{Name: protocol.QueueOfFilter(ci.Config.FilterSubject), Pending: ci.NumPending,
-			InFlight: ci.NumAckPending, Redelivered: ci.NumRedelivered, Waiting: ci.NumWaiting}
-		q.Dead = dead[q.Name]
-		if ci.Paused {
+		q := byName[name]
+		if q == nil {
+			q = &QueueStatus{Name: name, Priorities: []PriorityStatus{}}
+			byName[name] = q
+		}
+		q.Pending += ci.NumPending
+		q.InFlight += ci.NumAckPending
+		q.Redelivered += ci.NumRedelivered
+		q.Waiting = max(q.Waiting, ci.NumWaiting)
+		q.Priorities = append(q.Priorities, PriorityStatus{Priority: level, Pending: ci.NumPending, InFlight: ci.NumAckPending})
+		if ci.Paused && level == protocol.PriorityDefault {
 			until := st.Time.Add(ci.PauseRemaining)
 			q.PausedUntil = &until
 		}
-		if ci.NumPending+uint64(ci.NumAckPending) > 0 {
+	}
+	for _, q := range byName {
+		slices.SortFunc(q.Priorities, func(a, b PriorityStatus) int { return a.Priority.Rank() - b.Priority.Rank() })
+		q.Dead = dead[q.Name]
+		if q.Pending+uint64(q.InFlight) > 0 {
 			m, err := tasks.GetMsg(ctx, first, jetstream.WithGetMsgSubject(protocol.WorkFilter(q.Name)))
 			if err == nil {
 				q.OldestAge = max(st.Time.Sub(m.Time), 0)
@@ -318,7 +357,7 @@ func (st *Status) readQueues(ctx context.Context, js jetstream.JetStream) error 
 				q.LastMinute += p.LastMinute
 			}
 		}
-		st.Queues = append(st.Queues, q)
+		st.Queues = append(st.Queues, *q)
 	}
 	if err := consumers.Err(); err != nil {
 		return fmt.Errorf("list the queues' consumers: %w", err)

@@ -105,12 +105,31 @@ func (m *mapping) cancelledResult(index int) Result {
 // (protocol.CancelRequest on protocol.CancelSubject) until the returned
 // function is called.
 func (m *mapping) answerCancels(ctx context.Context) (stop func(), err error) {
-	sub, err := m.pool.q.js.Conn().Subscribe(protocol.CancelSubject(m.id), func(msg *nats.Msg) {
+	return m.pool.q.answerCancels(ctx, m.id, m.cancel)
+}
+
+// AnswerCancels answers the cancel requests for the tasks of run put
+// with index (Submit's, answered to nobody): one submitted is marked
+// cancelled (its producer cannot know whether it finished), another is
+// no such task. Until the returned function is called.
+func (q *TaskQueue) AnswerCancels(ctx context.Context, run string, submitted func(index int) bool) (stop func(), err error) {
+	return q.answerCancels(ctx, run, func(ctx context.Context, index int) error {
+		id := protocol.TaskID(run, index)
+		if !submitted(index) {
+			return fmt.Errorf("task %s: %w", id, ErrNoTask)
+		}
+		return q.MarkCancelled(ctx, id)
+	})
+}
+
+// answerCancels answers the cancel requests on run's subject with cancel.
+func (q *TaskQueue) answerCancels(ctx context.Context, run string, cancel func(context.Context, int) error) (stop func(), err error) {
+	sub, err := q.js.Conn().Subscribe(protocol.CancelSubject(run), func(msg *nats.Msg) {
 		var req protocol.CancelRequest
-		reply := protocol.CancelReply{Queue: m.pool.q.name}
+		reply := protocol.CancelReply{Queue: q.name}
 		if err := json.Unmarshal(msg.Data, &req); err != nil {
 			reply.Error = "bad cancel request: " + err.Error()
-		} else if err := m.cancel(ctx, req.Index); err != nil {
+		} else if err := cancel(ctx, req.Index); err != nil {
 			reply.Error = err.Error()
 			switch {
 			case errors.Is(err, ErrFinished):
@@ -125,9 +144,5 @@ func (m *mapping) answerCancels(ctx context.Context) (stop func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	m.pool.maps.Store(m.id, m)
-	return func() {
-		m.pool.maps.Delete(m.id)
-		_ = sub.Unsubscribe()
-	}, nil
+	return func() { _ = sub.Unsubscribe() }, nil
 }

@@ -28,10 +28,15 @@ var ErrCancelled = errors.New("task cancelled")
 var ErrNotDelayed = errors.New("not a delayed task: only a delayed task can be cancelled")
 
 // PutWith is Put of a task with options: due at o.At (zero: now; then
-// no handle), with a deadline, unique (o.Unique: a *unique.DuplicateError
-// when another task holds the key), and the rest of o's headers.
+// no handle), with a deadline, at o.Priority's level, unique (o.Unique:
+// a *unique.DuplicateError when another task holds the key), and the rest
+// of o's headers. An unknown priority is an error errors.Is
+// protocol.ErrUnknownPriority, and nothing is put.
 func (q *TaskQueue) PutWith(ctx context.Context, run string, index int, kind string, args any, o protocol.TaskOptions) (*schedule.Delayed, error) {
 	at := o.At
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("put %s #%d: %w", kind, index, err)
+	}
 	if o.Delayed() && q.topo.Sched == nil {
 		return nil, schedule.Supported(q.js)
 	}
@@ -40,6 +45,7 @@ func (q *TaskQueue) PutWith(ctx context.Context, run string, index int, kind str
 		return nil, fmt.Errorf("put %s #%d: %w", kind, index, err)
 	}
 	msg := q.taskMsg(run, index, kind, body)
+	msg.Subject = protocol.LevelSubject(q.name, run, o.Priority)
 	o.SetHeaders(msg.Header)
 	var d *schedule.Delayed
 	if o.Delayed() {
@@ -68,8 +74,9 @@ func (q *TaskQueue) Cancel(ctx context.Context, d *schedule.Delayed) error {
 }
 
 // ApplyWith is ApplyAsync of a task with options o: due at o.At (zero:
-// now), with a deadline (zero: none), unique (o.Unique) and the rest of o's
-// headers. A delayed task is held by the broker until then:
+// now), with a deadline (zero: none), at o.Priority's level, unique
+// (o.Unique) and the rest of o's headers. A delayed task is held by the
+// broker until then:
 // ApplyWith returns once the broker has stored it, and the handle's Cancel
 // removes it before it fires (the result is then ErrCancelled). A task
 // taken after its deadline is not run, and Get returns an error errors.Is
@@ -80,6 +87,9 @@ func (q *TaskQueue) Cancel(ctx context.Context, d *schedule.Delayed) error {
 // part of the kind's session, so a task due in an hour holds none of the
 // session's window.
 func (p *Pool) ApplyWith(ctx context.Context, kind string, args any, o protocol.TaskOptions) (*AsyncResult, error) {
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("apply %s: %w", kind, err)
+	}
 	if o.Delayed() && p.q.topo.Sched == nil {
 		return nil, schedule.Supported(p.q.js)
 	}
@@ -97,6 +107,9 @@ func (p *Pool) ApplyWith(ctx context.Context, kind string, args any, o protocol.
 	}
 	results := p.streamFor(mctx, kind, single, 1, false, func(m *mapping) {
 		m.opts = o
+		if o.Priority == "" {
+			m.opts.Priority = p.cfg.Priority.Zero() // the pool's
+		}
 		m.onDelayed = func(d *schedule.Delayed) { scheduled <- d }
 		m.onUnique = func(l *unique.Lock) { claimed <- l }
 		r.place(m.id, 0)

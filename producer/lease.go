@@ -103,7 +103,7 @@ func (q *TaskQueue) reap(ctx context.Context, key string, l protocol.MapLease, w
 	tasks := q.count(ctx, q.topo.Tasks, l.Subject)
 	results := q.count(ctx, q.topo.Results, l.Results)
 	var errs []error
-	if strings.HasPrefix(l.Subject, protocol.TasksPrefix+"."+q.name+".work.") {
+	if protocol.IsWorkSubject(q.name, l.Subject) {
 		// Its delayed tasks first (they would fire for nobody), then its queued ones.
 		errs = append(errs, q.purgeDelayed(ctx, l.Subject))
 		errs = append(errs, q.topo.Tasks.Purge(ctx, jetstream.WithPurgeSubject(l.Subject)))

@@ -48,6 +48,10 @@ type PoolConfig struct {
 	// Deadline, when set, is every task's deadline: one taken later is not
 	// run; its inputs fail with ErrDeadline and it is dead-lettered.
 	Deadline time.Time
+	// Priority is every task's level (protocol.LevelSubject): a consumer
+	// takes a higher level's task first whenever one is waiting. Zero:
+	// the default level. A map of an unknown level fails at once.
+	Priority protocol.Priority
 }
 
 func (c PoolConfig) withDefaults() PoolConfig {
@@ -233,12 +237,8 @@ func (p *Pool) streamFor(ctx context.Context, kind string, argsFor func(context.
 		defer cancel(nil)
 		defer context.AfterFunc(p.ctx, func() { cancel(context.Cause(p.ctx)) })()
 		id := nuid.Next()
-		subject := protocol.WorkSubject(p.q.name, id)
-		if p.cfg.Run != nil {
-			subject = protocol.WorkSubject(p.q.name, p.cfg.Run.ID()+"."+id)
-		}
 		m := &mapping{
-			pool: p, kind: kind, id: id, subject: subject, chunk: chunk, ordered: ordered,
+			pool: p, kind: kind, id: id, chunk: chunk, ordered: ordered,
 			pending: make(map[int]int), parts: make(map[int]*partial), slots: make(chan struct{}, p.cfg.Window),
 			sent: make(chan sentChunk, p.cfg.Window), fatal: make(chan error, 1),
 			cancels: make(chan int), ended: make(chan struct{}),
@@ -246,9 +246,23 @@ func (p *Pool) streamFor(ctx context.Context, kind string, argsFor func(context.
 		}
 		m.progress.total.Store(-1)
 		m.opts.Deadline = p.cfg.Deadline
+		m.opts.Priority = p.cfg.Priority.Zero()
+		// Known to CancelTask before its handle is (setup): a cancel that
+		// comes before the first input is sent holds all the same.
+		p.maps.Store(id, m)
+		defer p.maps.Delete(id)
 		for _, f := range setup {
 			f(m)
 		}
+		if err := m.opts.Validate(); err != nil {
+			yield(Result{}, &IncompleteError{NotSubmitted: 0, Err: err})
+			return
+		}
+		run := id
+		if p.cfg.Run != nil {
+			run = p.cfg.Run.ID() + "." + id
+		}
+		m.subject = protocol.LevelSubject(p.q.name, run, m.opts.Priority)
 		m.run(ctx, argsFor, yield)
 	}
 }

@@ -117,13 +117,14 @@ func CancelBucketConfig(replicas int) jetstream.KeyValueConfig {
 // (nats-server 2.12 and later, as schedules need later still).
 func CountsStreamConfig(replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:            CountsStream,
-		Description:     "procq counters: tasks timed out, cancelled, refused as duplicates, per queue",
-		Subjects:        []string{CountsPrefix + ".>"},
-		Storage:         jetstream.FileStorage,
-		AllowMsgCounter: true,
-		AllowDirect:     true,
-		Replicas:        replicas,
+		Name:              CountsStream,
+		Description:       "procq counters: tasks timed out, cancelled, refused as duplicates, per queue",
+		Subjects:          []string{CountsPrefix + ".>"},
+		Storage:           jetstream.FileStorage,
+		AllowMsgCounter:   true,
+		AllowDirect:       true,
+		MaxMsgsPerSubject: 1, // a counter's last message holds its total
+		Replicas:          replicas,
 	}
 }
 

@@ -112,13 +112,15 @@ func IssuedRoles() []string { return []string{RoleProducer, RoleConsumer} }
 // procq's own broker.
 func RoleUser(role, queue string) string { return "procq-" + role + "-" + queue }
 
-// WorkFilter matches every work message of a queue, of any run.
-func WorkFilter(queue string) string { return TasksPrefix + "." + queue + ".work.>" }
+// WorkFilter matches every work message of a queue, of any run, at every
+// priority (LevelSubject).
+func WorkFilter(queue string) string { return TasksPrefix + "." + queue + ".*.>" }
 
 // SentinelSubject is the subject of a queue's sentinels.
 func SentinelSubject(queue string) string { return TasksPrefix + "." + queue + ".sentinel" }
 
-// QueueFilter matches every message of a queue: work and sentinels.
+// QueueFilter matches every message of a queue: work of every priority
+// and sentinels.
 func QueueFilter(queue string) string { return TasksPrefix + "." + queue + ".>" }
 
 // ResultSubject is the subject a run's results are published to.
@@ -139,7 +141,8 @@ func NoticeSubject(run string) string { return NoticePrefix + "." + run }
 // DeadSubject is the subject a queue's dead letters are stored under.
 func DeadSubject(queue string) string { return DeadPrefix + "." + queue }
 
-// DurableName is the name of the one shared durable pull consumer of a queue.
+// DurableName is the name of the shared durable pull consumer of a
+// queue's default priority (LevelDurable names the others).
 func DurableName(queue string) string { return "procq_" + queue }
 
 // PresenceKey is a consumer's key in ConsumersBucket.
@@ -150,15 +153,6 @@ func PresenceFilter(queue string) string { return queue + ".*" }
 
 // MsgID is the de-duplication id of the message or result at index of run.
 func MsgID(run string, index int) string { return fmt.Sprintf("%s.%d", run, index) }
-
-// QueueOfFilter returns the queue name in a filter built by QueueFilter.
-func QueueOfFilter(filter string) string {
-	const prefix = TasksPrefix + "."
-	if len(filter) > len(prefix)+2 {
-		return filter[len(prefix) : len(filter)-2]
-	}
-	return filter
-}
 
 // PipeEOF is the value of HeaderPipe on the end-of-file marker, the last
 // message an end of a pipe publishes.

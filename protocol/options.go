@@ -9,8 +9,9 @@ import (
 
 // TaskOptions are what a producer may ask of one task or item beyond its
 // kind and arguments: when it is due, by when it must start, how long it
-// may run, whether it is unique. Each sets its header on the task's
-// message (SetHeaders); a zero field asks for nothing.
+// may run, how urgent it is, whether it is unique. Each sets its header
+// on the task's message (SetHeaders) or, the priority, its subject; a
+// zero field asks for nothing.
 type TaskOptions struct {
 	// At delays the task until then (a message schedule in PROCQ_SCHED).
 	At time.Time
@@ -18,6 +19,8 @@ type TaskOptions struct {
 	Deadline time.Time
 	// Timeout is the task's own time limit (HeaderTimeout).
 	Timeout time.Duration
+	// Priority is the task's level (LevelSubject); zero: the default.
+	Priority Priority
 	// Unique: the put is refused while another task of the queue holds
 	// this key (HeaderUnique), for at most UniqueFor.
 	Unique    string
@@ -30,7 +33,10 @@ type TaskOptions struct {
 func (o TaskOptions) Delayed() bool { return !o.At.IsZero() }
 
 // Plain reports whether o asks for nothing: the task is an ordinary one.
-func (o TaskOptions) Plain() bool { return o == TaskOptions{} }
+func (o TaskOptions) Plain() bool {
+	o.Priority = o.Priority.Zero()
+	return o == TaskOptions{}
+}
 
 // SetHeaders sets the headers o asks for on a task message.
 func (o TaskOptions) SetHeaders(h nats.Header) {
@@ -54,7 +60,9 @@ func (o TaskOptions) Validate() error {
 		return fmt.Errorf("time limit must be positive, got %v", o.Timeout)
 	}
 	if o.Unique != "" || o.UniqueFor != 0 {
-		return CheckUnique(o.Unique, o.UniqueFor)
+		if err := CheckUnique(o.Unique, o.UniqueFor); err != nil {
+			return err
+		}
 	}
-	return nil
+	return o.Priority.Validate()
 }

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -170,8 +169,8 @@ func DelayedQueueFilter(queue string) string { return DelayedSubject(TasksPrefix
 // its target: a run's task, a map's task, or a message queue's item.
 func DelayedIDFilters(id string) []string {
 	return []string{
-		DelayedSubject(TasksPrefix+".*.work.*", id),
-		DelayedSubject(TasksPrefix+".*.work.*.*", id),
+		DelayedSubject(TasksPrefix+".*.*.*", id), // a run's task, at any level
+		DelayedSubject(TasksPrefix+".*.*.*.*", id),
 		DelayedSubject(MsgQueuePrefix+".*", id),
 	}
 }
@@ -216,11 +215,11 @@ func MsgQueueSource(name string) *jetstream.StreamSource {
 	}
 }
 
-// RunDelayedFilters match what a run still has in SchedStream: its
-// delayed tasks not fired yet, and its firings not yet sourced on to the
-// task stream (maps' subjects extend the run's).
+// RunDelayedFilters match what a run still has in SchedStream, at every
+// priority: its delayed tasks not fired yet, and its firings not yet
+// sourced on to the task stream (maps' subjects extend the run's).
 func RunDelayedFilters(queue, run string) []string {
-	work := WorkSubject(queue, run)
+	work := TasksPrefix + "." + queue + ".*." + run // LevelSubject, any level
 	return []string{
 		DelayedSubject(work, ">"),
 		FireSubject(work),
@@ -239,19 +238,42 @@ func BrokerSet(k string) bool {
 // FiredKey is a firing's claim key in FiredBucket: under its queue, so a
 // consumer's credential may claim its own queue's firings only; a firing
 // id that is no valid key (a foreign client's) is replaced by its digest.
-func FiredKey(queue, firing string) string {
-	if len(firing) > 200 || !keyRE.MatchString(firing) {
-		sum := sha256.Sum256([]byte(firing))
-		firing = "h-" + hex.EncodeToString(sum[:])
+func FiredKey(queue, firing string) string { return queue + "." + KeyToken(firing) }
+
+// KeyToken is id as the last tokens of a key-value key: itself when it is
+// one (dot-separated words of letters, digits, '-' and '_', at most 200
+// bytes), else a digest of it.
+func KeyToken(id string) string {
+	if len(id) > 200 || !validKey(id) {
+		sum := sha256.Sum256([]byte(id))
+		return "h-" + hex.EncodeToString(sum[:])
 	}
-	return queue + "." + firing
+	return id
+}
+
+// validKey is keyRE's test without a regular expression: it runs for
+// every task a consumer could cancel.
+func validKey(s string) bool {
+	word := 0 // length of the current word
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '.':
+			if word == 0 {
+				return false
+			}
+			word = 0
+		case c == '-' || c == '_' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z':
+			word++
+		default:
+			return false
+		}
+	}
+	return word > 0
 }
 
 // FiredFilter matches the claim keys of queue's firings whose ids match
 // pattern (a KV key filter: "tick.*", ">").
 func FiredFilter(queue, pattern string) string { return queue + "." + pattern }
-
-var keyRE = regexp.MustCompile(`^[-_A-Za-z0-9]+(\.[-_A-Za-z0-9]+)*$`)
 
 // CancelledClaim is the claim a cancelled delayed task's firing finds:
 // any copy of it that still reaches the queue is dropped.

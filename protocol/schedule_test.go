@@ -25,10 +25,10 @@ func TestScheduleSubjects(t *testing.T) {
 		}
 	}
 	// A run's filters match its delayed tasks and firings, a map's
-	// included, and nothing of another run.
+	// included, at every priority, and nothing of another run.
 	f := RunDelayedFilters("q1", "R")
-	if len(f) != 3 || f[0] != "procq.sched.at.tasks.q1.work.R.>" || f[1] != "procq.sched.fire.tasks.q1.work.R" ||
-		f[2] != "procq.sched.fire.tasks.q1.work.R.>" {
+	if len(f) != 3 || f[0] != "procq.sched.at.tasks.q1.*.R.>" || f[1] != "procq.sched.fire.tasks.q1.*.R" ||
+		f[2] != "procq.sched.fire.tasks.q1.*.R.>" {
 		t.Errorf("RunDelayedFilters = %q", f)
 	}
 }

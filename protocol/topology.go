@@ -49,8 +49,12 @@ func (c QueueConfig) withDefaults() QueueConfig {
 
 // Topology is the set of JetStream objects a queue needs.
 type Topology struct {
-	Tasks    jetstream.Stream
+	Tasks jetstream.Stream
+	// Consumer is the durable of the queue's default priority; Levels
+	// holds each priority's, by Rank (highest first): Levels[DefaultRank]
+	// is Consumer.
 	Consumer jetstream.Consumer
+	Levels   [NumPriorities]jetstream.Consumer
 	Results  jetstream.Stream
 	Dead     jetstream.Stream
 	Runs     jetstream.KeyValue
@@ -88,9 +92,13 @@ func LookupQueue(ctx context.Context, js jetstream.JetStream, queue string) (*To
 	if t.Tasks, err = js.Stream(ctx, TasksStream); err != nil {
 		return nil, missing("stream "+TasksStream, err)
 	}
-	if t.Consumer, err = t.Tasks.Consumer(ctx, DurableName(queue)); err != nil {
-		return nil, missing("consumer "+DurableName(queue), err)
+	for _, p := range Priorities() {
+		name := LevelDurable(queue, p)
+		if t.Levels[p.Rank()], err = t.Tasks.Consumer(ctx, name); err != nil {
+			return nil, missing("consumer "+name, err)
+		}
 	}
+	t.Consumer = t.Levels[DefaultRank]
 	if t.Results, err = js.Stream(ctx, ResultsStream); err != nil {
 		return nil, missing("stream "+ResultsStream, err)
 	}
@@ -128,7 +136,7 @@ const PresenceTTL = 8 * time.Second
 const DeadMaxAge = 7 * 24 * time.Hour
 
 // EnsureQueue creates or updates the streams, the queue's shared durable
-// pull consumer and the runs bucket. Producers and consumers both call it,
+// pull consumers (one per priority) and the runs bucket. Producers and consumers both call it,
 // so either may start first.
 func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (*Topology, error) {
 	cfg = cfg.withDefaults()
@@ -179,20 +187,44 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", TasksStream, err)
 	}
-	cons, err := link.EnsureConsumer(ctx, tasks, jetstream.ConsumerConfig{
-		Durable:       DurableName(cfg.Name),
-		Description:   "shared by every consumer of queue " + cfg.Name,
-		FilterSubject: QueueFilter(cfg.Name),
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       cfg.AckWait,
-		// The try limit is enforced by the consumer from the delivery count,
-		// because a sentinel that must wait for unfinished work is handed
-		// back with a delay, and that counts as a delivery too.
-		MaxDeliver:    -1,
-		MaxAckPending: cfg.MaxAckPending,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("consumer %s: %w", DurableName(cfg.Name), err)
+	// The default level's durable first: one declared before priorities
+	// took every subject of the queue, and must give up the other levels'
+	// before their durables can exist (a WorkQueue stream's durables may
+	// not overlap).
+	// A level declared while the queue is paused is paused with it.
+	var pausedUntil *time.Time
+	for _, p := range []Priority{PriorityDefault, PriorityHigh, PriorityLow} {
+		name := LevelDurable(cfg.Name, p)
+		desc := "shared by every consumer of queue " + cfg.Name
+		if p != PriorityDefault {
+			desc += ", its " + string(p) + "-priority tasks"
+		}
+		cons, err := link.EnsureConsumer(ctx, tasks, jetstream.ConsumerConfig{
+			Durable:        name,
+			Description:    desc,
+			FilterSubjects: LevelFilters(cfg.Name, p),
+			AckPolicy:      jetstream.AckExplicitPolicy,
+			AckWait:        cfg.AckWait,
+			// The try limit is enforced by the consumer from the delivery count,
+			// because a sentinel that must wait for unfinished work is handed
+			// back with a delay, and that counts as a delivery too.
+			MaxDeliver:    -1,
+			MaxAckPending: cfg.MaxAckPending,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("consumer %s: %w", name, err)
+		}
+		topo.Levels[p.Rank()] = cons
+		info := cons.CachedInfo()
+		switch {
+		case p == PriorityDefault && info.Paused:
+			until := info.TimeStamp.Add(info.PauseRemaining)
+			pausedUntil = &until
+		case pausedUntil != nil && !info.Paused:
+			if _, err := js.PauseConsumer(ctx, TasksStream, name, *pausedUntil); err != nil {
+				return nil, fmt.Errorf("consumer %s: pause with the queue: %w", name, err)
+			}
+		}
 	}
 	results, err := ensure(jetstream.StreamConfig{
 		Name:        ResultsStream,
@@ -238,7 +270,8 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", CancelBucket, err)
 	}
-	topo.Tasks, topo.Consumer, topo.Results, topo.Dead, topo.Runs, topo.Presence = tasks, cons, results, dead, runs, presence
+	topo.Consumer = topo.Levels[DefaultRank]
+	topo.Tasks, topo.Results, topo.Dead, topo.Runs, topo.Presence = tasks, results, dead, runs, presence
 	topo.Cancel = cancelled
 	return &topo, nil
 }

@@ -1,6 +1,7 @@
 package protocol_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -85,5 +86,100 @@ func TestEnsureQueueKeepsPause(t *testing.T) {
 	if info.Config.AckWait != 7*time.Second || !info.Paused || info.PauseRemaining < 59*time.Minute {
 		t.Errorf("after the update: ack_wait %v, paused %v for %v; want 7s, paused for about an hour",
 			info.Config.AckWait, info.Paused, info.PauseRemaining)
+	}
+	// The other priorities' durables, updated after it, are paused with it.
+	for _, p := range []protocol.Priority{protocol.PriorityHigh, protocol.PriorityLow} {
+		info, err := topo.Levels[p.Rank()].Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Config.AckWait != 7*time.Second || !info.Paused || info.PauseRemaining < 59*time.Minute {
+			t.Errorf("%s durable after the update: ack_wait %v, paused %v for %v; want 7s, paused for about an hour",
+				p, info.Config.AckWait, info.Paused, info.PauseRemaining)
+		}
+	}
+}
+
+// A queue declared before priorities (one durable on every subject of the
+// queue) gains its levels in place: the default durable keeps its name,
+// its position and the work it held, and gives up the other levels'
+// subjects to their own durables.
+func TestEnsureQueueAddsPriorityLevels(t *testing.T) {
+	b := natstest.Start(t)
+	js := b.JetStream(t)
+	ctx := t.Context()
+	tasks, err := js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: protocol.TasksStream, Subjects: []string{protocol.TasksPrefix + ".>"},
+		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tasks.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable: protocol.DurableName("up"), FilterSubject: protocol.QueueFilter("up"), AckPolicy: jetstream.AckExplicitPolicy,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := js.Publish(ctx, protocol.WorkSubject("up", "R"), []byte{'0' + byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	topo, err := protocol.EnsureQueue(ctx, js, protocol.QueueConfig{Name: "up"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[protocol.Priority][]string{
+		protocol.PriorityHigh:    {"procq.tasks.up.high.>"},
+		protocol.PriorityDefault: {"procq.tasks.up.work.>", "procq.tasks.up.sentinel"},
+		protocol.PriorityLow:     {"procq.tasks.up.low.>"},
+	}
+	for _, p := range protocol.Priorities() {
+		c := topo.Levels[p.Rank()]
+		if c == nil {
+			t.Fatalf("no %s durable", p)
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Name != protocol.LevelDurable("up", p) || !slices.Equal(info.Config.FilterSubjects, want[p]) {
+			t.Errorf("%s durable %s filters %q, want %s %q", p, info.Name, info.Config.FilterSubjects,
+				protocol.LevelDurable("up", p), want[p])
+		}
+		if p == protocol.PriorityDefault && info.NumPending != 3 {
+			t.Errorf("the default durable has %d pending after the update, want the 3 it had", info.NumPending)
+		}
+	}
+	if topo.Consumer != topo.Levels[protocol.DefaultRank] {
+		t.Error("Topology.Consumer is not the default level's durable")
+	}
+	// Each level's work goes to its durable only.
+	for _, p := range []protocol.Priority{protocol.PriorityHigh, protocol.PriorityLow} {
+		if _, err := js.Publish(ctx, protocol.LevelSubject("up", "R", p), []byte(p)); err != nil {
+			t.Fatal(err)
+		}
+		batch, err := topo.Levels[p.Rank()].FetchNoWait(10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for m := range batch.Messages() {
+			got = append(got, m.Subject())
+			_ = m.Ack()
+		}
+		if len(got) != 1 || got[0] != "procq.tasks.up."+string(p)+".R" {
+			t.Errorf("%s durable delivered %q", p, got)
+		}
+	}
+	// A process that may only look the queue up finds every level.
+	found, err := protocol.LookupQueue(ctx, js, "up")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r, c := range found.Levels {
+		if c == nil || c.CachedInfo().Name != topo.Levels[r].CachedInfo().Name {
+			t.Errorf("LookupQueue's level %d: %v", r, c)
+		}
 	}
 }

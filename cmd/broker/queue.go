@@ -69,7 +69,7 @@ func onQueue(cmd *cobra.Command, queue string, act func(*procq.Client) (string, 
 	defer done()
 	did, err := act(c)
 	if errors.Is(err, ops.ErrNoQueue) {
-		return &cli.UsageError{Err: err}
+		return &cli.InputError{Err: err}
 	}
 	if err != nil {
 		return err

@@ -26,7 +26,8 @@ func newStatusCmd() *cobra.Command {
 		Short: "Show queues, consumers, runs, maps, pipes, message queues, streams and cluster nodes on the broker at broker.url",
 		Long: `status reads the broker's state from JetStream itself and the processes'
 heartbeats: each queue (pending, in flight, redelivered, dead letters, age of
-the oldest unfinished task, tasks run in the last minute), each live consumer
+the oldest unfinished task, tasks run in the last minute; pending and in flight
+per priority once a queue holds high- or low-priority tasks), each live consumer
 (what it runs and since when), open runs and maps with their progress, open
 pipes, message queues, procq's streams (leader and replicas) and, in a cluster, the nodes.
 --json prints the same as one JSON document; --watch redraws it every
@@ -165,6 +166,7 @@ func printStatus(out io.Writer, st *ops.Status) error {
 			fmt.Fprintf(tw, "queue %s: %s held\n", cell(q.Name), uniqueText(q.UniqueKeys))
 		}
 	}
+	printPriorities(tw, st.Queues)
 	fmt.Fprintf(tw, "\nCONSUMER\tQUEUE\tPID\tHOST\tRUNNING\tIN HAND\tDONE\tLAST MINUTE\tUP\n")
 	for _, c := range st.Consumers {
 		running := "idle"
@@ -280,4 +282,23 @@ func ageText(d time.Duration) string {
 		return d.Round(100 * time.Millisecond).String()
 	}
 	return d.Round(time.Second).String()
+}
+
+// printPriorities prints the queues' pending and in-flight tasks per
+// priority, when a queue holds tasks of another priority than the
+// default.
+func printPriorities(tw io.Writer, queues []ops.QueueStatus) {
+	header := false
+	for _, q := range queues {
+		if !q.Prioritised() {
+			continue
+		}
+		if !header {
+			fmt.Fprintf(tw, "\nQUEUE\tPRIORITY\tPENDING\tIN FLIGHT\n")
+			header = true
+		}
+		for _, l := range q.Priorities {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", cell(q.Name), l.Priority, l.Pending, l.InFlight)
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,6 +15,7 @@ import (
 	"github.com/procq/procq/demo"
 	"github.com/procq/procq/internal/cli"
 	"github.com/procq/procq/producer"
+	"github.com/procq/procq/protocol"
 )
 
 func newPoolCmd() *cobra.Command {
@@ -31,7 +33,9 @@ With --in or --at the map starts later: the consumers start and the map takes
 its lease now (so it fails as usual when no consumer is left), and its first
 task is submitted at that time. With --deadline, a task a consumer takes after
 that time is not run: its inputs fail with "deadline passed" and it is
-dead-lettered.`,
+dead-lettered. With --priority high (or low) the map's tasks go on that
+level of the queue: its consumers take every waiting high-priority task
+before any other, and low-priority ones only when nothing else waits.`,
 		Args: cobra.NoArgs,
 		RunE: runPool,
 	}
@@ -48,6 +52,7 @@ dead-lettered.`,
 	f.Bool("quiet", false, "print only the summary line")
 	cli.AddWhenFlags(cmd, "start the map")
 	f.String("deadline", "", "RFC 3339 time after which a task is not worth running: a consumer that takes it later runs nothing, the input fails with \"deadline passed\" and the task is dead-lettered")
+	cli.AddPriorityFlag(cmd)
 	return cmd
 }
 
@@ -81,8 +86,16 @@ func runPool(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
+	priority, err := cli.Priority(cmd)
+	if err != nil {
+		return err
+	}
 	ctx := cmd.Context()
-	childOut := cmd.OutOrStdout()
+	// Result lines are buffered: a million of them cost a few hundred
+	// writes, not a million (none waits longer than DefaultFlushDelay).
+	out := cli.NewFlushWriter(cmd.OutOrStdout(), cli.DefaultFlushDelay)
+	defer out.Flush()
+	childOut := io.Writer(out)
 	if asJSON {
 		childOut = cmd.ErrOrStderr() // keep stdout one JSON document
 	}
@@ -96,14 +109,14 @@ func runPool(cmd *cobra.Command, _ []string) error {
 	if chunk == 0 {
 		chunk = producer.AutoChunk(inputs.Len(), workers)
 	}
-	pool, err := s.pool(ctx, workers, procq.ChunkSize(chunk), procq.StartAt(startAt), procq.MapDeadline(deadline))
+	pool, err := s.pool(ctx, workers, procq.ChunkSize(chunk), procq.StartAt(startAt), procq.MapDeadline(deadline),
+		procq.MapPriority(priority))
 	if err != nil {
 		return err
 	}
-	out := cmd.OutOrStdout()
 	if !asJSON {
-		fmt.Fprintf(out, "Pool: mapping %s over %d inputs with %d consumer processes, chunk size %d\n",
-			cfg.Pool.Kind, inputs.Len(), workers, chunk)
+		fmt.Fprintf(out, "Pool: mapping %s over %d inputs with %d consumer processes, chunk size %d%s\n",
+			cfg.Pool.Kind, inputs.Len(), workers, chunk, priorityNote(priority))
 	}
 	if wait := time.Until(startAt); wait > 0 && !asJSON {
 		fmt.Fprintf(out, "Pool: the map starts at %s (in %v)\n", startAt.UTC().Format(time.RFC3339), wait.Round(time.Second))
@@ -196,13 +209,7 @@ type poolPrinter struct {
 	quiet  bool
 	failed int
 	n      int
-}
-
-type jsonResult struct {
-	Index  int             `json:"index"`
-	Input  any             `json:"input"`
-	Result json.RawMessage `json:"result"`
-	Error  *string         `json:"error"`
+	line   []byte // the text line's buffer, reused
 }
 
 func (p *poolPrinter) print(r procq.Result[json.RawMessage]) {
@@ -215,20 +222,71 @@ func (p *poolPrinter) print(r procq.Result[json.RawMessage]) {
 		if p.n == 0 {
 			sep = "[\n "
 		}
-		jr := jsonResult{Index: r.Index, Input: p.inputs.At(r.Index), Result: r.Value}
-		if r.Err != nil {
-			msg := r.Err.(*producer.TaskError).Message
-			jr.Error = &msg
+		// {"index":N,"input":...,"result":...,"error":null or "..."}, as
+		// json.Marshal would write it, by appends.
+		b := append(p.line[:0], sep...)
+		b = append(b, `{"index":`...)
+		b = strconv.AppendInt(b, int64(r.Index), 10)
+		b = append(b, `,"input":`...)
+		b = appendJSON(b, p.inputs.At(r.Index))
+		b = append(b, `,"result":`...)
+		if r.Value == nil {
+			b = append(b, "null"...)
+		} else {
+			b = append(b, r.Value...)
 		}
-		b, _ := json.Marshal(jr)
-		fmt.Fprintf(p.out, "%s%s", sep, b)
+		b = append(b, `,"error":`...)
+		if r.Err != nil {
+			b = appendJSON(b, r.Err.(*producer.TaskError).Message)
+		} else {
+			b = append(b, "null"...)
+		}
+		b = append(b, '}')
+		_, _ = p.out.Write(b)
+		p.line = b
 	case p.quiet:
-	case r.Err != nil:
-		fmt.Fprintf(p.out, "%s(%v) failed: %s\n", p.kind, p.inputs.At(r.Index), r.Err.(*producer.TaskError).Message)
 	default:
-		fmt.Fprintf(p.out, "%s(%v) = %s\n", p.kind, p.inputs.At(r.Index), display(r.Value))
+		// One append per part and one write per line, into the buffered
+		// output: a line costs what its bytes do, not a formatter's work.
+		b := append(p.line[:0], p.kind...)
+		b = append(b, '(')
+		b = appendInput(b, p.inputs.At(r.Index))
+		if r.Err != nil {
+			b = append(b, ") failed: "...)
+			b = append(b, r.Err.(*producer.TaskError).Message...)
+		} else {
+			b = append(b, ") = "...)
+			b = appendDisplay(b, r.Value)
+		}
+		b = append(b, '\n')
+		_, _ = p.out.Write(b)
+		p.line = b
 	}
 	p.n++
+}
+
+// appendJSON appends v as JSON.
+func appendJSON(b []byte, v any) []byte {
+	if n, ok := v.(int64); ok {
+		return strconv.AppendInt(b, n, 10)
+	}
+	j, err := json.Marshal(v)
+	if err != nil {
+		return append(b, "null"...)
+	}
+	return append(b, j...)
+}
+
+// appendInput appends an input as %v shows it.
+func appendInput(b []byte, in any) []byte {
+	switch v := in.(type) {
+	case int64:
+		return strconv.AppendInt(b, v, 10)
+	case string:
+		return append(b, v...)
+	default:
+		return fmt.Appendf(b, "%v", v)
+	}
 }
 
 func (p *poolPrinter) end() {
@@ -242,11 +300,23 @@ func (p *poolPrinter) end() {
 	fmt.Fprintln(p.out, "\n]")
 }
 
-// display shows a JSON result, unquoting strings such as big integers.
-func display(v json.RawMessage) string {
-	var s string
-	if json.Unmarshal(v, &s) == nil {
-		return s
+// appendDisplay appends a JSON result as it is shown: a string (such as a
+// big integer) unquoted, anything else as it is.
+func appendDisplay(b []byte, v json.RawMessage) []byte {
+	if len(v) > 0 && v[0] == '"' {
+		var s string
+		if json.Unmarshal(v, &s) == nil {
+			return append(b, s...)
+		}
 	}
-	return string(v)
+	return append(b, v...)
+}
+
+// priorityNote is what the first line says of a priority other than the
+// default.
+func priorityNote(p protocol.Priority) string {
+	if p.Norm() == protocol.PriorityDefault {
+		return ""
+	}
+	return ", priority " + string(p)
 }

@@ -13,7 +13,8 @@ func newQueueCmd() *cobra.Command {
 		Long: `queue puts queue.messages messages "Message 0", "Message 1", ... on the
 queue with a random pause between them, then one sentinel per consumer
 (consumers.count). With consumers.spawn it starts the consumers first and joins
-them at the end, exiting non-zero if any failed.`,
+them at the end, exiting non-zero if any failed. With --priority high (or low)
+the messages go on that level of the queue.`,
 		Args: cobra.NoArgs,
 		RunE: runQueue,
 	}
@@ -22,6 +23,7 @@ them at the end, exiting non-zero if any failed.`,
 	f.Int("consumers", 0, "consumers, sentinels and processes (consumers.count)")
 	f.Bool("spawn", false, "start the consumer processes (consumers.spawn)")
 	f.String("queue", "", "queue name (queue.name)")
+	cli.AddPriorityFlag(cmd)
 	return cmd
 }
 
@@ -34,6 +36,10 @@ var queueFlags = map[string]string{
 
 func runQueue(cmd *cobra.Command, _ []string) error {
 	cfg, err := cli.Load(cmd, queueFlags)
+	if err != nil {
+		return err
+	}
+	priority, err := cli.Priority(cmd)
 	if err != nil {
 		return err
 	}
@@ -53,6 +59,7 @@ func runQueue(cmd *cobra.Command, _ []string) error {
 		PauseMin:  cfg.Queue.PauseMin,
 		PauseMax:  cfg.Queue.PauseMax,
 		Consumers: n,
+		Priority:  priority,
 		Out:       cmd.OutOrStdout(),
 	}
 	return s.finish(ctx, p, demo.put(ctx, p))

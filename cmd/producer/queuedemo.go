@@ -18,6 +18,7 @@ type queueDemo struct {
 	Messages           int
 	PauseMin, PauseMax time.Duration
 	Consumers          int
+	Priority           procq.Level // of every message
 	Out                io.Writer
 }
 
@@ -30,7 +31,7 @@ func (d queueDemo) put(ctx context.Context, p *procq.Pool) error {
 	for i := range d.Messages {
 		text := fmt.Sprintf("Message %d", i)
 		fmt.Fprintf(out, "Producer: Putting '%s' on queue\n", text)
-		if _, err := p.Submit(ctx, demo.KindMessage, demo.MessageArgs{Text: text}); err != nil {
+		if _, err := p.Submit(ctx, demo.KindMessage, demo.MessageArgs{Text: text}, procq.Priority(d.Priority)); err != nil {
 			return err
 		}
 		if err := pause(ctx, d.PauseMin, d.PauseMax); err != nil {

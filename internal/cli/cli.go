@@ -36,6 +36,14 @@ const (
 	ExitTimeLimit = protocol.ExitTimeLimit
 )
 
+// InputError is a well-formed command given a value that names nothing
+// it can act on (no such task, no such queue): exit 2, without the usage
+// hint.
+type InputError struct{ Err error }
+
+func (e *InputError) Error() string { return e.Err.Error() }
+func (e *InputError) Unwrap() error { return e.Err }
+
 // UsageError is bad usage: a bad flag or argument.
 type UsageError struct{ Err error }
 
@@ -54,10 +62,11 @@ func Stopped(ctx context.Context, err error) bool {
 func ExitCode(err error) int {
 	var ce *config.Error
 	var ue *UsageError
+	var ie *InputError
 	switch {
 	case err == nil:
 		return ExitOK
-	case errors.As(err, &ce), errors.As(err, &ue):
+	case errors.As(err, &ce), errors.As(err, &ue), errors.As(err, &ie):
 		return ExitUsage
 	case errors.Is(err, consumer.ErrRetired):
 		return ExitRetired

@@ -416,7 +416,7 @@ func TestScheduledAndCancel(t *testing.T) {
 	if !strings.Contains(body, `<p class="flash" id="flash">Delayed task `+first+` cancelled.</p>`) || strings.Contains(body, `data-id="`+first+`"`) {
 		t.Errorf("after the cancel, the page has no flash or still lists %s:\n%s", first, body)
 	}
-	if got, want := row(body, `data-queue="dash"`), "scheduled 1 schedules 3 timed out 0 cancelled 0 duplicates 0"; !strings.HasSuffix(got, want) {
+	if got, want := row(body, `data-queue="dash"`), "scheduled 1 schedules 3 timed out 0 cancelled 1 duplicates 0"; !strings.HasSuffix(got, want) {
 		t.Errorf("queue dash card after the cancel %q, want it to end in %q", got, want)
 	}
 
