@@ -72,6 +72,15 @@ func TestUniqueTasks(t *testing.T) {
 		}
 	}
 
+	// A key is the queue's, whatever the priority: a high-priority task
+	// holds it against a default one.
+	high, err := p.Submit(ctx, "stamp", "high", procq.Priority(procq.High), procq.Unique("prio", time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.Submit(ctx, "stamp", "high2", procq.Unique("prio", time.Minute))
+	wantDuplicate(t, "Submit of a high-priority task's key", err, "prio", "uniq", high.ID())
+
 	// A queued unique task cancelled: the consumer that drops it releases
 	// its key.
 	doomed, err := p.Submit(ctx, "stamp", "doomed", procq.Unique("doomed", time.Hour))
@@ -86,6 +95,8 @@ func TestUniqueTasks(t *testing.T) {
 	waitFor(t, 20*time.Second, "s1 run", func() bool { return len(s.of("s1")) == 1 })
 	keyGone(t, c, "uniq", "job:1", false)
 	keyGone(t, c, "uniq", "doomed", false)
+	waitFor(t, 20*time.Second, "high run", func() bool { return len(s.of("high")) == 1 })
+	keyGone(t, c, "uniq", "prio", false)
 	h, err := procq.ApplyAsync[string, string](ctx, p, "stamp", "a2", procq.Unique("job:1", time.Minute))
 	if err != nil {
 		t.Fatalf("ApplyAsync after the first succeeded: %v", err)
@@ -113,7 +124,7 @@ func TestUniqueTasks(t *testing.T) {
 	}
 	keyGone(t, c, "uniq", "later", false)
 
-	for id, want := range map[string]int{"s1": 1, "s2": 0, "a1": 0, "a2": 1, "bad": 0, "later": 0, "later2": 0, "doomed": 0} {
+	for id, want := range map[string]int{"s1": 1, "s2": 0, "a1": 0, "a2": 1, "bad": 0, "later": 0, "later2": 0, "doomed": 0, "high": 1, "high2": 0} {
 		if n := len(s.of(id)); n != want {
 			t.Errorf("%s ran %d times, want %d", id, n, want)
 		}
