@@ -40,7 +40,8 @@ var (
 )
 
 // TaskOption sets what one task or item asks for: when it is delivered
-// (In, At), by when it must start (Deadline).
+// (In, At), by when it must start (Deadline), whether another like it may
+// be queued meanwhile (Unique).
 type TaskOption func(*protocol.TaskOptions)
 
 // In delays a task or item by d: the broker delivers it d from now.
@@ -88,7 +89,8 @@ type Task struct {
 }
 
 // ID is the task's id (its Procq-Task-Id): a delayed task's or item's
-// own, a task's (Submit) "<run>.<index>"; "" for an item put at once.
+// own or a unique item's, a task's (Submit) "<run>.<index>"; "" for an
+// item put at once and not unique.
 func (t *Task) ID() string {
 	if t.d != nil {
 		return t.d.ID
@@ -118,7 +120,9 @@ func (t *Task) Cancel(ctx context.Context) error {
 }
 
 // Put adds v, encoded as JSON, at the end of the message queue q, like
-// Queue.put; with In or At the item joins the queue only then.
+// Queue.put; with In or At the item joins the queue only then. With
+// Unique it is refused (ErrDuplicate) while another item of q holds the
+// key: until that item is taken, or the ttl passes.
 func Put[T any](ctx context.Context, q *msgq.Queue, v T, opts ...TaskOption) (*Task, error) {
 	o := taskOpts(opts)
 	if err := o.Validate(); err != nil {
@@ -127,18 +131,18 @@ func Put[T any](ctx context.Context, q *msgq.Queue, v T, opts ...TaskOption) (*T
 	if err := noPriority(o, q.Name()); err != nil {
 		return nil, err
 	}
-	if !o.Delayed() {
+	if !o.Delayed() && o.Unique == "" {
 		return &Task{}, q.Put(ctx, v)
 	}
 	data, err := task.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("queue %s: put: %w", q.Name(), err)
 	}
-	d, err := q.PutJSONAt(ctx, data, o.At)
+	d, lock, err := q.PutJSONWith(ctx, data, o)
 	if err != nil {
 		return nil, err
 	}
-	return &Task{d: d, cancel: func(ctx context.Context) error { return q.Cancel(ctx, d) }}, nil
+	return handle(d, lock, func(ctx context.Context) error { return q.Cancel(ctx, d) }), nil
 }
 
 // When is when a periodic schedule fires: Every or Cron.

@@ -236,7 +236,8 @@ func (p *Pool) stopAnswering() {
 // the run's sentinels wait for it too; the handle's Cancel removes it
 // before it fires. With Priority it goes on its level: consumers take it
 // before any task of a lower level, and the run's sentinels wait for every
-// level.
+// level. With Unique it is refused (ErrDuplicate) while another task of
+// the queue holds the key.
 func (p *Pool) Submit(ctx context.Context, kind string, arg any, opts ...TaskOption) (*Task, error) {
 	p.mu.Lock()
 	i := p.submits
@@ -271,7 +272,12 @@ func (p *Pool) Submit(ctx context.Context, kind string, arg any, opts ...TaskOpt
 	if d == nil {
 		return &Task{id: id, cancel: mark}, nil
 	}
-	return &Task{d: d, id: id, cancel: func(ctx context.Context) error { return p.q.Cancel(ctx, d) }}, nil
+	return &Task{d: d, id: id, cancel: func(ctx context.Context) error {
+		if err := p.q.Cancel(ctx, d); err != nil {
+			return err
+		}
+		return p.q.ReleaseUnique(ctx, o.Unique, d.ID) // removed: it holds its unique key no longer
+	}}, nil
 }
 
 // PIDs returns the current process id of each consumer process the pool

@@ -125,6 +125,8 @@ type AsyncResult[R any] struct {
 // Pool.apply_async. With In or At the task is delayed: the broker holds
 // it until then, and the handle's Cancel removes it before it fires. With
 // Priority it runs at that level (a map of its own, like a delayed task).
+// With Unique it returns once the task is stored, or an error errors.Is
+// ErrDuplicate when another task of the queue holds the key.
 func ApplyAsync[A, R any](ctx context.Context, p *Pool, kind string, input A, opts ...TaskOption) (*AsyncResult[R], error) {
 	var h *producer.AsyncResult
 	var err error

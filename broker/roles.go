@@ -58,6 +58,12 @@ func rolePermissions(role, queue string) *server.Permissions {
 				"$KV." + protocol.FiredBucket + "." + queue + ".>",
 				"$JS.API.DIRECT.GET.KV_" + protocol.FiredBucket + ".>",
 				"$JS.API.STREAM.MSG.GET.KV_" + protocol.FiredBucket,
+				// Release the unique keys of its queue's tasks that
+				// succeeded and of the message-queue items it takes.
+				"$KV." + protocol.UniqueBucket + ".tasks." + queue + ".*",
+				"$KV." + protocol.UniqueBucket + ".q.*.*",
+				"$JS.API.DIRECT.GET.KV_" + protocol.UniqueBucket + ".>",
+				"$JS.API.STREAM.MSG.GET.KV_" + protocol.UniqueBucket,
 				// Watch the cancel marks (an ordered consumer of the
 				// bucket), and count what its controls did.
 				"$JS.API.CONSUMER.CREATE.KV_" + protocol.CancelBucket + ".>",

@@ -117,6 +117,7 @@ func (w *Worker) settleAll(ctx context.Context, group []finished, err error) {
 			w.terminate(ctx, f.job, f.dead)
 		case err == nil:
 			w.ack(ctx, f.job.msg)
+			w.releaseUnique(ctx, f.job.msg)
 			f.job.logger().Debug("task done")
 		default:
 			why, now := w.answerFailed(ctx, f.job, err)

@@ -121,6 +121,7 @@ func (w *Worker) work(ctx context.Context, msg jetstream.Msg) {
 	}
 	w.markDone(ctx, j)
 	w.ack(ctx, msg)
+	w.releaseUnique(ctx, msg)
 	j.logger().DebugContext(ctx, "task done")
 }
 

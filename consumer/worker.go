@@ -14,6 +14,7 @@ import (
 
 	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/task"
+	"github.com/procq/procq/unique"
 )
 
 // Worker takes tasks from one queue until it takes its sentinel or its
@@ -30,17 +31,18 @@ type Worker struct {
 
 	leases    *leases
 	window    *window
-	levels    []*level      // the queue's priorities, highest first
-	waitOrder []*level      // the same, the default first
-	inbox     *inbox        // what was received and not started, by level
-	levelWake chan struct{} // a waiting pull ended
-	took      atomic.Bool   // a sentinel was taken: stop
-	tasks     atomic.Int64  // task messages taken (sentinels not counted)
-	reserved  atomic.Int64  // messages the open waiting pulls may still bring
-	retired   atomic.Bool   // MaxTasks reached: stopped taking tasks
-	stats     stats         // for the presence key
-	skipRun   string        // by hand: a run that was over when the worker started
-	results   chan finished // tasks whose results wait to be stored
+	levels    []*level       // the queue's priorities, highest first
+	waitOrder []*level       // the same, the default first
+	inbox     *inbox         // what was received and not started, by level
+	levelWake chan struct{}  // a waiting pull ended
+	took      atomic.Bool    // a sentinel was taken: stop
+	tasks     atomic.Int64   // task messages taken (sentinels not counted)
+	reserved  atomic.Int64   // messages the open waiting pulls may still bring
+	retired   atomic.Bool    // MaxTasks reached: stopped taking tasks
+	stats     stats          // for the presence key
+	skipRun   string         // by hand: a run that was over when the worker started
+	results   chan finished  // tasks whose results wait to be stored
+	unique    *unique.Bucket // the unique tasks' keys, released on success
 
 	cancels      *cancels    // the queue's cancel marks; nil without the bucket
 	timedOut     atomic.Bool // a handler was abandoned at its hard time limit
@@ -85,6 +87,7 @@ func New(cfg Config, js jetstream.JetStream, topo *protocol.Topology, reg *task.
 		window:     newWindow(cfg, info.Config.MaxAckPending),
 		inbox:      newInbox(),
 		levelWake:  make(chan struct{}, 1),
+		unique:     unique.NewBucket(js, 0, log),
 	}
 	w.levels, w.waitOrder = newLevels(topo)
 	return w, nil

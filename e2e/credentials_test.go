@@ -54,6 +54,7 @@ func TestStockNATSServerCredentials(t *testing.T) {
 				"PROCQ_BROKER_USER", "procq", "PROCQ_BROKER_PASSWORD", password)
 		}
 		runFiredTask(t, world)
+		runUniqueItem(t, world)
 		// The password is in no log of the demos' producers and consumers.
 		for _, w := range runDemos(t, world) {
 			logs, _ := filepath.Glob(filepath.Join(w.dir, "logs", "*.log"))
@@ -83,8 +84,30 @@ func TestStockNATSServerCredentials(t *testing.T) {
 			return newEnv(t, url).set("PROCQ_BROKER_EMBEDDED", "false", "PROCQ_BROKER_CREDS", creds)
 		}
 		runFiredTask(t, world)
+		runUniqueItem(t, world)
 		runDemos(t, world)
 	})
+}
+
+// runUniqueItem puts a unique item twice with the user's credential (the
+// second is a duplicate) and takes it, which releases its key: a third
+// put is accepted. What PROCQ_UNIQUE needs of the user's permissions.
+func runUniqueItem(t *testing.T, world func(t *testing.T) *env) {
+	t.Helper()
+	e := world(t)
+	put := func() *proc {
+		p := e.startIn(strings.NewReader("\"u\"\n"), "producer", "put", "unique", "--unique", "k", "--unique-for", "1h")
+		p.mustExit(0, exitWait)
+		return p
+	}
+	first, dup := put(), put()
+	if first.stdout.String() == "" || dup.stdout.String() != "" || !strings.Contains(dup.stderr.String(), "producer: duplicate: ") {
+		t.Errorf("two unique puts: %q / %q, then %q / %q; want an id, then a duplicate", first.stdout, first.stderr, dup.stdout, dup.stderr)
+	}
+	e.start("consumer", "get", "unique").mustExit(0, exitWait)
+	if again := put(); again.stdout.String() == "" {
+		t.Errorf("the key was not released by the take: %s", again.stderr)
+	}
 }
 
 // runFiredTask fires a periodic schedule once with the user's credential

@@ -43,6 +43,21 @@ func TestRoleCredentials(t *testing.T) {
 	if got := strings.Fields(get.stdout.String()); len(got) != 2 || got[0] != "1" || got[1] != "2" {
 		t.Errorf("consumer get with the consumer's credential: %q, want 1 and 2", got)
 	}
+	// A unique item: the producer's credential claims its key, the
+	// consumer's releases it when it takes the item.
+	uput := func() string {
+		p := e.startIn(strings.NewReader("\"u\"\n"), "producer", "put", "ujobs", "--unique", "k", "--unique-for", "1h")
+		p.mustExit(0, exitWait)
+		return strings.TrimSpace(p.stdout.String())
+	}
+	if id, dup := uput(), uput(); id == "" || dup != "" {
+		t.Errorf("put --unique twice with the producer's credential printed %q and %q, want an id, then nothing", id, dup)
+	}
+	uget := e.start("consumer", "get", "ujobs")
+	uget.mustExit(0, exitWait)
+	if again := uput(); again == "" {
+		t.Errorf("the key was not released by consumer get with the consumer's credential")
+	}
 
 	// The processes presented their roles' credentials, not the token.
 	for _, log := range []string{"producer.log", "consumer-C-1.log"} {
@@ -92,6 +107,14 @@ func TestRoleCredentials(t *testing.T) {
 	ctx, cancel = try()
 	_, err = js.Publish(ctx, protocol.WorkSubject("other", "r"), []byte(`{}`))
 	refused("putting work on another queue", err)
+	cancel()
+	ctx, cancel = try()
+	if kv, err := js.KeyValue(ctx, protocol.UniqueBucket); err == nil {
+		_, err = kv.Create(ctx, protocol.UniqueTaskKey("other", "k"), []byte("x"))
+		refused("holding another queue's unique key", err)
+	} else {
+		t.Errorf("the consumer's credential cannot open %s: %v", protocol.UniqueBucket, err)
+	}
 	cancel()
 
 	// The producer's credential may not shrink the dead letters away.

@@ -69,6 +69,14 @@ func TestScheduleStandalone(t *testing.T) {
 			t.Parallel()
 			poolDeadline(t, e.schedSub(t, "PROCQ_QUEUE_NAME", "deadline"))
 		})
+		t.Run("UniquePuts", func(t *testing.T) {
+			t.Parallel()
+			uniquePuts(t, e.schedSub(t))
+		})
+		t.Run("UniqueTasks", func(t *testing.T) {
+			t.Parallel()
+			uniqueTasks(t, e.schedSub(t, "PROCQ_QUEUE_NAME", "uniqtasks"))
+		})
 		t.Run("TaskTimeLimit", func(t *testing.T) {
 			t.Parallel()
 			taskTimeLimit(t, e.schedSub(t, "PROCQ_QUEUE_NAME", "limited"))

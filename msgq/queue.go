@@ -24,6 +24,7 @@ import (
 	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/schedule"
 	"github.com/procq/procq/task"
+	"github.com/procq/procq/unique"
 )
 
 var (
@@ -58,6 +59,8 @@ type Queue struct {
 	sched jetstream.Stream
 	cons  jetstream.Consumer
 	log   *slog.Logger
+	// unique holds the keys of its unique items.
+	unique *unique.Bucket
 }
 
 // Open declares the named queue (its stream and its getters' shared
@@ -97,7 +100,9 @@ func Open(ctx context.Context, js jetstream.JetStream, name string, cfg Config, 
 	if cfg.MaxSize == 0 {
 		cfg.MaxSize = max0(st.CachedInfo().Config.MaxMsgs)
 	}
-	return &Queue{name: name, cfg: cfg, js: js, st: st, sched: sched, cons: cons, log: logger.With("queue", name)}, nil
+	log := logger.With("queue", name)
+	return &Queue{name: name, cfg: cfg, js: js, st: st, sched: sched, cons: cons, log: log,
+		unique: unique.NewBucket(js, cfg.Replicas, log)}, nil
 }
 
 // Name is the queue's name.
@@ -116,7 +121,7 @@ func (q *Queue) Put(ctx context.Context, v any) error {
 
 // PutJSON is Put of a value already encoded; it must be valid JSON.
 func (q *Queue) PutJSON(ctx context.Context, data json.RawMessage) error {
-	_, err := q.putJSON(ctx, data, time.Time{})
+	_, _, err := q.putJSON(ctx, data, protocol.TaskOptions{})
 	return err
 }
 
@@ -124,27 +129,60 @@ func (q *Queue) PutJSON(ctx context.Context, data json.RawMessage) error {
 // before: a delayed item, held by the broker until then (a time in the
 // past puts it at once). Its handle can cancel it before.
 func (q *Queue) PutJSONAt(ctx context.Context, data json.RawMessage, at time.Time) (*schedule.Delayed, error) {
-	if q.sched == nil {
-		return nil, fmt.Errorf("queue %s: put: %w", q.name, schedule.Supported(q.js))
+	d, _, err := q.PutJSONWith(ctx, data, protocol.TaskOptions{At: at})
+	return d, err
+}
+
+// PutJSONWith is PutJSON of an item with options: delayed until o.At
+// (PutJSONAt; then with a handle), unique by o.Unique for o.UniqueFor
+// (then with its lock, whose ID is the item's id). A unique item is
+// refused with a *unique.DuplicateError while another item of the queue
+// holds its key: until a getter took that one (Done), or its ttl passed.
+// Other options are not an item's and are ignored.
+func (q *Queue) PutJSONWith(ctx context.Context, data json.RawMessage, o protocol.TaskOptions) (*schedule.Delayed, *unique.Lock, error) {
+	if o.Delayed() && q.sched == nil {
+		return nil, nil, fmt.Errorf("queue %s: put: %w", q.name, schedule.Supported(q.js))
 	}
-	return q.putJSON(ctx, data, at)
+	return q.putJSON(ctx, data, o)
 }
 
 // Cancel removes the delayed item d (from PutJSONAt) before it joins
 // the queue; schedule.ErrFired when it joined already.
 func (q *Queue) Cancel(ctx context.Context, d *schedule.Delayed) error { return d.Cancel(ctx, q.js) }
 
-func (q *Queue) putJSON(ctx context.Context, data json.RawMessage, at time.Time) (*schedule.Delayed, error) {
+func (q *Queue) putJSON(ctx context.Context, data json.RawMessage, o protocol.TaskOptions) (*schedule.Delayed, *unique.Lock, error) {
 	if !task.Valid(data) {
-		return nil, fmt.Errorf("queue %s: put: not a JSON value: %.100q", q.name, data)
+		return nil, nil, fmt.Errorf("queue %s: put: not a JSON value: %.100q", q.name, data)
 	}
 	// One id for every try: a try whose answer was lost is not stored twice.
 	msg := &nats.Msg{Subject: protocol.MsgQueueSubject(q.name), Data: data, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, nuid.Next())
 	var d *schedule.Delayed
-	if !at.IsZero() {
-		d = schedule.Delay(msg, at)
+	if o.Delayed() {
+		d = schedule.Delay(msg, o.At) // its id first: the key's value
 	}
+	var lock *unique.Lock
+	if o.Unique != "" {
+		var err error
+		lock, err = q.unique.Claim(ctx, msg, q.name, protocol.UniqueItemKey(q.name, o.Unique), o.Unique, o.UniqueFor)
+		var de *unique.DuplicateError
+		if errors.As(err, &de) {
+			return nil, nil, de
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("queue %s: put: %w", q.name, err)
+		}
+	}
+	d, err := q.publish(ctx, msg, d)
+	if err != nil {
+		return nil, nil, errors.Join(err, lock.Release(ctx))
+	}
+	return d, lock, nil
+}
+
+// publish stores msg, retrying while the queue is full or the broker does
+// not answer, up to PutTimeout; d is returned as it is.
+func (q *Queue) publish(ctx context.Context, msg *nats.Msg, d *schedule.Delayed) (*schedule.Delayed, error) {
 	deadline := time.Now().Add(q.cfg.PutTimeout)
 	pause := 10 * time.Millisecond
 	logged := false
@@ -212,7 +250,8 @@ const returnWait = 5 * time.Second
 // Data is the item's JSON value.
 func (it *Item) Data() json.RawMessage { return it.msg.Data() }
 
-// Done removes the item, once the broker confirms it.
+// Done removes the item, once the broker confirms it, and releases its
+// unique key, if it has one.
 func (it *Item) Done(ctx context.Context) error {
 	if it.returned {
 		return fmt.Errorf("queue %s: done: %w", it.q.name, jetstream.ErrMsgAlreadyAckd)
@@ -220,6 +259,8 @@ func (it *Item) Done(ctx context.Context) error {
 	if err := it.msg.DoubleAck(ctx); err != nil {
 		return fmt.Errorf("queue %s: get: removal not confirmed, the item may come back: %w", it.q.name, err)
 	}
+	// A unique item taken holds its key no longer.
+	it.q.unique.DoneMsg(ctx, it.msg.Headers(), it.q.name, true)
 	return nil
 }
 

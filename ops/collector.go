@@ -43,6 +43,7 @@ var (
 	descLeader      = prometheus.NewDesc("procq_stream_leader", "1 for the node that leads the stream (in a cluster).", []string{"stream", "leader"}, nil)
 	descPaused      = prometheus.NewDesc("procq_queue_paused", "1 while the queue is paused (broker queue pause).", queueLabels, nil)
 	descScheduled   = prometheus.NewDesc("procq_scheduled_tasks", "Delayed tasks of the queue not fired yet.", queueLabels, nil)
+	descUnique      = prometheus.NewDesc("procq_queue_unique_keys", "Unique keys the queue's tasks hold (procq.Unique, put --unique).", queueLabels, nil)
 	descNextFire    = prometheus.NewDesc("procq_schedule_next_fire_timestamp_seconds", "When a periodic schedule fires next (Unix time).", []string{"schedule", "queue"}, nil)
 	descTimedOut    = prometheus.NewDesc("procq_tasks_timed_out_total", "Tasks of the queue stopped at their time limit.", queueLabels, nil)
 	descCancelled   = prometheus.NewDesc("procq_tasks_cancelled_total", "Tasks of the queue cancelled before or while they ran.", queueLabels, nil)
@@ -55,7 +56,7 @@ var (
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPending, descInFlight, descRedelivered, descWaiting, descDead, descOldest,
-		descConsumers, descLastMinute, descScheduled, descNextFire, descPaused, descMsgs, descBytes, descReplicas, descCurrent, descLeader,
+		descConsumers, descLastMinute, descScheduled, descUnique, descNextFire, descPaused, descMsgs, descBytes, descReplicas, descCurrent, descLeader,
 		descTimedOut, descCancelled, descDuplicate, descUp, descLevelTasks} {
 		ch <- d
 	}
@@ -85,6 +86,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		g(descConsumers, float64(q.Consumers), q.Name)
 		g(descLastMinute, float64(q.LastMinute), q.Name)
 		g(descScheduled, float64(q.Scheduled), q.Name)
+		g(descUnique, float64(q.UniqueKeys), q.Name)
 		paused := 0.0
 		if q.PausedUntil != nil {
 			paused = 1

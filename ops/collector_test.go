@@ -2,6 +2,7 @@ package ops_test
 
 import (
 	"log/slog"
+	"maps"
 	"testing"
 	"time"
 
@@ -10,9 +11,11 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/procq/procq/internal/natstest"
+	"github.com/procq/procq/msgq"
 	"github.com/procq/procq/ops"
 	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/schedule"
+	"github.com/procq/procq/unique"
 )
 
 // The broker's metrics count each queue's delayed tasks and give each
@@ -75,3 +78,60 @@ func TestCollectorSchedules(t *testing.T) {
 }
 
 func gauge(m *dto.Metric) float64 { return m.GetGauge().GetValue() }
+
+// The status and the metrics count the unique keys each queue's tasks
+// and each message queue's items hold, and none of a queue without.
+func TestUniqueKeysCounted(t *testing.T) {
+	b := natstest.Start(t)
+	js := b.JetStream(t)
+	ctx := t.Context()
+	for _, q := range []string{"uq", "none"} {
+		if _, err := protocol.EnsureQueue(ctx, js, protocol.QueueConfig{Name: q}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mq, err := msgq.Open(ctx, js, "umq", msgq.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	locks := unique.NewBucket(js, 1, nil)
+	for _, k := range []string{"a", "b", "c:d"} {
+		if _, err := locks.Claim(ctx, nats.NewMsg("x"), "uq", protocol.UniqueTaskKey("uq", k), k, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := mq.PutJSONWith(ctx, []byte(`1`), protocol.TaskOptions{Unique: "a", UniqueFor: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := ops.Snapshot(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, q := range st.Queues {
+		got["queue "+q.Name] = q.UniqueKeys
+	}
+	for _, q := range st.MsgQueues {
+		got["message queue "+q.Name] = q.UniqueKeys
+	}
+	if want := map[string]int{"queue uq": 3, "queue none": 0, "message queue umq": 1}; !maps.Equal(got, want) {
+		t.Errorf("unique keys %v, want %v", got, want)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(ops.NewCollector(js, 10*time.Second, slog.New(slog.DiscardHandler)))
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	metric := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() == "procq_queue_unique_keys" {
+			for _, m := range f.GetMetric() {
+				metric[m.GetLabel()[0].GetValue()] = gauge(m)
+			}
+		}
+	}
+	if want := map[string]float64{"uq": 3, "none": 0}; !maps.Equal(metric, want) {
+		t.Errorf("procq_queue_unique_keys %v, want %v", metric, want)
+	}
+}

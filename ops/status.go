@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/schedule"
+	"github.com/procq/procq/unique"
 )
 
 // Status is a snapshot of procq on one broker, read from JetStream's own
@@ -56,6 +57,8 @@ type QueueStatus struct {
 	Scheduled uint64 `json:"scheduled"`
 	// PausedUntil is set while the queue is paused (PauseQueue).
 	PausedUntil *time.Time `json:"paused_until,omitempty"`
+	// UniqueKeys counts the unique keys its tasks hold (procq.Unique).
+	UniqueKeys int `json:"unique_keys"`
 	// What the controls over each task did, ever (protocol.CountsStream):
 	// tasks stopped at their time limit, tasks cancelled, unique puts
 	// refused as duplicates.
@@ -114,6 +117,10 @@ type MsgQueueStatus struct {
 	MaxSize int64  `json:"maxsize"`
 	// Scheduled counts its delayed items not joined yet.
 	Scheduled uint64 `json:"scheduled"`
+	// UniqueKeys counts the unique keys its items hold (put --unique),
+	// Duplicates the unique puts refused, ever.
+	UniqueKeys int   `json:"unique_keys"`
+	Duplicates int64 `json:"duplicates"`
 }
 
 // StreamStatus is one of procq's streams.
@@ -172,6 +179,9 @@ func Snapshot(ctx context.Context, js jetstream.JetStream) (*Status, error) {
 		return nil, err
 	}
 	if err := st.readSchedules(ctx, js); err != nil {
+		return nil, err
+	}
+	if err := st.readUnique(ctx, js); err != nil {
 		return nil, err
 	}
 	if err := st.readCounters(ctx, js); err != nil {
@@ -443,6 +453,25 @@ func (st *Status) readSchedules(ctx context.Context, js jetstream.JetStream) err
 	return nil
 }
 
+// readUnique counts each queue's and message queue's unique keys held;
+// without their bucket among the streams read, none is.
+func (st *Status) readUnique(ctx context.Context, js jetstream.JetStream) error {
+	if !slices.ContainsFunc(st.Streams, func(s StreamStatus) bool { return s.Name == "KV_"+protocol.UniqueBucket }) {
+		return nil
+	}
+	tasks, items, err := unique.Held(ctx, js)
+	if err != nil {
+		return fmt.Errorf("unique keys: %w", err)
+	}
+	for i := range st.Queues {
+		st.Queues[i].UniqueKeys = tasks[st.Queues[i].Name]
+	}
+	for i := range st.MsgQueues {
+		st.MsgQueues[i].UniqueKeys = items[st.MsgQueues[i].Name]
+	}
+	return nil
+}
+
 // readCounters fills in each queue's counters.
 func (st *Status) readCounters(ctx context.Context, js jetstream.JetStream) error {
 	c, err := protocol.Counters(ctx, js)
@@ -454,6 +483,9 @@ func (st *Status) readCounters(ctx context.Context, js jetstream.JetStream) erro
 		q.TimedOut = c[protocol.CountTimedOut][q.Name]
 		q.Cancelled = c[protocol.CountCancelled][q.Name]
 		q.Duplicates = c[protocol.CountDuplicate][q.Name]
+	}
+	for i := range st.MsgQueues {
+		st.MsgQueues[i].Duplicates = c[protocol.CountDuplicateItem][st.MsgQueues[i].Name]
 	}
 	return nil
 }

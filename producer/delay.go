@@ -13,6 +13,7 @@ import (
 
 	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/schedule"
+	"github.com/procq/procq/unique"
 )
 
 // Delayed tasks: a task put with a time is a one-off message schedule in
@@ -27,8 +28,9 @@ var ErrCancelled = errors.New("task cancelled")
 var ErrNotDelayed = errors.New("not a delayed task: only a delayed task can be cancelled")
 
 // PutWith is Put of a task with options: due at o.At (zero: now; then
-// no handle), with a deadline, at o.Priority's level, and the rest of o's
-// headers. An unknown priority is an error errors.Is
+// no handle), with a deadline, at o.Priority's level, unique (o.Unique:
+// a *unique.DuplicateError when another task holds the key), and the rest
+// of o's headers. An unknown priority is an error errors.Is
 // protocol.ErrUnknownPriority, and nothing is put.
 func (q *TaskQueue) PutWith(ctx context.Context, run string, index int, kind string, args any, o protocol.TaskOptions) (*schedule.Delayed, error) {
 	at := o.At
@@ -45,15 +47,22 @@ func (q *TaskQueue) PutWith(ctx context.Context, run string, index int, kind str
 	msg := q.taskMsg(run, index, kind, body)
 	msg.Subject = protocol.LevelSubject(q.name, run, o.Priority)
 	o.SetHeaders(msg.Header)
+	var d *schedule.Delayed
+	if o.Delayed() {
+		d = schedule.Delay(msg, at) // its id first: the unique key's value
+	}
+	lock, err := q.claim(ctx, msg, o)
+	if err != nil {
+		return nil, duplicateOr(err, fmt.Sprintf("put %s #%d", kind, index))
+	}
 	if !o.Delayed() {
 		if err := q.publish(ctx, msg); err != nil {
-			return nil, fmt.Errorf("put %s #%d: %w", kind, index, err)
+			return nil, errors.Join(fmt.Errorf("put %s #%d: %w", kind, index, err), lock.Release(ctx))
 		}
 		return nil, nil
 	}
-	d := schedule.Delay(msg, at)
 	if err := q.publish(ctx, msg); err != nil {
-		return nil, fmt.Errorf("put %s #%d at %s: %w", kind, index, at.Format(time.RFC3339), err)
+		return nil, errors.Join(fmt.Errorf("put %s #%d at %s: %w", kind, index, at.Format(time.RFC3339), err), lock.Release(ctx))
 	}
 	q.log.InfoContext(ctx, "delayed task put", "task", kind, "run", run, "index", index, "task_id", d.ID, "due", d.Due)
 	return d, nil
@@ -65,12 +74,14 @@ func (q *TaskQueue) Cancel(ctx context.Context, d *schedule.Delayed) error {
 }
 
 // ApplyWith is ApplyAsync of a task with options o: due at o.At (zero:
-// now), with a deadline (zero: none), at o.Priority's level and the rest
-// of o's headers. A delayed task is held by the broker until then:
+// now), with a deadline (zero: none), at o.Priority's level, unique
+// (o.Unique) and the rest of o's headers. A delayed task is held by the
+// broker until then:
 // ApplyWith returns once the broker has stored it, and the handle's Cancel
 // removes it before it fires (the result is then ErrCancelled). A task
 // taken after its deadline is not run, and Get returns an error errors.Is
-// ErrDeadline.
+// ErrDeadline. A unique task is stored before ApplyWith returns; when
+// another task holds its key, ApplyWith returns a *unique.DuplicateError.
 //
 // Such a task is a map of its own (its results consumer and lease), not
 // part of the kind's session, so a task due in an hour holds none of the
@@ -82,8 +93,14 @@ func (p *Pool) ApplyWith(ctx context.Context, kind string, args any, o protocol.
 	if o.Delayed() && p.q.topo.Sched == nil {
 		return nil, schedule.Supported(p.q.js)
 	}
+	if o.Unique != "" {
+		if err := unique.Check(o.Unique, o.UniqueFor); err != nil {
+			return nil, err
+		}
+	}
 	r := p.newResult()
 	scheduled := make(chan *schedule.Delayed, 1)
+	claimed := make(chan *unique.Lock, 1)
 	mctx, stop := context.WithCancelCause(context.WithoutCancel(ctx))
 	single := func(context.Context) iter.Seq[any] {
 		return func(yield func(any) bool) { yield(args) }
@@ -94,6 +111,7 @@ func (p *Pool) ApplyWith(ctx context.Context, kind string, args any, o protocol.
 			m.opts.Priority = p.cfg.Priority.Zero() // the pool's
 		}
 		m.onDelayed = func(d *schedule.Delayed) { scheduled <- d }
+		m.onUnique = func(l *unique.Lock) { claimed <- l }
 		r.place(m.id, 0)
 	})
 	go func() {
@@ -115,8 +133,23 @@ func (p *Pool) ApplyWith(ctx context.Context, kind string, args any, o protocol.
 		}
 		r.set(res)
 	}()
-	if !o.Delayed() {
-		return r, nil // not delayed: nothing to wait for, nothing to cancel
+	if !o.Delayed() && o.Unique == "" {
+		return r, nil // not delayed, not unique: nothing to wait for, nothing to cancel
+	}
+	// Stored (and its key held), or refused.
+	var lock *unique.Lock
+	if o.Unique != "" {
+		select {
+		case lock = <-claimed:
+		case <-r.done:
+			return nil, duplicateOr(r.res.Err, "submit unique task")
+		case <-ctx.Done():
+			stop(context.Cause(ctx))
+			return nil, context.Cause(ctx)
+		}
+		if !o.Delayed() {
+			return r, nil
+		}
 	}
 	select {
 	case d := <-scheduled:
@@ -126,7 +159,7 @@ func (p *Pool) ApplyWith(ctx context.Context, kind string, args any, o protocol.
 				return err
 			}
 			stop(ErrCancelled)
-			return nil
+			return lock.Release(ctx) // a cancelled task holds its unique key no longer
 		}
 		return r, nil
 	case <-r.done:

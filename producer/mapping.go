@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/schedule"
+	"github.com/procq/procq/unique"
 )
 
 // mapping is one running map.
@@ -29,7 +30,8 @@ type mapping struct {
 	// once the broker stored it.
 	opts      protocol.TaskOptions
 	onDelayed func(*schedule.Delayed)
-	slots     chan struct{} // the window: one token per task message in flight
+	onUnique  func(*unique.Lock) // with opts.Unique: the key, once the task is stored
+	slots     chan struct{}      // the window: one token per task message in flight
 
 	notices  <-chan string  // consumers' reports of results they could not store
 	sent     chan sentChunk // published asynchronously, awaiting the stream's ack

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -15,6 +16,7 @@ import (
 	"github.com/procq/procq/demo"
 	"github.com/procq/procq/link"
 	"github.com/procq/procq/protocol"
+	"github.com/procq/procq/unique"
 )
 
 // TaskQueue puts work and sentinels on one queue.
@@ -28,6 +30,9 @@ type TaskQueue struct {
 	// (queue.max_messages) before they fail, like a bounded Python
 	// Queue(maxsize).put(timeout=...). Defaults to 30s.
 	PutTimeout time.Duration
+
+	uniqueOnce sync.Once
+	unique     *unique.Bucket // the unique tasks' keys (locks)
 }
 
 // NewTaskQueue returns a Queue for the queue topo was declared for.

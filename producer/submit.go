@@ -114,6 +114,9 @@ func (m *mapping) send(ctx context.Context, start int, batch []json.RawMessage) 
 	if l := m.pool.cfg.Label; l != "" {
 		msg.Header.Set(protocol.HeaderLabel, l+"-"+strconv.Itoa(m.chunks))
 	}
+	if m.opts.Unique != "" {
+		return m.sendUnique(ctx, msg)
+	}
 	if m.opts.Delayed() {
 		return m.sendDelayed(ctx, msg)
 	}

@@ -78,7 +78,7 @@ const (
 // Streams are every stream procq keeps, buckets by their backing stream.
 func Streams() []string {
 	return []string{TasksStream, ResultsStream, DeadStream, "KV_" + RunsBucket,
-		"KV_" + ConsumersBucket, PipesStream, "KV_" + PipeEndsBucket, SchedStream, "KV_" + FiredBucket, "KV_" + CancelBucket, CountsStream}
+		"KV_" + ConsumersBucket, PipesStream, "KV_" + PipeEndsBucket, SchedStream, "KV_" + FiredBucket, "KV_" + CancelBucket, CountsStream, "KV_" + UniqueBucket}
 }
 
 // Subject prefixes of the topology. Every subject is built by the functions

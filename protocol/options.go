@@ -9,9 +9,9 @@ import (
 
 // TaskOptions are what a producer may ask of one task or item beyond its
 // kind and arguments: when it is due, by when it must start, how long it
-// may run, how urgent it is. Each sets its header on the task's message
-// (SetHeaders) or, the priority, its subject; a zero field asks for
-// nothing.
+// may run, how urgent it is, whether it is unique. Each sets its header
+// on the task's message (SetHeaders) or, the priority, its subject; a
+// zero field asks for nothing.
 type TaskOptions struct {
 	// At delays the task until then (a message schedule in PROCQ_SCHED).
 	At time.Time
@@ -21,6 +21,10 @@ type TaskOptions struct {
 	Timeout time.Duration
 	// Priority is the task's level (LevelSubject); zero: the default.
 	Priority Priority
+	// Unique: the put is refused while another task of the queue holds
+	// this key (HeaderUnique), for at most UniqueFor.
+	Unique    string
+	UniqueFor time.Duration
 	// Err is an option given a bad value: the put fails with it.
 	Err error
 }
@@ -42,6 +46,9 @@ func (o TaskOptions) SetHeaders(h nats.Header) {
 	if o.Timeout > 0 {
 		h.Set(HeaderTimeout, o.Timeout.String())
 	}
+	if o.Unique != "" {
+		h.Set(HeaderUnique, o.Unique)
+	}
 }
 
 // Validate checks o, naming the value that is wrong.
@@ -51,6 +58,11 @@ func (o TaskOptions) Validate() error {
 	}
 	if o.Timeout < 0 {
 		return fmt.Errorf("time limit must be positive, got %v", o.Timeout)
+	}
+	if o.Unique != "" || o.UniqueFor != 0 {
+		if err := CheckUnique(o.Unique, o.UniqueFor); err != nil {
+			return err
+		}
 	}
 	return o.Priority.Validate()
 }

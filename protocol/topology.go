@@ -167,6 +167,12 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (
 		if topo.Counts, err = ensure(CountsStreamConfig(cfg.Replicas)); err != nil {
 			return nil, fmt.Errorf("stream %s: %w", CountsStream, err)
 		}
+		// Unique tasks' keys (per-key TTLs, as old as schedules): here, so
+		// that a status never looks for a bucket that is not there (in a
+		// cluster a missing stream waits for the meta leader's answer).
+		if _, err = ensureKV(UniqueBucketConfig(cfg.Replicas)); err != nil {
+			return nil, fmt.Errorf("bucket %s: %w", UniqueBucket, err)
+		}
 	}
 	tasks, err := ensure(jetstream.StreamConfig{
 		Name:        TasksStream,

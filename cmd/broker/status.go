@@ -162,6 +162,9 @@ func printStatus(out io.Writer, st *ops.Status) error {
 			fmt.Fprintf(tw, "queue %s: %d tasks timed out, %d cancelled, %d duplicate puts refused\n",
 				cell(q.Name), q.TimedOut, q.Cancelled, q.Duplicates)
 		}
+		if q.UniqueKeys > 0 {
+			fmt.Fprintf(tw, "queue %s: %s held\n", cell(q.Name), uniqueText(q.UniqueKeys))
+		}
 	}
 	printPriorities(tw, st.Queues)
 	fmt.Fprintf(tw, "\nCONSUMER\tQUEUE\tPID\tHOST\tRUNNING\tIN HAND\tDONE\tLAST MINUTE\tUP\n")
@@ -204,6 +207,11 @@ func printStatus(out io.Writer, st *ops.Status) error {
 				maxsize = fmt.Sprint(q.MaxSize)
 			}
 			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\n", cell(q.Name), q.Items, maxsize, q.Scheduled)
+		}
+		for _, q := range st.MsgQueues {
+			if q.UniqueKeys+int(q.Duplicates) > 0 {
+				fmt.Fprintf(tw, "message queue %s: %s held, %d duplicate puts refused\n", cell(q.Name), uniqueText(q.UniqueKeys), q.Duplicates)
+			}
 		}
 	}
 	if len(st.Schedules) > 0 {
@@ -251,6 +259,14 @@ func pausedText(queue string, until, now time.Time) string {
 		return fmt.Sprintf("queue %s paused until resumed", cell(queue))
 	}
 	return fmt.Sprintf("queue %s paused until %s (in %s)", cell(queue), until.UTC().Format(time.RFC3339), ageText(until.Sub(now)))
+}
+
+// uniqueText counts unique keys: "1 unique key", "3 unique keys".
+func uniqueText(n int) string {
+	if n == 1 {
+		return "1 unique key"
+	}
+	return fmt.Sprintf("%d unique keys", n)
 }
 
 // maxDelayedShown bounds the delayed tasks status prints; schedule list

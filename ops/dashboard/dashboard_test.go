@@ -23,6 +23,7 @@ import (
 	"github.com/procq/procq/ops"
 	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/schedule"
+	"github.com/procq/procq/unique"
 )
 
 func TestAge(t *testing.T) {
@@ -658,5 +659,50 @@ func TestPauseAndResume(t *testing.T) {
 	}
 	if paused(t, js, "dash") {
 		t.Error("queue dash is paused after the refused requests")
+	}
+}
+
+// TestUniqueKeysShown: a queue card says how many unique keys its tasks
+// hold, a message queue's row how many its items hold; none, nothing.
+func TestUniqueKeysShown(t *testing.T) {
+	js := startBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d := NewDashboard(ctx, js, testToken, slog.New(slog.DiscardHandler))
+	c := login(t, d)
+	page := func() string {
+		t.Helper()
+		d.refresh(ctx)
+		r := httptest.NewRequest(http.MethodGet, "http://"+host+"/", nil)
+		r.AddCookie(c)
+		w := serve(d, r)
+		if w.Code != http.StatusOK {
+			t.Fatalf("GET /: %d", w.Code)
+		}
+		return w.Body.String()
+	}
+	mq, err := msgq.Open(ctx, js, "uq", msgq.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := page(); strings.Contains(body, "unique key") {
+		t.Errorf("the page speaks of unique keys before any is held")
+	}
+	b := unique.NewBucket(js, 1, nil)
+	for _, k := range []string{"a", "b"} {
+		m := nats.NewMsg(protocol.WorkSubject("dash", "r"))
+		if _, err := b.Claim(ctx, m, "dash", protocol.UniqueTaskKey("dash", k), k, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := mq.PutJSONWith(ctx, json.RawMessage(`1`), protocol.TaskOptions{Unique: "a", UniqueFor: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	body := page()
+	if !strings.Contains(body, `>2 unique keys held</p>`) {
+		t.Errorf("the queue card does not say 2 unique keys held:\n%s", body)
+	}
+	if !strings.Contains(body, `<td>uq <span class="unique">(1 unique key held)</span></td>`) {
+		t.Errorf("the message queue's row does not say 1 unique key held:\n%s", body)
 	}
 }
