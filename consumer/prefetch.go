@@ -2,7 +2,6 @@ package consumer
 
 import (
 	"cmp"
-	"context"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -116,16 +115,4 @@ func (w *window) idle() {
 	defer w.mu.Unlock()
 	w.mean = 0
 	w.limit.Store(int64(w.slots))
-}
-
-// waitRoom waits until a message may be held, or ctx ends.
-func (w *window) waitRoom(ctx context.Context) bool {
-	for ctx.Err() == nil && w.room() <= 0 {
-		select {
-		case <-w.wake:
-		case <-ctx.Done():
-			return false
-		}
-	}
-	return ctx.Err() == nil
 }

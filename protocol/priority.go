@@ -146,22 +146,6 @@ func ParseDurable(name string) (queue string, p Priority, ok bool) {
 	return "", "", false
 }
 
-// LevelOf is the level of a work subject of queue (PriorityDefault for
-// anything that is no other level's).
-func LevelOf(queue, subject string) Priority {
-	rest, ok := strings.CutPrefix(subject, TasksPrefix+"."+queue+".")
-	if !ok {
-		return PriorityDefault
-	}
-	switch tok, _, _ := strings.Cut(rest, "."); tok {
-	case string(PriorityHigh):
-		return PriorityHigh
-	case string(PriorityLow):
-		return PriorityLow
-	}
-	return PriorityDefault
-}
-
 // IsWorkSubject reports whether subject is a work subject of queue, at
 // any level: procq.tasks.<queue>.(work|high|low).<run>....
 func IsWorkSubject(queue, subject string) bool {

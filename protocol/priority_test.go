@@ -30,9 +30,6 @@ func TestPriorityNames(t *testing.T) {
 		{LevelDurable("q", PriorityDefault), DurableName("q")},
 		{LevelDurable("q", PriorityHigh), "procq-high_q"},
 		{LevelDurable("q", PriorityLow), "procq-low_q"},
-		{string(LevelOf("q", "procq.tasks.q.high.R.M")), "high"},
-		{string(LevelOf("q", "procq.tasks.q.work.high")), "default"},
-		{string(LevelOf("q", SentinelSubject("q"))), "default"},
 	} {
 		if tt.got != tt.want {
 			t.Errorf("got %q, want %q", tt.got, tt.want)
