@@ -156,6 +156,7 @@ func (p *Pool) ApplyAsync(ctx context.Context, kind string, args any) (*AsyncRes
 		}
 		select {
 		case s.in <- applyReq{args: args, res: r}:
+			<-r.placed // at once: the session places what it takes before it sends it; then ID holds
 			return r, nil
 		case <-s.ended:
 			if try > 0 {

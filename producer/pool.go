@@ -174,7 +174,9 @@ func (p *Pool) MapWith(ctx context.Context, kind string, args []any, started fun
 	if chunk <= 0 {
 		chunk = AutoChunk(len(args), p.cfg.Workers)
 	}
-	var setup []func(*mapping)
+	// The inputs are counted already: a cancel of an input past them is
+	// no such task however far the publisher has come.
+	setup := []func(*mapping){func(m *mapping) { m.progress.total.Store(int64(len(args))) }}
 	if started != nil {
 		setup = append(setup, func(m *mapping) { started(m.id) })
 	}
