@@ -3,6 +3,7 @@ package procq_test
 import (
 	"context"
 	"errors"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -271,8 +272,10 @@ func TestTimeLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close(ctx)
-	if _, err := procq.ApplyAsync[string, string](ctx, p, "gate", "x", procq.Timeout(0)); err == nil {
-		t.Error("procq.Timeout(0) accepted, want an error")
+	for _, d := range []time.Duration{0, -time.Second, 25 * time.Hour, math.MaxInt64} {
+		if _, err := procq.ApplyAsync[string, string](ctx, p, "gate", "x", procq.Timeout(d)); err == nil {
+			t.Errorf("procq.Timeout(%v) accepted, want an error", d)
+		}
 	}
 	soft, err := procq.ApplyAsync[string, string](ctx, p, "gate", "soft", procq.Timeout(200*time.Millisecond))
 	if err != nil {

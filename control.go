@@ -67,8 +67,8 @@ func Deadline(t time.Time) TaskOption { return func(o *protocol.TaskOptions) { o
 func Timeout(d time.Duration) TaskOption {
 	return func(o *protocol.TaskOptions) {
 		o.Timeout = d
-		if d <= 0 {
-			o.Err = fmt.Errorf("procq.Timeout: a time limit must be positive, got %v", d)
+		if d <= 0 || d > protocol.MaxTimeout {
+			o.Err = fmt.Errorf("procq.Timeout: a time limit must be positive and at most %v, got %v", protocol.MaxTimeout, d)
 		}
 	}
 }

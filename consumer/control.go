@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -63,6 +64,9 @@ func (c *cancels) run(id string, cancel context.CancelCauseFunc) func() {
 	id = protocol.KeyToken(id) // as the marks name it
 	c.mu.Lock()
 	c.running[id] = cancel
+	if c.ids[id] {
+		cancel(errCancelled) // marked since the worker looked
+	}
 	c.mu.Unlock()
 	return func() {
 		c.mu.Lock()
@@ -139,8 +143,8 @@ func (w *Worker) limitOf(j *job) (time.Duration, string) {
 		return w.cfg.TaskTimeout, ""
 	}
 	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		return 0, fmt.Sprintf("bad %s header %q: want a positive duration such as 30s", protocol.HeaderTimeout, v)
+	if err != nil || d <= 0 || d > protocol.MaxTimeout {
+		return 0, fmt.Sprintf("bad %s header %q: want a positive duration such as 30s, at most %v", protocol.HeaderTimeout, v, protocol.MaxTimeout)
 	}
 	return d, ""
 }
@@ -179,7 +183,7 @@ func (w *Worker) guard(ctx context.Context, track string, limit time.Duration, f
 		defer close(done)
 		fn(ctx)
 	}()
-	hard := time.NewTimer(limit + w.cfg.HardTimeoutGrace)
+	hard := time.NewTimer(min(limit, math.MaxInt64-w.cfg.HardTimeoutGrace) + w.cfg.HardTimeoutGrace)
 	defer hard.Stop()
 	select {
 	case <-done:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -173,19 +174,25 @@ func (w *Worker) runAll(ctx context.Context, j *job) []task.Outcome {
 	if label == "" && j.chunked && !w.anyCancelled(j) {
 		// One call for the whole chunk: its limit is the inputs' limits
 		// together, and what it exceeds, the chunk does.
-		var out []task.Outcome
-		var ok bool
-		limit := j.limit * time.Duration(len(j.args))
+		type called struct {
+			out []task.Outcome
+			ok  bool
+		}
+		var c called // written by the call, read only once it returned
+		limit := chunkLimit(j.limit, len(j.args))
 		end := w.guard(ctx, "", limit, func(ctx context.Context) {
-			out, ok = w.reg.CallChunk(ctx, j.kind, j.msg.Data(), j.args)
+			out, ok := w.reg.CallChunk(ctx, j.kind, j.msg.Data(), j.args)
+			c = called{out, ok}
 		})
-		switch {
-		case end == abandoned:
-			out = make([]task.Outcome, len(j.args))
-			for i := range out {
-				out[i].Error = limitText(limit) + fmt.Sprintf(" (a chunk of %d inputs, run as one call)", len(out))
+		if end == abandoned {
+			lost := make([]task.Outcome, len(j.args)) // the call may still write c
+			for i := range lost {
+				lost[i].Error = limitText(limit) + fmt.Sprintf(" (a chunk of %d inputs, run as one call)", len(lost))
 			}
-			return w.abandon(ctx, j, limit, out, -1)
+			return w.abandon(ctx, j, limit, lost, -1)
+		}
+		out, ok := c.out, c.ok
+		switch {
 		case ok && end == timedOut:
 			stopped := false
 			for i := range out {
@@ -254,6 +261,18 @@ func (w *Worker) runAll(ctx context.Context, j *job) []task.Outcome {
 		out[i].Result = res
 	}
 	return out
+}
+
+// chunkLimit is the limit of a chunk of n inputs run as one call: n
+// times an input's, at most protocol.MaxTimeout times n without overflow.
+func chunkLimit(limit time.Duration, n int) time.Duration {
+	if limit <= 0 || n <= 1 {
+		return limit
+	}
+	if limit > math.MaxInt64/time.Duration(n) {
+		return math.MaxInt64
+	}
+	return limit * time.Duration(n)
 }
 
 // anyCancelled reports whether an input of j is marked cancelled.

@@ -61,6 +61,9 @@ func (m *mapping) cancel(ctx context.Context, index int) error {
 		m.cancelled = map[int]bool{}
 	}
 	m.cancelled[index] = true
+	if inFlight {
+		m.cancelQ = append(m.cancelQ, index)
+	}
 	m.mu.Unlock()
 	if err := m.pool.q.MarkCancelled(ctx, id); err != nil {
 		// The result is ErrCancelled all the same; a consumer may still
@@ -68,12 +71,12 @@ func (m *mapping) cancel(ctx context.Context, index int) error {
 		m.pool.log.WarnContext(ctx, "cancel mark not stored: the task may still run", "task_id", id, "error", err)
 	}
 	if inFlight {
-		// Its result now, not when a consumer gets to it.
+		// Its result now, not when a consumer gets to it. Never waiting:
+		// the caller may be the map's own results loop, or the handler of
+		// a cancel request.
 		select {
-		case m.cancels <- index:
-		case <-m.ended:
-		case <-ctx.Done():
-			return context.Cause(ctx)
+		case m.cancels <- struct{}{}:
+		default: // a wake is pending already
 		}
 	}
 	return nil

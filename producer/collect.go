@@ -77,10 +77,16 @@ func (m *mapping) collect(ctx context.Context, results <-chan jetstream.Msg, pub
 			if !take(m.parse(msg)) {
 				return errStopped
 			}
-		case index := <-m.cancels:
-			rs, ok := m.accept(protocol.Answer{Index: index, Outcomes: []task.Outcome{{Error: protocol.CancelledText}}})
-			if ok && !take([]answered{{start: rs[0].Index, results: rs}}) {
-				return errStopped
+		case <-m.cancels:
+			m.mu.Lock()
+			q := m.cancelQ
+			m.cancelQ = nil
+			m.mu.Unlock()
+			for _, index := range q {
+				rs, ok := m.accept(protocol.Answer{Index: index, Outcomes: []task.Outcome{{Error: protocol.CancelledText}}})
+				if ok && !take([]answered{{start: rs[0].Index, results: rs}}) {
+					return errStopped
+				}
 			}
 		}
 	}

@@ -39,14 +39,14 @@ type mapping struct {
 	received int            // result messages read, for trim
 	progress progress       // for the lease
 
-	cancels chan int      // inputs cancelled while in flight: their result now
-	ended   chan struct{} // closed once the map stopped reading results
+	cancels chan struct{} // wakes collect: inputs cancelled in flight (cancelQ) want their result now
 
 	mu           sync.Mutex
 	pending      map[int]int      // first index -> inputs, of chunks without a result
 	parts        map[int]*partial // chunks whose answer arrives in parts
 	notSubmitted int
 	cancelled    map[int]bool // inputs cancelled (CancelTask): their result is ErrCancelled
+	cancelQ      []int        // of those, the ones in flight whose result collect has not set yet
 }
 
 func (m *mapping) run(ctx context.Context, argsFor func(context.Context) iter.Seq[any], yield func(Result, error) bool) {
@@ -83,7 +83,6 @@ func (m *mapping) run(ctx context.Context, argsFor func(context.Context) iter.Se
 		return
 	}
 	defer stopCancels()
-	defer close(m.ended)
 	pubDone := make(chan published, 1)
 	var wg sync.WaitGroup
 	wg.Go(func() {

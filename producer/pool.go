@@ -243,7 +243,7 @@ func (p *Pool) streamFor(ctx context.Context, kind string, argsFor func(context.
 			pool: p, kind: kind, id: id, chunk: chunk, ordered: ordered,
 			pending: make(map[int]int), parts: make(map[int]*partial), slots: make(chan struct{}, p.cfg.Window),
 			sent: make(chan sentChunk, p.cfg.Window), fatal: make(chan error, 1),
-			cancels: make(chan int), ended: make(chan struct{}),
+			cancels:      make(chan struct{}, 1),
 			notSubmitted: -1,
 		}
 		m.progress.total.Store(-1)

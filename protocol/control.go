@@ -56,6 +56,10 @@ var (
 	ErrNoTask = errors.New("no such task")
 )
 
+// MaxTimeout is the longest time limit a task may have (as
+// consumers.task_timeout).
+const MaxTimeout = 24 * time.Hour
+
 // TaskID is the id of input index of map run: the Procq-Task-Id of a task
 // that was not delayed (a delayed task's id is its schedule's).
 func TaskID(run string, index int) string { return MsgID(run, index) }

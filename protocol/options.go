@@ -56,8 +56,8 @@ func (o TaskOptions) Validate() error {
 	if o.Err != nil {
 		return o.Err
 	}
-	if o.Timeout < 0 {
-		return fmt.Errorf("time limit must be positive, got %v", o.Timeout)
+	if o.Timeout < 0 || o.Timeout > MaxTimeout {
+		return fmt.Errorf("time limit must be positive and at most %v, got %v", MaxTimeout, o.Timeout)
 	}
 	if o.Unique != "" || o.UniqueFor != 0 {
 		if err := CheckUnique(o.Unique, o.UniqueFor); err != nil {
