@@ -100,9 +100,10 @@ type Pool struct {
 	done     chan struct{} // closed when the run has ended
 	err      error         // the run's end, once done
 	mu       sync.Mutex
-	submits  int    // Submit's index
-	answer   func() // stops answering cancels of Submit's tasks; nil before the first
-	priority Level  // MapPriority's
+	submits  int          // Submit's index
+	unput    map[int]bool // Submit's indexes never stored (no such task to cancel)
+	answer   func()       // stops answering cancels of Submit's tasks; nil before the first
+	priority Level        // MapPriority's
 }
 
 // Pool returns a pool that maps over the client's queue. With Processes
@@ -247,7 +248,7 @@ func (p *Pool) Submit(ctx context.Context, kind string, arg any, opts ...TaskOpt
 		stop, err := p.q.AnswerCancels(context.WithoutCancel(ctx), p.runID, func(index int) bool {
 			p.mu.Lock()
 			defer p.mu.Unlock()
-			return index < p.submits
+			return index < p.submits && !p.unput[index]
 		})
 		if err != nil {
 			p.mu.Unlock()
@@ -256,18 +257,30 @@ func (p *Pool) Submit(ctx context.Context, kind string, arg any, opts ...TaskOpt
 		p.answer = stop
 	}
 	p.mu.Unlock()
+	unput := func(err error) (*Task, error) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.unput == nil {
+			p.unput = map[int]bool{}
+		}
+		p.unput[i] = true
+		return nil, err
+	}
 	o := taskOpts(opts)
 	if err := o.Validate(); err != nil {
-		return nil, fmt.Errorf("submit %s: %w", kind, err)
+		return unput(fmt.Errorf("submit %s: %w", kind, err))
 	}
 	id := protocol.TaskID(p.runID, i)
 	mark := func(ctx context.Context) error { return p.q.MarkCancelled(ctx, id) }
 	if o.Plain() {
-		return &Task{id: id, cancel: mark}, p.q.Put(ctx, p.runID, i, kind, arg)
+		if err := p.q.Put(ctx, p.runID, i, kind, arg); err != nil {
+			return unput(err)
+		}
+		return &Task{id: id, cancel: mark}, nil
 	}
 	d, err := p.q.PutWith(ctx, p.runID, i, kind, arg, o)
 	if err != nil {
-		return nil, err
+		return unput(err)
 	}
 	if d == nil {
 		return &Task{id: id, cancel: mark}, nil

@@ -40,12 +40,13 @@ type cancels struct {
 
 	marks   atomic.Int64 // len(ids), read without the lock on every task
 	mu      sync.Mutex
-	ids     map[string]bool
+	ids     map[string]time.Time // when each mark was heard of
+	swept   time.Time            // when marks past CancelKeep were last forgotten
 	running map[string]context.CancelCauseFunc
 }
 
 func newCancels(queue string, log *slog.Logger) *cancels {
-	return &cancels{queue: queue, log: log, ids: map[string]bool{}, running: map[string]context.CancelCauseFunc{}}
+	return &cancels{queue: queue, log: log, ids: map[string]time.Time{}, running: map[string]context.CancelCauseFunc{}}
 }
 
 // has reports whether task id is marked cancelled.
@@ -55,7 +56,8 @@ func (c *cancels) has(id string) bool {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.ids[protocol.KeyToken(id)]
+	_, ok := c.ids[protocol.KeyToken(id)]
+	return ok
 }
 
 // run records that task id runs, cancelled by cancel when a mark comes;
@@ -64,7 +66,7 @@ func (c *cancels) run(id string, cancel context.CancelCauseFunc) func() {
 	id = protocol.KeyToken(id) // as the marks name it
 	c.mu.Lock()
 	c.running[id] = cancel
-	if c.ids[id] {
+	if _, ok := c.ids[id]; ok {
 		cancel(errCancelled) // marked since the worker looked
 	}
 	c.mu.Unlock()
@@ -79,9 +81,21 @@ func (c *cancels) run(id string, cancel context.CancelCauseFunc) func() {
 func (c *cancels) mark(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.ids[id] {
-		c.ids[id] = true
+	now := time.Now()
+	if _, ok := c.ids[id]; !ok {
+		c.ids[id] = now
 		c.marks.Add(1)
+	}
+	if now.Sub(c.swept) > time.Hour {
+		// The bucket forgets a mark after CancelKeep, without a word to
+		// its watchers: so does this worker, or its set would only grow.
+		c.swept = now
+		for k, at := range c.ids {
+			if now.Sub(at) > protocol.CancelKeep {
+				delete(c.ids, k)
+				c.marks.Add(-1)
+			}
+		}
 	}
 	if cancel := c.running[id]; cancel != nil {
 		c.log.Info("cancelling a running task", "task_id", id)
