@@ -44,14 +44,7 @@ func stampWorker(t *testing.T, c *procq.Client) *starts {
 		s.mu.Unlock()
 		return id, nil
 	})
-	w, err := c.Worker(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runWorker(t, c, reg)
 	return s
 }
 

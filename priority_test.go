@@ -39,14 +39,7 @@ func (o *order) start(t *testing.T, c *procq.Client) {
 		o.mu.Unlock()
 		return s, nil
 	})
-	w, err := c.Worker(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runWorker(t, c, reg)
 }
 
 // Priorities through the front door: tasks submitted, applied and mapped

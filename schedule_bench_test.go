@@ -38,7 +38,7 @@ func connectTB(tb testing.TB, queue string) *procq.Client {
 }
 
 // runWorker runs an in-process worker of reg on the client's queue until
-// the benchmark ends.
+// the test or benchmark ends.
 func runWorker(tb testing.TB, c *procq.Client, reg *task.Registry) {
 	tb.Helper()
 	w, err := c.Worker(reg)

@@ -347,17 +347,7 @@ func TestScheduledAndCancel(t *testing.T) {
 	}
 
 	c := login(t, d)
-	page := func() string {
-		t.Helper()
-		d.refresh(ctx)
-		r := httptest.NewRequest(http.MethodGet, "http://"+host+"/", nil)
-		r.AddCookie(c)
-		w := serve(d, r)
-		if w.Code != http.StatusOK {
-			t.Fatalf("GET /: %d", w.Code)
-		}
-		return w.Body.String()
-	}
+	page := pageReader(t, ctx, d, c)
 	// row is the text of the table row (or queue card) holding attr, its
 	// tags dropped and its white space made single spaces.
 	tags := regexp.MustCompile(`<[^>]*>`)
@@ -529,17 +519,7 @@ func TestPauseAndResume(t *testing.T) {
 	d := NewDashboard(ctx, js, testToken, slog.New(slog.DiscardHandler))
 	c := login(t, d)
 	csrf := csrfOf(t, d, c)
-	page := func() string {
-		t.Helper()
-		d.refresh(ctx)
-		r := httptest.NewRequest(http.MethodGet, "http://"+host+"/", nil)
-		r.AddCookie(c)
-		w := serve(d, r)
-		if w.Code != http.StatusOK {
-			t.Fatalf("GET /: %d", w.Code)
-		}
-		return w.Body.String()
-	}
+	page := pageReader(t, ctx, d, c)
 	// card is the queue card of dash, its markup.
 	card := func(body string) string {
 		t.Helper()
@@ -670,17 +650,7 @@ func TestUniqueKeysShown(t *testing.T) {
 	defer cancel()
 	d := NewDashboard(ctx, js, testToken, slog.New(slog.DiscardHandler))
 	c := login(t, d)
-	page := func() string {
-		t.Helper()
-		d.refresh(ctx)
-		r := httptest.NewRequest(http.MethodGet, "http://"+host+"/", nil)
-		r.AddCookie(c)
-		w := serve(d, r)
-		if w.Code != http.StatusOK {
-			t.Fatalf("GET /: %d", w.Code)
-		}
-		return w.Body.String()
-	}
+	page := pageReader(t, ctx, d, c)
 	mq, err := msgq.Open(ctx, js, "uq", msgq.Config{}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -704,5 +674,21 @@ func TestUniqueKeysShown(t *testing.T) {
 	}
 	if !strings.Contains(body, `<td>uq <span class="unique">(1 unique key held)</span></td>`) {
 		t.Errorf("the message queue's row does not say 1 unique key held:\n%s", body)
+	}
+}
+
+// pageReader returns a function that refreshes d's view and reads the
+// page as the session c sees it.
+func pageReader(t *testing.T, ctx context.Context, d *Dashboard, c *http.Cookie) func() string {
+	return func() string {
+		t.Helper()
+		d.refresh(ctx)
+		r := httptest.NewRequest(http.MethodGet, "http://"+host+"/", nil)
+		r.AddCookie(c)
+		w := serve(d, r)
+		if w.Code != http.StatusOK {
+			t.Fatalf("GET /: %d", w.Code)
+		}
+		return w.Body.String()
 	}
 }

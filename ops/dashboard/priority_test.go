@@ -3,8 +3,6 @@ package dashboard
 import (
 	"context"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -23,17 +21,7 @@ func TestPriorities(t *testing.T) {
 	defer cancel()
 	d := NewDashboard(ctx, js, testToken, slog.New(slog.DiscardHandler))
 	c := login(t, d)
-	page := func() string {
-		t.Helper()
-		d.refresh(ctx)
-		r := httptest.NewRequest(http.MethodGet, "http://"+host+"/", nil)
-		r.AddCookie(c)
-		w := serve(d, r)
-		if w.Code != http.StatusOK {
-			t.Fatalf("GET /: %d", w.Code)
-		}
-		return w.Body.String()
-	}
+	page := pageReader(t, ctx, d, c)
 	put := func(p protocol.Priority, n int) {
 		for range n {
 			m := nats.NewMsg(protocol.LevelSubject("dash", "R", p))
