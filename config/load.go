@@ -161,13 +161,19 @@ func checkUnknown(v *viper.Viper, file string) error {
 	return &Error{Source: file, Key: unknown[0], Err: fmt.Errorf("unknown key (known sections: broker, queue, consumers, pool, compare, pipe, log, metrics)")}
 }
 
+// EnvCPUProfile is the one PROCQ_ variable that is not a configuration
+// key: a file every procq executable writes its CPU profile to
+// (internal/cli).
+const EnvCPUProfile = EnvPrefix + "_CPU_PROFILE"
+
 // checkEnv rejects a PROCQ_ variable that names no key, such as a typo
 // (PROCQ_CONSUMERS_COUNTT), as checkUnknown rejects one in the file.
 func checkEnv(environ []string) error {
-	known := make(map[string]bool, len(defaults))
+	known := make(map[string]bool, len(defaults)+1)
 	for k := range defaults {
 		known[EnvName(k)] = true
 	}
+	known[EnvCPUProfile] = true
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
 		if strings.HasPrefix(name, EnvPrefix+"_") && !known[name] {

@@ -98,6 +98,7 @@ func Execute(root *cobra.Command, stderr io.Writer) (code int) {
 			code = ExitFailure
 		}
 	}()
+	defer startProfile(stderr)()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, protocol.StopSignal)
 	defer stop()
 	root.SilenceErrors = true
