@@ -159,7 +159,9 @@ func TestEnsureQueueAddsPriorityLevels(t *testing.T) {
 		if _, err := js.Publish(ctx, protocol.LevelSubject("up", "R", p), []byte(p)); err != nil {
 			t.Fatal(err)
 		}
-		batch, err := topo.Levels[p.Rank()].FetchNoWait(10)
+		// Fetch, not FetchNoWait: the durable sees a stored message a
+		// moment after the publish returns.
+		batch, err := topo.Levels[p.Rank()].Fetch(1, jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
