@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/procq/procq/protocol"
+	"github.com/procq/procq/task"
 )
 
 // The worker's shared vocabulary: a task as the worker holds it, a
@@ -21,18 +22,27 @@ type job struct {
 	reply    string
 	index    int // -1 when the header is missing or bad
 	attempt  uint64
-	inputs   int // inputs the message claims to carry, for error answers
-	args     []json.RawMessage
-	chunked  bool          // the body is a Procq-Chunk array of args
-	began    time.Time     // when it started to run
-	claim    *firedClaim   // a fired task's claim (fired.go)
-	limit    time.Duration // its time limit; 0: none
-	limitErr string        // why its time limit header is bad
+	inputs   int               // inputs the message carries (claims to, until read)
+	args     []json.RawMessage // its inputs, once split (elems)
+	chunk    task.Chunk        // the body, when chunked
+	chunked  bool              // the body is a Procq-Chunk array of args
+	began    time.Time         // when it started to run
+	claim    *firedClaim       // a fired task's claim (fired.go)
+	limit    time.Duration     // its time limit; 0: none
+	limitErr string            // why its time limit header is bad
 	// overLimit is the limit a handler was abandoned at (hard); 0: none.
 	overLimit time.Duration
 	base      *slog.Logger
 	attrs     []any        // the task's log attributes
 	log       *slog.Logger // base with attrs, built when first needed
+}
+
+// elems is the message's inputs: its body, or a chunk's elements.
+func (j *job) elems() []json.RawMessage {
+	if j.args == nil && j.chunked {
+		j.args = j.chunk.Elems()
+	}
+	return j.args
 }
 
 // inputID is the task id of the message's input i (protocol.TaskID),

@@ -217,7 +217,7 @@ func (w *Worker) pieces(f *finished, limit int) []piece {
 	if b := protocol.AppendAnswer(nil, f.answer); len(b) <= limit {
 		return []piece{{b: b, whole: true}}
 	}
-	outs := f.answer.Outcomes
+	outs, _ := f.answer.Each() // the consumer's own results: an array
 	var out []piece
 	for start := 0; start < len(outs); {
 		size, end := answerOverhead, start

@@ -56,12 +56,15 @@ func (w *Worker) read(msg jetstream.Msg) (*job, string) {
 	case j.reply != "" && idxErr != nil:
 		return j, idxErr.Error() + " on a task with " + protocol.HeaderReply
 	}
-	args, err := protocol.SplitArgs(msg.Data(), h.Get(protocol.HeaderChunk))
-	if err != nil {
-		return j, err.Error()
+	if header := h.Get(protocol.HeaderChunk); header != "" {
+		c, err := protocol.ReadChunk(msg.Data(), header)
+		if err != nil {
+			return j, err.Error()
+		}
+		j.chunk, j.chunked, j.inputs = c, true, c.N
+		return j, ""
 	}
-	j.args = args
-	j.chunked = h.Get(protocol.HeaderChunk) != ""
+	j.args = []json.RawMessage{msg.Data()}
 	return j, ""
 }
 
@@ -80,7 +83,7 @@ func (w *Worker) work(ctx context.Context, msg jetstream.Msg) {
 	j.logger().DebugContext(ctx, "task started")
 	w.cfg.Events.TaskStarted(j.kind)
 	w.stats.started(j)
-	outcomes := w.runAll(ctx, j)
+	results, outcomes := w.runAll(ctx, j)
 	w.stats.finished(j)
 	if ctx.Err() != nil {
 		// Stopped mid-task: hand it back for another consumer.
@@ -94,7 +97,7 @@ func (w *Worker) work(ctx context.Context, msg jetstream.Msg) {
 	}
 	failed := failures(j, outcomes)
 	took := time.Since(j.began)
-	j.attrs = append(j.attrs, "inputs", len(j.args), "failed", failed != "", "duration", took)
+	j.attrs = append(j.attrs, "inputs", j.inputs, "failed", failed != "", "duration", took)
 	j.log = nil
 	if why := retryable(outcomes); why != "" && j.attempt < uint64(w.cfg.MaxDeliver) {
 		// Asked for another try, and tries are left: back to the queue
@@ -113,7 +116,7 @@ func (w *Worker) work(ctx context.Context, msg jetstream.Msg) {
 	}
 	if j.reply != "" {
 		// Settled once its answer is stored (resultLoop).
-		w.results <- finished{job: j, answer: protocol.Answer{Index: j.index, Outcomes: outcomes}, dead: failed}
+		w.results <- finished{job: j, answer: protocol.Answer{Index: j.index, Results: results, Outcomes: outcomes}, dead: failed}
 		return
 	}
 	if failed != "" {
@@ -127,6 +130,7 @@ func (w *Worker) work(ctx context.Context, msg jetstream.Msg) {
 }
 
 // retryable returns the first error that asked for another try, or "".
+// (Outcomes are nil when every input succeeded.)
 func retryable(outs []task.Outcome) string {
 	for _, o := range outs {
 		if o.Retry {
@@ -167,32 +171,36 @@ func failures(j *job, outs []task.Outcome) string {
 // runAll runs every input of the message; the lease keeper holds its lease
 // meanwhile. A labelled task (the Process demo's) runs input by input and
 // tells Config.Labelled as each starts and ends. An input marked cancelled
-// does not run; a handler past its time limit is stopped (guard).
-func (w *Worker) runAll(ctx context.Context, j *job) []task.Outcome {
+// does not run; a handler past its time limit is stopped (guard). It
+// returns the results as one JSON array when a chunk run as one call
+// succeeded whole, else one outcome per input.
+func (w *Worker) runAll(ctx context.Context, j *job) (json.RawMessage, []task.Outcome) {
 	ctx = task.WithAttempt(ctx, int(j.attempt))
 	label := j.msg.Headers().Get(protocol.HeaderLabel)
 	if label == "" && j.chunked && !w.anyCancelled(j) {
 		// One call for the whole chunk: its limit is the inputs' limits
 		// together, and what it exceeds, the chunk does.
 		type called struct {
-			out []task.Outcome
+			res task.ChunkResult
 			ok  bool
 		}
 		var c called // written by the call, read only once it returned
-		limit := chunkLimit(j.limit, len(j.args))
+		limit := chunkLimit(j.limit, j.inputs)
 		end := w.guard(ctx, "", limit, func(ctx context.Context) {
-			out, ok := w.reg.CallChunk(ctx, j.kind, j.msg.Data(), j.args)
-			c = called{out, ok}
+			res, ok := w.reg.CallChunk(ctx, j.kind, j.chunk)
+			c = called{res, ok}
 		})
 		if end == abandoned {
-			lost := make([]task.Outcome, len(j.args)) // the call may still write c
+			lost := make([]task.Outcome, j.inputs) // the call may still write c
 			for i := range lost {
 				lost[i].Error = limitText(limit) + fmt.Sprintf(" (a chunk of %d inputs, run as one call)", len(lost))
 			}
-			return w.abandon(ctx, j, limit, lost, -1)
+			return nil, w.abandon(ctx, j, limit, lost, -1)
 		}
-		out, ok := c.out, c.ok
+		out, ok := c.res.Outcomes, c.ok
 		switch {
+		case ok && c.res.Results != nil:
+			return c.res.Results, nil
 		case ok && end == timedOut:
 			stopped := false
 			for i := range out {
@@ -204,13 +212,14 @@ func (w *Worker) runAll(ctx context.Context, j *job) []task.Outcome {
 			if stopped {
 				w.count(ctx, protocol.CountTimedOut)
 			}
-			return out
+			return nil, out
 		case ok:
-			return out
+			return nil, out
 		}
 	}
-	out := make([]task.Outcome, len(j.args))
-	for i, a := range j.args {
+	args := j.elems()
+	out := make([]task.Outcome, len(args))
+	for i, a := range args {
 		id := j.inputID(i)
 		if w.cancels.has(id) || i == 0 && w.cancels.has(j.msg.Headers().Get(protocol.HeaderTaskID)) {
 			out[i] = task.Outcome{Error: protocol.CancelledText, Cancelled: true}
@@ -218,7 +227,7 @@ func (w *Worker) runAll(ctx context.Context, j *job) []task.Outcome {
 			continue
 		}
 		track := ""
-		if len(j.args) == 1 && w.cancels != nil {
+		if len(args) == 1 && w.cancels != nil {
 			track = id // alone in its message: a cancel stops it as it runs
 		}
 		var res json.RawMessage
@@ -239,7 +248,7 @@ func (w *Worker) runAll(ctx context.Context, j *job) []task.Outcome {
 			for k := i + 1; k < len(out); k++ {
 				out[k].Error = fmt.Sprintf("not run: input #%d of its message was stopped at its time limit", j.index+i)
 			}
-			return w.abandon(ctx, j, j.limit, out, i)
+			return nil, w.abandon(ctx, j, j.limit, out, i)
 		case end == cancelled:
 			out[i] = task.Outcome{Error: protocol.CancelledText, Cancelled: true}
 			j.logger().InfoContext(ctx, "running task cancelled", "task_id", id, "returned", task.ErrorText(err))
@@ -260,7 +269,7 @@ func (w *Worker) runAll(ctx context.Context, j *job) []task.Outcome {
 		}
 		out[i].Result = res
 	}
-	return out
+	return nil, out
 }
 
 // chunkLimit is the limit of a chunk of n inputs run as one call: n
@@ -280,7 +289,7 @@ func (w *Worker) anyCancelled(j *job) bool {
 	if w.cancels == nil || w.cancels.marks.Load() == 0 {
 		return false
 	}
-	for i := range j.args {
+	for i := range j.inputs {
 		if w.cancels.has(j.inputID(i)) {
 			return true
 		}

@@ -242,7 +242,7 @@ func TestResultsPublished(t *testing.T) {
 	if len(answers) != 1 || answers[0].Index != 4 {
 		t.Fatalf("answers %+v, want one for index 4", answers)
 	}
-	outs := answers[0].Outcomes
+	outs, _ := answers[0].Each()
 	if len(outs) != 3 || string(outs[0].Result) != "4" || outs[1].Error == "" || outs[1].Result != nil || string(outs[2].Result) != "36" {
 		t.Errorf("outcomes %+v, want [4, error, 36]", outs)
 	}
@@ -323,7 +323,8 @@ func TestLongTaskKeepsLease(t *testing.T) {
 	}
 }
 
-// answersOn returns every answer stored on subject, in order.
+// answersOn returns every answer stored on subject, in order, each with
+// one outcome per input whichever shape it came in.
 func answersOn(t *testing.T, f *fixture, subject string) []protocol.Answer {
 	t.Helper()
 	ctx := context.Background()
@@ -344,7 +345,13 @@ func answersOn(t *testing.T, f *fixture, subject string) []protocol.Answer {
 		if err := json.Unmarshal(m.Data, &as); err != nil {
 			t.Fatalf("result body %s: %v", m.Data, err)
 		}
-		out = append(out, as...)
+		for _, a := range as {
+			outs, ok := a.Each()
+			if !ok {
+				t.Fatalf("result body %s: results that are no array", m.Data)
+			}
+			out = append(out, protocol.Answer{Index: a.Index, Outcomes: outs})
+		}
 	}
 	return out
 }

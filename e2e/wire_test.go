@@ -79,7 +79,7 @@ func TestWireFormatByHand(t *testing.T) {
 	}
 	want := []string{
 		`[{"index":0,"outcomes":[{"error":"unknown task kind: \"nope\""}]}]`,
-		`[{"index":1,"outcomes":[{"result":49}]}]`,
+		`[{"index":1,"results":[49]}]`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("result bodies:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

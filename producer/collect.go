@@ -170,6 +170,15 @@ func (m *mapping) parse(msg jetstream.Msg) []answered {
 // results once the chunk is complete. A duplicate (a redelivered task's
 // second answer) or a malformed answer is dropped and logged.
 func (m *mapping) accept(a protocol.Answer) ([]Result, bool) {
+	values, compact := a.Values()
+	if a.Results != nil && !compact {
+		m.pool.log.Warn("result whose results are no JSON array ignored", "map", m.id, "index", a.Index)
+		return nil, false
+	}
+	got := len(a.Outcomes)
+	if compact {
+		got = len(values)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	start, n, known := m.chunkOf(a.Index)
@@ -177,27 +186,30 @@ func (m *mapping) accept(a protocol.Answer) ([]Result, bool) {
 	case !known:
 		m.pool.log.Debug("duplicate result ignored", "map", m.id, "index", a.Index)
 		return nil, false
-	case len(a.Outcomes) == 0 || a.Index+len(a.Outcomes) > start+n:
-		m.pool.log.Warn("result with wrong input count ignored", "map", m.id, "index", a.Index, "chunk", n, "got", len(a.Outcomes))
+	case got == 0 || a.Index+got > start+n:
+		m.pool.log.Warn("result with wrong input count ignored", "map", m.id, "index", a.Index, "chunk", n, "got", got)
 		return nil, false
 	}
 	p := m.parts[start]
 	if p == nil {
 		p = &partial{rs: make([]Result, n), have: make([]bool, n)}
 	}
-	for i, o := range a.Outcomes {
+	for i := range got {
 		idx := a.Index + i
 		if p.have[idx-start] {
 			continue
 		}
 		p.have[idx-start] = true
 		p.got++
-		p.rs[idx-start] = Result{Index: idx, Value: o.Result}
 		switch {
 		case len(m.cancelled) > 0 && m.cancelled[idx]:
 			p.rs[idx-start] = m.cancelledResult(idx)
-		case o.Error != "":
-			p.rs[idx-start] = Result{Index: idx, Err: &TaskError{Index: idx, Kind: m.kind, Message: o.Error}}
+		case compact:
+			p.rs[idx-start] = Result{Index: idx, Value: values[i]}
+		case a.Outcomes[i].Error != "":
+			p.rs[idx-start] = Result{Index: idx, Err: &TaskError{Index: idx, Kind: m.kind, Message: a.Outcomes[i].Error}}
+		default:
+			p.rs[idx-start] = Result{Index: idx, Value: a.Outcomes[i].Result}
 		}
 	}
 	if p.got < n {

@@ -11,21 +11,76 @@ import (
 	"github.com/procq/procq/task/jsonscan"
 )
 
-// Answer is the result of one task message: the task's Procq-Index and one
-// outcome per input, in order. A result message's body is a JSON array of
+// Answer is the result of one task message: the task's Procq-Index and its
+// inputs' results, in order. A result message's body is a JSON array of
 // answers: a consumer that finishes several tasks of the same run at once
-// sends them together.
+// sends them together. When every input succeeded, the answer carries
+// their results as one JSON array (Results: {"index": 0, "results": [9, 16]});
+// else one outcome per input (Outcomes: {"index": 0, "outcomes":
+// [{"result": 9}, {"error": "..."}]}). Readers take both shapes.
 type Answer struct {
-	Index    int            `json:"index"`
-	Outcomes []task.Outcome `json:"outcomes"`
+	Index    int             `json:"index"`
+	Results  json.RawMessage `json:"results,omitempty"`
+	Outcomes []task.Outcome  `json:"outcomes,omitempty"`
+	values   []json.RawMessage // Results split, where the decoder did it
+}
+
+// Values is Results split into one result per input (sub-slices of it);
+// ok is false when Results is not a JSON array. An answer that carries
+// Outcomes has no values.
+func (a Answer) Values() (values []json.RawMessage, ok bool) {
+	switch {
+	case a.values != nil:
+		return a.values, true
+	case a.Results == nil:
+		return nil, false
+	}
+	return jsonscan.SplitArray(a.Results, 0)
+}
+
+// Each is one outcome per input, whichever shape a holds; ok is false when
+// its results are not a JSON array.
+func (a Answer) Each() (outs []task.Outcome, ok bool) {
+	if a.Results == nil {
+		return a.Outcomes, true
+	}
+	values, ok := a.Values()
+	if !ok {
+		return nil, false
+	}
+	outs = make([]task.Outcome, len(values))
+	for i, v := range values {
+		outs[i].Result = v
+	}
+	return outs, true
 }
 
 // AppendAnswer appends a's encoding to dst, written directly rather than
 // through reflection: a consumer encodes every answer of every task with
-// it. The bytes decode as task.Unmarshal decodes a marshalled Answer.
+// it. Outcomes that all succeeded are written as results, the compact
+// shape. The bytes decode as task.Unmarshal decodes a marshalled Answer.
 func AppendAnswer(dst []byte, a Answer) []byte {
 	dst = append(dst, `{"index":`...)
 	dst = strconv.AppendInt(dst, int64(a.Index), 10)
+	switch {
+	case a.Results != nil:
+		dst = append(dst, `,"results":`...)
+		dst = append(dst, a.Results...)
+		return append(dst, '}')
+	case len(a.Outcomes) > 0 && allSucceeded(a.Outcomes):
+		dst = append(dst, `,"results":[`...)
+		for i, o := range a.Outcomes {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			if len(o.Result) == 0 {
+				dst = append(dst, "null"...)
+			} else {
+				dst = append(dst, o.Result...)
+			}
+		}
+		return append(dst, "]}"...)
+	}
 	dst = append(dst, `,"outcomes":[`...)
 	for i, o := range a.Outcomes {
 		if i > 0 {
@@ -34,6 +89,15 @@ func AppendAnswer(dst []byte, a Answer) []byte {
 		dst = task.AppendOutcome(dst, o)
 	}
 	return append(dst, "]}"...)
+}
+
+func allSucceeded(outs []task.Outcome) bool {
+	for _, o := range outs {
+		if o.Error != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // DecodeAnswers decodes a result message's body: a JSON array of answers.
@@ -57,8 +121,10 @@ func DecodeAnswers(body []byte, hint int) ([]Answer, error) {
 }
 
 // scanAnswers reads body in one pass when it is exactly what AppendAnswer
-// writes (a array of {"index": n, "outcomes": [...]} in that key order,
-// any spacing); ok is false for anything else. body must be valid JSON.
+// writes (an array of {"index": n, "results": [...]} or {"index": n,
+// "outcomes": [...]} in that key order, any spacing); ok is false for
+// anything else. body must be valid JSON. Results are split as they are
+// read (Values), sub-slices of body.
 func scanAnswers(body []byte, hint int) (as []Answer, ok bool) {
 	s := scanner{b: body}
 	if !s.lit('[') {
@@ -75,16 +141,27 @@ func scanAnswers(body []byte, hint int) (as []Answer, ok bool) {
 		start := s.i
 		s.i = jsonscan.SkipValue(s.b, s.i)
 		n, err := strconv.Atoi(string(s.b[start:s.i]))
-		if err != nil || !s.lit(',') || !s.key(`"outcomes"`) || !s.lit('[') {
+		if err != nil || !s.lit(',') {
 			return nil, false
 		}
 		a.Index = n
-		if !s.lit(']') {
-			if a.Outcomes, ok = s.outcomes(hint); !ok {
+		switch {
+		case s.key(`"results"`):
+			start := s.i
+			if a.values, s.i, ok = jsonscan.SplitArrayAt(s.b, s.i, hint); !ok {
 				return nil, false
 			}
-		} else {
-			a.Outcomes = []task.Outcome{}
+			a.Results = json.RawMessage(s.b[start:s.i:s.i])
+		case s.key(`"outcomes"`) && s.lit('['):
+			if !s.lit(']') {
+				if a.Outcomes, ok = s.outcomes(hint); !ok {
+					return nil, false
+				}
+			} else {
+				a.Outcomes = []task.Outcome{}
+			}
+		default:
+			return nil, false
 		}
 		if !s.lit('}') {
 			return nil, false
@@ -181,30 +258,28 @@ func (s *scanner) key(k string) bool {
 	return true
 }
 
-// SplitArgs returns the argument values of a task message body: the body
-// itself, or, where the Procq-Chunk header says n, the n elements of the
-// body's JSON array, as sub-slices of body.
-func SplitArgs(body []byte, chunkHeader string) ([]json.RawMessage, error) {
-	if chunkHeader == "" {
-		return []json.RawMessage{body}, nil
-	}
+// ReadChunk reads the body of a task message whose Procq-Chunk header says
+// n: a JSON array of n elements, one per input, checked in two passes
+// (valid JSON, then the count) and not split: a typed handler decodes it
+// whole.
+func ReadChunk(body []byte, chunkHeader string) (task.Chunk, error) {
 	n, err := strconv.Atoi(chunkHeader)
 	if err != nil || n < 1 {
-		return nil, fmt.Errorf("%w: %s %q is not a positive count", task.ErrBadArgs, HeaderChunk, chunkHeader)
+		return task.Chunk{}, fmt.Errorf("%w: %s %q is not a positive count", task.ErrBadArgs, HeaderChunk, chunkHeader)
 	}
 	if !task.Valid(body) {
 		var v any
 		err := task.Unmarshal(body, &v) // for the decoder's own words on what is wrong
-		return nil, fmt.Errorf("%w: chunk body: %v", task.ErrBadArgs, err)
+		return task.Chunk{}, fmt.Errorf("%w: chunk body: %v", task.ErrBadArgs, err)
 	}
-	args, ok := jsonscan.SplitArray(body, min(n, 1<<16))
+	got, objects, ok := jsonscan.CountArray(body)
 	if !ok {
-		return nil, fmt.Errorf("%w: chunk body is not a JSON array", task.ErrBadArgs)
+		return task.Chunk{}, fmt.Errorf("%w: chunk body is not a JSON array", task.ErrBadArgs)
 	}
-	if len(args) != n {
-		return nil, fmt.Errorf("%w: %s says %d, body has %d", task.ErrBadArgs, HeaderChunk, n, len(args))
+	if got != n {
+		return task.Chunk{}, fmt.Errorf("%w: %s says %d, body has %d", task.ErrBadArgs, HeaderChunk, n, got)
 	}
-	return args, nil
+	return task.Chunk{Body: body, N: n, Objects: objects}, nil
 }
 
 // ParseIndex parses a Procq-Index header: decimal digits only, no sign.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/procq/procq/task"
@@ -17,6 +18,12 @@ func TestAnswersRoundTrip(t *testing.T) {
 		{Index: 0, Outcomes: []task.Outcome{{Result: json.RawMessage(`9`)}, {Error: "bad \"x\"\n"}, {}}},
 		{Index: 12, Outcomes: []task.Outcome{{Result: json.RawMessage(`{"a":[1,"]"]}`)}, {Result: json.RawMessage(`"s\\\""`)}}},
 		{Index: 3, Outcomes: []task.Outcome{}},
+		{Index: 5, Results: json.RawMessage(`[1, "]", {"a":[2]}, null]`)},
+	}
+	// Outcomes that all succeeded go out as results, the compact shape.
+	compact := AppendAnswer(nil, Answer{Index: 7, Outcomes: []task.Outcome{{Result: json.RawMessage(`4`)}, {}}})
+	if string(compact) != `{"index":7,"results":[4,null]}` {
+		t.Errorf("all succeeded: %s, want the results shape", compact)
 	}
 	body := []byte{'['}
 	for i, a := range as {
@@ -34,8 +41,18 @@ func TestAnswersRoundTrip(t *testing.T) {
 	if !ok {
 		t.Fatalf("scanAnswers refused %s", body)
 	}
-	if !reflect.DeepEqual(fast, std) {
+	if !reflect.DeepEqual(normal(fast), normal(std)) {
 		t.Errorf("scanAnswers %+v, task.Unmarshal %+v", fast, std)
+	}
+	for i := range fast {
+		v1, ok1 := fast[i].Values()
+		v2, ok2 := std[i].Values()
+		if ok1 != ok2 || !reflect.DeepEqual(v1, v2) {
+			t.Errorf("answer %d: values %q (%v) as scanned, %q (%v) as unmarshalled", i, v1, ok1, v2, ok2)
+		}
+	}
+	if vs, ok := fast[3].Values(); !ok || len(vs) != 4 || string(vs[2]) != `{"a":[2]}` {
+		t.Errorf("answer 5's values: %q, %v", vs, ok)
 	}
 }
 
@@ -48,6 +65,9 @@ func FuzzDecodeAnswers(f *testing.F) {
 	f.Add([]byte(`[{"index":1,"outcomes":[{"error":"\u00e9\"","result":1}]}]`))
 	f.Add([]byte(`[{"ind\u0065x":1}]`))
 	f.Add([]byte(`[]`))
+	f.Add([]byte(`[{"index":0,"results":[9,16,null]},{"index":3,"outcomes":[{"error":"e"}]}]`))
+	f.Add([]byte(`[{"index":0,"results":{"a":1}}]`))
+	f.Add([]byte(`[{"index":0, "results" : [ 1 , [2] ] , "outcomes":[]}]`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var std []Answer
 		stdErr := task.Unmarshal(body, &std)
@@ -67,6 +87,12 @@ func normal(as []Answer) []Answer {
 	out := make([]Answer, len(as))
 	for i, a := range as {
 		out[i] = Answer{Index: a.Index, Outcomes: make([]task.Outcome, len(a.Outcomes))}
+		if a.Results != nil {
+			var b bytes.Buffer
+			if json.Compact(&b, a.Results) == nil {
+				out[i].Results = b.Bytes()
+			}
+		}
 		for j, o := range a.Outcomes {
 			var b bytes.Buffer
 			if json.Compact(&b, o.Result) == nil {
@@ -91,19 +117,24 @@ func TestDecodeAnswersInvalidUTF8(t *testing.T) {
 	}
 }
 
-func TestSplitArgs(t *testing.T) {
-	args, err := SplitArgs([]byte(`[{"x":1},{"x":2}]`), "2")
-	if err != nil || len(args) != 2 || string(args[1]) != `{"x":2}` {
-		t.Fatalf("SplitArgs chunk: %q, %v", args, err)
+func TestReadChunk(t *testing.T) {
+	c, err := ReadChunk([]byte(`[{"x":1},{"x":2}]`), "2")
+	if err != nil || c.N != 2 || !c.Objects || string(c.Elems()[1]) != `{"x":2}` {
+		t.Fatalf("ReadChunk: %+v, %v", c, err)
 	}
-	if _, err := SplitArgs([]byte(`[1]`), "2"); !errors.Is(err, task.ErrBadArgs) {
-		t.Errorf("count mismatch: err %v, want task.ErrBadArgs", err)
+	if c, err := ReadChunk([]byte(` [ {"x":1} , null ] `), "2"); err != nil || c.N != 2 || c.Objects {
+		t.Errorf("ReadChunk with a null: %+v, %v; want 2 inputs, not all objects", c, err)
 	}
-	if _, err := SplitArgs([]byte(`[1]`), "zero"); !errors.Is(err, task.ErrBadArgs) {
-		t.Errorf("bad header: err %v, want task.ErrBadArgs", err)
-	}
-	args, err = SplitArgs([]byte(`{"n":1}`), "")
-	if err != nil || len(args) != 1 || string(args[0]) != `{"n":1}` {
-		t.Errorf("single: %q, %v", args, err)
+	for _, tc := range []struct{ body, header, want string }{
+		{`[1]`, "2", "Procq-Chunk says 2, body has 1"},
+		{`[1]`, "zero", `Procq-Chunk "zero" is not a positive count`},
+		{`[1]`, "0", `Procq-Chunk "0" is not a positive count`},
+		{`{"x":1}`, "1", "chunk body is not a JSON array"},
+		{`[1,`, "1", "chunk body: "},
+	} {
+		_, err := ReadChunk([]byte(tc.body), tc.header)
+		if !errors.Is(err, task.ErrBadArgs) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ReadChunk(%s, %q): %v, want task.ErrBadArgs saying %q", tc.body, tc.header, err, tc.want)
+		}
 	}
 }

@@ -8,11 +8,10 @@ import (
 	"testing"
 )
 
-// Outside input reaches SplitArgs through a task's body and its
+// Outside input reaches ReadChunk through a task's body and its
 // Procq-Chunk header: it never panics, and what it accepts is exactly the
 // header's count of valid JSON values.
-func FuzzSplitArgs(f *testing.F) {
-	f.Add([]byte(`{"x":1}`), "")
+func FuzzReadChunk(f *testing.F) {
 	f.Add([]byte(`[{"x":1},{"x":2}]`), "2")
 	f.Add([]byte(`[1,2,3]`), "2")
 	f.Add([]byte(`[]`), "0")
@@ -21,24 +20,24 @@ func FuzzSplitArgs(f *testing.F) {
 	f.Add([]byte(`[1]`), "1e17")
 	f.Add([]byte(`[1]`), "-1")
 	f.Fuzz(func(t *testing.T, body []byte, chunk string) {
-		args, err := SplitArgs(body, chunk)
+		c, err := ReadChunk(body, chunk)
 		if err != nil {
 			return
 		}
-		if chunk == "" {
-			if len(args) != 1 || !bytes.Equal(args[0], body) {
-				t.Fatalf("no chunk header: args %q, want the body itself", args)
-			}
-			return
-		}
 		n, _ := strconv.Atoi(chunk)
-		if len(args) != n {
-			t.Fatalf("chunk %q: %d args", chunk, len(args))
+		args := c.Elems()
+		if c.N != n || len(args) != n {
+			t.Fatalf("chunk %q: N %d, %d args", chunk, c.N, len(args))
 		}
+		objects := true
 		for _, a := range args {
 			if !json.Valid(a) {
 				t.Fatalf("invalid JSON arg %q", a)
 			}
+			objects = objects && a[0] == '{'
+		}
+		if c.Objects != objects {
+			t.Fatalf("chunk %q: Objects %v, want %v", body, c.Objects, objects)
 		}
 	})
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+
+	"github.com/procq/procq/task/jsonscan"
 )
 
 // Handler runs one task: it takes the task's JSON arguments and returns a
@@ -80,36 +82,49 @@ func (r *Registry) Call(ctx context.Context, kind string, args json.RawMessage) 
 	return h.Handle(ctx, args)
 }
 
-// CallChunk calls the handler on every input of a chunk (elems, the elements of the JSON
-// array body) at once when kind's handler is a ChunkHandler, as Register's
-// typed handlers are; ok is false otherwise, and the caller runs the
-// inputs one by one with Call. A panic outside the handler's own calls
-// (in a result's encoder, say) also gives ok false.
-func (r *Registry) CallChunk(ctx context.Context, kind string, body []byte, elems []json.RawMessage) (out []Outcome, ok bool) {
+// CallChunk calls the handler on every input of chunk c at once when
+// kind's handler is a ChunkHandler, as Register's typed handlers are; ok
+// is false otherwise, and the caller runs the inputs one by one with
+// Call. A panic outside the handler's own calls (in a result's encoder,
+// say) also gives ok false.
+func (r *Registry) CallChunk(ctx context.Context, kind string, c Chunk) (res ChunkResult, ok bool) {
 	r.mu.RLock()
 	h, found := r.handlers[kind]
 	r.mu.RUnlock()
 	ch, isChunk := h.(ChunkHandler)
 	if !found || !isChunk {
-		return nil, false
+		return ChunkResult{}, false
 	}
 	defer func() {
 		if v := recover(); v != nil {
-			out, ok = nil, false
+			res, ok = ChunkResult{}, false
 		}
 	}()
-	out = ch.HandleChunk(ctx, body, elems)
-	if _, ours := h.(interface{ encodesOwnResults() }); !ours {
-		// Another ChunkHandler's results are checked as Run's caller
-		// checks one result: a result message that is not JSON would be
-		// dropped whole by the producer, with every answer in it.
-		for i := range out {
-			if len(out[i].Result) > 0 && !Valid(out[i].Result) {
-				out[i] = Outcome{Error: "task returned invalid JSON"}
+	res = ch.HandleChunk(ctx, c)
+	if _, ours := h.(interface{ encodesOwnResults() }); ours {
+		return res, true
+	}
+	// Another ChunkHandler's results are checked as Run's caller checks
+	// one result: a result message that is not JSON would be dropped
+	// whole by the producer, with every answer in it.
+	if res.Results != nil {
+		if Valid(res.Results) {
+			if n, _, isArray := jsonscan.CountArray(res.Results); isArray && n == c.N {
+				return res, true
 			}
 		}
+		res = ChunkResult{Outcomes: make([]Outcome, c.N)}
+		for i := range res.Outcomes {
+			res.Outcomes[i].Error = fmt.Sprintf("task returned results that are not a JSON array of %d", c.N)
+		}
+		return res, true
 	}
-	return out, true
+	for i := range res.Outcomes {
+		if len(res.Outcomes[i].Result) > 0 && !Valid(res.Outcomes[i].Result) {
+			res.Outcomes[i] = Outcome{Error: "task returned invalid JSON"}
+		}
+	}
+	return res, true
 }
 
 // Has reports whether kind is registered.

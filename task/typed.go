@@ -43,10 +43,50 @@ func MustRegister[A, R any](r *Registry, kind string, f Func[A, R]) {
 // Registry.CallChunk uses it; Register's typed handlers are ChunkHandlers.
 type ChunkHandler interface {
 	Handler
-	// HandleChunk runs the inputs elems, the elements of the JSON array
-	// body, and returns one outcome per input, in order. It stops early,
-	// leaving the rest without outcome, once ctx ends.
-	HandleChunk(ctx context.Context, body []byte, elems []json.RawMessage) []Outcome
+	// HandleChunk runs the inputs of c, in order. When every input
+	// succeeded it may return their results as one JSON array; else one
+	// outcome per input. It stops early, leaving the rest without
+	// outcome, once ctx ends.
+	HandleChunk(ctx context.Context, c Chunk) ChunkResult
+}
+
+// Chunk is the body of a task message that carries several inputs.
+type Chunk struct {
+	// Body is a valid JSON array of N elements, one per input.
+	Body []byte
+	N    int
+	// Objects reports whether every element is a JSON object.
+	Objects bool
+}
+
+// Elems splits the body into its N elements, as sub-slices of it.
+func (c Chunk) Elems() []json.RawMessage {
+	elems, _ := jsonscan.SplitArray(c.Body, c.N)
+	return elems
+}
+
+// ChunkResult is what a chunk's handler returns: its results as one JSON
+// array when every input succeeded, else one outcome per input.
+type ChunkResult struct {
+	// Results, when not nil, is a JSON array of one result per input,
+	// in order: every input succeeded. Outcomes is nil then.
+	Results json.RawMessage
+	// Outcomes is one outcome per input, in order, when Results is nil.
+	Outcomes []Outcome
+}
+
+// Each is one outcome per input, whichever way r holds them: Results
+// split into its elements (sub-slices of it), or Outcomes.
+func (r ChunkResult) Each() []Outcome {
+	if r.Results == nil {
+		return r.Outcomes
+	}
+	elems, _ := jsonscan.SplitArray(r.Results, 0)
+	out := make([]Outcome, len(elems))
+	for i, e := range elems {
+		out[i].Result = e
+	}
+	return out
 }
 
 type typed[A, R any] struct {
@@ -101,43 +141,57 @@ func (t typed[A, R]) Handle(ctx context.Context, raw json.RawMessage) (json.RawM
 
 // HandleChunk decodes the whole chunk in one call, and every input alone
 // only when that fails (to find which ones are bad); it encodes the
-// results in one call, and alone only when one of them cannot be encoded.
-func (t typed[A, R]) HandleChunk(ctx context.Context, body []byte, elems []json.RawMessage) []Outcome {
-	out := make([]Outcome, len(elems))
-	args := make([]A, 0, len(elems))
-	if !t.objects(elems) || Unmarshal(body, &args) != nil || len(args) != len(elems) {
-		args = make([]A, len(elems))
-		for i, e := range elems {
+// results in one call, returned as they are when every input succeeded,
+// and alone only when one of them cannot be encoded.
+func (t typed[A, R]) HandleChunk(ctx context.Context, c Chunk) ChunkResult {
+	var out []Outcome // nil while every input succeeds
+	fail := func(i int, o Outcome) {
+		if out == nil {
+			out = make([]Outcome, c.N)
+		}
+		out[i] = o
+	}
+	args := make([]A, 0, c.N)
+	if (t.object && !c.Objects) || Unmarshal(c.Body, &args) != nil || len(args) != c.N {
+		args = make([]A, c.N)
+		for i, e := range c.Elems() {
 			if err := t.decode(e, &args[i]); err != nil {
-				out[i].Error = ErrorText(err)
+				fail(i, Outcome{Error: ErrorText(err)})
 			}
 		}
 	}
-	results := make([]R, len(elems))
+	results := make([]R, c.N)
 	ran := 0
 	for i := range args {
 		if ctx.Err() != nil {
 			break
 		}
 		ran++
-		if out[i].Error != "" {
+		if out != nil && out[i].Error != "" {
 			continue
 		}
 		r, err := t.call(ctx, args[i])
 		if err != nil {
-			out[i] = Outcome{Error: ErrorText(err), Retry: IsRetry(err)}
+			fail(i, Outcome{Error: ErrorText(err), Retry: IsRetry(err)})
 			continue
 		}
 		results[i] = r
 	}
-	if enc, err := Marshal(results[:ran]); err == nil {
+	enc, err := Marshal(results[:ran])
+	if err == nil && out == nil && ran == c.N {
+		return ChunkResult{Results: enc}
+	}
+	if out == nil {
+		out = make([]Outcome, c.N)
+	}
+	if err == nil {
 		if parts, ok := jsonscan.SplitArray(enc, ran); ok && len(parts) == ran {
 			for i, p := range parts {
 				if out[i].Error == "" {
 					out[i].Result = p
 				}
 			}
-			return out
+			return ChunkResult{Outcomes: out}
 		}
 	}
 	for i := range ran {
@@ -151,20 +205,7 @@ func (t typed[A, R]) HandleChunk(ctx context.Context, body []byte, elems []json.
 		}
 		out[i].Result = b
 	}
-	return out
-}
-
-// objects reports whether every input is a JSON object, or A need not be.
-func (t typed[A, R]) objects(elems []json.RawMessage) bool {
-	if !t.object {
-		return true
-	}
-	for _, e := range elems {
-		if len(e) == 0 || e[0] != '{' {
-			return false
-		}
-	}
-	return true
+	return ChunkResult{Outcomes: out}
 }
 
 // ErrorText is err's text as an outcome carries it: never empty.

@@ -44,15 +44,16 @@ func TestRegisterTyped(t *testing.T) {
 		`{"error":"bad task arguments:`, // the decoder's words follow
 		`{"result":5}`,
 	}
-	elems, err := protocol.SplitArgs(body, "7")
+	c, err := protocol.ReadChunk(body, "7")
 	if err != nil {
 		t.Fatal(err)
 	}
-	chunk, ok := reg.CallChunk(context.Background(), "sum", body, elems)
-	if !ok || len(chunk) != len(want) {
-		t.Fatalf("CallChunk: ok %v, %d outcomes; want %d", ok, len(chunk), len(want))
+	res, ok := reg.CallChunk(context.Background(), "sum", c)
+	chunk := res.Outcomes
+	if !ok || res.Results != nil || len(chunk) != len(want) {
+		t.Fatalf("CallChunk: ok %v, results %s, %d outcomes; want %d outcomes", ok, res.Results, len(chunk), len(want))
 	}
-	for i, e := range elems {
+	for i, e := range c.Elems() {
 		res, err := reg.Call(context.Background(), "sum", e)
 		alone := task.Outcome{Result: res}
 		if err != nil {
@@ -69,19 +70,35 @@ func TestRegisterTyped(t *testing.T) {
 
 	// A good chunk decodes in one call; one result that cannot be encoded
 	// (+Inf) fails alone.
-	body = []byte(`[2, 0, 4]`)
-	elems, _ = protocol.SplitArgs(body, "3")
-	outs, _ := reg.CallChunk(context.Background(), "inv", body, elems)
-	got := string(protocol.AppendAnswer(nil, protocol.Answer{Index: 0, Outcomes: outs}))
+	c, _ = protocol.ReadChunk([]byte(`[2, 0, 4]`), "3")
+	res, _ = reg.CallChunk(context.Background(), "inv", c)
+	got := string(protocol.AppendAnswer(nil, protocol.Answer{Index: 0, Results: res.Results, Outcomes: res.Outcomes}))
 	if !strings.HasPrefix(got, `{"index":0,"outcomes":[{"result":0.5},{"error":"encode result:`) || !strings.HasSuffix(got, `},{"result":0.25}]}`) {
 		t.Errorf("inv chunk: %s", got)
+	}
+	// A chunk whose every input succeeds comes back as one array of
+	// results, written as it was encoded.
+	c, _ = protocol.ReadChunk([]byte(`[2, 4, 0.5]`), "3")
+	res, _ = reg.CallChunk(context.Background(), "inv", c)
+	if string(res.Results) != `[0.5,0.25,2]` || res.Outcomes != nil {
+		t.Errorf("inv chunk that succeeds: results %s, outcomes %+v; want [0.5,0.25,2] alone", res.Results, res.Outcomes)
+	}
+	if got := string(protocol.AppendAnswer(nil, protocol.Answer{Index: 3, Results: res.Results})); got != `{"index":3,"results":[0.5,0.25,2]}` {
+		t.Errorf("its answer: %s", got)
+	}
+	// A chunk of objects with a null among them fails the null alone, as
+	// the typed handler does for one input.
+	c, _ = protocol.ReadChunk([]byte(`[{"x":1,"y":1}, null]`), "2")
+	if res, _ = reg.CallChunk(context.Background(), "sum", c); res.Results != nil || len(res.Outcomes) != 2 ||
+		string(res.Outcomes[0].Result) != "2" || !strings.Contains(res.Outcomes[1].Error, "want a JSON object") {
+		t.Errorf("sum over an object and a null: %s, %+v", res.Results, res.Outcomes)
 	}
 
 	// A raw Handler is no chunk handler: the caller runs it input by input.
 	if err := reg.Register("raw", task.HandlerFunc(func(_ context.Context, a json.RawMessage) (json.RawMessage, error) { return a, nil })); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := reg.CallChunk(context.Background(), "raw", body, elems); ok {
+	if _, ok := reg.CallChunk(context.Background(), "raw", c); ok {
 		t.Error("CallChunk ran a raw handler")
 	}
 }
@@ -98,18 +115,21 @@ func TestTypedChunkStopsOnCancel(t *testing.T) {
 		}
 		return calls, nil
 	})
-	body := []byte(`[1,2,3,4]`)
-	elems, _ := protocol.SplitArgs(body, "4")
-	outs, _ := reg.CallChunk(ctx, "k", body, elems)
-	if calls != 2 || string(outs[0].Result) != "1" || string(outs[1].Result) != "2" {
+	c, _ := protocol.ReadChunk([]byte(`[1,2,3,4]`), "4")
+	res, _ := reg.CallChunk(ctx, "k", c)
+	outs := res.Outcomes
+	if calls != 2 || res.Results != nil || len(outs) != 4 || string(outs[0].Result) != "1" || string(outs[1].Result) != "2" {
 		t.Errorf("%d calls, outcomes %+v; want 2 calls and results 1, 2", calls, outs)
 	}
 }
 
 type badChunk struct{ task.HandlerFunc }
 
-func (badChunk) HandleChunk(context.Context, []byte, []json.RawMessage) []task.Outcome {
-	return []task.Outcome{{Result: json.RawMessage(`{"unclosed":`)}, {Result: json.RawMessage(`7`)}}
+func (badChunk) HandleChunk(_ context.Context, c task.Chunk) task.ChunkResult {
+	if c.N == 3 {
+		return task.ChunkResult{Results: json.RawMessage(`[1,2]`)} // one short
+	}
+	return task.ChunkResult{Outcomes: []task.Outcome{{Result: json.RawMessage(`{"unclosed":`)}, {Result: json.RawMessage(`7`)}}}
 }
 
 // A ChunkHandler of one's own that returns a result that is not JSON
@@ -119,10 +139,16 @@ func TestCallChunkChecksOtherHandlersResults(t *testing.T) {
 	if err := reg.Register("bad", badChunk{}); err != nil {
 		t.Fatal(err)
 	}
-	body := []byte(`[1,2]`)
-	elems, _ := protocol.SplitArgs(body, "2")
-	out, ok := reg.CallChunk(context.Background(), "bad", body, elems)
-	if !ok || out[0].Error != "task returned invalid JSON" || string(out[1].Result) != "7" {
+	c, _ := protocol.ReadChunk([]byte(`[1,2]`), "2")
+	res, ok := reg.CallChunk(context.Background(), "bad", c)
+	out := res.Outcomes
+	if !ok || len(out) != 2 || out[0].Error != "task returned invalid JSON" || string(out[1].Result) != "7" {
 		t.Errorf("outcomes %+v, want input 0 failed, input 1's 7", out)
+	}
+	// Results that are not one per input fail every input.
+	c, _ = protocol.ReadChunk([]byte(`[1,2,3]`), "3")
+	res, _ = reg.CallChunk(context.Background(), "bad", c)
+	if res.Results != nil || len(res.Outcomes) != 3 || res.Outcomes[2].Error != "task returned results that are not a JSON array of 3" {
+		t.Errorf("short results: %s, %+v; want every input failed", res.Results, res.Outcomes)
 	}
 }

@@ -13,14 +13,21 @@ import "encoding/json"
 // SplitArray returns the elements of the JSON array b as sub-slices of b,
 // with room for hint elements. ok is false when b is not an array.
 func SplitArray(b []byte, hint int) (elems []json.RawMessage, ok bool) {
-	i := SkipSpace(b, 0)
+	elems, _, ok = SplitArrayAt(b, 0, hint)
+	return elems, ok
+}
+
+// SplitArrayAt is SplitArray of the array that starts at b[i] (after any
+// space); end is the index after it.
+func SplitArrayAt(b []byte, i, hint int) (elems []json.RawMessage, end int, ok bool) {
+	i = SkipSpace(b, i)
 	if i >= len(b) || b[i] != '[' {
-		return nil, false
+		return nil, i, false
 	}
 	elems = make([]json.RawMessage, 0, max(hint, 0))
 	i = SkipSpace(b, i+1)
 	if i < len(b) && b[i] == ']' {
-		return elems, true
+		return elems, i + 1, true
 	}
 	for i < len(b) {
 		end := SkipValue(b, i)
@@ -33,12 +40,12 @@ func SplitArray(b []byte, hint int) (elems []json.RawMessage, ok bool) {
 		case ',':
 			i = SkipSpace(b, i+1)
 		case ']':
-			return elems, true
+			return elems, i + 1, true
 		default:
-			return nil, false
+			return nil, i, false
 		}
 	}
-	return nil, false
+	return nil, i, false
 }
 
 func SkipSpace(b []byte, i int) int {
@@ -97,4 +104,41 @@ func SkipValue(b []byte, i int) int {
 		}
 		return i
 	}
+}
+
+// CountArray counts the elements of the JSON array b in one pass, without
+// splitting it; objects reports whether every element is a JSON object.
+// ok is false when b is not an array. b must be valid JSON.
+func CountArray(b []byte) (n int, objects, ok bool) {
+	i := SkipSpace(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		return 0, false, false
+	}
+	i = SkipSpace(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return 0, true, true
+	}
+	n, objects = 1, i < len(b) && b[i] == '{'
+	depth := 0 // within an element
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			i = SkipString(b, i) - 1
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return n, objects, true // the array's own end
+			}
+			depth--
+		case ',':
+			if depth == 0 {
+				n++
+				if j := SkipSpace(b, i+1); j >= len(b) || b[j] != '{' {
+					objects = false
+				}
+			}
+		}
+	}
+	return 0, false, false
 }
