@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"iter"
-	"reflect"
+	"slices"
 	"strings"
 	"time"
 	"unsafe"
@@ -63,7 +63,7 @@ func Map[A, R any](ctx context.Context, p *Pool, kind string, inputs []A) ([]R, 
 
 // mapWith is Map that tells started the map's id as it starts.
 func mapWith[A, R any](ctx context.Context, p *Pool, kind string, inputs []A, started func(id string)) ([]R, error) {
-	rs, err := p.inner.MapWith(ctx, kind, anys(inputs), started)
+	rs, err := p.inner.MapWith(ctx, kind, producer.Values(slices.Values(inputs)), len(inputs), started)
 	if err != nil {
 		return nil, err
 	}
@@ -95,13 +95,13 @@ func Starmap[R any](ctx context.Context, p *Pool, kind string, inputs [][]any) (
 // Pool.imap; a final error, if the map could not complete, comes last.
 // Breaking out of the loop cancels the map.
 func Imap[A, R any](ctx context.Context, p *Pool, kind string, inputs iter.Seq[A]) iter.Seq2[Result[R], error] {
-	return typedSeq[R](p.inner.Imap(ctx, kind, anySeq(inputs)))
+	return typedSeq[R](p.inner.Stream(ctx, kind, producer.Values(inputs), true))
 }
 
 // ImapUnordered yields results as they complete, like Python's
 // Pool.imap_unordered.
 func ImapUnordered[A, R any](ctx context.Context, p *Pool, kind string, inputs iter.Seq[A]) iter.Seq2[Result[R], error] {
-	return typedSeq[R](p.inner.ImapUnordered(ctx, kind, anySeq(inputs)))
+	return typedSeq[R](p.inner.Stream(ctx, kind, producer.Values(inputs), false))
 }
 
 // Apply runs kind on one input and waits for its result, like Python's
@@ -270,22 +270,27 @@ func (m *MapResult[R]) Ready() bool {
 func (m *MapResult[R]) Successful() bool { return m.Ready() && m.err == nil }
 
 func decode[R any](r producer.Result) (R, error) {
-	var v R
 	if r.Err != nil {
-		return v, r.Err
+		var zero R
+		return zero, r.Err
 	}
-	if reflect.TypeFor[R]() == rawMessage {
+	if _, raw := any((*R)(nil)).(*json.RawMessage); raw {
 		// As it came: valid JSON, no second decode and no copy. R is
 		// json.RawMessage itself, so the conversion is the identity.
 		return *(*R)(unsafe.Pointer(&r.Value)), nil
 	}
+	return decodeValue[R](r)
+}
+
+// decodeValue decodes r's value into a new R: apart from decode, whose
+// raw path then allocates nothing.
+func decodeValue[R any](r producer.Result) (R, error) {
+	var v R
 	if err := task.Unmarshal(r.Value, &v); err != nil {
 		return v, fmt.Errorf("input #%d: decode result %.100s: %w", r.Index, r.Value, err)
 	}
 	return v, nil
 }
-
-var rawMessage = reflect.TypeFor[json.RawMessage]()
 
 func typedSeq[R any](raw iter.Seq2[producer.Result, error]) iter.Seq2[Result[R], error] {
 	return func(yield func(Result[R], error) bool) {
@@ -296,30 +301,6 @@ func typedSeq[R any](raw iter.Seq2[producer.Result, error]) iter.Seq2[Result[R],
 			}
 			v, derr := decode[R](r)
 			if !yield(Result[R]{Index: r.Index, Value: v, Err: derr}, nil) {
-				return
-			}
-		}
-	}
-}
-
-func anys[A any](in []A) []any {
-	if same, ok := any(in).([]any); ok {
-		return same
-	}
-	out := make([]any, len(in))
-	for i, a := range in {
-		out[i] = a
-	}
-	return out
-}
-
-func anySeq[A any](in iter.Seq[A]) iter.Seq[any] {
-	if same, ok := any(in).(iter.Seq[any]); ok {
-		return same // no layer between the caller's inputs and the map
-	}
-	return func(yield func(any) bool) {
-		for a := range in {
-			if !yield(a) {
 				return
 			}
 		}

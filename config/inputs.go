@@ -74,6 +74,27 @@ func (in Inputs) All() iter.Seq[any] {
 	}
 }
 
+// Ints yields the inputs as integers, when every one is: a range, or a
+// list of integers. ok is false otherwise.
+func (in Inputs) Ints() (ints iter.Seq[int64], ok bool) {
+	for _, v := range in.list {
+		if _, isInt := v.(int64); !isInt {
+			return nil, false
+		}
+	}
+	return func(yield func(int64) bool) {
+		for i := range in.Len() {
+			n := in.lo + int64(i) // within the range: no overflow
+			if !in.isRng {
+				n = in.list[i].(int64)
+			}
+			if !yield(n) {
+				return
+			}
+		}
+	}, true
+}
+
 // ParseInputList is ParseInputs without materialising a range.
 func ParseInputList(s string) (Inputs, error) {
 	s = strings.TrimSpace(s)

@@ -161,6 +161,23 @@ func TestInputListLazyRange(t *testing.T) {
 			}
 		}
 	}
+	// Ints: the same integers, typed, for a range or a list of integers
+	// alone.
+	for s, want := range map[string]string{"1..5": "[1 2 3 4 5]", "-2..0": "[-2 -1 0]", "3,4,-5": "[3 4 -5]",
+		"9223372036854775806..9223372036854775807": "[9223372036854775806 9223372036854775807]", `3,"a"`: "", "1,2.5": "", "[1,[2]]": ""} {
+		in, err := config.ParseInputList(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ints, ok := in.Ints()
+		if ok != (want != "") {
+			t.Errorf("%s: Ints ok %v", s, ok)
+			continue
+		}
+		if ok && fmt.Sprint(slices.Collect(ints)) != want {
+			t.Errorf("%s: Ints %v, want %s", s, slices.Collect(ints), want)
+		}
+	}
 	big, err := config.ParseInputList("1..9000000")
 	if err != nil || big.Len() != 9_000_000 || big.At(8_999_999) != int64(9_000_000) {
 		t.Errorf("1..9000000: Len %d, last %v, err %v", big.Len(), big.At(big.Len()-1), err)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"iter"
 	"sync"
 
 	"github.com/procq/procq/protocol"
@@ -220,8 +219,8 @@ func (p *Pool) session(kind string) (*applySession, error) {
 // run maps kind over the requests until the pool closes or the map fails,
 // then fails every task still waiting.
 func (s *applySession) run(p *Pool, kind string) {
-	inputs := func(mapCtx context.Context) iter.Seq[any] {
-		return func(yield func(any) bool) {
+	inputs := func(mapCtx context.Context) Inputs {
+		return Values(func(yield func(any) bool) {
 			for {
 				select {
 				case req := <-s.in:
@@ -239,7 +238,7 @@ func (s *applySession) run(p *Pool, kind string) {
 					return // the map stopped: Terminate, no consumer left, a failure
 				}
 			}
-		}
+		})
 	}
 	err := ErrPoolClosed
 	for r, rerr := range p.streamFor(p.ctx, kind, inputs, 1, false, func(m *mapping) { s.mapID = m.id }) {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"iter"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -102,8 +101,8 @@ func (p *Pool) ApplyWith(ctx context.Context, kind string, args any, o protocol.
 	scheduled := make(chan *schedule.Delayed, 1)
 	claimed := make(chan *unique.Lock, 1)
 	mctx, stop := context.WithCancelCause(context.WithoutCancel(ctx))
-	single := func(context.Context) iter.Seq[any] {
-		return func(yield func(any) bool) { yield(args) }
+	single := func(context.Context) Inputs {
+		return Values(func(yield func(any) bool) { yield(args) })
 	}
 	results := p.streamFor(mctx, kind, single, 1, false, func(m *mapping) {
 		m.opts = o

@@ -3,7 +3,6 @@ package producer
 import (
 	"context"
 	"errors"
-	"iter"
 	"log/slog"
 	"slices"
 	"sync"
@@ -49,7 +48,7 @@ type mapping struct {
 	cancelQ      []int        // of those, the ones in flight whose result collect has not set yet
 }
 
-func (m *mapping) run(ctx context.Context, argsFor func(context.Context) iter.Seq[any], yield func(Result, error) bool) {
+func (m *mapping) run(ctx context.Context, inputsFor func(context.Context) Inputs, yield func(Result, error) bool) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	log := m.pool.log.With("map", m.id, "task", m.kind)
@@ -87,7 +86,7 @@ func (m *mapping) run(ctx context.Context, argsFor func(context.Context) iter.Se
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer close(m.sent)
-		pubDone <- m.publish(ctx, argsFor(ctx))
+		pubDone <- m.publish(ctx, inputsFor(ctx))
 	})
 	wg.Go(func() { m.confirm(ctx) })
 	wg.Go(func() { m.keepLease(ctx) })

@@ -164,29 +164,29 @@ type Result struct {
 // itself fails only when the map cannot complete (ctx ends, the broker
 // fails), with an *IncompleteError naming the unfinished inputs.
 func (p *Pool) Map(ctx context.Context, kind string, args []any) ([]Result, error) {
-	return p.MapWith(ctx, kind, args, nil)
+	return p.MapWith(ctx, kind, Values(slices.Values(args)), len(args), nil)
 }
 
-// MapWith is Map that tells started, when not nil, the map's id as it
-// starts: what CancelTask names it by.
-func (p *Pool) MapWith(ctx context.Context, kind string, args []any, started func(id string)) ([]Result, error) {
+// MapWith is Map over the n inputs in, telling started, when not nil, the
+// map's id as it starts: what CancelTask names it by.
+func (p *Pool) MapWith(ctx context.Context, kind string, in Inputs, n int, started func(id string)) ([]Result, error) {
 	chunk := p.cfg.ChunkSize
 	if chunk <= 0 {
-		chunk = AutoChunk(len(args), p.cfg.Workers)
+		chunk = AutoChunk(n, p.cfg.Workers)
 	}
 	// The inputs are counted already: a cancel of an input past them is
 	// no such task however far the publisher has come.
-	setup := []func(*mapping){func(m *mapping) { m.progress.total.Store(int64(len(args))) }}
+	setup := []func(*mapping){func(m *mapping) { m.progress.total.Store(int64(n)) }}
 	if started != nil {
 		setup = append(setup, func(m *mapping) { started(m.id) })
 	}
-	argsFor := func(context.Context) iter.Seq[any] { return slices.Values(args) }
-	out := make([]Result, 0, len(args))
+	argsFor := func(context.Context) Inputs { return in }
+	out := make([]Result, 0, n)
 	for r, err := range p.streamFor(ctx, kind, argsFor, chunk, true, setup...) {
 		if err != nil {
 			var ie *IncompleteError
 			if errors.As(err, &ie) && ie.NotSubmitted >= 0 {
-				for i := ie.NotSubmitted; i < len(args); i++ {
+				for i := ie.NotSubmitted; i < n; i++ {
 					ie.Unfinished = append(ie.Unfinished, i)
 				}
 				ie.NotSubmitted = -1
@@ -203,23 +203,24 @@ func (p *Pool) MapWith(ctx context.Context, kind string, args []any, started fun
 // any number of inputs. A final error, if any, is yielded last. Breaking
 // out of the loop cancels the map.
 func (p *Pool) Imap(ctx context.Context, kind string, args iter.Seq[any]) iter.Seq2[Result, error] {
-	return p.stream(ctx, kind, args, max(p.cfg.ChunkSize, 1), true)
+	return p.Stream(ctx, kind, Values(args), true)
 }
 
 // ImapUnordered yields results as they complete, like
 // Pool.imap_unordered.
 func (p *Pool) ImapUnordered(ctx context.Context, kind string, args iter.Seq[any]) iter.Seq2[Result, error] {
-	return p.stream(ctx, kind, args, max(p.cfg.ChunkSize, 1), false)
+	return p.Stream(ctx, kind, Values(args), false)
 }
 
-func (p *Pool) stream(ctx context.Context, kind string, args iter.Seq[any], chunk int, ordered bool) iter.Seq2[Result, error] {
-	return p.streamFor(ctx, kind, func(context.Context) iter.Seq[any] { return args }, chunk, ordered)
+// Stream is Imap over in when ordered, else ImapUnordered.
+func (p *Pool) Stream(ctx context.Context, kind string, in Inputs, ordered bool) iter.Seq2[Result, error] {
+	return p.streamFor(ctx, kind, func(context.Context) Inputs { return in }, max(p.cfg.ChunkSize, 1), ordered)
 }
 
 // streamFor is stream with inputs that see the map's own context: an
 // iterator that waits for its inputs (Apply's session) must stop when the
 // map does, whatever ends it.
-func (p *Pool) streamFor(ctx context.Context, kind string, argsFor func(context.Context) iter.Seq[any], chunk int, ordered bool, setup ...func(*mapping)) iter.Seq2[Result, error] {
+func (p *Pool) streamFor(ctx context.Context, kind string, argsFor func(context.Context) Inputs, chunk int, ordered bool, setup ...func(*mapping)) iter.Seq2[Result, error] {
 	return func(yield func(Result, error) bool) {
 		if !p.begin() {
 			yield(Result{}, ErrPoolClosed)

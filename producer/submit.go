@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"iter"
 	"strconv"
 	"time"
 
@@ -31,31 +30,27 @@ type published struct {
 
 // publish submits the inputs in chunks, holding a window slot per chunk.
 // It returns how many inputs it submitted and, when it stopped early, why.
-func (m *mapping) publish(ctx context.Context, args iter.Seq[any]) published {
+// A chunk's inputs are encoded in one call; only a chunk that outgrows its
+// byte budget (big inputs) is encoded input by input, and split.
+func (m *mapping) publish(ctx context.Context, inputs Inputs) published {
 	submitted := 0
-	batch := make([]json.RawMessage, 0, m.chunk)
-	size := 0 // of the batch's encoded inputs
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
+	send := func(body []byte, n int) error {
 		select {
 		case m.slots <- struct{}{}:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 		m.mu.Lock()
-		m.pending[submitted] = len(batch)
+		m.pending[submitted] = n
 		m.mu.Unlock()
-		if err := m.send(ctx, submitted, batch); err != nil {
+		if err := m.send(ctx, submitted, body, n); err != nil {
 			m.mu.Lock()
 			delete(m.pending, submitted)
 			m.mu.Unlock()
 			return err
 		}
-		submitted += len(batch)
+		submitted += n
 		m.progress.submitted.Store(int64(submitted))
-		batch, size = batch[:0], 0
 		return nil
 	}
 	stop := func(err error) published {
@@ -68,44 +63,74 @@ func (m *mapping) publish(ctx context.Context, args iter.Seq[any]) published {
 		return stop(err)
 	}
 	budget := chunkBytes(m.pool.q.js.Conn().MaxPayload())
-	for a := range args {
-		raw, err := task.Marshal(a)
+	for b := range inputs.batches(m.chunk) {
+		var err error
+		switch {
+		case b.len() == 1:
+			var raw []byte
+			if raw, err = task.Marshal(b.at(0)); err != nil {
+				err = fmt.Errorf("input #%d: %w", submitted, err)
+				break
+			}
+			err = send(raw, 1)
+		default:
+			if body, merr := b.marshal(); merr == nil && len(body) <= budget {
+				err = send(body, b.len())
+				break
+			}
+			err = m.sendSplit(b, budget, submitted, send)
+		}
 		if err != nil {
-			return stop(fmt.Errorf("input #%d: %w", submitted+len(batch), err))
+			return stop(err)
 		}
-		if len(batch) > 0 && size+len(raw)+1 > budget {
-			// Big inputs: a chunk ends early rather than outgrow a message.
-			if err := flush(); err != nil {
-				return stop(err)
-			}
-		}
-		batch = append(batch, raw)
-		size += len(raw) + 1
-		if len(batch) == m.chunk {
-			if err := flush(); err != nil {
-				return stop(err)
-			}
-		}
-	}
-	if err := flush(); err != nil {
-		return stop(err)
 	}
 	return published{total: submitted}
 }
 
-// send publishes one task message without waiting for the stream's ack;
-// confirm checks the acks in the background. Waiting a round trip per
-// message would cap a map at the broker's request rate.
-func (m *mapping) send(ctx context.Context, start int, batch []json.RawMessage) error {
+// sendSplit sends a batch too big for one message (or with an input that
+// cannot be encoded, which it names): each input encoded alone, a chunk
+// ending early rather than outgrow budget.
+func (m *mapping) sendSplit(b batch, budget, first int, send func(body []byte, n int) error) error {
+	var part []json.RawMessage
+	size := 0 // of part's encoded inputs
+	sendPart := func() error {
+		if len(part) == 0 {
+			return nil
+		}
+		body := part[0]
+		if len(part) > 1 {
+			body = joinArray(part)
+		}
+		err := send(body, len(part))
+		part, size = part[:0], 0
+		return err
+	}
+	for i := range b.len() {
+		raw, err := task.Marshal(b.at(i))
+		if err != nil {
+			return fmt.Errorf("input #%d: %w", first+i, err)
+		}
+		if len(part) > 0 && size+len(raw)+1 > budget {
+			if err := sendPart(); err != nil {
+				return err
+			}
+		}
+		part = append(part, raw)
+		size += len(raw) + 1
+	}
+	return sendPart()
+}
+
+// send publishes one task message of n inputs (body is a JSON array of
+// them when n > 1) without waiting for the stream's ack; confirm checks
+// the acks in the background. Waiting a round trip per message would cap a
+// map at the broker's request rate.
+func (m *mapping) send(ctx context.Context, start int, body []byte, n int) error {
 	q := m.pool.q
-	var body []byte
 	msg := q.taskMsg(m.id, start, m.kind, nil)
 	msg.Subject = m.subject
-	if len(batch) == 1 {
-		body = batch[0]
-	} else {
-		body = joinArray(batch) // each was marshalled already
-		msg.Header.Set(protocol.HeaderChunk, strconv.Itoa(len(batch)))
+	if n > 1 {
+		msg.Header.Set(protocol.HeaderChunk, strconv.Itoa(n))
 	}
 	msg.Data = body
 	msg.Header.Set(protocol.HeaderReply, protocol.ResultSubject(m.id))

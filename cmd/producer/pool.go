@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -128,7 +129,7 @@ func runPool(cmd *cobra.Command, _ []string) error {
 		start = startAt // the summary's time is the map's own
 	}
 	var mapErr error
-	for r, err := range procq.Imap[any, json.RawMessage](ctx, pool, cfg.Pool.Kind, taskArgs(cfg.Pool.Kind, inputs, cfg.Pool.Sleep)) {
+	for r, err := range imapInputs(ctx, pool, cfg.Pool.Kind, inputs, cfg.Pool.Sleep) {
 		if err != nil {
 			mapErr = err
 			break
@@ -166,6 +167,38 @@ func (s *session) poolSize() int {
 		return n
 	}
 	return logicalCPUs()
+}
+
+// imapInputs maps kind over the inputs, in order. Integer inputs of the
+// built-in kinds go as their typed arguments, which a chunk encodes in one
+// call without boxing each; any other input as taskArgs makes it.
+func imapInputs(ctx context.Context, pool *procq.Pool, kind string, inputs config.Inputs, sleep time.Duration) iter.Seq2[procq.Result[json.RawMessage], error] {
+	ints, ok := inputs.Ints()
+	switch {
+	case ok && kind == demo.KindSquare:
+		sleepArg := ""
+		if sleep > 0 {
+			sleepArg = sleep.String()
+		}
+		args := func(yield func(demo.SquareArgs) bool) {
+			for n := range ints {
+				if !yield(demo.SquareArgs{X: n, Sleep: sleepArg}) {
+					return
+				}
+			}
+		}
+		return procq.Imap[demo.SquareArgs, json.RawMessage](ctx, pool, kind, args)
+	case ok && kind == demo.KindSumSquares:
+		args := func(yield func(demo.SumSquaresArgs) bool) {
+			for n := range ints {
+				if !yield(demo.SumSquaresArgs{N: n}) {
+					return
+				}
+			}
+		}
+		return procq.Imap[demo.SumSquaresArgs, json.RawMessage](ctx, pool, kind, args)
+	}
+	return procq.Imap[any, json.RawMessage](ctx, pool, kind, taskArgs(kind, inputs, sleep))
 }
 
 // taskArgs yields the pool's inputs as the kind's arguments, one by one: the built-in
