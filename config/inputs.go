@@ -74,6 +74,16 @@ func (in Inputs) All() iter.Seq[any] {
 	}
 }
 
+// IntAt is the input at index i when it is an integer, without boxing it
+// (At's any costs an allocation per input).
+func (in Inputs) IntAt(i int) (int64, bool) {
+	if in.isRng {
+		return in.lo + int64(i), true
+	}
+	n, ok := in.list[i].(int64)
+	return n, ok
+}
+
 // Ints yields the inputs as integers, when every one is: a range, or a
 // list of integers. ok is false otherwise.
 func (in Inputs) Ints() (ints iter.Seq[int64], ok bool) {
@@ -84,10 +94,7 @@ func (in Inputs) Ints() (ints iter.Seq[int64], ok bool) {
 	}
 	return func(yield func(int64) bool) {
 		for i := range in.Len() {
-			n := in.lo + int64(i) // within the range: no overflow
-			if !in.isRng {
-				n = in.list[i].(int64)
-			}
+			n, _ := in.IntAt(i)
 			if !yield(n) {
 				return
 			}

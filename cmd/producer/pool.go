@@ -261,7 +261,11 @@ func (p *poolPrinter) print(r procq.Result[json.RawMessage]) {
 		b = append(b, `{"index":`...)
 		b = strconv.AppendInt(b, int64(r.Index), 10)
 		b = append(b, `,"input":`...)
-		b = appendJSON(b, p.inputs.At(r.Index))
+		if n, ok := p.inputs.IntAt(r.Index); ok {
+			b = strconv.AppendInt(b, n, 10)
+		} else {
+			b = appendJSON(b, p.inputs.At(r.Index))
+		}
 		b = append(b, `,"result":`...)
 		if r.Value == nil {
 			b = append(b, "null"...)
@@ -283,7 +287,11 @@ func (p *poolPrinter) print(r procq.Result[json.RawMessage]) {
 		// output: a line costs what its bytes do, not a formatter's work.
 		b := append(p.line[:0], p.kind...)
 		b = append(b, '(')
-		b = appendInput(b, p.inputs.At(r.Index))
+		if n, ok := p.inputs.IntAt(r.Index); ok {
+			b = strconv.AppendInt(b, n, 10)
+		} else {
+			b = appendInput(b, p.inputs.At(r.Index))
+		}
 		if r.Err != nil {
 			b = append(b, ") failed: "...)
 			b = append(b, r.Err.(*producer.TaskError).Message...)
@@ -300,9 +308,6 @@ func (p *poolPrinter) print(r procq.Result[json.RawMessage]) {
 
 // appendJSON appends v as JSON.
 func appendJSON(b []byte, v any) []byte {
-	if n, ok := v.(int64); ok {
-		return strconv.AppendInt(b, n, 10)
-	}
 	j, err := json.Marshal(v)
 	if err != nil {
 		return append(b, "null"...)
@@ -313,8 +318,6 @@ func appendJSON(b []byte, v any) []byte {
 // appendInput appends an input as %v shows it.
 func appendInput(b []byte, in any) []byte {
 	switch v := in.(type) {
-	case int64:
-		return strconv.AppendInt(b, v, 10)
 	case string:
 		return append(b, v...)
 	default:
