@@ -29,6 +29,7 @@ func (m *mapping) collect(ctx context.Context, results <-chan jetstream.Msg, pub
 		}
 		m.progress.done.Store(int64(yielded))
 		<-m.slots
+		m.freeInputs(len(rs))
 		return true
 	}
 	// take hands complete chunks' results on: as they come, or in order.

@@ -13,6 +13,7 @@ import (
 	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/schedule"
 	"github.com/procq/procq/unique"
+	"golang.org/x/sync/semaphore"
 )
 
 // mapping is one running map.
@@ -29,8 +30,10 @@ type mapping struct {
 	// once the broker stored it.
 	opts      protocol.TaskOptions
 	onDelayed func(*schedule.Delayed)
-	onUnique  func(*unique.Lock) // with opts.Unique: the key, once the task is stored
-	slots     chan struct{}      // the window: one token per task message in flight
+	onUnique  func(*unique.Lock)  // with opts.Unique: the key, once the task is stored
+	slots     chan struct{}       // the window: one token per task message in flight
+	inputs    *semaphore.Weighted // and its inputs in flight (inputsWindow)
+	inputsCap int64
 
 	notices  <-chan string  // consumers' reports of results they could not store
 	sent     chan sentChunk // published asynchronously, awaiting the stream's ack
@@ -114,6 +117,25 @@ func (m *mapping) run(ctx context.Context, inputsFor func(context.Context) Input
 		yield(Result{}, m.incomplete(cause))
 	}
 }
+
+// inputsWindow caps a map's inputs in flight, published and not yet
+// yielded, as the message window caps its task messages: enough chunks for
+// every worker to hold several while others travel, so that a map's memory
+// is the same at a million inputs as at ten (the message window alone let
+// a whole 10M-input map of 10,000-input chunks into the broker at once,
+// and its results pile up in the producer).
+func inputsWindow(chunk, workers int) int64 {
+	return int64(max(8*max(workers, 1)*chunk, 1<<16))
+}
+
+// takeInputs waits for room for n more inputs in flight; a chunk larger
+// than the whole window waits for it to be empty.
+func (m *mapping) takeInputs(ctx context.Context, n int) error {
+	return m.inputs.Acquire(ctx, min(int64(n), m.inputsCap))
+}
+
+// freeInputs gives back the room of n inputs that left flight.
+func (m *mapping) freeInputs(n int) { m.inputs.Release(min(int64(n), m.inputsCap)) }
 
 func (m *mapping) inFlight() int {
 	m.mu.Lock()

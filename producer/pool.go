@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nuid"
 	"github.com/procq/procq/protocol"
+	"golang.org/x/sync/semaphore"
 )
 
 // PoolConfig configures a Pool.
@@ -247,6 +248,8 @@ func (p *Pool) streamFor(ctx context.Context, kind string, argsFor func(context.
 			cancels:      make(chan struct{}, 1),
 			notSubmitted: -1,
 		}
+		m.inputsCap = inputsWindow(chunk, p.cfg.Workers)
+		m.inputs = semaphore.NewWeighted(m.inputsCap)
 		m.progress.total.Store(-1)
 		m.opts.Deadline = p.cfg.Deadline
 		m.opts.Priority = p.cfg.Priority.Zero()

@@ -361,3 +361,62 @@ func TestBigInputsSplitChunks(t *testing.T) {
 		t.Errorf("%d results, want 100", len(rs))
 	}
 }
+
+// A map holds at most its inputs window in flight, whatever the message
+// window allows: with no worker to answer, the publisher of a 1,000-input
+// chunked map of 200,000 inputs stops at 65 task messages (65,000 inputs,
+// the 66th chunk would pass the 65,536 inputs of the window), not at the
+// 1,024 messages (all 200) the message window alone lets through. Once
+// workers come, every input comes back, exact and in order.
+func TestInputsWindowBoundsFlight(t *testing.T) {
+	e := newEnv(t)
+	pool := producer.NewPool(e.q, producer.PoolConfig{ChunkSize: 1000, Workers: 1, Window: 1024})
+	ctx := ctxT(t)
+	type outcome struct {
+		n   int
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		n := 0
+		for r, err := range pool.Imap(ctx, demo.KindSquare, func(yield func(any) bool) {
+			for i := range 200_000 {
+				if !yield(demo.SquareArgs{X: int64(i % 1000)}) {
+					return
+				}
+			}
+		}) {
+			if err != nil {
+				done <- outcome{n, err}
+				return
+			}
+			if want := fmt.Sprint((n % 1000) * (n % 1000)); r.Index != n || string(r.Value) != want {
+				done <- outcome{n, fmt.Errorf("result %d: %+v, want %s", n, r, want)}
+				return
+			}
+			n++
+		}
+		done <- outcome{n, nil}
+	}()
+	// The publisher fills the window and stops: the stream holds 65
+	// messages and, a while later, still 65.
+	stored := func() uint64 {
+		info, err := e.topo.Tasks.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Msgs
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for stored() < 65 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // time for a publisher the window did not stop to go on
+	if got := stored(); got != 65 {
+		t.Fatalf("%d task messages stored with no worker, want the 65 of the inputs window", got)
+	}
+	e.workers(t, 2, 1, demo.Builtins())
+	if o := <-done; o.err != nil || o.n != 200_000 {
+		t.Fatalf("%d results, error %v; want 200000 exact and in order", o.n, o.err)
+	}
+}

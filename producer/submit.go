@@ -40,6 +40,10 @@ func (m *mapping) publish(ctx context.Context, inputs Inputs) published {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		if err := m.takeInputs(ctx, n); err != nil {
+			<-m.slots
+			return err
+		}
 		m.mu.Lock()
 		m.pending[submitted] = n
 		m.mu.Unlock()
@@ -47,6 +51,8 @@ func (m *mapping) publish(ctx context.Context, inputs Inputs) published {
 			m.mu.Lock()
 			delete(m.pending, submitted)
 			m.mu.Unlock()
+			m.freeInputs(n)
+			<-m.slots
 			return err
 		}
 		submitted += n
