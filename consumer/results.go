@@ -118,7 +118,7 @@ func (w *Worker) settleAll(ctx context.Context, group []finished, err error) {
 		case err == nil:
 			w.ack(ctx, f.job.msg)
 			w.releaseUnique(ctx, f.job.msg)
-			f.job.logger().Debug("task done")
+			f.job.debug(ctx, "task done")
 		default:
 			why, now := w.answerFailed(ctx, f.job, err)
 			switch {

@@ -80,7 +80,7 @@ func (w *Worker) work(ctx context.Context, msg jetstream.Msg) {
 	if !w.claim(ctx, j) {
 		return
 	}
-	j.logger().DebugContext(ctx, "task started")
+	j.debug(ctx, "task started")
 	w.cfg.Events.TaskStarted(j.kind)
 	w.stats.started(j)
 	results, outcomes := w.runAll(ctx, j)
@@ -126,7 +126,7 @@ func (w *Worker) work(ctx context.Context, msg jetstream.Msg) {
 	w.markDone(ctx, j)
 	w.ack(ctx, msg)
 	w.releaseUnique(ctx, msg)
-	j.logger().DebugContext(ctx, "task done")
+	j.debug(ctx, "task done")
 }
 
 // retryable returns the first error that asked for another try, or "".

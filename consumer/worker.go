@@ -173,6 +173,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	acker.Wait()
 	stopLeases()
 	keeper.Wait()
+	w.leases.flush()
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", w.cfg.Name, err)
 	}

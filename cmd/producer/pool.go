@@ -15,6 +15,7 @@ import (
 	"github.com/procq/procq/config"
 	"github.com/procq/procq/demo"
 	"github.com/procq/procq/internal/cli"
+	"github.com/procq/procq/internal/flushw"
 	"github.com/procq/procq/producer"
 	"github.com/procq/procq/protocol"
 )
@@ -93,8 +94,8 @@ func runPool(cmd *cobra.Command, _ []string) error {
 	}
 	ctx := cmd.Context()
 	// Result lines are buffered: a million of them cost a few hundred
-	// writes, not a million (none waits longer than DefaultFlushDelay).
-	out := cli.NewFlushWriter(cmd.OutOrStdout(), cli.DefaultFlushDelay)
+	// writes, not a million (none waits longer than flushw.DefaultDelay).
+	out := flushw.New(cmd.OutOrStdout(), flushw.DefaultDelay)
 	defer out.Flush()
 	childOut := io.Writer(out)
 	if asJSON {

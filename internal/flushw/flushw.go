@@ -1,4 +1,6 @@
-package cli
+// Package flushw buffers output written line by line, so that a million
+// lines cost a few hundred writes, and still shows a line that waits.
+package flushw
 
 import (
 	"bufio"
@@ -7,12 +9,13 @@ import (
 	"time"
 )
 
-// FlushWriter buffers what a command prints per input, so that a million
-// result lines cost a few hundred writes instead of a million, and still
-// shows a line that waits: the buffer is written out when it fills, when
+// Writer buffers what is written line by line (a command's result
+// lines, a consumer's reports to its producer), so that a million lines
+// cost a few hundred writes instead of a million, and still shows a line
+// that waits: the buffer is written out when it fills, when
 // something has waited in it for the delay, and on Flush. It is safe for
 // concurrent use (the producer's own lines and its children's share it).
-type FlushWriter struct {
+type Writer struct {
 	mu    sync.Mutex
 	buf   *bufio.Writer
 	delay time.Duration
@@ -23,16 +26,16 @@ type FlushWriter struct {
 // flushBuffer is the buffer's size: the pipe buffer of most systems.
 const flushBuffer = 64 << 10
 
-// DefaultFlushDelay is how long a line may wait in a FlushWriter.
-const DefaultFlushDelay = 100 * time.Millisecond
+// DefaultDelay is how long a line may wait in a Writer.
+const DefaultDelay = 100 * time.Millisecond
 
-// NewFlushWriter buffers writes to w, none waiting longer than delay.
-func NewFlushWriter(w io.Writer, delay time.Duration) *FlushWriter {
-	return &FlushWriter{buf: bufio.NewWriterSize(w, flushBuffer), delay: delay}
+// NewWriter buffers writes to w, none waiting longer than delay.
+func New(w io.Writer, delay time.Duration) *Writer {
+	return &Writer{buf: bufio.NewWriterSize(w, flushBuffer), delay: delay}
 }
 
 // Write buffers p.
-func (f *FlushWriter) Write(p []byte) (int, error) {
+func (f *Writer) Write(p []byte) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n, err := f.buf.Write(p)
@@ -46,7 +49,7 @@ func (f *FlushWriter) Write(p []byte) (int, error) {
 }
 
 // Flush writes out what is buffered and returns the first write error.
-func (f *FlushWriter) Flush() error {
+func (f *Writer) Flush() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.timer != nil {

@@ -1,4 +1,4 @@
-package cli
+package flushw
 
 import (
 	"bytes"
@@ -30,9 +30,9 @@ func (c *countingWriter) state() (int, string) {
 
 // Ten thousand lines reach the writer in a handful of writes, whole and
 // in order; a last line is written out by the delay without a Flush.
-func TestFlushWriterBatchesAndShowsAWaitingLine(t *testing.T) {
+func TestWriterBatchesAndShowsAWaitingLine(t *testing.T) {
 	w := &countingWriter{}
-	f := NewFlushWriter(w, time.Hour) // only a full buffer writes out here
+	f := New(w, time.Hour) // only a full buffer writes out here
 	var want strings.Builder
 	for i := range 10000 {
 		line := strings.Repeat("x", i%50) + "\n"
@@ -51,7 +51,7 @@ func TestFlushWriterBatchesAndShowsAWaitingLine(t *testing.T) {
 	if max := want.Len()/flushBuffer + 2; writes > max {
 		t.Errorf("%d writes for %d bytes, want at most %d", writes, want.Len(), max)
 	}
-	f = NewFlushWriter(w, 50*time.Millisecond)
+	f = New(w, 50*time.Millisecond)
 	if _, err := f.Write([]byte("waiting\n")); err != nil {
 		t.Fatal(err)
 	}
