@@ -2,6 +2,7 @@ package producer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -17,35 +18,36 @@ func (m *mapping) collect(ctx context.Context, results <-chan jetstream.Msg, pub
 	total := -1  // known once the publisher is done
 	yielded := 0 // results handed to the caller
 	next := 0    // ordered: the next index to yield
-	buf := map[int][]Result{}
+	buf := map[int]answered{}
 	var pubErr error
 	var failing storeFailures
-	emit := func(rs []Result) bool {
-		for _, r := range rs {
-			if !yield(r, nil) {
+	emit := func(a answered) bool {
+		n := a.len()
+		for i := range n {
+			if !yield(a.at(i), nil) {
 				return false
 			}
 			yielded++
 		}
 		m.progress.done.Store(int64(yielded))
 		<-m.slots
-		m.freeInputs(len(rs))
+		m.freeInputs(n)
 		return true
 	}
 	// take hands complete chunks' results on: as they come, or in order.
 	take := func(as []answered) bool {
 		for _, a := range as {
 			if !m.ordered {
-				if !emit(a.results) {
+				if !emit(a) {
 					return false
 				}
 				continue
 			}
-			buf[a.start] = a.results
-			for rs, ok := buf[next]; ok; rs, ok = buf[next] {
+			buf[a.start] = a
+			for b, ok := buf[next]; ok; b, ok = buf[next] {
 				delete(buf, next)
-				next += len(rs)
-				if !emit(rs) {
+				next += b.len()
+				if !emit(b) {
 					return false
 				}
 			}
@@ -84,8 +86,8 @@ func (m *mapping) collect(ctx context.Context, results <-chan jetstream.Msg, pub
 			m.cancelQ = nil
 			m.mu.Unlock()
 			for _, index := range q {
-				rs, ok := m.accept(protocol.Answer{Index: index, Outcomes: []task.Outcome{{Error: protocol.CancelledText}}})
-				if ok && !take([]answered{{start: rs[0].Index, results: rs}}) {
+				a, ok := m.accept(protocol.Answer{Index: index, Outcomes: []task.Outcome{{Error: protocol.CancelledText}}})
+				if ok && !take([]answered{a}) {
 					return errStopped
 				}
 			}
@@ -142,10 +144,28 @@ func (m *mapping) trim(ctx context.Context, msg jetstream.Msg) {
 	}
 }
 
-// answered is the results of one task message.
+// answered is the results of one task message, from its first input on:
+// a whole chunk's values as they came (every input succeeded), or its
+// results one by one.
 type answered struct {
 	start   int
+	values  []json.RawMessage
 	results []Result
+}
+
+func (a answered) len() int {
+	if a.values != nil {
+		return len(a.values)
+	}
+	return len(a.results)
+}
+
+// at is the result of the message's input i.
+func (a answered) at(i int) Result {
+	if a.values != nil {
+		return Result{Index: a.start + i, Value: a.values[i]}
+	}
+	return a.results[i]
 }
 
 // parse decodes a result message into the answers still awaited. A
@@ -159,8 +179,8 @@ func (m *mapping) parse(msg jetstream.Msg) []answered {
 	}
 	out := make([]answered, 0, len(answers))
 	for _, a := range answers {
-		if rs, ok := m.accept(a); ok {
-			out = append(out, answered{start: rs[0].Index, results: rs})
+		if got, ok := m.accept(a); ok {
+			out = append(out, got)
 		}
 	}
 	return out
@@ -170,11 +190,11 @@ func (m *mapping) parse(msg jetstream.Msg) []answered {
 // splits an answer too large for one message). It returns the chunk's
 // results once the chunk is complete. A duplicate (a redelivered task's
 // second answer) or a malformed answer is dropped and logged.
-func (m *mapping) accept(a protocol.Answer) ([]Result, bool) {
+func (m *mapping) accept(a protocol.Answer) (answered, bool) {
 	values, compact := a.Values()
 	if a.Results != nil && !compact {
 		m.pool.log.Warn("result whose results are no JSON array ignored", "map", m.id, "index", a.Index)
-		return nil, false
+		return answered{}, false
 	}
 	got := len(a.Outcomes)
 	if compact {
@@ -186,12 +206,18 @@ func (m *mapping) accept(a protocol.Answer) ([]Result, bool) {
 	switch {
 	case !known:
 		m.pool.log.Debug("duplicate result ignored", "map", m.id, "index", a.Index)
-		return nil, false
+		return answered{}, false
 	case got == 0 || a.Index+got > start+n:
 		m.pool.log.Warn("result with wrong input count ignored", "map", m.id, "index", a.Index, "chunk", n, "got", got)
-		return nil, false
+		return answered{}, false
 	}
 	p := m.parts[start]
+	if p == nil && compact && a.Index == start && got == n && len(m.cancelled) == 0 {
+		// A whole chunk that succeeded, the common case: its values as
+		// they are, made results only as they are yielded.
+		delete(m.pending, start)
+		return answered{start: start, values: values}, true
+	}
 	if p == nil {
 		p = &partial{rs: make([]Result, n), have: make([]bool, n)}
 	}
@@ -215,11 +241,11 @@ func (m *mapping) accept(a protocol.Answer) ([]Result, bool) {
 	}
 	if p.got < n {
 		m.parts[start] = p
-		return nil, false
+		return answered{}, false
 	}
 	delete(m.parts, start)
 	delete(m.pending, start)
-	return p.rs, true
+	return answered{start: start, results: p.rs}, true
 }
 
 // chunkOf finds the pending chunk that holds input index: a whole answer
