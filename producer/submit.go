@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/procq/procq/link"
 	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/task"
 )
@@ -164,37 +165,97 @@ func (m *mapping) send(ctx context.Context, start int, body []byte, n int) error
 }
 
 // confirm waits for the stream's ack of every chunk sent. A chunk the
-// stream refused or did not acknowledge is published again synchronously
-// (its Nats-Msg-Id makes a duplicate harmless), as TaskQueue.Put does: a full
-// stream or a broker that does not answer is retried for up to
-// queue.put_timeout. Any other failure stops the map.
+// stream refused or did not acknowledge is published again (its
+// Nats-Msg-Id makes a duplicate harmless): the first synchronously, as
+// TaskQueue.Put does (a full stream or a broker that does not answer is
+// retried for up to queue.put_timeout), and the others the same loss left
+// behind it together, each again synchronously only should that fail.
+// Any other failure stops the map.
 //
 // An acknowledgement that never comes (the publish went to a stream
-// leader that died with it) counts as a refusal after publishAckWait:
-// without that bound the chunk would never be stored, never answered, and
-// the map would wait for it forever.
+// leader that died with it) counts as a refusal once the stream elected
+// a new leader after the publish (its LEADER_ELECTED advisory, or the
+// connection re-established), or after publishAckWait should no advisory
+// come: without that bound the chunk would never be stored, never
+// answered, and the map would wait for it forever.
 func (m *mapping) confirm(ctx context.Context) {
+	elected := link.Watch(m.pool.q.js.Conn(), link.StreamLeaderElected(protocol.TasksStream))
+	defer elected.Close()
 	timer := time.NewTimer(publishAckWait)
 	defer timer.Stop()
 	var warned time.Time // a leader's death leaves hundreds: one line a second
 	unacked := 0
-	for sc := range m.sent {
+	var held *sentChunk // taken from m.sent while gathering a burst, not lost
+	for {
+		var sc sentChunk
+		if held != nil {
+			sc, held = *held, nil
+		} else {
+			var ok bool
+			if sc, ok = <-m.sent; !ok {
+				return
+			}
+		}
 		timer.Reset(max(time.Until(sc.at.Add(publishAckWait)), 0))
+		changed := elected.Changed()
+		lost := false // not acknowledged (else: refused)
 		select {
 		case <-sc.stored.Ok():
 			continue
 		case <-sc.stored.Err():
-		case <-timer.C:
-			unacked++
-			if time.Since(warned) > time.Second {
-				m.pool.q.log.Warn("tasks not acknowledged in time; publishing them again", "since_last_warning", unacked,
-					"index", sc.msg.Header.Get(protocol.HeaderIndex), "waited", publishAckWait)
-				warned, unacked = time.Now(), 0
-			}
 		case <-ctx.Done():
 			continue // drain m.sent so the publisher never blocks
+		default:
+			lost = true
+			if !elected.Since(sc.at) {
+				select {
+				case <-sc.stored.Ok():
+					continue
+				case <-sc.stored.Err():
+					lost = false
+				case <-changed:
+				case <-timer.C:
+				case <-ctx.Done():
+					continue
+				}
+			}
 		}
-		if err := m.resend(ctx, sc.msg); err != nil {
+		if lost {
+			unacked++
+			if time.Since(warned) > time.Second {
+				m.pool.q.log.Warn("tasks not acknowledged before the stream's new leader or in time; publishing them again",
+					"since_last_warning", unacked, "index", sc.msg.Header.Get(protocol.HeaderIndex), "timeout", publishAckWait)
+				warned, unacked = time.Now(), 0
+			}
+		}
+		// The others already refused, or published before the stream's
+		// new leader and not acknowledged: a burst behind this one.
+		burst := []*nats.Msg{sc.msg}
+	gather:
+		for len(burst) < maxBurst && held == nil {
+			select {
+			case next, ok := <-m.sent:
+				if !ok {
+					break gather
+				}
+				select {
+				case <-next.stored.Ok():
+					continue
+				case <-next.stored.Err():
+					burst = append(burst, next.msg)
+					continue
+				default:
+				}
+				if elected.Since(next.at) {
+					burst = append(burst, next.msg)
+					continue
+				}
+				held = &next
+			default:
+				break gather
+			}
+		}
+		if err := m.resend(ctx, burst); err != nil {
 			select {
 			case m.fatal <- err:
 			default:
@@ -203,13 +264,43 @@ func (m *mapping) confirm(ctx context.Context) {
 	}
 }
 
+// maxBurst is how many chunks confirm publishes again at once.
+const maxBurst = 256
+
 // publishAckWait bounds the wait for the stream's acknowledgement of a
 // chunk published asynchronously.
 const publishAckWait = 5 * time.Second
 
-func (m *mapping) resend(ctx context.Context, msg *nats.Msg) error {
-	if err := m.pool.q.publish(ctx, msg); err != nil {
-		return fmt.Errorf("submit #%s: %w", msg.Header.Get(protocol.HeaderIndex), err)
+// resend publishes msgs again: the first synchronously (waiting for the
+// stream's leader, for room in a full stream), then the others at once,
+// each waited for and published again synchronously only should that
+// fail.
+func (m *mapping) resend(ctx context.Context, msgs []*nats.Msg) error {
+	q := m.pool.q
+	if err := q.publish(ctx, msgs[0]); err != nil {
+		return fmt.Errorf("submit #%s: %w", msgs[0].Header.Get(protocol.HeaderIndex), err)
+	}
+	futures := make([]jetstream.PubAckFuture, len(msgs))
+	for i, msg := range msgs[1:] {
+		futures[i+1], _ = q.js.PublishMsgAsync(msg) // a failure: published synchronously below
+	}
+	wait, cancel := context.WithTimeout(ctx, publishAckWait)
+	defer cancel()
+	for i, msg := range msgs[1:] {
+		if f := futures[i+1]; f != nil {
+			select {
+			case <-f.Ok():
+				continue
+			case <-f.Err():
+			case <-wait.Done():
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+			}
+		}
+		if err := q.publish(ctx, msg); err != nil {
+			return fmt.Errorf("submit #%s: %w", msg.Header.Get(protocol.HeaderIndex), err)
+		}
 	}
 	return nil
 }
