@@ -359,6 +359,7 @@ func (w *Worker) pull(ctx context.Context, l *level, n int, noWait bool) (int, e
 func (w *Worker) pullFrom(ctx context.Context, l *level, n int, noWait, reserved bool) (int, error) {
 	var batch jetstream.MessageBatch
 	var err error
+	changed := w.cluster.durable.Changed() // the durable's next leader: a refused pull's retry
 	if noWait {
 		batch, err = l.cons.FetchNoWait(n)
 	} else {
@@ -401,11 +402,9 @@ func (w *Worker) pullFrom(ctx context.Context, l *level, n int, noWait, reserved
 		if errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, nats.ErrTimeout) {
 			level = slog.LevelInfo
 		}
-		w.log.Log(ctx, level, "pull failed; retrying", "error", err, "priority", l.p, "waiting_for", "the broker")
-		select {
-		case <-time.After(retryPause):
-		case <-ctx.Done():
-		}
+		w.log.Log(ctx, level, "pull failed; retrying", "error", err, "priority", l.p,
+			"waiting_for", "the durable's leader (LEADER_ELECTED advisory) or a reconnect", "at_most", retryPause)
+		pullAgain(ctx, changed)
 	}
 	return 0, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -101,7 +100,7 @@ func (w *Worker) answer(ctx context.Context, group []finished) error {
 	if len(keep) == 0 {
 		return nil
 	}
-	err := w.storeAnswers(keep, keptPieces)
+	err := w.storeAnswersOnce(keep, keptPieces)
 	w.settleAll(ctx, keep, err)
 	return err
 }
@@ -161,8 +160,9 @@ func (w *Worker) notice(j *job, err error) {
 
 // storeAnswers publishes the answers of one reply subject, encoded as
 // pieces, in as few messages as the broker's max payload allows and waits
-// until the stream stores them all.
-func (w *Worker) storeAnswers(group []finished, pieces []piece) error {
+// until the stream stores them all (awaitAll; changed: the results
+// stream's next leader).
+func (w *Worker) storeAnswers(group []finished, pieces []piece, changed <-chan struct{}) error {
 	limit := w.maxPayload - headerRoom
 	var futures []jetstream.PubAckFuture
 	var body []byte
@@ -197,7 +197,7 @@ func (w *Worker) storeAnswers(group []finished, pieces []piece) error {
 	if err := flush(); err != nil {
 		return err
 	}
-	return awaitAll(futures)
+	return awaitAll(futures, changed)
 }
 
 // piece is one encoded answer, or a part of one.
@@ -259,24 +259,6 @@ func (w *Worker) resultMsg(group []finished, in []piece, body []byte) *nats.Msg 
 		res.Header.Set(protocol.HeaderMsgID, protocol.MsgID(first.run, first.index))
 	}
 	return res
-}
-
-// awaitAll waits up to publishTimeout for the stream to confirm every
-// publish.
-func awaitAll(futures []jetstream.PubAckFuture) error {
-	t := time.NewTimer(publishTimeout)
-	defer t.Stop()
-	var errs []error
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			errs = append(errs, err)
-		case <-t.C:
-			return errors.Join(append(errs, fmt.Errorf("result not confirmed within %v", publishTimeout))...)
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // unstorable reports whether a publish to subject failed because no stream

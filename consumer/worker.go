@@ -44,9 +44,10 @@ type Worker struct {
 	results   chan finished  // tasks whose results wait to be stored
 	unique    *unique.Bucket // the unique tasks' keys, released on success
 
-	cancels      *cancels    // the queue's cancel marks; nil without the bucket
-	timedOut     atomic.Bool // a handler was abandoned at its hard time limit
-	stopFetching func()      // stops taking tasks (set in Run)
+	cluster      clusterWatch // the cluster's signals (failover.go)
+	cancels      *cancels     // the queue's cancel marks; nil without the bucket
+	timedOut     atomic.Bool  // a handler was abandoned at its hard time limit
+	stopFetching func()       // stops taking tasks (set in Run)
 }
 
 // New builds a worker for the queue topo was declared for. The registry
@@ -117,6 +118,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.log.InfoContext(ctx, "consumer started", "queue", w.queue, "concurrency", w.cfg.Concurrency,
 		"prefetch", w.prefetchMode(), "run", w.cfg.Run, "skip_run", w.skipRun, "ack_wait", w.ackWait)
 
+	defer w.watchCluster(ctx)()
 	fetchCtx, stopFetching := context.WithCancel(ctx)
 	defer stopFetching()
 	w.stopFetching = stopFetching

@@ -1,0 +1,173 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/procq/procq/link"
+	"github.com/procq/procq/protocol"
+)
+
+// A node of the cluster dies. The raft groups it led (the results stream,
+// the queue's durable, ...) elect new leaders after the followers'
+// election timeout, and each new leader sends a LEADER_ELECTED advisory.
+// The worker waits for those, not for clocks:
+//   - an answer the results stream did not confirm is stored again as soon
+//     as the stream has a new leader, the task held meanwhile (its lease is
+//     kept), rather than handed back after publishTimeout and run again;
+//   - a pull refused for want of the durable's leader is made again as
+//     soon as the durable has one.
+//
+// Each wait keeps a short fallback should an advisory never come (a user
+// without the permission to subscribe to it).
+
+// clusterWatch is what the worker watches: the results stream's leader,
+// and its durables' (the queue's levels), each also on a reconnect.
+type clusterWatch struct {
+	results  *link.Events
+	durable  *link.Events
+	stopping context.Context // Run's: ends when the worker is asked to stop
+}
+
+// watchCluster starts the worker's watches; stop ends them. ctx is Run's.
+func (w *Worker) watchCluster(ctx context.Context) (stop func()) {
+	nc := w.js.Conn()
+	var durables []string
+	for _, l := range w.levels {
+		if l.cons != nil {
+			durables = append(durables, link.ConsumerLeaderElected(protocol.TasksStream, l.cons.CachedInfo().Name))
+		}
+	}
+	w.cluster = clusterWatch{
+		results:  link.Watch(nc, link.StreamLeaderElected(protocol.ResultsStream)),
+		durable:  link.Watch(nc, durables...),
+		stopping: ctx,
+	}
+	return func() {
+		w.cluster.results.Close()
+		w.cluster.durable.Close()
+	}
+}
+
+// electionWait bounds how long the worker holds answers for the results
+// stream to elect a leader: a cluster that elects none within it has lost
+// its majority, and the tasks go back to the queue.
+const electionWait = 30 * time.Second
+
+// storeAnswersOnce is storeAnswers across an election of the results
+// stream: while the stream cannot store the answers only for want of a
+// leader (a publish no one answered, or left unconfirmed by a leader that
+// died, or made while the link was down), it stores them again once a
+// leader is elected or the link is back (retryPause at the latest),
+// for up to electionWait. The worker stopping ends the waiting. It
+// returns the last error: the caller hands the tasks back.
+func (w *Worker) storeAnswersOnce(group []finished, pieces []piece) error {
+	stop := w.cluster.stopping
+	if stop == nil { // outside Run
+		stop = context.Background()
+	}
+	var deadline time.Time
+	for {
+		changed := w.cluster.results.Changed()
+		err := w.storeAnswers(group, pieces, changed)
+		if err == nil || !leaderless(err) || stop.Err() != nil {
+			return err
+		}
+		if deadline.IsZero() {
+			if noResponders(err) && w.noStream(group[0].job.reply) {
+				return err // no stream stores it: not a matter of a leader
+			}
+			deadline = time.Now().Add(electionWait)
+			w.log.Warn("answers not stored; storing them again once the results stream has a leader",
+				"tasks", len(group), "error", err, "waiting_for", "the results stream's leader", "timeout", electionWait)
+		} else if time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-changed:
+		case <-time.After(retryPause):
+		case <-stop.Done():
+			return err
+		}
+	}
+}
+
+// noResponders: a publish no stream took, for want of a leader or of a
+// stream.
+func noResponders(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
+}
+
+// noStream reports whether the server says no stream stores subject. A
+// question it does not answer within a second, or before a leader is
+// elected (the meta leader may be the one that died), counts as no.
+func (w *Worker) noStream(subject string) bool {
+	ctx, cancel := w.cluster.results.Until(context.Background(), time.Second)
+	defer cancel()
+	_, err := w.js.StreamNameBySubject(ctx, subject)
+	return errors.Is(err, jetstream.ErrStreamNotFound)
+}
+
+// errUnconfirmed: the results stream elected a new leader while a publish
+// waited for its confirmation; the leader that took it may have died with
+// it.
+var errUnconfirmed = errors.New("result not confirmed before the results stream elected a new leader")
+
+// leaderless reports whether every error in err says only that the
+// results stream had no leader to store the answer.
+func leaderless(err error) bool {
+	if errs, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range errs.Unwrap() {
+			if !leaderless(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return link.Transient(err) || errors.Is(err, errUnconfirmed) || errors.Is(err, errNotConfirmed) ||
+		errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrConnectionReconnecting)
+}
+
+// errNotConfirmed: no confirmation came within publishTimeout.
+var errNotConfirmed = fmt.Errorf("result not confirmed within %v", publishTimeout)
+
+// awaitAll waits up to publishTimeout for the stream to confirm every
+// publish, or until changed is closed (the results stream elected a new
+// leader since before the first publish: one the old leader took is lost).
+func awaitAll(futures []jetstream.PubAckFuture, changed <-chan struct{}) error {
+	t := time.NewTimer(publishTimeout)
+	defer t.Stop()
+	var errs []error
+	for _, f := range futures {
+		select { // confirmed already: whatever came since
+		case <-f.Ok():
+			continue
+		case err := <-f.Err():
+			errs = append(errs, err)
+			continue
+		default:
+		}
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			errs = append(errs, err)
+		case <-changed:
+			return errors.Join(append(errs, errUnconfirmed)...)
+		case <-t.C:
+			return errors.Join(append(errs, errNotConfirmed)...)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// pullAgain waits before a pull is made again after one failed: until
+// the durable's leader is elected or the link is back (changed, taken
+// before the pull), retryPause at the latest.
+func pullAgain(ctx context.Context, changed <-chan struct{}) {
+	_ = link.Wait(ctx, changed, retryPause)
+}
