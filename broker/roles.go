@@ -86,7 +86,11 @@ func rolePermissions(role, queue string) *server.Permissions {
 				"$JS.ACK." + protocol.PipesStream + ".>",
 				"$JS.FC.>",
 			}...)},
-			Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
+			// Its replies, and the advisories that end its waits once a
+			// node died: the results stream's new leader, its durables'.
+			Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>",
+				link.StreamLeaderElected(protocol.ResultsStream),
+				link.ConsumerLeaderElected(protocol.TasksStream, "*")}},
 		}
 	case protocol.RoleProducer:
 		// Everything a producer does, on any queue (maps, message queues,
