@@ -6,9 +6,17 @@
 #      queue.replicas 3 (a fresh cluster per run), prefetch 256 on both;
 #   b. tasks/s against consumer processes (1 2 4 8 16) on one embedded
 #      broker, square at --sleep 0s and at --sleep 1ms, chunk 1;
-#   c. failover: kill -9 of the node leading PROCQ_TASKS during an R3 map
-#      (chunk 1, N inputs), and the time until results flow again;
-#      FAILOVERS times (default 3). NB: inputs of b's 1ms series (20000).
+#   c. failover: kill -9 of a node during an R3 map (chunk 1, N inputs), in
+#      turn the one leading PROCQ_TASKS, the one leading PROCQ_RESULTS and
+#      one leading neither (VICTIMS="tasks results other"), FAILOVERS times
+#      (default 3): the longest pause in the results against the time the
+#      cluster took to elect new leaders for what the node led, both
+#      measured in the same run. NB: inputs of b's 1ms series (20000).
+# PARTS=ac (any of a, b, c; default abc) runs only those parts;
+# FAILOVER_ONLY=1 is PARTS=c. Each part ends with "summary <name> <value>"
+# lines for bench/all.sh: r3_over_r1_auto (a), failover_pause_s,
+# failover_election_s, failover_pause_minus_election_s (medians) and
+# failover_pause_minus_election_max_s (c).
 # The cluster is started by this script in a temp dir (free ports picked
 # at random in 20000-29999, never 4222), stopped at the end or on Ctrl-C.
 # Every wait is bounded. Logs stay in the printed temp dir when a run fails
@@ -19,6 +27,8 @@
 # that must succeed is checked.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
+parts=${PARTS:-abc}
+[ "${FAILOVER_ONLY:-0}" = 1 ] && parts=c
 rounds=${1:-3}
 n=${2:-100000}
 prefetch=256
@@ -239,6 +249,7 @@ t0=$SECONDS
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- a. R1 against R3 --------------------------------------------------------
+if [[ $parts == *a* ]]; then
 echo "a. R1 against R3: $n inputs, $rounds rounds" >&2
 declare -A res
 for r in $(seq "$rounds"); do
@@ -269,8 +280,11 @@ done
 echo
 echo "(CPU s per run: user + system CPU of every procq process of the run (producer, consumers, broker or the three cluster nodes) from its start to its exit. Cores busy: the whole machine's busy cores, of $(nproc), between the map's first and last output line, from /proc/stat; other users of the machine included.)"
 echo "a done in $((SECONDS - t0)) s" >&2
+echo "summary r3_over_r1_auto $(ratio "$(med "${res[r3,0]}" 1)" "$(med "${res[r1,0]}" 1)")"
+fi
 
 # --- b. consumer processes ---------------------------------------------------
+if [[ $parts == *b* ]]; then
 t1=$SECONDS
 echo "b. tasks/s against consumer processes, $rounds rounds" >&2
 declare -A rb
@@ -301,26 +315,74 @@ done
 echo
 echo "($n inputs at sleep 0s, $nb at sleep 1ms; runs: $(for p in 1 2 4 8 16; do printf '%s: %s; ' "$p" "$(printf '%s' "${rb[0,$p]}" | col 1 | runs)"; done | sed 's/; $//') (0s) and $(for p in 1 2 4 8 16; do printf '%s: %s; ' "$p" "$(printf '%s' "${rb[1,$p]}" | col 1 | runs)"; done | sed 's/; $//') (1ms). Cores busy: the whole machine's busy cores, of $(nproc), during the map. CPU ms per task: user + system CPU of the producer with its embedded broker and of the consumers, whole run, over the inputs.)"
 echo "b done in $((SECONDS - t1)) s" >&2
+fi
 
 # --- c. failover -------------------------------------------------------------
+if [[ $parts == *c* ]]; then
+# leader_events LOGDIR: every leader change the cluster's nodes logged, one
+# "epoch node group" line each, oldest first. The group is "meta" (the
+# JetStream meta leader), a stream ("PROCQ_TASKS") or a stream's consumer
+# ("PROCQ_TASKS>procq_demo"). A node logs these lines as it becomes leader,
+# where it sends the matching $JS.EVENT.ADVISORY.*.LEADER_ELECTED advisory.
+leader_events() {
+	perl -MTime::Local=timegm -ne '
+		next unless /^time=(\d+)-(\d+)-(\d+)T(\d+):(\d+):(\d+)(\.\d+)?(Z|[-+]\d\d:\d\d) .*?msg="([^"]*)".*? name=(n\d)/;
+		my ($msg, $node) = ($9, $10);
+		my $t = timegm($6, $5, $4, $3, $2 - 1, $1) + ($7 || 0);
+		if ($8 ne "Z") { my ($sg, $h, $m) = $8 =~ /([-+])(\d\d):(\d\d)/; $t -= ($sg eq "-" ? -1 : 1) * ($h * 3600 + $m * 60) }
+		my $g;
+		if ($msg eq "Self is new JetStream cluster metadata leader") { $g = "meta" }
+		elsif ($msg =~ /new stream leader for .\S+ > (\S+).$/) { $g = $1 }
+		elsif ($msg =~ /new consumer leader for .\S+ > (\S+) > (\S+).$/) { $g = "$1>$2" }
+		printf "%.3f %s %s\n", $t, $node, $g if defined $g;
+	' "$1"/broker-n[123].log 2>/dev/null | sort -g
+}
+# The raft groups a map's results depend on: the meta leader (it creates the
+# producer's results consumer), the two streams, and the queue's durable.
+fo_groups="meta PROCQ_TASKS PROCQ_RESULTS PROCQ_TASKS>procq_demo"
+# led_by LOGDIR EPOCH: "group=node" for each of fo_groups at that time.
+led_by() {
+	leader_events "$1" | awk -v t="$2" -v groups="$fo_groups" '$1 < t {l[$3] = $2}
+		END {n = split(groups, g, " "); for (i = 1; i <= n; i++) printf "%s=%s ", g[i], (g[i] in l ? l[g[i]] : "?")}'
+}
+# elections LOGDIR EPOCH VICTIM: for each group VICTIM led at EPOCH, the
+# seconds from EPOCH until a surviving node logged itself its new leader
+# ("-" when none did before the run ended): "group:seconds ..." on one line.
+elections() {
+	leader_events "$1" | awk -v t="$2" -v v="$3" -v groups="$fo_groups" '
+		BEGIN {n = split(groups, g, " "); for (i = 1; i <= n; i++) want[g[i]] = 1}
+		!($3 in want) {next}
+		$1 < t {l[$3] = $2; next}
+		($3 in l) && l[$3] == v && !($3 in e) && $2 != v {e[$3] = $1 - t}
+		END {for (i = 1; i <= n; i++) if ((g[i] in l) && l[g[i]] == v) printf "%s:%s ", g[i], (g[i] in e ? sprintf("%.2f", e[g[i]]) : "-")}'
+}
+# The victims, in turn: the PROCQ_TASKS leader, the PROCQ_RESULTS leader,
+# and a node leading neither stream (VICTIMS="tasks results other" by
+# default; any order, any repeats).
+read -ra victims <<<"${VICTIMS:-tasks results other}"
 t2=$SECONDS
-echo "c. failover: kill -9 of the PROCQ_TASKS leader, $failovers times" >&2
+echo "c. failover: kill -9 of a node (${victims[*]}, in turn), $failovers times" >&2
 fo=()
+fo_pauses=()
+fo_elections=()
 rows=()
 for k in $(seq "$failovers"); do
+	kind=${victims[(k - 1) % ${#victims[@]}]}
 	logs=$work/logs/c-failover-$k
 	mkdir -p "$logs"
-	row="| $k | - | - | - | - | - | - | - | - | - |"
+	row="| $k | $kind | - | - | - | - | - | - | - | - | - | - |"
 	ts_pid=""
 	if start_cluster "$logs"; then
 		rm -f "$work/fifo"
 		mkfifo "$work/fifo"
 		: >"$logs/stdout.ts"
-		# Every stdout line with the time it arrived (the producer writes each
-		# result line with its own write).
+		# Every stdout line with the time it arrived.
 		perl -MTime::HiRes=time -ne 'BEGIN {$| = 1} printf "%.6f %s", time, $_' <"$work/fifo" >"$logs/stdout.ts" &
 		ts_pid=$!
+		# CLIENT_LOG_LEVEL=debug: the producer's and consumers' logs say
+		# what each task and result did (to study a pause; slower).
 		timeout -k 10 240 env "${cluster_env[@]}" PROCQ_LOG_DIR="$logs" PROCQ_CONSUMERS_PREFETCH=$prefetch \
+			${CLIENT_LOG_LEVEL:+PROCQ_LOG_LEVEL=$CLIENT_LOG_LEVEL} \
 			bin/producer pool --kind square --sleep 0s --inputs "1..$n" --processes 2 --chunk-size 1 \
 			>"$work/fifo" 2>"$logs/stderr" &
 		cur=$!
@@ -329,16 +391,27 @@ for k in $(seq "$failovers"); do
 		until grep -q "^[0-9.]* square($kill_at) = " "$logs/stdout.ts" || [ $SECONDS -ge $deadline ] || ! kill -0 "$cur" 2>/dev/null; do
 			sleep 0.05
 		done
-		leader=$(env "${cluster_env[@]}" PROCQ_LOG_DIR="$logs" timeout 20 bin/broker status 2>/dev/null | awk '$1 == "PROCQ_TASKS" {print $5}')
 		kt=""
-		case $leader in
+		victim=""
+		led=$(led_by "$logs" "$(now)")
+		lead() { sed -n "s/.*\(^\| \)$1=\(n[0-9]\).*/\2/p" <<<"$led"; }
+		case $kind in
+		tasks) victim=$(lead PROCQ_TASKS) ;;
+		results) victim=$(lead PROCQ_RESULTS) ;;
+		other) # leading neither stream; of those, the one leading fewest groups
+			victim=$(for v in n1 n2 n3; do
+				[ "$v" = "$(lead PROCQ_TASKS)" ] || [ "$v" = "$(lead PROCQ_RESULTS)" ] && continue
+				echo "$(grep -o "=$v" <<<"$led" | wc -l) $v"
+			done | sort -n | head -1 | cut -d' ' -f2) ;;
+		esac
+		case $victim in
 		n1 | n2 | n3)
 			if grep -q "^[0-9.]* square($kill_at) = " "$logs/stdout.ts"; then
-				victim=${node_pids[${leader#n} - 1]}
+				vpid=${node_pids[${victim#n} - 1]}
 				kt=$(now)
-				kill -KILL "$victim"
-				{ wait "$victim"; } 2>/dev/null # reaped here, without bash's "Killed" notice
-				node_pids[${leader#n} - 1]=0
+				kill -KILL "$vpid"
+				{ wait "$vpid"; } 2>/dev/null # reaped here, without bash's "Killed" notice
+				node_pids[${victim#n} - 1]=0
 			fi
 			;;
 		esac
@@ -348,32 +421,40 @@ for k in $(seq "$failovers"); do
 		cur=""
 		wait "$ts_pid" || true
 		if [ -z "$kt" ]; then
-			echo "  failover $k: no kill (leader '$leader', map at square($kill_at): $(grep -c square "$logs/stdout.ts") lines); logs: $logs" >&2
+			echo "  failover $k: no kill ($kind: victim '$victim', leaders $led; map at square($kill_at): $(grep -c square "$logs/stdout.ts") lines); logs: $logs" >&2
 			failed=1
 		else
 			[ "$rc" = 0 ] || { echo "  failover $k: producer exit $rc; logs: $logs" >&2; failed=1; }
 			on() { sed -n 's/.*msg="connected to broker" .*server=\(n[0-9]\).*/\1/p' "$1" 2>/dev/null | head -1; }
 			prod_on=$(on "$logs/producer.log")
 			cons_on=$(for f in "$logs"/consumer-C-*.log; do on "$f"; done | sort | tr '\n' ' ' | sed 's/ $//; s/ /, /g')
-			# first: the first result line after the kill; resumed: the line that
-			# ends the longest gap between two result lines after the kill.
-			read -r first resumed stall between <<<"$(awk -v k="$kt" '$2 ~ /^square\(/ {
+			# The groups the victim led and how long each took to elect a new
+			# leader; the election is the longest of them (0: it led none).
+			el=$(elections "$logs" "$kt" "$victim")
+			election=$(tr ' ' '\n' <<<"$el" | awk -F: 'NF == 2 {if ($2 == "-") bad = 1; else if ($2 > m) m = $2} END {if (bad) print "-"; else printf "%.2f\n", m + 0}')
+			# pause: the longest time without a result line, of the gaps that
+			# end after the kill (a gap that began before it counts whole).
+			read -r first resumed pause <<<"$(awk -v k="$kt" '$2 ~ /^square\(/ {
 				if ($1 > k) {
 					if (first == "") first = $1 - k
-					if (prev != "" && $1 - prev > gap) { gap = $1 - prev; res = $1 - k; between = cnt }
-					cnt++
+					if (prev != "" && $1 - prev > gap) { gap = $1 - prev; res = $1 - k }
 				}
 				prev = $1
-			} END {printf "%.2f %.2f %.2f %d\n", first, res, gap, between}' "$logs/stdout.ts")"
+			} END {printf "%.2f %.2f %.2f\n", first, res, gap}' "$logs/stdout.ts")"
+			over=$(awk -v p="$pause" -v e="$election" 'BEGIN {if (e == "-") print "-"; else printf "%.2f", p - e}')
 			exact=$(awk -v n="$n" '$2 ~ /^square\(/ {
 				i++; x = $2; gsub(/[^0-9]/, "", x)
 				if (x + 0 != i || $4 + 0 != (x + 0) * (x + 0)) bad++
 			} END {print (i == n && bad == 0) ? "yes (" i ")" : "NO (" i " lines, " bad + 0 " wrong)"}' "$logs/stdout.ts")
 			[ "${exact%% *}" = yes ] || failed=1
-			again=$(grep -c 'publishing it again' "$logs/stderr" || true)
-			fo+=("$resumed")
-			row="| $k | $leader | ${prod_on:-?} | ${cons_on:-?} | $first | **$resumed** | $stall | $between | $exact | $again |"
-			echo "  failover $k: killed $leader; resumed after $resumed s (first line after kill $first s)" >&2
+			if [ "$over" != - ]; then
+				fo+=("$over")
+				fo_pauses+=("$pause")
+				fo_elections+=("$election")
+			fi
+			led_groups=$(tr ' ' '\n' <<<"$el" | awk -F: 'NF == 2 {printf "%s%s %s s", (n++ ? ", " : ""), $1, $2} END {if (!n) printf "none"}')
+			row="| $k | $kind: $victim | $led_groups | $election | ${prod_on:-?} | ${cons_on:-?} | $first | $resumed | **$pause** | **$over** | $exact |"
+			echo "  failover $k: killed $victim ($kind; led: $led_groups); pause $pause s, election $election s, pause - election $over s" >&2
 		fi
 	fi
 	rows+=("$row")
@@ -381,15 +462,16 @@ for k in $(seq "$failovers"); do
 	[ -n "${ts_pid:-}" ] && kill "$ts_pid" 2>/dev/null
 	wait 2>/dev/null || true
 done
+fo_median=$(printf '%s\n' "${fo[@]}" | median)
 echo
-echo "### c. Failover: kill -9 of the PROCQ_TASKS leader during an R3 map ($n inputs, chunk 1, prefetch $prefetch, killed once square($((n / 5))) is printed)"
+echo "### c. Failover: kill -9 of a node during an R3 map ($n inputs, chunk 1, prefetch $prefetch, killed once square($((n / 5))) is printed)"
 echo
-echo "| run | killed | producer on | consumers on | first result line after kill (s) | map resumed after (s) | longest stall (s) | lines between kill and resume | results exact, in order | \"publishing it again\" warnings |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| run | killed | what it led: new leader after (s) | election (s) | producer on | consumers on | first result line after kill (s) | map resumed after (s) | longest pause (s) | pause - election (s) | results exact, in order |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
-echo "| median | | | | | **$(printf '%s\n' "${fo[@]}" | median)** | | | | |"
+echo "| median | | | | | | | | | **$fo_median** | |"
 echo
-echo "(First result line: results the producer already held when the node died. Resumed: the result line that ends the longest gap after the kill, measured from the kill.)"
+echo "(What it led: of the raft groups a map's results depend on (the JetStream meta leader, PROCQ_TASKS, PROCQ_RESULTS and the queue's durable procq_demo), those the killed node led, each with the time until a surviving node logged itself their new leader, which is when it sends the LEADER_ELECTED advisory; the election is the longest of them, 0 when it led none. Longest pause: the longest time without a result line on the producer's stdout, of the gaps that end after the kill. Resumed: the end of that gap, from the kill. First result line: results the producer already held when the node died.)"
 echo
 echo "WARN and ERROR log lines of each failover run (start-up route noise left out):"
 for k in $(seq "$failovers"); do
@@ -403,3 +485,8 @@ done
 echo
 echo "Load average (1, 5, 15 min) at the start: $load0; at the end: $(cut -d' ' -f1-3 /proc/loadavg). Total $((SECONDS - t0)) s."
 echo "c done in $((SECONDS - t2)) s; total $((SECONDS - t0)) s" >&2
+echo "summary failover_pause_s $(printf '%s\n' "${fo_pauses[@]}" | median)"
+echo "summary failover_election_s $(printf '%s\n' "${fo_elections[@]}" | median)"
+echo "summary failover_pause_minus_election_s $fo_median"
+echo "summary failover_pause_minus_election_max_s $(printf '%s\n' "${fo[@]}" | sort -g | tail -1)"
+fi
