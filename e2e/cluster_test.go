@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -138,6 +139,81 @@ func (c *cluster) leader(js jetstream.JetStream, name string) int {
 	return node(c.t, s.CachedInfo().Cluster.Leader)
 }
 
+// leaderRE is a node's log line saying it became the leader of a raft
+// group a map's results depend on: the JetStream meta leader, a stream, a
+// stream's consumer.
+var leaderRE = regexp.MustCompile(`(?m)^time=(\S+) .*msg="(?:(Self is new JetStream cluster metadata leader)|JetStream cluster new stream leader for '\S+ > (PROCQ_TASKS|PROCQ_RESULTS)'|JetStream cluster new consumer leader for '\S+ > PROCQ_TASKS > (procq_demo)')".* name=(n\d)`)
+
+// election is how long after t the cluster took to elect new leaders for
+// what node led at t (of the groups leaderRE names): until a surviving node
+// logged itself the last of them, 0 when it led none; led names them.
+func (c *cluster) election(t time.Time, node string) (time.Duration, string) {
+	c.t.Helper()
+	type event struct {
+		at          time.Time
+		group, node string
+	}
+	var events []event
+	logs, _ := filepath.Glob(filepath.Join(c.clients.dir, "logs", "broker-*.log"))
+	for _, l := range logs {
+		b, _ := os.ReadFile(l)
+		for _, m := range leaderRE.FindAllStringSubmatch(string(b), -1) {
+			at, err := time.Parse(time.RFC3339Nano, m[1])
+			if err != nil {
+				continue
+			}
+			group := m[3] + m[4]
+			if m[2] != "" {
+				group = "meta"
+			}
+			events = append(events, event{at, group, m[5]})
+		}
+	}
+	slices.SortFunc(events, func(a, b event) int { return a.at.Compare(b.at) })
+	leader := map[string]string{}
+	var election time.Duration
+	var led []string
+	elected := map[string]bool{}
+	for _, e := range events {
+		switch {
+		case e.at.Before(t):
+			leader[e.group] = e.node
+		case leader[e.group] == node && e.node != node && !elected[e.group]:
+			elected[e.group] = true
+			election = max(election, e.at.Sub(t))
+			led = append(led, fmt.Sprintf("%s %.1fs", e.group, e.at.Sub(t).Seconds()))
+		}
+	}
+	for g, n := range leader {
+		if n == node && !elected[g] {
+			led = append(led, g+" not re-elected")
+		}
+	}
+	if len(led) == 0 {
+		return 0, "none"
+	}
+	return election, strings.Join(led, ", ")
+}
+
+// longestGapAfter is the longest time between two lines matching re, of
+// the gaps that end after t.
+func (s *syncBuf) longestGapAfter(t time.Time, re *regexp.Regexp) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var gap time.Duration
+	var prev time.Time
+	for i, line := range strings.Split(s.b.String(), "\n") {
+		if i >= len(s.times) || !re.MatchString(line) {
+			continue
+		}
+		if at := s.times[i]; at.After(t) && !prev.IsZero() {
+			gap = max(gap, at.Sub(prev))
+		}
+		prev = s.times[i]
+	}
+	return gap
+}
+
 var currentRE = regexp.MustCompile(`(?m)^PROCQ_TASKS .* 3/3 current\s*$`)
 
 // waitCurrent waits until broker status shows all three replicas of
@@ -188,8 +264,19 @@ func TestCluster(t *testing.T) {
 		if !exact {
 			t.Errorf("%d results, exact %v: want %d exact results in order", results, exact, n)
 		}
-		t.Logf("node n%d killed; the map went on %.1fs after the kill (first result after it)",
-			i+1, p.stdout.firstAfter(killed, squareRE).Sub(killed).Seconds())
+		// The pause is the cluster's own: its elections of what the node
+		// led, or the ack wait of deliveries lost with it, and not the
+		// clients' clocks on top (the results reader's stall check, a
+		// publish's ack timeout: 10 to 33 s measured before they waited on
+		// the LEADER_ELECTED advisories instead).
+		pause := p.stdout.longestGapAfter(killed, squareRE)
+		election, led := c.election(killed, fmt.Sprintf("n%d", i+1))
+		t.Logf("node n%d killed (it led: %s); the map went on %.1fs after the kill (first result after it); longest pause %.1fs, election %.1fs",
+			i+1, led, p.stdout.firstAfter(killed, squareRE).Sub(killed).Seconds(), pause.Seconds(), election.Seconds())
+		if bound := max(election, protocol.DefaultAckWait) + 3*time.Second; pause > bound {
+			t.Errorf("results paused %.1fs, over the cluster's own %.1fs (the longer of the election, %.1fs, and the ack wait) + 3s",
+				pause.Seconds(), max(election, protocol.DefaultAckWait).Seconds(), election.Seconds())
+		}
 		c.start(i)
 		status := c.waitCurrent()
 		if !strings.Contains(status, "CLUSTER procq-e2e  NODES 3") {
