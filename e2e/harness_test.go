@@ -37,6 +37,16 @@ func runMain(m *testing.M) int {
 	var race []string
 	if raceEnabled {
 		race = []string{"-race"} // the processes under test get the race detector too
+		// A race-built process sleeps atexit_sleep_ms (1 s by default)
+		// before it exits, so that a race report another thread is
+		// printing completes: the hundreds of processes these tests start
+		// and wait for would each add that second. 100 ms is still ample
+		// for a report (printed by the thread that found the race, which
+		// then sets the exit code 66 the tests see). A GORACE of the
+		// caller's own is kept.
+		if _, set := os.LookupEnv("GORACE"); !set {
+			os.Setenv("GORACE", "atexit_sleep_ms=100")
+		}
 	}
 	for _, b := range []struct {
 		out  string
