@@ -837,12 +837,17 @@ func TestScheduleFullQueueLosesNothing(t *testing.T) {
 
 // schedPoolLater: producer pool --in starts its consumers and takes its
 // map's lease at once (broker status shows the map, nothing submitted),
-// and submits at the time: exact results in order after it.
+// and submits at the time: exact results in order after it. The map waits
+// 10 s, so that a status process has time to run, however busy the
+// machine, before the map starts and ends.
 func schedPoolLater(t *testing.T, e *env) {
+	const in = 10 * time.Second
 	start := time.Now()
-	p := e.start("producer", "pool", "--kind", "square", "--inputs", "1..6", "--processes", "2", "--sleep", "0s", "--in", "3s")
+	p := e.start("producer", "pool", "--kind", "square", "--inputs", "1..6", "--processes", "2", "--sleep", "0s", "--in", in.String())
 	var lease ops.MapStatus
-	schedWait(t, 20*time.Second, "broker status shows the waiting map's lease", func() bool {
+	seen := false
+	schedWait(t, 60*time.Second, "broker status shows the waiting map's lease, or the map ends", func() bool {
+		ended := !p.running()
 		st := e.start("broker", "status", "--json")
 		st.mustExit(0, exitWait)
 		var s ops.Status
@@ -851,21 +856,24 @@ func schedPoolLater(t *testing.T, e *env) {
 		}
 		for _, m := range s.Maps {
 			if m.Queue == "later" {
-				lease = m
+				lease, seen = m, true
 				return true
 			}
 		}
-		return false
+		return ended
 	})
-	if seen := time.Since(start); seen < 3*time.Second && lease.Submitted != 0 {
-		t.Errorf("%v after the start, before the map's time, its lease says %d inputs submitted, want 0", seen, lease.Submitted)
+	if !seen {
+		t.Errorf("broker status never showed the map's lease while it waited (%v, --in %v)", time.Since(start), in)
+	}
+	if at := time.Since(start); at < in && lease.Submitted != 0 {
+		t.Errorf("%v after the start, before the map's time, its lease says %d inputs submitted, want 0", at, lease.Submitted)
 	}
 	p.mustExit(0, exitWait)
-	if time.Since(start) < 3*time.Second {
-		t.Errorf("the map ended %v after its start, before its time (--in 3s)", time.Since(start))
+	if time.Since(start) < in {
+		t.Errorf("the map ended %v after its start, before its time (--in %v)", time.Since(start), in)
 	}
 	out := p.stdout.String()
-	if !regexp.MustCompile(`(?m)^Pool: the map starts at \S+Z \(in [23]s\)$`).MatchString(out) {
+	if !regexp.MustCompile(`(?m)^Pool: the map starts at \S+Z \(in (?:9|10)s\)$`).MatchString(out) {
 		t.Errorf("no start line in:\n%s", out)
 	}
 	wantSquares(t, out, 6)
