@@ -873,8 +873,25 @@ func schedPoolLater(t *testing.T, e *env) {
 		t.Errorf("the map ended %v after its start, before its time (--in %v)", time.Since(start), in)
 	}
 	out := p.stdout.String()
-	if !regexp.MustCompile(`(?m)^Pool: the map starts at \S+Z \(in (?:9|10)s\)$`).MatchString(out) {
-		t.Errorf("no start line in:\n%s", out)
+	// The producer counts --in from its own start and says, once its
+	// consumers are up, when the map starts (to the second) and how long
+	// that is from then: not before the test started it plus --in, not
+	// after the first result, and at most --in away.
+	m := regexp.MustCompile(`(?m)^Pool: the map starts at (\S+Z) \(in (\d+)s\)$`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no start line in:\n%s", out)
+	}
+	at, err := time.Parse(time.RFC3339, m[1])
+	if err != nil {
+		t.Fatalf("start line: %v", err)
+	}
+	first := p.stdout.firstAfter(start, squareRE)
+	if at.Before(start.Add(in-time.Second)) || first.IsZero() || at.After(first) {
+		t.Errorf("the map starts at %s, want from %s (the start plus --in) to the first result, %s",
+			at, start.Add(in).Truncate(time.Second).UTC(), first.UTC())
+	}
+	if n, _ := strconv.Atoi(m[2]); n > int(in/time.Second) {
+		t.Errorf("start line %q: more than --in %v away", m[0], in)
 	}
 	wantSquares(t, out, 6)
 }
