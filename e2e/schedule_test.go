@@ -786,7 +786,8 @@ func TestScheduleFullQueueLosesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("while full: %d delayed tasks not fired, PROCQ_SCHED holds %d messages", len(pending), streamMsgs(t, js, protocol.SchedStream))
+	t.Logf("while full: %d delayed tasks not fired, PROCQ_SCHED holds %d messages; the task stream's source: %s",
+		len(pending), streamMsgs(t, js, protocol.SchedStream), sourceState(t, js, protocol.TasksStream))
 
 	c := e.start("consumer", "--name", "C-1")
 	all := func() bool {
@@ -798,7 +799,14 @@ func TestScheduleFullQueueLosesNothing(t *testing.T) {
 		return true
 	}
 	started := time.Now()
-	schedWait(t, 60*time.Second, "all 15 tasks run", all)
+	for deadline := started.Add(60 * time.Second); !all(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			// Where the firings are: still in PROCQ_SCHED (the source
+			// waiting), in the task stream, or in neither.
+			t.Fatalf("all 15 tasks run: not within 60s; PROCQ_SCHED holds %d messages, the task stream %d; its source: %s",
+				streamMsgs(t, js, protocol.SchedStream), streamMsgs(t, js, protocol.TasksStream), sourceState(t, js, protocol.TasksStream))
+		}
+	}
 	t.Logf("all 15 ran %v after the consumer started", time.Since(started).Round(time.Millisecond))
 	time.Sleep(time.Second) // room for a duplicate
 	c.stop()
@@ -833,6 +841,27 @@ func TestScheduleFullQueueLosesNothing(t *testing.T) {
 	}
 	client.Close() // while the broker is there to flush to
 	b.stop()
+}
+
+// sourceState says how the sources of stream name are doing: their lag,
+// when each was last active and any error.
+func sourceState(t *testing.T, js jetstream.JetStream, name string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for _, si := range s.CachedInfo().Sources {
+		e := "none"
+		if si.Error != nil {
+			e = si.Error.Error()
+		}
+		out = append(out, fmt.Sprintf("%s seen up to sequence %d, lag %d, active %v ago, error %s", si.Name, si.Seq, si.Lag, si.Active, e))
+	}
+	return strings.Join(out, "; ")
 }
 
 // schedPoolLater: producer pool --in starts its consumers and takes its
