@@ -63,6 +63,7 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 // A delayed task runs once, not before its time and within a bound after
 // it; a cancelled one never runs, and its result is ErrCancelled.
 func TestDelayedApplyAndCancel(t *testing.T) {
+	t.Parallel() // waits on the broker's timers, on a queue of its own
 	c := connect(t, "delayed")
 	ctx := ctxT(t)
 	s := stampWorker(t, c)
@@ -133,6 +134,7 @@ func TestDelayedApplyAndCancel(t *testing.T) {
 // A periodic schedule fires at its interval, each firing once; bad
 // specs create nothing; a firing that reaches the queue twice runs once.
 func TestPeriodicSchedule(t *testing.T) {
+	t.Parallel() // waits on the broker's timers, on a queue of its own
 	c := connect(t, "periodic")
 	ctx := ctxT(t)
 	s := stampWorker(t, c)
@@ -235,6 +237,7 @@ func (l *lockedBuffer) String() string {
 // returns only after the delayed task fired and ran, and the consumer
 // took its sentinel after it; a cancelled one holds nothing up.
 func TestSentinelsWaitForDelayedTasks(t *testing.T) {
+	t.Parallel() // waits on the broker's timers, on a queue of its own
 	c := connect(t, "delayedrun")
 	ctx := ctxT(t)
 	var out lockedBuffer
@@ -392,6 +395,7 @@ func countDeadlinePassed(ctx context.Context, dead jetstream.Stream) (int, error
 // still fire; the cancelled task's claim drops that copy. Every task whose
 // Cancel returned nil never runs; every other runs once.
 func TestCancelRacingFiring(t *testing.T) {
+	t.Parallel() // waits on the broker's timers, on a queue of its own
 	c := connect(t, "cancelrace")
 	ctx := ctxT(t)
 	s := stampWorker(t, c)

@@ -39,8 +39,9 @@ import (
 // (nats-server waits 30 s for the answer to a source-consumer request lost
 // in the failover; docs/schedules.md). The firings wait in PROCQ_SCHED
 // meanwhile and all run then, once each (tried by hand in 6 of 20 runs,
-// every one green); here the subtest takes about 20 s. The long bounds
-// stay for that case. It runs as a subtest of TestCluster, on its cluster.
+// every one green); here the test takes about 20 s. The long bounds
+// stay for that case. TestClusterScheduleFailover runs it on a cluster of
+// its own.
 func scheduleFailover(t *testing.T, c *cluster) {
 	const (
 		queue    = "timed"
@@ -109,9 +110,9 @@ func scheduleFailover(t *testing.T, c *cluster) {
 		t.Fatal(err)
 	}
 	scheduled := time.Now()
-	// Within 150 s: after a replica change or a leader's death (the
-	// subtests before), the task stream may still be setting up its source
-	// again, which nats-server retries with a backoff of up to 2 minutes;
+	// Within 150 s: after a replica change or a leader's death, the task
+	// stream may still be setting up its source again, which nats-server
+	// retries with a backoff of up to 2 minutes;
 	// the firings wait in PROCQ_SCHED meanwhile, and none is lost (the
 	// checks below count them all). Not what this test is about, so it
 	// waits for the firings to flow before it kills anything.

@@ -393,13 +393,15 @@ func TestFaultOversizeChunk(t *testing.T) {
 }
 
 // A queue capped at 20 messages takes 100: puts wait for room, nothing
-// fails or is dropped.
+// fails or is dropped. The two consumers take 50 ms a message (40 a
+// second between them), slower than the producer puts however busy the
+// machine, so the queue fills.
 func TestFaultFullQueue(t *testing.T) {
 	t.Parallel()
 	const n = 100
 	e := newEnv(t, "nats://127.0.0.1:0").set("PROCQ_QUEUE_MAX_MESSAGES", "20", "PROCQ_QUEUE_MESSAGES", strconv.Itoa(n),
 		"PROCQ_QUEUE_PAUSE_MIN", "0s", "PROCQ_QUEUE_PAUSE_MAX", "0s",
-		"PROCQ_CONSUMERS_WORK_MIN", "5ms", "PROCQ_CONSUMERS_WORK_MAX", "5ms")
+		"PROCQ_CONSUMERS_WORK_MIN", "50ms", "PROCQ_CONSUMERS_WORK_MAX", "50ms")
 	p := e.start("producer", "queue")
 	p.mustExit(0, exitWait)
 	checkExactlyOnce(t, n, p.stdout.String())

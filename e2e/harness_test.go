@@ -3,12 +3,14 @@ package e2e
 import (
 	"bytes"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,6 +30,8 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
+	flag.Parse()
+	parallelByDefault()
 	dir, err := os.MkdirTemp("", "procq-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -37,6 +41,16 @@ func runMain(m *testing.M) int {
 	var race []string
 	if raceEnabled {
 		race = []string{"-race"} // the processes under test get the race detector too
+		// A race-built process sleeps atexit_sleep_ms (1 s by default)
+		// before it exits, so that a race report another thread is
+		// printing completes: the hundreds of processes these tests start
+		// and wait for would each add that second. 100 ms is still ample
+		// for a report (printed by the thread that found the race, which
+		// then sets the exit code 66 the tests see). A GORACE of the
+		// caller's own is kept.
+		if _, set := os.LookupEnv("GORACE"); !set {
+			os.Setenv("GORACE", "atexit_sleep_ms=100")
+		}
 	}
 	for _, b := range []struct {
 		out  string
@@ -56,6 +70,19 @@ func runMain(m *testing.M) int {
 	}
 	binDir = dir
 	return m.Run()
+}
+
+// parallelByDefault runs up to four tests per CPU at once unless
+// -test.parallel is given. These tests spend most of their time waiting:
+// for the processes they start, for timers (delays, TTLs, schedules) and
+// for brokers to elect and recover, and go test's default of one test per
+// CPU leaves the CPUs mostly idle.
+func parallelByDefault() {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		_ = flag.Set("test.parallel", strconv.Itoa(4*runtime.GOMAXPROCS(0)))
+	}
 }
 
 // env is one test's world: a working directory (no config.yaml unless the

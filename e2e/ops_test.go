@@ -159,6 +159,7 @@ func queueOf(st ops.Status, name string) ops.QueueStatus {
 // TestOperations: metrics with exact counts, presence, the dead-letter
 // tools and the dashboard in a real browser, on one broker.
 func TestOperations(t *testing.T) {
+	t.Parallel()
 	w := newOpsWorld(t)
 
 	t.Run("endpoints refuse requests without the token", func(t *testing.T) {

@@ -55,7 +55,9 @@ func uniquePuts(t *testing.T, e *env) {
 	}
 
 	// The first holds the key for ttl; two more puts are refused meanwhile.
-	const ttl = 6 * time.Second
+	// The ttl is what the puts and the status calls take at most (a few
+	// seconds on a busy machine, more than 6), and what the test waits.
+	const ttl = 12 * time.Second
 	start := func(text string, extra ...string) *proc {
 		args := append([]string{"put", "uniq", "--unique", "report:2026-01-01", "--unique-for", ttl.String()}, extra...)
 		return e.startIn(strings.NewReader(`"`+text+`"`+"\n"), "producer", args...)
@@ -72,7 +74,7 @@ func uniquePuts(t *testing.T, e *env) {
 		t.Fatalf("put --unique printed %q, want the item's id", first.stdout)
 	}
 	wantLines(t, strings.Split(strings.TrimSpace(first.stderr.String()), "\n"), []string{
-		`producer: put 1 item on queue uniq, unique key "report:2026-01-01" held until taken, for 6s at most`})
+		`producer: put 1 item on queue uniq, unique key "report:2026-01-01" held until taken, for ` + ttl.String() + ` at most`})
 	dup := `producer: duplicate: unique key "report:2026-01-01" of queue uniq is held by item ` + id + "; nothing put"
 	second, strict := start("second"), start("strict", "--strict")
 	second.mustExit(0, exitWait)

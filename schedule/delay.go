@@ -127,15 +127,24 @@ func cancel(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, sub
 }
 
 // remove deletes the schedule message at seq: ErrFired when it is gone.
+// The broker says so two ways: "no message found" for a sequence below the
+// stream's first, and "sequence N not found" (error code 10043) for one
+// removed from among others, as a firing removes its schedule.
 func remove(ctx context.Context, s jetstream.Stream, seq uint64) error {
 	if err := s.DeleteMsg(ctx, seq); err != nil {
-		if errors.Is(err, jetstream.ErrMsgNotFound) || strings.Contains(err.Error(), "no message found") {
+		if errors.Is(err, jetstream.ErrMsgNotFound) || strings.Contains(err.Error(), "no message found") ||
+			strings.Contains(err.Error(), fmt.Sprintf("err_code=%d ", errCodeSequenceNotFound)) {
 			return ErrFired
 		}
 		return fmt.Errorf("cancel: %w", err)
 	}
 	return nil
 }
+
+// errCodeSequenceNotFound is JetStream's error code for a message delete
+// of a sequence the stream no longer holds. DeleteMsg hands the broker's
+// error on as text only.
+const errCodeSequenceNotFound = 10043
 
 // CancelID cancels the delayed task with the given id, wherever it goes:
 // the id is its subject's last token, so it is found by a read per kind
