@@ -197,11 +197,11 @@ func (r *resultsReader) open(ctx context.Context, quit <-chan struct{}, deadline
 		cons, err := r.create(ctx, quit)
 		if err == nil {
 			var it jetstream.MessagesContext
-			// Buffer at most resultsBuffer bytes of results in the client
-			// (and room for the largest message), so memory does not depend
-			// on how big a map's results are: 500 messages of a
-			// 10,000-input chunk's results were 85 MB.
-			it, err = cons.Messages(jetstream.PullMaxBytes(max(resultsBuffer, 2*int(r.js.Conn().MaxPayload()))),
+			// Buffer at most 500 messages and resultsBuffer bytes of
+			// results in the client (or room for the largest message), so
+			// memory does not depend on how big a map's results are: 500
+			// messages of a 10,000-input chunk's results were 85 MB.
+			it, err = cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(500, max(resultsBuffer, 2*int(r.js.Conn().MaxPayload()))),
 				jetstream.PullHeartbeat(resultsHeartbeat))
 			if err == nil {
 				r.reconnected.Store(false)

@@ -49,11 +49,18 @@ func (m *mapping) publish(ctx context.Context, inputs Inputs) published {
 		m.pending[submitted] = n
 		m.mu.Unlock()
 		if err := m.send(ctx, submitted, body, n); err != nil {
+			// The chunk's room goes back only if collect did not complete
+			// it meanwhile (a cancel answers an input at once; a stored
+			// chunk may be answered while a retried publish fails): it
+			// gives the room back itself then.
 			m.mu.Lock()
+			_, still := m.pending[submitted]
 			delete(m.pending, submitted)
 			m.mu.Unlock()
-			m.freeInputs(n)
-			<-m.slots
+			if still {
+				m.freeInputs(n)
+				<-m.slots
+			}
 			return err
 		}
 		submitted += n
@@ -81,9 +88,13 @@ func (m *mapping) publish(ctx context.Context, inputs Inputs) published {
 			}
 			err = send(raw, 1)
 		default:
-			if body, merr := b.marshal(); merr == nil && len(body) <= budget {
-				err = send(body, b.len())
-				break
+			// Big inputs (the first one's size times the batch over the
+			// budget) go input by input at once, not encoded whole first.
+			if first, merr := task.Marshal(b.at(0)); merr == nil && (len(first)+1)*b.len() <= budget {
+				if body, merr := b.marshal(); merr == nil && len(body) <= budget {
+					err = send(body, b.len())
+					break
+				}
 			}
 			err = m.sendSplit(b, budget, submitted, send)
 		}

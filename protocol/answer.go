@@ -32,7 +32,7 @@ func (a Answer) Values() (values []json.RawMessage, ok bool) {
 	switch {
 	case a.values != nil:
 		return a.values, true
-	case a.Results == nil:
+	case a.Results == nil || string(a.Results) == "null":
 		return nil, false
 	}
 	return jsonscan.SplitArray(a.Results, 0)
@@ -41,7 +41,7 @@ func (a Answer) Values() (values []json.RawMessage, ok bool) {
 // Each is one outcome per input, whichever shape a holds; ok is false when
 // its results are not a JSON array.
 func (a Answer) Each() (outs []task.Outcome, ok bool) {
-	if a.Results == nil {
+	if a.Results == nil || string(a.Results) == "null" {
 		return a.Outcomes, true
 	}
 	values, ok := a.Values()
@@ -120,6 +120,9 @@ func DecodeAnswers(body []byte, hint int) ([]Answer, error) {
 	return as, nil
 }
 
+// maxHint bounds the room an answer's values are given ahead.
+const maxHint = 1024
+
 // scanAnswers reads body in one pass when it is exactly what AppendAnswer
 // writes (an array of {"index": n, "results": [...]} or {"index": n,
 // "outcomes": [...]} in that key order, any spacing); ok is false for
@@ -148,7 +151,9 @@ func scanAnswers(body []byte, hint int) (as []Answer, ok bool) {
 		switch {
 		case s.key(`"results"`):
 			start := s.i
-			if a.values, s.i, ok = jsonscan.SplitArrayAt(s.b, s.i, hint); !ok {
+			// At most maxHint values sized ahead: a message of many small
+			// answers must not reserve a whole chunk's room for each.
+			if a.values, s.i, ok = jsonscan.SplitArrayAt(s.b, s.i, min(hint, maxHint)); !ok {
 				return nil, false
 			}
 			a.Results = json.RawMessage(s.b[start:s.i:s.i])

@@ -54,6 +54,18 @@ func TestAnswersRoundTrip(t *testing.T) {
 	if vs, ok := fast[3].Values(); !ok || len(vs) != 4 || string(vs[2]) != `{"a":[2]}` {
 		t.Errorf("answer 5's values: %q, %v", vs, ok)
 	}
+	// "results": null beside outcomes (an outside consumer's) is no
+	// results: the outcomes count.
+	as, err := DecodeAnswers([]byte(`[{"outcomes":[{"result":1}],"index":2,"results":null}]`), 1)
+	if err != nil || len(as) != 1 {
+		t.Fatalf("%+v, %v", as, err)
+	}
+	if _, ok := as[0].Values(); ok {
+		t.Error("a null results has values")
+	}
+	if outs, ok := as[0].Each(); !ok || len(outs) != 1 || string(outs[0].Result) != "1" {
+		t.Errorf("Each = %+v, %v; want the outcome", outs, ok)
+	}
 }
 
 // Any body: DecodeAnswers gives what task.Unmarshal gives, error or answers.

@@ -119,6 +119,14 @@ func (r *Registry) CallChunk(ctx context.Context, kind string, c Chunk) (res Chu
 		}
 		return res, true
 	}
+	if len(res.Outcomes) != c.N {
+		n := len(res.Outcomes)
+		res = ChunkResult{Outcomes: make([]Outcome, c.N)}
+		for i := range res.Outcomes {
+			res.Outcomes[i].Error = fmt.Sprintf("task returned %d outcomes for a chunk of %d", n, c.N)
+		}
+		return res, true
+	}
 	for i := range res.Outcomes {
 		if len(res.Outcomes[i].Result) > 0 && !Valid(res.Outcomes[i].Result) {
 			res.Outcomes[i] = Outcome{Error: "task returned invalid JSON"}

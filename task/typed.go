@@ -177,6 +177,11 @@ func (t typed[A, R]) HandleChunk(ctx context.Context, c Chunk) ChunkResult {
 		}
 		results[i] = r
 	}
+	// Inputs the call never came to (ctx ended: a stop, a time limit) fail,
+	// rather than pass for inputs with no result.
+	for i := ran; i < c.N; i++ {
+		fail(i, Outcome{Error: "not run: " + context.Cause(ctx).Error()})
+	}
 	enc, err := Marshal(results[:ran])
 	if err == nil && out == nil && ran == c.N {
 		return ChunkResult{Results: enc}

@@ -121,13 +121,23 @@ func TestTypedChunkStopsOnCancel(t *testing.T) {
 	if calls != 2 || res.Results != nil || len(outs) != 4 || string(outs[0].Result) != "1" || string(outs[1].Result) != "2" {
 		t.Errorf("%d calls, outcomes %+v; want 2 calls and results 1, 2", calls, outs)
 	}
+	// The inputs never run fail: they must not pass for inputs with a
+	// null result.
+	for i := 2; i < len(outs); i++ {
+		if outs[i].Error != "not run: context canceled" || outs[i].Result != nil {
+			t.Errorf("input %d: %+v, want not run", i, outs[i])
+		}
+	}
 }
 
 type badChunk struct{ task.HandlerFunc }
 
 func (badChunk) HandleChunk(_ context.Context, c task.Chunk) task.ChunkResult {
-	if c.N == 3 {
+	switch c.N {
+	case 3:
 		return task.ChunkResult{Results: json.RawMessage(`[1,2]`)} // one short
+	case 4:
+		return task.ChunkResult{Outcomes: []task.Outcome{{Result: json.RawMessage(`1`)}}} // three short
 	}
 	return task.ChunkResult{Outcomes: []task.Outcome{{Result: json.RawMessage(`{"unclosed":`)}, {Result: json.RawMessage(`7`)}}}
 }
@@ -150,5 +160,11 @@ func TestCallChunkChecksOtherHandlersResults(t *testing.T) {
 	res, _ = reg.CallChunk(context.Background(), "bad", c)
 	if res.Results != nil || len(res.Outcomes) != 3 || res.Outcomes[2].Error != "task returned results that are not a JSON array of 3" {
 		t.Errorf("short results: %s, %+v; want every input failed", res.Results, res.Outcomes)
+	}
+	// So do outcomes that are not one per input.
+	c, _ = protocol.ReadChunk([]byte(`[1,2,3,4]`), "4")
+	res, _ = reg.CallChunk(context.Background(), "bad", c)
+	if len(res.Outcomes) != 4 || res.Outcomes[3].Error != "task returned 1 outcomes for a chunk of 4" || res.Outcomes[0].Result != nil {
+		t.Errorf("short outcomes: %+v; want every input failed", res.Outcomes)
 	}
 }

@@ -29,7 +29,7 @@ const flushBuffer = 64 << 10
 // DefaultDelay is how long a line may wait in a Writer.
 const DefaultDelay = 100 * time.Millisecond
 
-// NewWriter buffers writes to w, none waiting longer than delay.
+// New buffers writes to w, none waiting longer than delay.
 func New(w io.Writer, delay time.Duration) *Writer {
 	return &Writer{buf: bufio.NewWriterSize(w, flushBuffer), delay: delay}
 }
