@@ -19,9 +19,9 @@ import (
 // else one outcome per input (Outcomes: {"index": 0, "outcomes":
 // [{"result": 9}, {"error": "..."}]}). Readers take both shapes.
 type Answer struct {
-	Index    int             `json:"index"`
-	Results  json.RawMessage `json:"results,omitempty"`
-	Outcomes []task.Outcome  `json:"outcomes,omitempty"`
+	Index    int               `json:"index"`
+	Results  json.RawMessage   `json:"results,omitempty"`
+	Outcomes []task.Outcome    `json:"outcomes,omitempty"`
 	values   []json.RawMessage // Results split, where the decoder did it
 }
 
