@@ -263,7 +263,7 @@ var schedIDRE = regexp.MustCompile(`^[0-9A-Za-z]{22}$`) // a nuid
 // items; after it they arrive in order, each once, within 5 s. A --at in
 // the past runs now and says so; bad --in/--at exit 2 and put nothing.
 func schedDelayedItems(t *testing.T, e *env) {
-	const delay = 4 * time.Second
+	const delay = 8 * time.Second // room for a put, a get and a list on a busy machine before it
 	bad := []struct {
 		args []string
 		says string
