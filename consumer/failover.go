@@ -61,8 +61,8 @@ const electionWait = 30 * time.Second
 
 // storeAnswersOnce is storeAnswers across an election of the results
 // stream: while the stream cannot store the answers only for want of a
-// leader (a publish no one answered, or left unconfirmed by a leader that
-// died, or made while the link was down), it stores them again once a
+// leader (leaderless: a publish no one took, or left unconfirmed by a
+// leader that died, or made while the link was down), it stores them again once a
 // leader is elected or the link is back (retryPause at the latest),
 // for up to electionWait. The worker stopping ends the waiting. It
 // returns the last error: the caller hands the tasks back.
@@ -123,7 +123,12 @@ func (w *Worker) noStream(subject string) bool {
 var errUnconfirmed = errors.New("result not confirmed before the results stream elected a new leader")
 
 // leaderless reports whether every error in err says only that the
-// results stream had no leader to store the answer.
+// results stream had no leader to store the answer: a publish no one
+// took (no responders), one left unconfirmed when the stream elected a
+// new leader, or one made while the link was down. A confirmation that
+// merely did not come in time is not one: a stream that cannot store (its
+// disk full) answers so too, and the producer must hear of it at once
+// (the caller's notice) rather than after electionWait.
 func leaderless(err error) bool {
 	if errs, ok := err.(interface{ Unwrap() []error }); ok {
 		for _, e := range errs.Unwrap() {
@@ -133,7 +138,7 @@ func leaderless(err error) bool {
 		}
 		return true
 	}
-	return link.Transient(err) || errors.Is(err, errUnconfirmed) || errors.Is(err, errNotConfirmed) ||
+	return noResponders(err) || errors.Is(err, errUnconfirmed) ||
 		errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrConnectionReconnecting)
 }
 
