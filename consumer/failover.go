@@ -78,10 +78,6 @@ func (w *Worker) storeAnswersOnce(group []finished, pieces []piece) error {
 		if err == nil || !leaderless(err) || stop.Err() != nil {
 			return err
 		}
-		// Told at each failed try, as at a hand-back: the producer fails
-		// its map once its results keep failing with none stored (a
-		// store that is full, not leaderless, says only "not confirmed").
-		w.notice(group[0].job, err)
 		if deadline.IsZero() {
 			if noResponders(err) && w.noStream(group[0].job.reply) {
 				return err // no stream stores it: not a matter of a leader
