@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/nats-io/nats.go"
@@ -418,11 +419,13 @@ func (w *opsWorld) dashboard(t *testing.T) {
 
 	t.Run("pause and resume a queue", func(t *testing.T) {
 		card := `.queue[data-queue="reports"]`
-		err := chromedp.Do(bctx,
-			chromedp.Click(card+` button.pause`),
-			chromedp.WaitVisible(card+` .badge.paused`),
-		)
-		if err != nil {
+		// Pause, the button held down while a live update arrives: the
+		// update waits for the release, so the button stays and the click
+		// counts (swapped in under the pointer, it was lost).
+		held(t, bctx, card+` button.pause`)
+		pctx, pcancel := context.WithTimeout(bctx, 20*time.Second)
+		defer pcancel()
+		if err := chromedp.Do(pctx, chromedp.WaitVisible(card+` .badge.paused`)); err != nil {
 			t.Fatalf("pause in the dashboard: %v", err)
 		}
 		got, err := chromedp.Run(bctx, chromedp.Evaluate[pauseView](`(() => {
@@ -440,7 +443,7 @@ func (w *opsWorld) dashboard(t *testing.T) {
 			t.Error("queue reports is not paused after Pause")
 		}
 		err = chromedp.Do(bctx,
-			chromedp.Click(card+` button.resume`),
+			click(card+` button.resume`),
 			chromedp.WaitVisible(card+` button.pause`),
 			chromedp.WaitNotPresent(card+` .badge.paused`),
 		)
@@ -526,7 +529,7 @@ func (w *opsWorld) dashboard(t *testing.T) {
 
 	// Requeue: the task runs again, succeeds, and the row leaves the list.
 	err = chromedp.Do(bctx,
-		chromedp.Click(`.deadletter[data-id="`+id+`"] button.requeue`),
+		click(`.deadletter[data-id="`+id+`"] button.requeue`),
 		chromedp.WaitVisible(`#flash`),
 	)
 	if err != nil {
@@ -549,7 +552,7 @@ func (w *opsWorld) dashboard(t *testing.T) {
 
 	// Cancel: the delayed task leaves the list and PROCQ_SCHED.
 	err = chromedp.Do(bctx,
-		chromedp.Click(`.delayedtask[data-id="`+delayed.ID+`"] button.cancel`),
+		click(`.delayedtask[data-id="`+delayed.ID+`"] button.cancel`),
 		chromedp.WaitNotPresent(`.delayedtask[data-id="`+delayed.ID+`"]`),
 		chromedp.WaitVisible(`.delayedtask[data-id="`+later.ID()+`"]`),
 	)
@@ -569,7 +572,7 @@ func (w *opsWorld) dashboard(t *testing.T) {
 
 	t.Run("logout revokes the session", func(t *testing.T) {
 		err := chromedp.Do(bctx,
-			chromedp.Click(`header .logout button`),
+			click(`header .logout button`),
 			chromedp.WaitVisible(`input[name="token"]`),
 		)
 		if err != nil {
@@ -592,6 +595,73 @@ func (w *opsWorld) dashboard(t *testing.T) {
 			}
 		}
 	})
+}
+
+// click clicks the first element sel matches. The live update swaps the
+// page's body every second: when it does between chromedp's query of the
+// element and its click, the node the click names is gone ("Could not
+// find node with given id"), and the click is tried again on the new one.
+func click(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		for try := 1; ; try++ {
+			_, err := chromedp.Click(sel)(ctx, tg)
+			if err == nil || try == 5 || !strings.Contains(err.Error(), "Could not find node with given id") {
+				return err
+			}
+		}
+	})
+}
+
+// held presses the left button on the element sel matches, holds it until
+// the page has received a live update (within 20 s), checks that the
+// update has not replaced the page's body meanwhile, and releases it.
+func held(t *testing.T, bctx context.Context, sel string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(bctx, 20*time.Second)
+	defer cancel()
+	updates := make(chan struct{}, 16)
+	lctx, lcancel := context.WithCancel(bctx)
+	defer lcancel()
+	if err := chromedp.Listen(lctx, func(ev any) {
+		if e, ok := ev.(*network.EventEventSourceMessageReceived); ok && e.EventName == "body" {
+			select {
+			case updates <- struct{}{}:
+			default:
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	at, err := chromedp.Run(ctx, chromedp.Evaluate[[]float64](`(() => {
+		document.getElementById("live").appendChild(document.createElement("i")).id = "stale";
+		const r = document.querySelector(`+strconv.Quote(sel)+`).getBoundingClientRect();
+		return [r.x + r.width/2, r.y + r.height/2];
+	})()`))
+	if err != nil || len(at) != 2 {
+		t.Fatalf("find %s: %v %v", sel, at, err)
+	}
+	for len(updates) > 0 {
+		<-updates // only updates after the press count
+	}
+	if err := chromedp.Do(ctx, chromedp.MouseEvent(input.DispatchMouseEventTypeMousePressed, at[0], at[1], chromedp.ButtonLeft, chromedp.ClickCount(1))); err != nil {
+		t.Fatalf("press %s: %v", sel, err)
+	}
+	select {
+	case <-updates:
+	case <-ctx.Done():
+		t.Fatalf("no live update within 20s while %s was held", sel)
+	}
+	time.Sleep(200 * time.Millisecond) // the update handled
+	stale, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("stale") !== null`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !stale {
+		t.Errorf("a live update replaced the page's body while %s was held down", sel)
+	}
+	if err := chromedp.Do(ctx, chromedp.MouseEvent(input.DispatchMouseEventTypeMouseReleased, at[0], at[1], chromedp.ButtonLeft, chromedp.ClickCount(1))); err != nil {
+		t.Fatalf("release %s: %v", sel, err)
+	}
 }
 
 // pauseView is what a queue's card shows of its pause.
