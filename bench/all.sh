@@ -263,7 +263,9 @@ forget "$bpid"
 r3r1="" fo_gap="" fo_pause="" fo_elect=""
 if [ "${BENCH_CLUSTER:-1}" != 0 ]; then
   log "cluster: PARTS=ac bench/cluster.sh 3 $N1 (R3 against R1, failover)"
-  PARTS=ac bounded 1800 "$work/cluster.out" bench/cluster.sh 3 "$N1"
+  # Without the standalone broker's store and logs (exported above): the
+  # cluster's processes find their own credentials in their own stores.
+  PARTS=ac bounded 1800 "$work/cluster.out" env -u PROCQ_BROKER_STORE_DIR -u PROCQ_LOG_DIR bench/cluster.sh 3 "$N1"
   summary() { awk -v k="$1" '$1 == "summary" && $2 == k {print $3}' "$work/cluster.out" | tail -1; }
   r3r1=$(summary r3_over_r1_auto)
   fo_gap=$(summary failover_pause_minus_election_s)
