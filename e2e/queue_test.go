@@ -108,9 +108,15 @@ func TestQueueStaleSentinelIgnored(t *testing.T) {
 	b := e.startBroker()
 
 	// Run 1: three sentinels, two consumers: one sentinel is left over.
-	p1 := e.start("producer", "queue", "--consumers", "3")
+	// The consumers are up before the run starts: one that came up after
+	// the producer had put everything would take the run for over, and
+	// its sentinels for stale, and wait for the next run.
 	a1 := e.start("consumer", "--name", "C-1")
 	a2 := e.start("consumer", "--name", "C-2")
+	for _, n := range []string{"C-1", "C-2"} {
+		e.waitLog("consumer-"+n+".log", regexp.MustCompile(`msg="consumer started"`), 30*time.Second)
+	}
+	p1 := e.start("producer", "queue", "--consumers", "3")
 	p1.mustExit(0, exitWait)
 	a1.mustExit(0, exitWait)
 	a2.mustExit(0, exitWait)
