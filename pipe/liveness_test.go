@@ -100,6 +100,9 @@ func rewriteOwnClaim(t *testing.T, js jetstream.JetStream, name string) {
 	}
 }
 
+// steady is fast with room for a busy machine.
+var steady = pipe.Config{PeerTimeout: 1500 * time.Millisecond}
+
 // A renewal that fails, however it fails, is retried; the claim stays its
 // holder's and the peer does not take the live end for gone, for several
 // peer timeouts.
@@ -123,8 +126,15 @@ func TestRenewalFailureIsRetried(t *testing.T) {
 			jsA, _ := jsOn(t, srv)
 			jsB, _ := jsOn(t, srv)
 			in := &injector{f: tt.fault}
-			a := openHooked(t, jsA, "flaky", pipe.A, pipe.Hooks{Put: in.put})
-			b := open(t, jsB, "flaky", pipe.B, fast)
+			// A lease of 1.5 s, not fast's 500 ms: on a machine loaded
+			// twentyfold a renewal could wait out a 500 ms lease in the
+			// run queue, and the live end lose its claim to expiry.
+			a, err := pipe.OpenWithHooks(testCtx(t), jsA, "flaky", pipe.A, steady, pipe.Hooks{Put: in.put})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = a.Close() })
+			b := open(t, jsB, "flaky", pipe.B, steady)
 			send(t, a, "hello")
 			if m, err := b.Recv(testCtx(t)); err != nil || string(m) != "hello" {
 				t.Fatalf("Recv: %q, %v; want \"hello\"", m, err)
@@ -134,7 +144,7 @@ func TestRenewalFailureIsRetried(t *testing.T) {
 				tt.compete(t, jsB, "flaky")
 			}
 			in.armed.Store(tt.times)
-			ctx, cancel := context.WithTimeout(t.Context(), 4*fast.PeerTimeout)
+			ctx, cancel := context.WithTimeout(t.Context(), 4*steady.PeerTimeout)
 			defer cancel()
 			if m, err := b.Recv(ctx); !errors.Is(err, context.DeadlineExceeded) {
 				t.Fatalf("Recv while end a is alive: %q, %v; want context.DeadlineExceeded", m, err)
