@@ -9,10 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/procq/procq/broker"
 	"github.com/procq/procq/consumer"
 	"github.com/procq/procq/internal/natstest"
 	"github.com/procq/procq/protocol"
@@ -27,23 +25,8 @@ import (
 // the second copy).
 func TestAnswerStoredAgainOnceTheBrokerIsBack(t *testing.T) {
 	const q = "fo"
-	addr, dir := natstest.FixedAddr(t), t.TempDir()
-	start := func() *broker.Server {
-		t.Helper()
-		srv, err := broker.Start(broker.Config{URL: "nats://" + addr, StoreDir: dir, Token: natstest.Token}, slog.New(slog.DiscardHandler))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return srv
-	}
-	srv := start()
-	defer func() { srv.Shutdown() }()
-	nc, err := nats.Connect("nats://"+addr, nats.Token(natstest.Token), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
+	srv := natstest.StartRestartable(t)
+	js, err := jetstream.New(srv.Conn(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,12 +70,12 @@ func TestAnswerStoredAgainOnceTheBrokerIsBack(t *testing.T) {
 		t.Fatalf("waited 30s for the task to run; log:\n%s", logs.String())
 	}
 
-	srv.Shutdown()
+	srv.Stop()
 	close(gate)
 	// The answer is published while the broker is away (a moment for the
 	// worker to get there), and its store fails once the link is back.
 	time.Sleep(300 * time.Millisecond)
-	srv = start()
+	srv.Start()
 	select {
 	case err := <-ran:
 		if err != nil {

@@ -2,13 +2,9 @@ package link_test
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
-	"github.com/procq/procq/broker"
 	"github.com/procq/procq/internal/natstest"
 	"github.com/procq/procq/link"
 )
@@ -17,27 +13,8 @@ import (
 // advisory on a watched subject (Changed, Until), and the connection
 // re-established after its server went away (Changed and Reconnected).
 func TestEventsEndWaitsOnAdvisoryAndReconnect(t *testing.T) {
-	addr, dir := natstest.FixedAddr(t), t.TempDir()
-	start := func() *broker.Server {
-		t.Helper()
-		srv, err := broker.Start(broker.Config{URL: "nats://" + addr, StoreDir: dir, Token: natstest.Token}, slog.New(slog.DiscardHandler))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return srv
-	}
-	srv := start()
-	defer func() { srv.Shutdown() }()
-	nc, err := nats.Connect("nats://"+addr, nats.Token(natstest.Token), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	other, err := nats.Connect("nats://"+addr, nats.Token(natstest.Token), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	srv := natstest.StartRestartable(t)
+	nc, other := srv.Conn(t), srv.Conn(t)
 	ev := link.Watch(nc, link.StreamLeaderElected("S"))
 	defer ev.Close()
 	if err := nc.Flush(); err != nil { // the subscription is in place
@@ -77,8 +54,8 @@ func TestEventsEndWaitsOnAdvisoryAndReconnect(t *testing.T) {
 
 	// The connection re-established.
 	changed = ev.Changed()
-	srv.Shutdown()
-	srv = start()
+	srv.Stop()
+	srv.Start()
 	closed("Reconnected after the server's restart", reconnected, 20*time.Second)
 	closed("Changed after the server's restart", changed, time.Second)
 

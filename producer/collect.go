@@ -192,7 +192,7 @@ func (m *mapping) parse(msg jetstream.Msg) []answered {
 // second answer) or a malformed answer is dropped and logged.
 func (m *mapping) accept(a protocol.Answer) (answered, bool) {
 	values, compact := a.Values()
-	if a.Results != nil && string(a.Results) != "null" && !compact {
+	if a.Results != nil && !compact {
 		m.pool.log.Warn("result whose results are no JSON array ignored", "map", m.id, "index", a.Index)
 		return answered{}, false
 	}

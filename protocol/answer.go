@@ -32,7 +32,7 @@ func (a Answer) Values() (values []json.RawMessage, ok bool) {
 	switch {
 	case a.values != nil:
 		return a.values, true
-	case a.Results == nil || string(a.Results) == "null":
+	case a.Results == nil:
 		return nil, false
 	}
 	return jsonscan.SplitArray(a.Results, 0)
@@ -41,7 +41,7 @@ func (a Answer) Values() (values []json.RawMessage, ok bool) {
 // Each is one outcome per input, whichever shape a holds; ok is false when
 // its results are not a JSON array.
 func (a Answer) Each() (outs []task.Outcome, ok bool) {
-	if a.Results == nil || string(a.Results) == "null" {
+	if a.Results == nil {
 		return a.Outcomes, true
 	}
 	values, ok := a.Values()
@@ -116,6 +116,11 @@ func DecodeAnswers(body []byte, hint int) ([]Answer, error) {
 	var as []Answer
 	if err := task.Unmarshal(body, &as); err != nil {
 		return nil, err
+	}
+	for i := range as {
+		if string(as[i].Results) == "null" {
+			as[i].Results = nil // "results": null beside outcomes is no results
+		}
 	}
 	return as, nil
 }

@@ -99,7 +99,7 @@ func normal(as []Answer) []Answer {
 	out := make([]Answer, len(as))
 	for i, a := range as {
 		out[i] = Answer{Index: a.Index, Outcomes: make([]task.Outcome, len(a.Outcomes))}
-		if a.Results != nil {
+		if a.Results != nil && string(a.Results) != "null" { // null: no results, as DecodeAnswers reads it
 			var b bytes.Buffer
 			if json.Compact(&b, a.Results) == nil {
 				out[i].Results = b.Bytes()

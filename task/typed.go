@@ -75,20 +75,6 @@ type ChunkResult struct {
 	Outcomes []Outcome
 }
 
-// Each is one outcome per input, whichever way r holds them: Results
-// split into its elements (sub-slices of it), or Outcomes.
-func (r ChunkResult) Each() []Outcome {
-	if r.Results == nil {
-		return r.Outcomes
-	}
-	elems, _ := jsonscan.SplitArray(r.Results, 0)
-	out := make([]Outcome, len(elems))
-	for i, e := range elems {
-		out[i].Result = e
-	}
-	return out
-}
-
 type typed[A, R any] struct {
 	kind   string
 	f      Func[A, R]

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -81,4 +82,55 @@ func FixedAddr(t testing.TB) string {
 	}
 	t.Fatal("no free loopback port found")
 	return ""
+}
+
+// Restartable is procq's broker on a fixed address and store that a test
+// stops and starts again: a broker that goes away and comes back, its
+// store kept. It is started; Restart stops it and starts it again; the
+// test's end stops it.
+type Restartable struct {
+	t    testing.TB
+	addr string
+	dir  string
+	srv  *broker.Server
+}
+
+// StartRestartable starts a broker that the test may restart.
+func StartRestartable(t testing.TB) *Restartable {
+	t.Helper()
+	r := &Restartable{t: t, addr: FixedAddr(t), dir: t.TempDir()}
+	r.start()
+	t.Cleanup(func() { r.srv.Shutdown() })
+	return r
+}
+
+func (r *Restartable) start() {
+	r.t.Helper()
+	srv, err := broker.Start(broker.Config{URL: r.URL(), StoreDir: r.dir, Token: Token}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.srv = srv
+}
+
+// URL is the broker's client URL, the same across restarts.
+func (r *Restartable) URL() string { return "nats://" + r.addr }
+
+// Stop stops the broker; Start starts it again on the same address and
+// store.
+func (r *Restartable) Stop() { r.srv.Shutdown() }
+
+// Start starts the broker again after Stop.
+func (r *Restartable) Start() { r.start() }
+
+// Conn connects with the token, reconnecting for ever every 50 ms, and is
+// closed when the test ends.
+func (r *Restartable) Conn(t testing.TB) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(r.URL(), nats.Token(Token), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
 }
