@@ -140,8 +140,28 @@ func (q *TaskQueue) putRecord(ctx context.Context, rec protocol.RunRecord) error
 	if err != nil {
 		return err
 	}
-	if _, err := q.topo.Runs.Put(ctx, q.name, b); err != nil {
-		return fmt.Errorf("record run %s: %w", rec.Run, err)
+	// A put the broker did not answer (the bucket electing its leader
+	// after a node died) is made again within queue.put_timeout, as a
+	// task's publish is: the record is the same each time.
+	var deadline time.Time
+	for {
+		_, err := q.topo.Runs.Put(ctx, q.name, b)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || !link.Transient(err) {
+			return fmt.Errorf("record run %s: %w", rec.Run, err)
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(q.PutTimeout)
+			q.log.WarnContext(ctx, "run record not acknowledged, retrying", "run", rec.Run,
+				"waiting_for", "the runs bucket's leader (election or reconnect)", "timeout", q.PutTimeout, "error", err)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("record run %s: not stored within queue.put_timeout (%v): %w", rec.Run, q.PutTimeout, err)
+		}
+		if err := demo.Sleep(ctx, fullRetry); err != nil {
+			return err
+		}
 	}
-	return nil
 }
