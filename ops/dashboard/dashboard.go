@@ -100,8 +100,11 @@ func (d *Dashboard) refreshEvery(ctx context.Context) {
 func (d *Dashboard) refresh(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	v := view{Now: time.Now().UTC(), Refresh: int(d.every.Milliseconds())}
+	v := view{Refresh: int(d.every.Milliseconds())}
 	st, err := ops.Snapshot(ctx, d.js)
+	// The page's clock is the end of the read: a task delayed while the
+	// snapshot was read must not show as due later than its delay.
+	v.Now = time.Now().UTC()
 	if err != nil {
 		v.Err = err.Error()
 		v.Status = &ops.Status{Time: v.Now}
