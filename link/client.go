@@ -71,6 +71,21 @@ func (c Config) withDefaults() Config {
 
 const retryWait = 250 * time.Millisecond
 
+// PingInterval is how often a client pings its broker: a tenth of
+// broker.connect_timeout, between 500ms and 2s. A link that went silent
+// (a node cut off by the network, or frozen, whose TCP connection is not
+// closed) is noticed when maxPingsOut pings in a row go unanswered, within
+// three intervals (at most 6 s), and the client reconnects to a node that
+// answers; nats.go's default, 2 minutes, left a client of a cut-off node
+// waiting that long, its puts unacknowledged past queue.put_timeout.
+func PingInterval(connectTimeout time.Duration) time.Duration {
+	return min(max(connectTimeout/10, 500*time.Millisecond), 2*time.Second)
+}
+
+// maxPingsOut is how many pings may go unanswered before the link is
+// taken for dead.
+const maxPingsOut = 2
+
 // Connect connects to the broker, waiting and retrying until cfg.Timeout so
 // that processes can start in any order. A refused or missing credential
 // and a failed TLS handshake fail at once, saying which setting to change.
@@ -108,6 +123,8 @@ func connectOnce(cfg Config) (nc *nats.Conn, final bool, err error) {
 		nats.Timeout(2 * time.Second),
 		nats.ReconnectWait(retryWait),
 		nats.MaxReconnects(int(cfg.Timeout / retryWait)),
+		nats.PingInterval(PingInterval(cfg.Timeout)),
+		nats.MaxPingsOutstanding(maxPingsOut),
 	}
 	cred, noToken, err := credential(cfg)
 	if err != nil {

@@ -1,0 +1,147 @@
+package link_test
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/procq/procq/internal/natstest"
+	"github.com/procq/procq/link"
+)
+
+// freezer is a TCP proxy to the broker whose connections can be made
+// silent: freeze stops forwarding on every connection open, in both
+// directions, leaving the sockets open, as a node cut off by the network
+// does; connections made afterwards are forwarded.
+type freezer struct {
+	ln     net.Listener
+	mu     sync.Mutex
+	frozen []chan struct{} // one per connection, closed on freeze
+}
+
+func startFreezer(t *testing.T, backend string) *freezer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &freezer{ln: ln}
+	var conns sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); conns.Wait() })
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b, err := net.Dial("tcp", backend)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			frozen := make(chan struct{})
+			f.mu.Lock()
+			f.frozen = append(f.frozen, frozen)
+			f.mu.Unlock()
+			pipe := func(dst, src net.Conn) {
+				defer conns.Done()
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := src.Read(buf)
+					select {
+					case <-frozen: // silent: read, never forwarded
+						n = 0
+					default:
+					}
+					if n > 0 {
+						if _, werr := dst.Write(buf[:n]); werr != nil {
+							return
+						}
+					}
+					if err != nil {
+						select {
+						case <-frozen:
+							<-done // a cut-off peer does not close either
+						default:
+						}
+						dst.Close()
+						return
+					}
+				}
+			}
+			conns.Add(2)
+			go pipe(b, c)
+			go pipe(c, b)
+			go func() { <-done; c.Close(); b.Close() }()
+		}
+	}()
+	return f
+}
+
+func (f *freezer) url() string { return "nats://" + f.ln.Addr().String() }
+
+func (f *freezer) freeze() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, ch := range f.frozen {
+		close(ch)
+	}
+	f.frozen = nil
+}
+
+// A client whose link to the broker goes silent (no FIN, no RST: a node
+// cut off by the network) notices within a few ping intervals and
+// reconnects, and a request sent into the silent link is answered once
+// it did. With nats.go's default ping interval, 2 minutes, it waited
+// that long.
+func TestSilentLinkNoticedWithinSeconds(t *testing.T) {
+	b := natstest.Start(t)
+	px := startFreezer(t, b.URL[len("nats://"):])
+	const timeout = 5 * time.Second // broker.connect_timeout: pings every 500ms
+	nc, err := link.Connect(t.Context(), link.Config{URL: px.url(), Token: b.Token, Timeout: timeout, Name: "silent"},
+		slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	echo := b.Conn(t)
+	if _, err := echo.Subscribe("echo", func(m *nats.Msg) { m.Respond(m.Data) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := echo.Flush(); err != nil { // the subscription is in place
+		t.Fatal(err)
+	}
+	if _, err := nc.Request("echo", []byte("before"), 5*time.Second); err != nil {
+		t.Fatalf("request before the freeze: %v", err)
+	}
+	reconnected := make(chan struct{}, 1)
+	nc.SetReconnectHandler(func(*nats.Conn) { reconnected <- struct{}{} })
+
+	px.freeze()
+	frozeAt := time.Now()
+	// Three ping intervals and a reconnect: well within 10 s; 2 minutes
+	// and more before.
+	const bound = 10 * time.Second
+	select {
+	case <-reconnected:
+		t.Logf("silent link noticed and the client reconnected %.1fs after the freeze", time.Since(frozeAt).Seconds())
+	case <-time.After(bound):
+		t.Fatalf("the client did not notice its silent link within %v", bound)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	msg, err := nc.RequestWithContext(ctx, "echo", []byte("after"))
+	if err != nil {
+		t.Fatalf("request after the reconnect: %v", err)
+	}
+	if string(msg.Data) != "after" {
+		t.Fatalf("request after the reconnect answered %q, want %q", msg.Data, "after")
+	}
+}
