@@ -71,20 +71,27 @@ func (c Config) withDefaults() Config {
 
 const retryWait = 250 * time.Millisecond
 
-// PingInterval is how often a client pings its broker: a tenth of
-// broker.connect_timeout, between 500ms and 2s. A link that went silent
+// pingInterval is how often a client pings its broker: a tenth of
+// broker.connect_timeout, between 1s and 2s. A link that went silent
 // (a node cut off by the network, or frozen, whose TCP connection is not
-// closed) is noticed when maxPingsOut pings in a row go unanswered, within
-// three intervals (at most 6 s), and the client reconnects to a node that
-// answers; nats.go's default, 2 minutes, left a client of a cut-off node
+// closed) is noticed when maxPingsOut pings in a row go unanswered, or a
+// write blocks, within three intervals (3 to 6 s), and the client
+// reconnects to a node that answers; nats.go's defaults, 2 minutes of
+// pings and a minute of a blocked write, left a client of a cut-off node
 // waiting that long, its puts unacknowledged past queue.put_timeout.
-func PingInterval(connectTimeout time.Duration) time.Duration {
-	return min(max(connectTimeout/10, 500*time.Millisecond), 2*time.Second)
+func pingInterval(connectTimeout time.Duration) time.Duration {
+	return min(max(connectTimeout/10, time.Second), 2*time.Second)
 }
 
 // maxPingsOut is how many pings may go unanswered before the link is
 // taken for dead.
 const maxPingsOut = 2
+
+// silentAfter is how long a link may stay silent before the client
+// takes it for dead: maxPingsOut+1 ping intervals.
+func silentAfter(connectTimeout time.Duration) time.Duration {
+	return (maxPingsOut + 1) * pingInterval(connectTimeout)
+}
 
 // Connect connects to the broker, waiting and retrying until cfg.Timeout so
 // that processes can start in any order. A refused or missing credential
@@ -123,8 +130,12 @@ func connectOnce(cfg Config) (nc *nats.Conn, final bool, err error) {
 		nats.Timeout(2 * time.Second),
 		nats.ReconnectWait(retryWait),
 		nats.MaxReconnects(int(cfg.Timeout / retryWait)),
-		nats.PingInterval(PingInterval(cfg.Timeout)),
+		nats.PingInterval(pingInterval(cfg.Timeout)),
 		nats.MaxPingsOutstanding(maxPingsOut),
+		// A write blocked that long (the socket's buffers full towards a
+		// peer that stopped acknowledging) is a dead link too; it holds
+		// the connection's lock, so the pings could not tell.
+		nats.FlusherTimeout(silentAfter(cfg.Timeout)),
 	}
 	cred, noToken, err := credential(cfg)
 	if err != nil {

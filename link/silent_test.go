@@ -56,8 +56,12 @@ func startFreezer(t *testing.T, backend string) *freezer {
 				for {
 					n, err := src.Read(buf)
 					select {
-					case <-frozen: // silent: read, never forwarded
-						n = 0
+					case <-frozen:
+						// Silent: nothing read is forwarded, and nothing more is
+						// read, so the sender's buffers fill as towards a peer
+						// that stopped acknowledging; the sockets stay open.
+						<-done
+						return
 					default:
 					}
 					if n > 0 {
@@ -66,11 +70,6 @@ func startFreezer(t *testing.T, backend string) *freezer {
 						}
 					}
 					if err != nil {
-						select {
-						case <-frozen:
-							<-done // a cut-off peer does not close either
-						default:
-						}
 						dst.Close()
 						return
 					}
@@ -97,14 +96,14 @@ func (f *freezer) freeze() {
 }
 
 // A client whose link to the broker goes silent (no FIN, no RST: a node
-// cut off by the network) notices within a few ping intervals and
-// reconnects, and a request sent into the silent link is answered once
-// it did. With nats.go's default ping interval, 2 minutes, it waited
-// that long.
+// cut off by the network) while it publishes notices within seconds and
+// reconnects, and a request is answered again. With nats.go's defaults it
+// waited 2 minutes for unanswered pings, or a minute for a write blocked
+// on the full socket.
 func TestSilentLinkNoticedWithinSeconds(t *testing.T) {
 	b := natstest.Start(t)
 	px := startFreezer(t, b.URL[len("nats://"):])
-	const timeout = 5 * time.Second // broker.connect_timeout: pings every 500ms
+	const timeout = 5 * time.Second // broker.connect_timeout: pings every second
 	nc, err := link.Connect(t.Context(), link.Config{URL: px.url(), Token: b.Token, Timeout: timeout, Name: "silent"},
 		slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -121,11 +120,29 @@ func TestSilentLinkNoticedWithinSeconds(t *testing.T) {
 	if _, err := nc.Request("echo", []byte("before"), 5*time.Second); err != nil {
 		t.Fatalf("request before the freeze: %v", err)
 	}
-	reconnected := make(chan struct{}, 1)
-	nc.SetReconnectHandler(func(*nats.Conn) { reconnected <- struct{}{} })
+	reconnected := make(chan struct{})
+	var once sync.Once
+	nc.SetReconnectHandler(func(*nats.Conn) { once.Do(func() { close(reconnected) }) })
 
 	px.freeze()
 	frozeAt := time.Now()
+	// A client busy publishing into the silent link: its writes block
+	// once the socket's buffers are full.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		payload := make([]byte, 32<<10)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-reconnected:
+				return
+			default:
+			}
+			_ = nc.Publish("sink", payload) // may fail once the link is taken for lost
+		}
+	}()
 	// Three ping intervals and a reconnect: well within 10 s; 2 minutes
 	// and more before.
 	const bound = 10 * time.Second
