@@ -57,7 +57,7 @@ func (w *Worker) watchCluster(ctx context.Context) (stop func()) {
 
 // storeBackoffMax caps the pause between two stores of answers the
 // results stream refused (its first is retryPause, doubling).
-const storeBackoffMax = 4 * time.Second
+const storeBackoffMax = 2 * time.Second
 
 // errStoreTimeout: the results stream did not store an answer within
 // Config.StoreTimeout; its task is dead-lettered.
