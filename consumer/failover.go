@@ -67,7 +67,7 @@ var errStoreTimeout = errors.New("answer not stored")
 // answers. A store that fails is not the tasks' fault: the worker keeps
 // the answers and their tasks' leases (held until settled) and stores
 // them again, using none of the tasks' tries, until Config.StoreTimeout
-// has passed since the first of a run of failed stores (storeFailing,
+// has passed since the first of a run of failed stores (storeStreak,
 // shared by every group: once the results stream has refused answers
 // that long, each group gets one more try). While the stream has no
 // leader (leaderless: a publish no one took, or left unconfirmed by a
@@ -102,9 +102,9 @@ func (w *Worker) storeAnswersOnce(group []finished, pieces []piece) error {
 			if noResponders(err) && w.noStream(group[0].job.reply) {
 				return err // no stream stores it: not a matter of a leader
 			}
-			w.storeFailing.CompareAndSwap(0, time.Now().UnixNano())
-			deadline = time.Unix(0, w.storeFailing.Load()).Add(w.cfg.StoreTimeout)
+			deadline = w.storeStreak().Add(w.cfg.StoreTimeout)
 		}
+		w.storeLast.Store(time.Now().UnixNano())
 		if !lost {
 			w.notice(group[0].job, err)
 		}
@@ -134,6 +134,23 @@ func (w *Worker) storeAnswersOnce(group []finished, pieces []piece) error {
 		case <-time.After(wait):
 		case <-stop.Done():
 			return err
+		}
+	}
+}
+
+// storeStreak returns when the run of failed stores of answers that a
+// store failing now belongs to began: the first failure since the last
+// store that succeeded, unless no store failed within StoreTimeout before
+// now (the worker was idle since): then now, a new run.
+func (w *Worker) storeStreak() time.Time {
+	now := time.Now()
+	for {
+		began := w.storeFailing.Load()
+		if began != 0 && now.Sub(time.Unix(0, w.storeLast.Load())) <= w.cfg.StoreTimeout {
+			return time.Unix(0, began)
+		}
+		if w.storeFailing.CompareAndSwap(began, now.UnixNano()) {
+			return now
 		}
 	}
 }
