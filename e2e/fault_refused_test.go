@@ -69,7 +69,7 @@ func TestFaultResultsRefused(t *testing.T) {
 	report(t, row{scenario: "results stream refusing writes for 6 s mid-map", submitted: n, results: results,
 		exact: exact, dupes: e.logCount("producer.log", dupRE), dead: dead, lost: n - results,
 		recover: stall(p.stdout, []time.Time{restored}),
-		note: "answers kept and stored again with backoff; longest wait for the next result after the stream took writes again"})
+		note:    "answers kept and stored again with backoff; longest wait for the next result after the stream took writes again"})
 	if !exact {
 		t.Errorf("results not exact")
 	}
