@@ -125,6 +125,9 @@ func (w *Worker) storeAnswersOnce(group []finished, pieces []piece) error {
 			w.log.Warn("answers not stored; keeping them and their tasks, storing them again with backoff",
 				"tasks", len(group), "error", err, "waiting_for", "the results stream to store them",
 				"backoff", wait, "timeout", left.Round(time.Millisecond))
+		case lost: // every retryPause at most: once is enough at Warn
+			w.log.Debug("answers not stored again", "tasks", len(group), "try", try, "error", err,
+				"waiting_for", "the results stream's leader", "timeout", left.Round(time.Millisecond))
 		default:
 			w.log.Info("answers not stored again", "tasks", len(group), "try", try, "error", err,
 				"waiting_for", "the results stream to store them", "backoff", wait, "timeout", left.Round(time.Millisecond))
