@@ -130,6 +130,7 @@ func workerConfig(c *config.Config, o workerOptions) consumer.Config {
 		HardTimeoutGrace: c.Consumers.HardTimeoutGrace,
 		RetryBackoff:     c.Consumers.RetryBackoff,
 		RetryBackoffMax:  c.Consumers.RetryBackoffMax,
+		StoreTimeout:     c.Queue.PutTimeout,
 		Init:             o.init,
 		Run:              o.run,
 		Holds:            o.holds,

@@ -71,6 +71,16 @@ type Config struct {
 	// the cost of priorities to work that uses none (one pull request per
 	// PriorityCheck). Defaults to 10ms.
 	PriorityCheck time.Duration
+	// StoreTimeout is how long the worker keeps a computed answer that the
+	// broker does not store (the results stream refusing writes, or
+	// electing a leader) and stores it again, backing off, while it keeps
+	// its task's lease: a store that fails is not the task's fault and
+	// uses none of its tries. It counts from the first of a run of failed
+	// stores; once it has passed, a task whose answer is still not stored
+	// is dead-lettered with "answer not stored within ...", which fails its
+	// inputs in the map. Defaults to protocol.DefaultPutTimeout (the
+	// consumer executable's is queue.put_timeout).
+	StoreTimeout time.Duration
 	// StopTimeout is how long in-flight tasks may run on after the context
 	// is cancelled before their own context is cancelled. Defaults to 10s.
 	StopTimeout time.Duration
@@ -107,6 +117,7 @@ func (c Config) withDefaults() Config {
 	c.HardTimeoutGrace = cmp.Or(c.HardTimeoutGrace, DefaultHardTimeoutGrace)
 	c.FetchWait = max(cmp.Or(c.FetchWait, 2*time.Second), time.Second)
 	c.StopTimeout = cmp.Or(c.StopTimeout, 10*time.Second)
+	c.StoreTimeout = cmp.Or(c.StoreTimeout, protocol.DefaultPutTimeout)
 	c.PriorityCheck = cmp.Or(c.PriorityCheck, DefaultPriorityCheck)
 	if c.Out == nil {
 		c.Out = io.Discard
@@ -139,8 +150,8 @@ func (c Config) validate() error {
 	if c.MaxTasks < 0 {
 		return fmt.Errorf("consumer: max tasks must not be negative")
 	}
-	if c.TaskTimeout < 0 || c.HardTimeoutGrace < 0 {
-		return fmt.Errorf("consumer: task timeout and hard timeout grace must not be negative")
+	if c.TaskTimeout < 0 || c.HardTimeoutGrace < 0 || c.StoreTimeout < 0 {
+		return fmt.Errorf("consumer: task timeout, hard timeout grace and store timeout must not be negative")
 	}
 	if c.Concurrency < 1 || c.MaxDeliver < 1 {
 		return fmt.Errorf("consumer: concurrency and max deliver must be at least 1")

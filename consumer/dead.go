@@ -26,19 +26,25 @@ func (w *Worker) reject(ctx context.Context, j *job, reason string) {
 	_ = w.answer(ctx, []finished{{job: j, answer: protocol.Answer{Index: j.index, Outcomes: outcomes}, dead: reason}})
 }
 
-// deadLetter stores the task's dead letter, then terminates the task.
+// deadLetter stores the task's dead letter, one that no answer follows,
+// then terminates the task.
 func (w *Worker) deadLetter(ctx context.Context, j *job, reason string) {
-	if w.storeDead(ctx, j, reason) {
+	if w.storeDead(ctx, j, reason, false) {
 		w.terminate(ctx, j, reason)
 	}
 }
 
 // storeDead copies the task's message with the reason to the dead-letter
-// stream and tells Events once the stream has stored it. If the copy
+// stream and tells Events once the stream has stored it. answered marks a
+// dead letter whose task's inputs are answered next (answer): a map fails
+// the inputs of a dead letter of its own that is not marked. If the copy
 // fails the message is handed back instead, to come again after a
 // backoff: nothing is lost; storeDead then reports false.
-func (w *Worker) storeDead(ctx context.Context, j *job, reason string) bool {
+func (w *Worker) storeDead(ctx context.Context, j *job, reason string, answered bool) bool {
 	dl := w.deadMsg(j, reason)
+	if answered {
+		dl.Header.Set(protocol.HeaderAnswered, "1")
+	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 	defer cancel()
 	if _, err := w.js.PublishMsg(pctx, dl); err != nil {
@@ -66,8 +72,8 @@ func (w *Worker) deadMsg(j *job, reason string) *nats.Msg {
 	msg := j.msg
 	dl := &nats.Msg{Subject: protocol.DeadSubject(w.queue), Data: msg.Data(), Header: nats.Header{}}
 	for k, vs := range msg.Headers() {
-		if protocol.BrokerSet(k) {
-			continue // a fired copy's: refused on a client's publish
+		if protocol.BrokerSet(k) || k == protocol.HeaderAnswered {
+			continue // a fired copy's: refused on a client's publish; a stale mark
 		}
 		if k == protocol.HeaderMsgID {
 			dl.Header[protocol.HeaderOrigMsgID] = vs

@@ -19,7 +19,8 @@ import (
 // The worker waits for those, not for clocks:
 //   - an answer the results stream did not confirm is stored again as soon
 //     as the stream has a new leader, the task held meanwhile (its lease is
-//     kept), rather than handed back after publishTimeout and run again;
+//     kept), rather than handed back after publishTimeout and run again
+//     (storeAnswersOnce, which also holds answers the stream refuses);
 //   - a pull refused for want of the durable's leader is made again as
 //     soon as the durable has one.
 //
@@ -54,45 +55,105 @@ func (w *Worker) watchCluster(ctx context.Context) (stop func()) {
 	}
 }
 
-// electionWait bounds how long the worker holds answers for the results
-// stream to elect a leader: a cluster that elects none within it has lost
-// its majority, and the tasks go back to the queue.
-const electionWait = 30 * time.Second
+// storeBackoffMax caps the pause between two stores of answers the
+// results stream refused (its first is retryPause, doubling).
+const storeBackoffMax = 2 * time.Second
 
-// storeAnswersOnce is storeAnswers across an election of the results
-// stream: while the stream cannot store the answers only for want of a
+// errStoreTimeout: the results stream did not store an answer within
+// Config.StoreTimeout; its task is dead-lettered.
+var errStoreTimeout = errors.New("answer not stored")
+
+// storeAnswersOnce is storeAnswers until the results stream stores the
+// answers. A store that fails is not the tasks' fault: the worker keeps
+// the answers and their tasks' leases (held until settled) and stores
+// them again, using none of the tasks' tries, until Config.StoreTimeout
+// has passed since the first of a run of failed stores (storeStreak,
+// shared by every group: once the results stream has refused answers
+// that long, each group gets one more try). While the stream has no
 // leader (leaderless: a publish no one took, or left unconfirmed by a
-// leader that died, or made while the link was down), it stores them again once a
-// leader is elected or the link is back (retryPause at the latest),
-// for up to electionWait. The worker stopping ends the waiting. It
-// returns the last error: the caller hands the tasks back.
+// leader that died, or made while the link was down), it stores them
+// again once a leader is elected or the link is back (retryPause at the
+// latest); while the stream refuses them (its limits, a full store), it
+// backs off from retryPause to storeBackoffMax and tells the map's
+// producer of each failure (notice), which fails the map when none of
+// its results is stored for a while. A subject no stream stores is
+// reported at once (the caller dead-letters its tasks), as is the worker
+// stopping (the caller hands them back). Past the bound it returns the
+// last error wrapped in errStoreTimeout.
 func (w *Worker) storeAnswersOnce(group []finished, pieces []piece) error {
 	stop := w.cluster.stopping
 	if stop == nil { // outside Run
 		stop = context.Background()
 	}
 	var deadline time.Time
-	for {
+	pause := retryPause
+	for try := 1; ; try++ {
 		changed := w.cluster.results.Changed()
 		err := w.storeAnswers(group, pieces, changed)
-		if err == nil || !leaderless(err) || stop.Err() != nil {
+		if err == nil {
+			w.storeFailing.Store(0)
+			return nil
+		}
+		if stop.Err() != nil {
 			return err
 		}
+		lost := leaderless(err)
 		if deadline.IsZero() {
 			if noResponders(err) && w.noStream(group[0].job.reply) {
 				return err // no stream stores it: not a matter of a leader
 			}
-			deadline = time.Now().Add(electionWait)
+			deadline = w.storeStreak().Add(w.cfg.StoreTimeout)
+		}
+		w.storeLast.Store(time.Now().UnixNano())
+		if !lost {
+			w.notice(group[0].job, err)
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return fmt.Errorf("%w within %v (queue.put_timeout): %w", errStoreTimeout, w.cfg.StoreTimeout, err)
+		}
+		wait := retryPause
+		if !lost {
+			wait, pause = pause, min(2*pause, storeBackoffMax)
+		}
+		wait = min(wait, left)
+		switch {
+		case try == 1 && lost:
 			w.log.Warn("answers not stored; storing them again once the results stream has a leader",
-				"tasks", len(group), "error", err, "waiting_for", "the results stream's leader", "timeout", electionWait)
-		} else if time.Now().After(deadline) {
-			return err
+				"tasks", len(group), "error", err, "waiting_for", "the results stream's leader", "timeout", left.Round(time.Millisecond))
+		case try == 1:
+			w.log.Warn("answers not stored; keeping them and their tasks, storing them again with backoff",
+				"tasks", len(group), "error", err, "waiting_for", "the results stream to store them",
+				"backoff", wait, "timeout", left.Round(time.Millisecond))
+		case lost: // every retryPause at most: once is enough at Warn
+			w.log.Debug("answers not stored again", "tasks", len(group), "try", try, "error", err,
+				"waiting_for", "the results stream's leader", "timeout", left.Round(time.Millisecond))
+		default:
+			w.log.Info("answers not stored again", "tasks", len(group), "try", try, "error", err,
+				"waiting_for", "the results stream to store them", "backoff", wait, "timeout", left.Round(time.Millisecond))
 		}
 		select {
 		case <-changed:
-		case <-time.After(retryPause):
+		case <-time.After(wait):
 		case <-stop.Done():
 			return err
+		}
+	}
+}
+
+// storeStreak returns when the run of failed stores of answers that a
+// store failing now belongs to began: the first failure since the last
+// store that succeeded, unless no store failed within StoreTimeout before
+// now (the worker was idle since): then now, a new run.
+func (w *Worker) storeStreak() time.Time {
+	now := time.Now()
+	for {
+		began := w.storeFailing.Load()
+		if began != 0 && now.Sub(time.Unix(0, w.storeLast.Load())) <= w.cfg.StoreTimeout {
+			return time.Unix(0, began)
+		}
+		if w.storeFailing.CompareAndSwap(began, now.UnixNano()) {
+			return now
 		}
 	}
 }
@@ -124,7 +185,7 @@ var errUnconfirmed = errors.New("result not confirmed before the results stream 
 // new leader, or one made while the link was down. A confirmation that
 // merely did not come in time is not one: a stream that cannot store (its
 // disk full) answers so too, and the producer must hear of it at once
-// (the caller's notice) rather than after electionWait.
+// (a notice) rather than after the store timeout.
 func leaderless(err error) bool {
 	if errs, ok := err.(interface{ Unwrap() []error }); ok {
 		for _, e := range errs.Unwrap() {

@@ -76,12 +76,11 @@ func byReply(batch []finished) [][]finished {
 // task once its answer is stored (or not). A task with a failed input has
 // its dead letter stored, and counted, before its answer is published:
 // the answer may be the last of a map, and whoever reads the counters and
-// the dead letters once the map returns must find the task there. A task
-// whose dead letter could not be stored is handed back unanswered; it is
-// answered when it comes again. (One whose answer then fails to be stored
-// and is handed back has a second dead letter if it fails again: dead
-// letters, like answers, are stored at least once.) It returns the
-// answers' storing error.
+// the dead letters once the map returns must find the task there; the
+// dead letter says its answer follows (answered), so that the map waits
+// for that answer rather than failing the task's inputs. A task whose
+// dead letter could not be stored is handed back unanswered; it is
+// answered when it comes again. It returns the answers' storing error.
 func (w *Worker) answer(ctx context.Context, group []finished) error {
 	pieces := make([][]piece, len(group))
 	limit := w.maxPayload - headerRoom
@@ -91,7 +90,7 @@ func (w *Worker) answer(ctx context.Context, group []finished) error {
 	var keep []finished
 	var keptPieces []piece
 	for i, f := range group {
-		if f.dead != "" && !w.storeDead(ctx, f.job, f.dead) {
+		if f.dead != "" && !w.storeDead(ctx, f.job, f.dead, true) {
 			continue // handed back
 		}
 		keep = append(keep, f)
@@ -107,8 +106,10 @@ func (w *Worker) answer(ctx context.Context, group []finished) error {
 
 // settleAll settles the tasks of a group once their answers were stored
 // (or not): acked, or terminated for a failed input (its dead letter is
-// stored already); handed back for a later try, or dead-lettered when the
-// answer can never be stored.
+// stored already); handed back when the worker stops, or dead-lettered
+// when the answer can never be stored or was not within StoreTimeout.
+// A task with a failed input whose answer was not stored gets a second
+// dead letter, one that no answer follows: its map fails its inputs.
 func (w *Worker) settleAll(ctx context.Context, group []finished, err error) {
 	for _, f := range group {
 		switch {
@@ -121,9 +122,9 @@ func (w *Worker) settleAll(ctx context.Context, group []finished, err error) {
 		default:
 			why, now := w.answerFailed(ctx, f.job, err)
 			switch {
-			case !now: // handed back for a later try
+			case !now: // handed back: the worker stops
 			case f.dead != "":
-				w.terminate(ctx, f.job, f.dead+"; "+why) // its dead letter is stored
+				w.deadLetter(ctx, f.job, f.dead+"; "+why)
 			default:
 				w.deadLetter(ctx, f.job, why)
 			}
@@ -133,18 +134,18 @@ func (w *Worker) settleAll(ctx context.Context, group []finished, err error) {
 
 // answerFailed decides what becomes of a task whose answer could not be
 // stored. It reports now=true, with the reason, when the task must be
-// dead-lettered at once: its reply subject is stored by no stream (it
-// could never be answered), or the try limit is reached. Otherwise it
-// hands the task back for a later try.
+// dead-lettered: its reply subject is stored by no stream (it could never
+// be answered), or the results stream did not store the answer within
+// StoreTimeout (storeAnswersOnce). Otherwise (the worker stops while it
+// stores the answer again) it hands the task back for another consumer.
 func (w *Worker) answerFailed(ctx context.Context, j *job, err error) (why string, now bool) {
 	if w.unstorable(ctx, j.reply, err) {
 		return fmt.Sprintf("reply subject %q is stored by no stream", j.reply), true
 	}
-	if j.attempt >= uint64(w.cfg.MaxDeliver) {
-		return fmt.Sprintf("answer not stored after %d deliveries: %v", j.attempt, err), true
+	if errors.Is(err, errStoreTimeout) {
+		return err.Error(), true
 	}
 	j.logger().ErrorContext(ctx, "answer not stored, task handed back", "error", err, "reply", j.reply)
-	w.notice(j, err)
 	w.nak(ctx, j.msg, backoff(j.attempt), "hand back unanswered task")
 	return "", false
 }

@@ -45,6 +45,8 @@ type Worker struct {
 	unique    *unique.Bucket // the unique tasks' keys, released on success
 
 	cluster      clusterWatch // the cluster's signals (failover.go)
+	storeFailing atomic.Int64 // unix ns of the first of the failed stores of answers since the last stored; 0: none
+	storeLast    atomic.Int64 // unix ns of the last failed store of answers
 	cancels      *cancels     // the queue's cancel marks; nil without the bucket
 	timedOut     atomic.Bool  // a handler was abandoned at its hard time limit
 	stopFetching func()       // stops taking tasks (set in Run)

@@ -143,7 +143,7 @@ func (d *DeadLetters) get(ctx context.Context, id uint64) (*jetstream.RawStreamM
 
 // deadHeaders are what dead-lettering added; a requeued task drops them.
 var deadHeaders = []string{protocol.HeaderError, protocol.HeaderSubject, protocol.HeaderConsumer, protocol.HeaderDelivered,
-	protocol.HeaderTrimmed, protocol.HeaderOrigMsgID}
+	protocol.HeaderTrimmed, protocol.HeaderOrigMsgID, protocol.HeaderAnswered}
 
 // Requeue puts the dead letter id's original message back on its original
 // subject, with its original headers and body, then removes the dead
@@ -184,10 +184,18 @@ func (d *DeadLetters) Requeue(ctx context.Context, id uint64) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("dead letter %d: requeue on %s: %w (the dead letter is kept)", id, subject, err)
 	}
-	if err := d.st.DeleteMsg(ctx, id); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+	if err := d.st.DeleteMsg(ctx, id); err != nil && !gone(err) {
 		return ack.Sequence, fmt.Errorf("dead letter %d: requeued as task %d, but not removed: %w", id, ack.Sequence, err)
 	}
 	return ack.Sequence, nil
+}
+
+// gone reports whether a delete failed because the message is gone
+// already (requeued or purged meanwhile). The client wraps the server's
+// "no message found" in ErrMsgDeleteUnsuccessful, as text.
+func gone(err error) bool {
+	return errors.Is(err, jetstream.ErrMsgNotFound) ||
+		errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) && strings.HasSuffix(err.Error(), "no message found")
 }
 
 // Purge removes the dead letters of queue (every queue when empty) that
@@ -216,7 +224,7 @@ func (d *DeadLetters) Purge(ctx context.Context, queue string, olderThan time.Du
 		return 0, err
 	}
 	for i, id := range ids {
-		if err := d.st.DeleteMsg(ctx, id); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		if err := d.st.DeleteMsg(ctx, id); err != nil && !gone(err) {
 			return i, err
 		}
 	}

@@ -80,6 +80,15 @@ func (m *mapping) collect(ctx context.Context, results <-chan jetstream.Msg, pub
 			if !take(m.parse(msg)) {
 				return errStopped
 			}
+		case <-m.deads:
+			if !take(m.deadAnswers()) {
+				return errStopped
+			}
+		case <-failing.timer():
+			failing.wake = nil // with fewer than 3 reports, the next one decides
+			if err := failing.check(); err != nil {
+				return err
+			}
 		case <-m.cancels:
 			m.mu.Lock()
 			q := m.cancelQ
@@ -102,6 +111,7 @@ type storeFailures struct {
 	since time.Time
 	n     int
 	last  string
+	wake  <-chan time.Time // when the window ends, once a report came
 }
 
 // storeFailWindow is how long results may keep failing to be stored, with
@@ -112,9 +122,20 @@ const storeFailWindow = 20 * time.Second
 func (f *storeFailures) add(msg string) error {
 	if f.n == 0 {
 		f.since = time.Now()
+		f.wake = time.After(storeFailWindow)
 	}
 	f.n++
 	f.last = msg
+	return f.check()
+}
+
+// timer fires when the window of the reports so far ends: the map fails
+// then even when the consumers report no more (nil: no report).
+func (f *storeFailures) timer() <-chan time.Time { return f.wake }
+
+// check returns an error once reports came for storeFailWindow with no
+// result arriving.
+func (f *storeFailures) check() error {
 	if d := time.Since(f.since); f.n >= 3 && d >= storeFailWindow {
 		return fmt.Errorf("%w: consumers kept reporting failures for %v and no result was stored, the last: %s; its store may be full or failing (the broker's log names the cause)",
 			ErrResultsNotStored, d.Round(time.Second), f.last)

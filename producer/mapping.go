@@ -42,6 +42,7 @@ type mapping struct {
 	progress progress       // for the lease
 
 	cancels chan struct{} // wakes collect: inputs cancelled in flight (cancelQ) want their result now
+	deads   chan struct{} // wakes collect: tasks dead-lettered unanswered (deadQ) fail their inputs
 
 	mu           sync.Mutex
 	pending      map[int]int      // first index -> inputs, of chunks without a result
@@ -49,6 +50,7 @@ type mapping struct {
 	notSubmitted int
 	cancelled    map[int]bool // inputs cancelled (CancelTask): their result is ErrCancelled
 	cancelQ      []int        // of those, the ones in flight whose result collect has not set yet
+	deadQ        []deadTask   // tasks dead-lettered unanswered, not yet failed by collect (watchDead)
 }
 
 func (m *mapping) run(ctx context.Context, inputsFor func(context.Context) Inputs, yield func(Result, error) bool) {
@@ -85,6 +87,13 @@ func (m *mapping) run(ctx context.Context, inputsFor func(context.Context) Input
 		return
 	}
 	defer stopCancels()
+	stopDead, err := m.watchDead(ctx)
+	if err != nil {
+		stopResults()
+		yield(Result{}, &IncompleteError{NotSubmitted: 0, Err: err})
+		return
+	}
+	defer stopDead()
 	pubDone := make(chan published, 1)
 	var wg sync.WaitGroup
 	wg.Go(func() {
