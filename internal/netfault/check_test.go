@@ -35,7 +35,7 @@ func TestCheck(t *testing.T) {
 		{name: "out of order", stdout: squares(1, 3, 2, 4), log: stored([2]int{0, 4}),
 			want: Verdict{N: 4, Submitted: 4, Acked: 4, OK: 4}, problemsQuorum: 1, problemsN: 1},
 		{name: "duplicate and lost", stdout: squares(1, 2, 2), log: stored([2]int{0, 4}),
-			want: Verdict{N: 4, Submitted: 4, Acked: 4, OK: 1, Duplicated: 1, Lost: 2, Examples: "lost #[2 3]; duplicated #[1]"},
+			want:           Verdict{N: 4, Submitted: 4, Acked: 4, OK: 1, Duplicated: 1, Lost: 2, Examples: "lost #[2 3]; duplicated #[1]"},
 			problemsQuorum: 4, problemsN: 4},
 		{name: "wrong and failed", stdout: "square(1) = 2\nsquare(2) failed: answer not stored\n", log: stored([2]int{0, 2}),
 			want: Verdict{N: 2, Submitted: 2, Acked: 2, Failed: 2}, problemsQuorum: 2, problemsN: 2},
