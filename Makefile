@@ -30,7 +30,7 @@ reliability:
 	@# The cluster under network faults (needs root; RELIABILITY.md): every
 	@# scenario with its full fault, one table; failing rows fail the target.
 	@rm -f netfault.rows
-	@status=0; PROCQ_NETFAULT_FULL=1 NETFAULT_OUT=$(CURDIR)/netfault.rows $(GO) test -race -count=1 -timeout 30m -run '^TestNetFault' ./e2e || status=1; \
+	@status=0; NETFAULT_FULL=1 NETFAULT_OUT=$(CURDIR)/netfault.rows $(GO) test -race -count=1 -timeout 30m -run '^TestNetFault' ./e2e || status=1; \
 	echo '| scenario | inputs | submitted | acknowledged | ok | lost | duplicated | unknown | map failed | longest pause (s) | map took (s) | fault |'; \
 	echo '|---|---|---|---|---|---|---|---|---|---|---|---|'; \
 	cat netfault.rows 2>/dev/null; exit $$status

@@ -136,7 +136,7 @@ down)
   ;;
 run)
   need_root
-  PROCQ_NETFAULT_FULL=1 ${GO:-go} test -race -count=1 -v -timeout 30m -run "^TestNetFault(Links)?\$/${2:-.}" ./e2e |
+  NETFAULT_FULL=1 ${GO:-go} test -race -count=1 -v -timeout 30m -run "^TestNetFault(Links)?\$/${2:-.}" ./e2e |
     grep -E '^\s+netfault_test.go:[0-9]+: \||^\s*--- (PASS|FAIL|SKIP)|^(ok|FAIL)\s' || true
   ;;
 *)

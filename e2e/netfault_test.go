@@ -28,7 +28,7 @@ import (
 // tasks of 1 ms through one fault and checks every input in Jepsen's
 // terms (netfault.Check). With NETFAULT_OUT=<file> set, each scenario
 // appends its row of RELIABILITY.md's "Cluster under network faults"
-// table there; PROCQ_NETFAULT_FULL=1 (make reliability) runs every
+// table there; NETFAULT_FULL=1 (make reliability) runs every
 // scenario with its full fault (20 s cuts), else a short set with short
 // faults runs (make test).
 
@@ -45,7 +45,7 @@ type netCluster struct {
 }
 
 // fullNetFault says whether the full scenarios run (make reliability).
-func fullNetFault() bool { return os.Getenv("PROCQ_NETFAULT_FULL") != "" }
+func fullNetFault() bool { return os.Getenv("NETFAULT_FULL") != "" }
 
 // startNetCluster starts the nodes; routes[i] lists the route URLs node i
 // dials (nil: every node's own address).
@@ -230,7 +230,7 @@ type scenario struct {
 	// returns them).
 	consumers func(w *env) []*proc
 	// ci: in the short set make test runs; the others run only in make
-	// reliability (PROCQ_NETFAULT_FULL).
+	// reliability (NETFAULT_FULL).
 	ci bool
 	// setup, if set, runs before the map starts.
 	setup func(t *testing.T)
@@ -485,7 +485,7 @@ func TestNetFault(t *testing.T) {
 	for _, s := range scenarios {
 		t.Run(s.name, func(t *testing.T) {
 			if !s.ci && !fullNetFault() {
-				t.Skip("in the full set only: make reliability (PROCQ_NETFAULT_FULL=1)")
+				t.Skip("in the full set only: make reliability (NETFAULT_FULL=1)")
 			}
 			c.run(t, s, n)
 		})
@@ -566,7 +566,7 @@ func TestNetFaultLinks(t *testing.T) {
 	for _, s := range scenarios {
 		t.Run(s.name, func(t *testing.T) {
 			if !s.ci && !fullNetFault() {
-				t.Skip("in the full set only: make reliability (PROCQ_NETFAULT_FULL=1)")
+				t.Skip("in the full set only: make reliability (NETFAULT_FULL=1)")
 			}
 			c.run(t, s, n)
 		})
