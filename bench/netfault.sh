@@ -7,7 +7,7 @@
 # leaves this machine. Needs root and iproute2; run `make build` first.
 #
 #   bench/netfault.sh up            make the network, start n1-n3, print the client env
-#   bench/netfault.sh status        broker status (which node leads what)
+#   bench/netfault.sh status        broker status: which node leads what (once a map made the streams)
 #   bench/netfault.sh isolate nX    take nX's link down (no connection is closed)
 #   bench/netfault.sh split nX      nX alone | the other two (the host reaches all)
 #   bench/netfault.sh drop nX nY    drop what nX sends to nY (one direction)
