@@ -431,7 +431,7 @@ func TestNetFault(t *testing.T) {
 				c.cutFor(d, func() { c.net.Isolate(3) })
 				return fmt.Sprintf("consumer C-2's own namespace cut off %v", d)
 			}},
-		{name: "1|2 split flapping every 3 s", quorum: true, fault: func(t *testing.T, w *env, p *proc) string {
+		{name: "a 1-against-2 split flapping every 3 s", quorum: true, fault: func(t *testing.T, w *env, p *proc) string {
 			d := cut(30*time.Second, 9*time.Second)
 			var lone []string
 			for r, end := 0, time.Now().Add(d); time.Now().Before(end); r++ {
