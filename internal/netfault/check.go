@@ -15,7 +15,7 @@ import (
 // chunk the stream acknowledged).
 type Verdict struct {
 	N         int // inputs of the map
-	Submitted int // inputs the producer published (all, or up to the first never submitted)
+	Submitted int // inputs the producer published: all, or up to the first it names never submitted; those acknowledged, when it failed before its map began
 	Acked     int // inputs the stream acknowledged to the producer
 	// Every input is exactly one of these.
 	OK         int // exactly one result, correct
@@ -44,6 +44,9 @@ func Check(n int, stdout, stderr, producerLog string, exit int) Verdict {
 	v := Verdict{N: n, Submitted: n, MapFailed: exit != 0}
 	if v.MapFailed {
 		v.Reason = strings.TrimSpace(errorLineRE.FindString(stderr))
+		if v.Reason == "" {
+			v.Reason = lastLine(stderr)
+		}
 		if v.Reason == "" {
 			v.Reason = fmt.Sprintf("exit %d", exit)
 		}
@@ -91,6 +94,16 @@ func Check(n int, stdout, stderr, producerLog string, exit int) Verdict {
 			unfinished[j] = true
 		}
 	}
+	if v.MapFailed && !unfinishedRE.MatchString(stderr) {
+		// It failed before its map began (no inputs named unfinished):
+		// what it submitted is what the stream acknowledged.
+		v.Submitted = 0
+		for _, a := range acked {
+			if a {
+				v.Submitted++
+			}
+		}
+	}
 	var lost, dup, unknown []int
 	for i := range n {
 		if acked[i] {
@@ -126,6 +139,12 @@ func Check(n int, stdout, stderr, producerLog string, exit int) Verdict {
 	}
 	v.Examples = strings.Join(ex, "; ")
 	return v
+}
+
+// lastLine is the last non-empty line of s.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
 }
 
 // ranges parses "0-3, 7, 9-12" (or "none") into inclusive ranges.

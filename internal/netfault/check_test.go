@@ -51,6 +51,12 @@ func TestCheck(t *testing.T) {
 			want: Verdict{N: 3, Submitted: 3, Acked: 3, OK: 1, Lost: 1, Unfinished: 1, MapFailed: true,
 				Reason: "Error: map stopped with 1 inputs unfinished (2): broker gone", Examples: "lost #[1]"},
 			problemsQuorum: 3, problemsN: 2},
+		{name: "failed before the map began", exit: 1,
+			stderr: "time=... level=INFO msg=x\nproducer: wait for 2 idle consumers (0 ready): context deadline exceeded\n",
+			want: Verdict{N: 2, Unknown: 2, MapFailed: true,
+				Reason:   "producer: wait for 2 idle consumers (0 ready): context deadline exceeded",
+				Examples: "unknown #[0 1]"},
+			problemsQuorum: 2, problemsN: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
