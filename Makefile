@@ -27,6 +27,13 @@ reliability:
 	@echo '| scenario | submitted | results | exact | duplicates dropped | dead-lettered | lost | recover (s) | what "recover" measures |'
 	@echo '|---|---|---|---|---|---|---|---|---|'
 	@sort reliability.rows
+	@# The cluster under network faults (needs root; RELIABILITY.md): every
+	@# scenario with its full fault, one table; failing rows fail the target.
+	@rm -f netfault.rows
+	@status=0; NETFAULT_FULL=1 NETFAULT_OUT=$(CURDIR)/netfault.rows $(GO) test -race -count=1 -timeout 30m -run '^TestNetFault' ./e2e || status=1; \
+	echo '| scenario | inputs | submitted | acknowledged | ok | lost | duplicated | unknown | map failed | longest pause (s) | map took (s) | fault |'; \
+	echo '|---|---|---|---|---|---|---|---|---|---|---|---|'; \
+	cat netfault.rows 2>/dev/null; exit $$status
 
 # The security suite (SECURITY.md): every attack tried against the real
 # executables, each test printing what was refused and how.
@@ -70,4 +77,4 @@ screenshot:
 	DASHBOARD_SCREENSHOT=$(CURDIR)/docs/dashboard.png $(GO) test -count=1 -run 'TestOperations/dashboard' ./e2e
 
 clean:
-	rm -rf $(BIN) data logs security.log reliability.rows
+	rm -rf $(BIN) data logs security.log reliability.rows netfault.rows

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -212,6 +213,7 @@ func (m *mapping) confirm(ctx context.Context) {
 		lost := false // not acknowledged (else: refused)
 		select {
 		case <-sc.stored.Ok():
+			m.stored(sc.msg)
 			continue
 		case <-sc.stored.Err():
 		case <-ctx.Done():
@@ -221,6 +223,7 @@ func (m *mapping) confirm(ctx context.Context) {
 			if !elected.Since(sc.at) {
 				select {
 				case <-sc.stored.Ok():
+					m.stored(sc.msg)
 					continue
 				case <-sc.stored.Err():
 					lost = false
@@ -251,6 +254,7 @@ func (m *mapping) confirm(ctx context.Context) {
 				}
 				select {
 				case <-next.stored.Ok():
+					m.stored(next.msg)
 					continue
 				case <-next.stored.Err():
 					burst = append(burst, next.msg)
@@ -271,7 +275,24 @@ func (m *mapping) confirm(ctx context.Context) {
 			case m.fatal <- err:
 			default:
 			}
+			continue
 		}
+		for _, msg := range burst {
+			m.stored(msg)
+		}
+	}
+}
+
+// stored logs, at debug level, that the stream acknowledged a chunk: the
+// record of what the map was told is stored, against which a run's
+// results can be checked (lost: acknowledged and never answered).
+func (m *mapping) stored(msg *nats.Msg) {
+	if log := m.pool.q.log; log.Enabled(context.Background(), slog.LevelDebug) {
+		n := msg.Header.Get(protocol.HeaderChunk)
+		if n == "" {
+			n = "1"
+		}
+		log.Debug("task stored", "map", m.id, "index", msg.Header.Get(protocol.HeaderIndex), "inputs", n)
 	}
 }
 
