@@ -115,7 +115,8 @@ func streamCurrent(have, want jetstream.StreamConfig) bool {
 // the same way.
 func sameSource(a, b *jetstream.StreamSource) bool {
 	return a.Name == b.Name && a.FilterSubject == b.FilterSubject &&
-		slices.Equal(a.SubjectTransforms, b.SubjectTransforms)
+		slices.Equal(a.SubjectTransforms, b.SubjectTransforms) &&
+		(a.Consumer == nil) == (b.Consumer == nil) && (a.Consumer == nil || *a.Consumer == *b.Consumer)
 }
 
 // EnsureConsumer is ensureStream for the queue's durable consumer.

@@ -86,6 +86,11 @@ func Open(ctx context.Context, js jetstream.JetStream, name string, cfg Config, 
 		return nil, fmt.Errorf("queue %s: %w", name, err)
 	}
 	sc := protocol.MsgQueueStreamConfig(name, max, cfg.Replicas, sched != nil)
+	for _, src := range sc.Sources {
+		if err := protocol.EnsureSourceConsumer(ctx, js, src, cfg.Replicas); err != nil {
+			return nil, fmt.Errorf("queue %s: %w", name, err)
+		}
+	}
 	st, err := link.EnsureStream(ctx, js, sc, logger)
 	if err != nil {
 		return nil, fmt.Errorf("queue %s: %w", name, err)

@@ -1,6 +1,8 @@
 package protocol
 
 import (
+	"cmp"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -194,26 +196,71 @@ const ScheduleRun = "schedule"
 func PeriodicTarget(queue, name string) string { return WorkSubject(queue, ScheduleRun) + "." + name }
 
 // TasksSource is the task stream's source of fired tasks: every firing on
-// procq.sched.fire.tasks.> lands on procq.tasks.>.
+// procq.sched.fire.tasks.> lands on procq.tasks.>, read through the
+// durable SourceConsumer(TasksStream, ...).
 func TasksSource() *jetstream.StreamSource {
-	return &jetstream.StreamSource{
-		Name: SchedStream,
-		SubjectTransforms: []jetstream.SubjectTransformConfig{{
-			Source: FireSubject(TasksPrefix) + ".>", Destination: TasksPrefix + ".>",
-		}},
-	}
+	return schedSource(TasksStream, FireSubject(TasksPrefix)+".>", TasksPrefix+".>")
 }
 
 // MsgQueueSource is the named message queue's source of its delayed
 // items.
 func MsgQueueSource(name string) *jetstream.StreamSource {
+	return schedSource(MsgQueueStream(name), FireSubject(MsgQueueSubject(name)), MsgQueueSubject(name))
+}
+
+func schedSource(stream, from, to string) *jetstream.StreamSource {
 	return &jetstream.StreamSource{
-		Name: SchedStream,
-		SubjectTransforms: []jetstream.SubjectTransformConfig{{
-			Source: FireSubject(MsgQueueSubject(name)), Destination: MsgQueueSubject(name),
-		}},
+		Name:              SchedStream,
+		SubjectTransforms: []jetstream.SubjectTransformConfig{{Source: from, Destination: to}},
+		Consumer:          &jetstream.StreamConsumerSource{Name: SourceDurable(stream), DeliverSubject: sourceDeliver(stream)},
 	}
 }
+
+// Sourcing. A stream fed with SchedStream's firings (the task stream, a
+// message queue's) reads them through a durable consumer of SchedStream of
+// its own, whose acknowledgements follow what the stream stored
+// (AckFlowControl, nats-server 2.14): a firing leaves SchedStream, a work
+// queue, only once the stream holds it. The consumer nats-server makes for
+// a source by default acknowledges on delivery (AckNone): a firing
+// delivered to a full task stream (DiscardNew) was removed from
+// SchedStream and refused by the full stream, lost.
+
+// SourceDurable is the name of the durable consumer of SchedStream that
+// stream sources its firings through.
+func SourceDurable(stream string) string { return "procq_src_" + stream }
+
+// sourceDeliver is where that consumer delivers: a subject no stream
+// takes.
+func sourceDeliver(stream string) string { return "procq.src." + stream }
+
+// SourceConsumerConfig is the shape of the durable consumer of
+// SchedStream that src (TasksSource, MsgQueueSource) reads through.
+func SourceConsumerConfig(src *jetstream.StreamSource, replicas int) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:        src.Consumer.Name,
+		Description:    "firings on their way to the stream sourcing them, acknowledged once it stored them",
+		DeliverSubject: src.Consumer.DeliverSubject,
+		FilterSubject:  src.SubjectTransforms[0].Source,
+		AckPolicy:      jetstream.AckFlowControlPolicy,
+		FlowControl:    true,
+		IdleHeartbeat:  time.Second, // what AckFlowControl requires
+		MaxAckPending:  sourceMaxAckPending,
+		Replicas:       replicas,
+	}
+}
+
+// EnsureSourceConsumer makes the durable consumer of SchedStream that src
+// reads through, before the stream that sources it is declared with src.
+func EnsureSourceConsumer(ctx context.Context, js jetstream.JetStream, src *jetstream.StreamSource, replicas int) error {
+	cfg := SourceConsumerConfig(src, cmp.Or(replicas, DefaultReplicas))
+	if _, err := js.CreateOrUpdatePushConsumer(ctx, SchedStream, cfg); err != nil {
+		return fmt.Errorf("consumer %s of stream %s: %w", cfg.Durable, SchedStream, err)
+	}
+	return nil
+}
+
+// sourceMaxAckPending bounds the firings on their way at once.
+const sourceMaxAckPending = 10_000
 
 // RunDelayedFilters match what a run still has in SchedStream, at every
 // priority: its delayed tasks not fired yet, and its firings not yet

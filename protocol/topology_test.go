@@ -185,3 +185,70 @@ func TestEnsureQueueAddsPriorityLevels(t *testing.T) {
 		}
 	}
 }
+
+// A task stream that sources its firings through nats-server's own
+// consumer (procq before durable sourcing) is declared again with its
+// durable source consumer: firings reach it through that consumer, and
+// leave PROCQ_SCHED once stored.
+func TestEnsureQueueSourcesThroughItsDurable(t *testing.T) {
+	b := natstest.Start(t)
+	js := b.JetStream(t)
+	ctx := t.Context()
+	if _, err := protocol.EnsureSched(ctx, js, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	src := *protocol.TasksSource()
+	src.Consumer = nil
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: protocol.TasksStream, Description: "procq work queues", Subjects: []string{protocol.TasksPrefix + ".>"},
+		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage, Discard: jetstream.DiscardNew,
+		MaxMsgs: protocol.DefaultMaxMessages, Sources: []*jetstream.StreamSource{&src},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	topo, err := protocol.EnsureQueue(ctx, js, protocol.QueueConfig{Name: "up"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := topo.Tasks.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := info.Config.Sources; len(s) != 1 || s[0].Consumer == nil || s[0].Consumer.Name != protocol.SourceDurable(protocol.TasksStream) {
+		t.Fatalf("task stream's sources: %+v, want PROCQ_SCHED through %s", s, protocol.SourceDurable(protocol.TasksStream))
+	}
+	c, err := topo.Sched.PushConsumer(ctx, protocol.SourceDurable(protocol.TasksStream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := c.CachedInfo().Config; cfg.AckPolicy != jetstream.AckFlowControlPolicy || cfg.FilterSubject != protocol.TasksSource().SubjectTransforms[0].Source {
+		t.Errorf("source consumer: ack %v filter %q", cfg.AckPolicy, cfg.FilterSubject)
+	}
+	if _, err := js.Publish(ctx, protocol.FireSubject(protocol.WorkSubject("up", "R")), []byte(`"fired"`)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		tasks, _ := topo.Tasks.Info(ctx)
+		sched, _ := topo.Sched.Info(ctx)
+		if tasks != nil && sched != nil && tasks.State.Msgs == 1 && sched.State.Msgs == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the firing not moved from PROCQ_SCHED to the task stream within 20s: %+v, %+v", tasks, sched)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	m, err := topo.Tasks.GetLastMsgForSubject(ctx, protocol.WorkSubject("up", "R"))
+	if err != nil || string(m.Data) != `"fired"` {
+		t.Errorf("the task stream's firing: %v %v", m, err)
+	}
+	// nats-server's own consumer of the old source is gone.
+	var names []string
+	for n := range topo.Sched.ConsumerNames(ctx).Name() {
+		names = append(names, n)
+	}
+	if !slices.Equal(names, []string{protocol.SourceDurable(protocol.TasksStream)}) {
+		t.Errorf("PROCQ_SCHED's consumers: %q, want the durable source consumer alone", names)
+	}
+}
