@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/procq/procq/link"
 	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/schedule"
 	"github.com/procq/procq/unique"
@@ -109,6 +110,13 @@ func (m *mapping) run(ctx context.Context, inputsFor func(context.Context) Input
 	}
 	defer finish()
 	cause := m.collect(ctx, results, pubDone, yield)
+	if cause != nil && !errors.Is(cause, errStopped) {
+		// Whichever part of the map met the closed connection first
+		// (the publisher, the reader), the broker's loss is the cause.
+		if closed := link.Closed(m.pool.q.js.Conn()); closed != nil {
+			cause = closed
+		}
+	}
 	early = cause != nil
 	finish()
 	if cause != nil && !errors.Is(cause, errStopped) {
