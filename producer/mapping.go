@@ -151,6 +151,17 @@ func (m *mapping) inFlight() int {
 	return len(m.pending)
 }
 
+// unyielded puts back among the pending the chunks collect answered but
+// held back for order (an earlier input had no result yet): a map that
+// stops then names them unfinished, since the caller never got them.
+func (m *mapping) unyielded(held map[int]answered) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for start, a := range held {
+		m.pending[start] = a.len()
+	}
+}
+
 func (m *mapping) incomplete(err error) *IncompleteError {
 	m.mu.Lock()
 	defer m.mu.Unlock()
