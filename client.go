@@ -256,6 +256,13 @@ func replicasErr(c *config.Config, err error) error {
 	return err
 }
 
+// ErrBrokerLost says the client's connection to the broker is closed for
+// good: the broker was unreachable for longer than broker.connect_timeout.
+// A map running then fails with an *IncompleteError matching it (the
+// error names the broker), as a worker's Run does; bin/producer and
+// bin/consumer exit 1.
+var ErrBrokerLost = link.ErrBrokerLost
+
 // ErrBadOption is a value out of bounds given to an option (Processes,
 // Consumers, ChunkSize, Window): the same bounds config enforces on the
 // keys the executables read.

@@ -1,11 +1,15 @@
 package consumer
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/procq/procq/link"
+)
 
 // ErrBrokerLost is returned by Run when the connection to the broker is
 // closed for good (the broker was unreachable for longer than the client's
-// reconnect budget).
-var ErrBrokerLost = errors.New("broker connection lost")
+// reconnect budget); the error names the broker.
+var ErrBrokerLost = link.ErrBrokerLost
 
 // ErrRetired says a worker stopped after MaxTasks tasks (Worker.Retired):
 // a spawned consumer exits protocol.ExitRetired then, and its producer

@@ -3,7 +3,6 @@ package consumer
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -12,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/procq/procq/link"
 	"github.com/procq/procq/protocol"
 )
 
@@ -394,8 +394,8 @@ func (w *Worker) pullFrom(ctx context.Context, l *level, n int, noWait, reserved
 			return 0, nil // the pull expired with nothing to do
 		}
 	}
-	if w.js.Conn().IsClosed() || errors.Is(err, nats.ErrConnectionClosed) {
-		return 0, fmt.Errorf("%w: %v", ErrBrokerLost, err)
+	if nc := w.js.Conn(); nc.IsClosed() || errors.Is(err, nats.ErrConnectionClosed) {
+		return 0, link.Lost(nc)
 	}
 	if ctx.Err() == nil {
 		level := slog.LevelWarn

@@ -525,6 +525,123 @@ func TestFaultBrokerGoneForGood(t *testing.T) {
 		recover: time.Since(killed), note: "time from the kill to the consumer's exit 1"})
 }
 
+// A producer whose standalone broker is killed mid-work and stays away
+// longer than broker.connect_timeout exits 1, as its consumers do, naming
+// the broker and the setting: a map (instead of reopening its results
+// reader on a connection closed for good), and the Queue demo's puts.
+func TestFaultProducerBrokerGoneForGood(t *testing.T) {
+	t.Parallel()
+	const n = 2000
+	t.Run("pool", func(t *testing.T) {
+		t.Parallel()
+		p, took := producerLosesBroker(t, regexp.MustCompile(`square\(20\) = 400`),
+			"pool", "--kind", "square", "--inputs", "1.."+strconv.Itoa(n), "--sleep", "5ms", "--chunk-size", "1")
+		stderr := p.stderr.String()
+		if strings.Contains(stderr, "results consumer not opened; retrying") {
+			t.Errorf("the results reader retried on a closed connection:\n%s", stderr)
+		}
+		results, _ := squareResults(p.stdout.String(), n)
+		unfinished, lost := accounted(t, stderr, n, results)
+		report(t, row{scenario: "producer: broker gone for good (down > broker.connect_timeout 2 s)", submitted: n,
+			results: results, exact: lost == 0, lost: lost, recover: took,
+			note: fmt.Sprintf("time from the kill to the producer's exit 1 naming the broker; the %d inputs without a result named unfinished", unfinished)})
+	})
+	t.Run("queue", func(t *testing.T) {
+		t.Parallel()
+		producerLosesBroker(t, regexp.MustCompile(`Putting 'Message 5' on queue`),
+			"queue", "--messages", strconv.Itoa(n))
+	})
+}
+
+// producerLosesBroker starts a standalone broker with a 2 s
+// broker.connect_timeout, a consumer by hand and "producer args", kills
+// the broker once the producer printed ready, and checks that the
+// producer exits 1 within seconds naming the broker. It returns the
+// producer and the time from the kill to its exit.
+func producerLosesBroker(t *testing.T, ready *regexp.Regexp, args ...string) (*proc, time.Duration) {
+	t.Helper()
+	const timeout = 2 * time.Second
+	e, b := faultEnv(t, "PROCQ_BROKER_CONNECT_TIMEOUT", timeout.String(), "PROCQ_CONSUMERS_SPAWN", "false",
+		"PROCQ_CONSUMERS_COUNT", "1")
+	c := e.start("consumer", "--name", "C-1")
+	e.waitLog("consumer-C-1.log", regexp.MustCompile(`msg="consumer started"`), 30*time.Second)
+	p := e.start("producer", args...)
+	p.waitOutput(ready, 30*time.Second) // mid-work
+	if err := b.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	// nats.go gives up after broker.connect_timeout of reconnect attempts;
+	// the rest is the producer's cleanup on a closed connection.
+	p.mustExit(1, timeout+15*time.Second)
+	took := time.Since(killed)
+	stderr := p.stderr.String()
+	t.Logf("the producer exited 1 %v after the kill: %s", took.Round(time.Millisecond), regexp.MustCompile(`(?m)^producer: .*$`).FindString(stderr))
+	for _, want := range []string{"broker connection lost", "the broker at " + e.url(),
+		"unreachable for longer than broker.connect_timeout (2s)"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("producer stderr does not say %q:\n%s", want, stderr)
+		}
+	}
+	if took > timeout+10*time.Second {
+		t.Errorf("the producer took %v to exit after the kill, want about broker.connect_timeout (%v)", took, timeout)
+	}
+	// The consumer's exit is TestFaultBrokerGoneForGood's.
+	c.wait(30 * time.Second)
+	return p, took
+}
+
+// accounted checks a failed ordered map of n inputs: the first results
+// printed, every other input named unfinished or never submitted, each
+// once. It returns how many were named and how many were neither
+// printed nor named (lost).
+func accounted(t *testing.T, stderr string, n, results int) (named, lost int) {
+	t.Helper()
+	m := regexp.MustCompile(`map stopped with (\d+) inputs unfinished \(([^)]*)\)(?:, inputs from #(\d+) on never submitted)?`).FindStringSubmatch(stderr)
+	if m == nil {
+		t.Errorf("stderr does not name the unfinished inputs:\n%s", stderr)
+		return 0, n - results
+	}
+	seen := make([]int, n) // by index: results printed, then the named
+	for i := range results {
+		seen[i]++
+	}
+	mark := func(i int) {
+		if i >= 0 && i < n {
+			seen[i]++
+			named++
+		}
+	}
+	if m[2] != "none" {
+		for _, r := range strings.Split(m[2], ", ") {
+			lo, hi, ok := strings.Cut(r, "-")
+			a, _ := strconv.Atoi(lo)
+			b := a
+			if ok {
+				b, _ = strconv.Atoi(hi)
+			}
+			for i := a; i <= b; i++ {
+				mark(i)
+			}
+		}
+	}
+	if m[3] != "" {
+		from, _ := strconv.Atoi(m[3])
+		for i := from; i < n; i++ {
+			mark(i)
+		}
+	}
+	for i, c := range seen {
+		switch {
+		case c == 0:
+			lost++
+		case c > 1:
+			t.Errorf("input #%d both has a result and is named unfinished", i)
+		}
+	}
+	return named, lost
+}
+
 // The store's filesystem fills up mid-map: the map fails within a bounded
 // time, exit 1, naming the cause and the store; once the filesystem is
 // grown, a new run works (the embedded broker starts afresh with it; a

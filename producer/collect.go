@@ -19,6 +19,7 @@ func (m *mapping) collect(ctx context.Context, results <-chan jetstream.Msg, pub
 	yielded := 0 // results handed to the caller
 	next := 0    // ordered: the next index to yield
 	buf := map[int]answered{}
+	defer m.unyielded(buf)
 	var pubErr error
 	var failing storeFailures
 	emit := func(a answered) bool {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/procq/procq/link"
 	"github.com/procq/procq/protocol"
 )
 
@@ -24,6 +25,12 @@ func (e *FullError) Error() string {
 // ErrNoConsumers is the cause of a map that stopped because no consumer
 // was left to do its work.
 var ErrNoConsumers = errors.New("no live consumer")
+
+// ErrBrokerLost is the cause of a map that stopped because its
+// connection to the broker was closed for good: the broker was unreachable
+// for longer than broker.connect_timeout, and nats.go gave up
+// reconnecting. The error names the broker.
+var ErrBrokerLost = link.ErrBrokerLost
 
 // ErrResultsNotStored is the cause of a map that stopped because the
 // broker kept failing to store its results (its store full or failing).

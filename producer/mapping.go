@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/procq/procq/link"
 	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/schedule"
 	"github.com/procq/procq/unique"
@@ -118,6 +119,13 @@ func (m *mapping) run(ctx context.Context, inputsFor func(context.Context) Input
 	}
 	defer finish()
 	cause := m.collect(ctx, results, pubDone, yield)
+	if cause != nil && !errors.Is(cause, errStopped) {
+		// Whichever part of the map met the closed connection first
+		// (the publisher, the reader), the broker's loss is the cause.
+		if closed := link.Closed(m.pool.q.js.Conn()); closed != nil {
+			cause = closed
+		}
+	}
 	early = cause != nil
 	finish()
 	if cause != nil && !errors.Is(cause, errStopped) {
@@ -150,6 +158,17 @@ func (m *mapping) inFlight() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.pending)
+}
+
+// unyielded puts back among the pending the chunks collect answered but
+// held back for order (an earlier input had no result yet): a map that
+// stops then names them unfinished, since the caller never got them.
+func (m *mapping) unyielded(held map[int]answered) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for start, a := range held {
+		m.pending[start] = a.len()
+	}
 }
 
 func (m *mapping) incomplete(err error) *IncompleteError {

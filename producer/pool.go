@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nuid"
+	"github.com/procq/procq/link"
 	"github.com/procq/procq/protocol"
 	"golang.org/x/sync/semaphore"
 )
@@ -228,6 +229,10 @@ func (p *Pool) streamFor(ctx context.Context, kind string, argsFor func(context.
 			return
 		}
 		defer p.running.Done()
+		// Outermost, so that whatever the map waits for ends with the
+		// connection, its cause the broker named.
+		ctx, stopClosed := link.UntilClosed(ctx, p.q.js.Conn())
+		defer stopClosed()
 		var stop func()
 		switch {
 		case p.cfg.Run != nil:

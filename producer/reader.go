@@ -189,7 +189,8 @@ func (r *resultsReader) watchReconnects(quit <-chan struct{}) {
 var errGap = errors.New("results lost in flight")
 
 // open starts a consumer after the last result delivered and reads it. It
-// tries until deadline (zero: until the map ends, when it fails).
+// tries until deadline (zero: until the map ends, when it fails), or until
+// the connection is closed (link.Closed): no request on it can succeed.
 func (r *resultsReader) open(ctx context.Context, quit <-chan struct{}, deadline time.Time) error {
 	old := r.name
 	for attempt := 1; ; attempt++ {
@@ -225,6 +226,9 @@ func (r *resultsReader) open(ctx context.Context, quit <-chan struct{}, deadline
 		}
 		if ctx.Err() != nil || !deadline.IsZero() && time.Now().After(deadline) {
 			return err
+		}
+		if closed := link.Closed(r.js.Conn()); closed != nil {
+			return closed
 		}
 		if attempt%20 == 1 {
 			r.log.Warn("results consumer not opened; retrying", "attempt", attempt, "map", r.m.id, "after_seq", r.last, "error", err,

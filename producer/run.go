@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+	"github.com/procq/procq/link"
 	"github.com/procq/procq/protocol"
 )
 
@@ -164,8 +165,12 @@ func (r *Run) Watch(ctx context.Context) (wctx context.Context, stop func()) {
 // Watch returns a context that ends with ErrNoConsumers as its cause when
 // dead is closed (spawned consumers all died for good) or, where dead is
 // nil (consumers started by hand), when no consumer of the queue has been
-// present for idle, looking every check. Call stop when done watching.
+// seen present for idle, looking every check: a look that fails (the
+// broker unreachable, the bucket gone) sees none. It ends with
+// ErrBrokerLost as its cause once the queue's connection is closed for
+// good. Call stop when done watching.
 func (q *TaskQueue) Watch(ctx context.Context, dead <-chan struct{}, idle, check time.Duration) (wctx context.Context, stop func()) {
+	ctx, stopClosed := link.UntilClosed(ctx, q.js.Conn())
 	wctx, cancel := context.WithCancelCause(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -173,6 +178,7 @@ func (q *TaskQueue) Watch(ctx context.Context, dead <-chan struct{}, idle, check
 		t := time.NewTicker(check)
 		defer t.Stop()
 		lastSeen := time.Now()
+		var lastErr error // of the last look, if it failed
 		for {
 			select {
 			case <-wctx.Done():
@@ -186,17 +192,25 @@ func (q *TaskQueue) Watch(ctx context.Context, dead <-chan struct{}, idle, check
 				continue
 			}
 			n, err := q.present(wctx)
-			if err != nil || n > 0 {
-				lastSeen = time.Now()
+			if err == nil && n > 0 {
+				lastSeen, lastErr = time.Now(), nil
 				continue
 			}
+			if err != nil && wctx.Err() == nil {
+				lastErr = err
+				q.log.Debug("consumers' presence not read", "queue", q.name, "error", err)
+			}
 			if gone := time.Since(lastSeen); gone >= idle {
-				cancel(fmt.Errorf("%w on queue %s for %v (pool.idle_timeout)", ErrNoConsumers, q.name, gone.Round(time.Second)))
+				err := fmt.Errorf("%w on queue %s for %v (pool.idle_timeout)", ErrNoConsumers, q.name, gone.Round(time.Second))
+				if lastErr != nil {
+					err = fmt.Errorf("%w; the last look failed: %v", err, lastErr)
+				}
+				cancel(err)
 				return
 			}
 		}
 	}()
-	return wctx, func() { cancel(nil); <-done }
+	return wctx, func() { cancel(nil); <-done; stopClosed() }
 }
 
 // Do runs fn as the work of the run, between its other steps: it starts

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -108,9 +109,20 @@ const cleanupTimeout = 30 * time.Second
 // child waits for a sentinel that will never come.
 func (s *session) finish(ctx context.Context, p *procq.Pool, err error) error {
 	if err == nil {
-		return s.withStoreFacts(p.Close(ctx))
+		return s.withStoreFacts(s.withLoss(p.Close(ctx)))
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	return errors.Join(s.withStoreFacts(err), p.Terminate(cctx))
+	return errors.Join(s.withStoreFacts(s.withLoss(err)), p.Terminate(cctx))
+}
+
+// withLoss puts first, in an error met once the connection was closed
+// for good, that the broker was lost and which: what failed (a put, a
+// sentinel) says only "connection closed".
+func (s *session) withLoss(err error) error {
+	lost := link.Closed(s.nc)
+	if err == nil || !errors.Is(lost, link.ErrBrokerLost) || errors.Is(err, link.ErrBrokerLost) {
+		return err
+	}
+	return fmt.Errorf("%w; %w", lost, err)
 }
