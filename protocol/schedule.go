@@ -250,8 +250,17 @@ func SourceConsumerConfig(src *jetstream.StreamSource, replicas int) jetstream.C
 }
 
 // EnsureSourceConsumer makes the durable consumer of SchedStream that src
-// reads through, before the stream that sources it is declared with src.
-func EnsureSourceConsumer(ctx context.Context, js jetstream.JetStream, src *jetstream.StreamSource, replicas int) error {
+// reads through, before stream is declared with src. A stream that
+// sources through it already is left as it is: a consumer's role may
+// read the topology, not change it.
+func EnsureSourceConsumer(ctx context.Context, js jetstream.JetStream, stream string, src *jetstream.StreamSource, replicas int) error {
+	if s, err := js.Stream(ctx, stream); err == nil {
+		for _, have := range s.CachedInfo().Config.Sources {
+			if have.Consumer != nil && *have.Consumer == *src.Consumer {
+				return nil
+			}
+		}
+	}
 	cfg := SourceConsumerConfig(src, cmp.Or(replicas, DefaultReplicas))
 	if _, err := js.CreateOrUpdatePushConsumer(ctx, SchedStream, cfg); err != nil {
 		return fmt.Errorf("consumer %s of stream %s: %w", cfg.Durable, SchedStream, err)
