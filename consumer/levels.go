@@ -220,15 +220,17 @@ func (w *Worker) fetch(ctx context.Context) error {
 		left -= w.listenAbove(ctx, &pulls, left, lost)
 		var next time.Time // when to look again unless woken first
 		if n := min(w.window.room(), left); n > 0 {
-			// First what is there now, as much as the window allows.
-			looked, err := w.round(ctx, n)
+			// First what is there now, as much as the window allows; more
+			// at once while that finds some.
+			got, err := w.round(ctx, n)
 			if err != nil {
 				return err
 			}
-			if looked {
+			if got > 0 {
 				continue
 			}
-			// Only when every level is empty, a waiting pull on each.
+			// Only when every level is empty (those looked at just now, and
+			// the others not due), a waiting pull on each.
 			next = w.waitAll(ctx, &pulls, left, lost)
 		}
 		if next.IsZero() {
@@ -281,10 +283,15 @@ func (w *Worker) waitAll(ctx context.Context, pulls *sync.WaitGroup, left int, l
 
 // round pulls up to n messages at once, the levels in order: each that is
 // due (had work, or was last found empty PriorityCheck ago) gets what the
-// levels before it left. It reports whether any level was due.
-func (w *Worker) round(ctx context.Context, n int) (bool, error) {
+// levels before it left. It returns how many it received: none means every
+// level is empty, and the worker waits for work (waitAll) instead of
+// looking again. Looking again while a round of looks lasted longer than
+// PriorityCheck (three round trips to a broker 5 ms away) kept an idle
+// worker polling without end, no waiting pull ever open: a producer
+// waiting for idle consumers saw none.
+func (w *Worker) round(ctx context.Context, n int) (int, error) {
 	now := time.Now()
-	looked := false
+	total := 0
 	for _, l := range w.levels {
 		if n == 0 {
 			break
@@ -292,15 +299,15 @@ func (w *Worker) round(ctx context.Context, n int) (bool, error) {
 		if !l.due(now, w.cfg.PriorityCheck) {
 			continue
 		}
-		looked = true
 		got, err := w.pull(ctx, l, n, true)
 		if err != nil {
-			return true, err
+			return total, err
 		}
-		l.looked(got, now)
+		l.looked(got, time.Now())
 		n -= got
+		total += got
 	}
-	return looked, nil
+	return total, nil
 }
 
 // listenAbove keeps a waiting pull for one task open on each level above
