@@ -57,7 +57,7 @@ func counting(kind string, n *atomic.Int64, sleep time.Duration) *task.Registry 
 // pulls deep: hundreds at a time, not one per round trip.
 func TestAdaptivePrefetchDeepOnTinyTasks(t *testing.T) {
 	const q, n = "tiny", 10000
-	f := setup(t, q)
+	f := setupAck(t, q, 10*time.Second)
 	f.startRun(t, q, "r1")
 	for i := range n {
 		m := &nats.Msg{Subject: protocol.WorkSubject(q, "r1"), Data: []byte(strconv.Itoa(i)), Header: nats.Header{}}
