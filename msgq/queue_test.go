@@ -207,7 +207,11 @@ func TestEachItemToOneGetter(t *testing.T) {
 		wg.Go(func() {
 			for total.Load() < n && ctx.Err() == nil {
 				var i int
-				err := q.GetInto(ctx, 200*time.Millisecond, &i)
+				// A get gives up 10% after the broker's end of its pull: an
+				// item sent in that moment comes back 30 s later. At 200ms
+				// (20 ms) one did, under the whole suite's load, past this
+				// test's minute.
+				err := q.GetInto(ctx, 2*time.Second, &i)
 				if errors.Is(err, msgq.ErrEmpty) {
 					continue // the putter is behind
 				}
