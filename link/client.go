@@ -71,16 +71,18 @@ func (c Config) withDefaults() Config {
 
 const retryWait = 250 * time.Millisecond
 
-// pingInterval is how often a client pings its broker: a tenth of
-// broker.connect_timeout, between 1s and 2s. A link that went silent
+// pingInterval is how often a client pings its broker: a fifteenth of
+// broker.connect_timeout, between 2s and 5s (2s up to the default 30s;
+// shorter, a pong queued behind a busy link's data or a pause of a loaded
+// machine would pass for a dead link). A link that went silent
 // (a node cut off by the network, or frozen, whose TCP connection is not
 // closed) is noticed when maxPingsOut pings in a row go unanswered, or a
-// write blocks, within three intervals (3 to 6 s), and the client
+// write blocks, within three intervals (6 s by default), and the client
 // reconnects to a node that answers; nats.go's defaults, 2 minutes of
 // pings and a minute of a blocked write, left a client of a cut-off node
 // waiting that long, its puts unacknowledged past queue.put_timeout.
 func pingInterval(connectTimeout time.Duration) time.Duration {
-	return min(max(connectTimeout/10, time.Second), 2*time.Second)
+	return min(max(connectTimeout/15, 2*time.Second), 5*time.Second)
 }
 
 // maxPingsOut is how many pings may go unanswered before the link is
