@@ -34,16 +34,25 @@ func (w *Worker) deadLetter(ctx context.Context, j *job, reason string) {
 	}
 }
 
+// deadLetterUnanswered is deadLetter for a task whose answer will never
+// be stored: the dead letter says so, and the task's map fails its inputs
+// from it.
+func (w *Worker) deadLetterUnanswered(ctx context.Context, j *job, reason string) {
+	if w.storeDead(ctx, j, reason, true) {
+		w.terminate(ctx, j, reason)
+	}
+}
+
 // storeDead copies the task's message with the reason to the dead-letter
-// stream and tells Events once the stream has stored it. answered marks a
-// dead letter whose task's inputs are answered next (answer): a map fails
-// the inputs of a dead letter of its own that is not marked. If the copy
+// stream and tells Events once the stream has stored it. unanswered marks
+// a dead letter no answer follows (protocol.HeaderUnanswered): a map fails
+// the inputs of a dead letter of its own so marked. If the copy
 // fails the message is handed back instead, to come again after a
 // backoff: nothing is lost; storeDead then reports false.
-func (w *Worker) storeDead(ctx context.Context, j *job, reason string, answered bool) bool {
+func (w *Worker) storeDead(ctx context.Context, j *job, reason string, unanswered bool) bool {
 	dl := w.deadMsg(j, reason)
-	if answered {
-		dl.Header.Set(protocol.HeaderAnswered, "1")
+	if unanswered {
+		dl.Header.Set(protocol.HeaderUnanswered, "1")
 	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 	defer cancel()
@@ -72,7 +81,7 @@ func (w *Worker) deadMsg(j *job, reason string) *nats.Msg {
 	msg := j.msg
 	dl := &nats.Msg{Subject: protocol.DeadSubject(w.queue), Data: msg.Data(), Header: nats.Header{}}
 	for k, vs := range msg.Headers() {
-		if protocol.BrokerSet(k) || k == protocol.HeaderAnswered {
+		if protocol.BrokerSet(k) || k == protocol.HeaderUnanswered {
 			continue // a fired copy's: refused on a client's publish; a stale mark
 		}
 		if k == protocol.HeaderMsgID {

@@ -90,7 +90,7 @@ func (w *Worker) answer(ctx context.Context, group []finished) error {
 	var keep []finished
 	var keptPieces []piece
 	for i, f := range group {
-		if f.dead != "" && !w.storeDead(ctx, f.job, f.dead, true) {
+		if f.dead != "" && !w.storeDead(ctx, f.job, f.dead, false) {
 			continue // handed back
 		}
 		keep = append(keep, f)
@@ -124,9 +124,9 @@ func (w *Worker) settleAll(ctx context.Context, group []finished, err error) {
 			switch {
 			case !now: // handed back: the worker stops
 			case f.dead != "":
-				w.deadLetter(ctx, f.job, f.dead+"; "+why)
+				w.deadLetterUnanswered(ctx, f.job, f.dead+"; "+why)
 			default:
-				w.deadLetter(ctx, f.job, why)
+				w.deadLetterUnanswered(ctx, f.job, why)
 			}
 		}
 	}

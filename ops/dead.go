@@ -143,7 +143,7 @@ func (d *DeadLetters) get(ctx context.Context, id uint64) (*jetstream.RawStreamM
 
 // deadHeaders are what dead-lettering added; a requeued task drops them.
 var deadHeaders = []string{protocol.HeaderError, protocol.HeaderSubject, protocol.HeaderConsumer, protocol.HeaderDelivered,
-	protocol.HeaderTrimmed, protocol.HeaderOrigMsgID, protocol.HeaderAnswered}
+	protocol.HeaderTrimmed, protocol.HeaderOrigMsgID, protocol.HeaderUnanswered}
 
 // Requeue puts the dead letter id's original message back on its original
 // subject, with its original headers and body, then removes the dead

@@ -5,17 +5,18 @@ import (
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/procq/procq/link"
 	"github.com/procq/procq/protocol"
 	"github.com/procq/procq/task"
 )
 
-// A task of the map that is dead-lettered fails its inputs in the map at
-// once, whatever the reason. Most dead letters of a map's tasks are
-// answered: the consumer stores the dead letter, then an answer giving
-// each input its outcome (an input failed, the task could never run), and
-// marks the dead letter so (protocol.HeaderAnswered). One that is not
-// marked is never answered: its answer could not be stored (the results
-// stream refused it for longer than the consumer's store timeout), so
+// A task of the map whose answer will never come fails its inputs in the
+// map at once. Most dead letters of a map's tasks are answered: the
+// consumer stores the dead letter, then an answer giving each input its
+// outcome (an input failed, the task could never run). One whose answer
+// could not be stored (the results stream refused it for longer than the
+// consumer's store timeout) is marked so (protocol.HeaderUnanswered), and
 // the map learns of it from the dead-letter stream alone.
 
 // deadTask is a dead letter of one of the map's tasks that no answer
@@ -31,17 +32,30 @@ type deadTask struct {
 // before the first task is put, so none of the map's is missed.
 func (m *mapping) watchDead(ctx context.Context) (stop func(), err error) {
 	m.deads = make(chan struct{}, 1)
-	cons, err := m.pool.q.topo.Dead.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{protocol.DeadSubject(m.pool.q.name)},
-		DeliverPolicy:  jetstream.DeliverNewPolicy,
-		HeadersOnly:    true,
+	dead := m.pool.q.topo.Dead
+	// From the stream's next sequence, not "new": nats.go makes an ordered
+	// consumer again after a reconnect, from the last message delivered,
+	// and with none delivered yet (dead letters are rare) "new" would skip
+	// what was stored meanwhile. A cluster electing its leaders, or a link
+	// noticed silent, is waited for as the other readers do.
+	cons, err := link.Retry(ctx, m.pool.q.PutTimeout, m.pool.log, func(ctx context.Context) (jetstream.Consumer, error) {
+		info, err := dead.Info(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return dead.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{protocol.DeadSubject(m.pool.q.name)},
+			DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+			OptStartSeq:    info.State.LastSeq + 1,
+			HeadersOnly:    true,
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("watch the dead letters: %w", err)
 	}
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		h := msg.Headers()
-		if h.Get(protocol.HeaderRun) != m.id || h.Get(protocol.HeaderAnswered) != "" {
+		if h.Get(protocol.HeaderRun) != m.id || h.Get(protocol.HeaderUnanswered) == "" {
 			return
 		}
 		index, err := protocol.ParseIndex(h.Get(protocol.HeaderIndex))

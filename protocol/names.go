@@ -47,12 +47,13 @@ const (
 	// a consumer that takes it later runs nothing, answers each input
 	// DeadlineReason and dead-letters it.
 	HeaderDeadline = "Procq-Deadline"
-	// HeaderAnswered is "1" on a dead letter whose task's inputs are
-	// answered on its reply subject, the answer stored after the dead
-	// letter (an input failed; the task could never run). A dead letter
-	// of a map's task without it is never answered: the map fails the
-	// task's inputs with its reason.
-	HeaderAnswered = "Procq-Answered"
+	// HeaderUnanswered is "1" on a dead letter of a map's task that no
+	// answer follows: its answer could not be stored (the results stream
+	// refused it for longer than the consumer's store timeout). The map
+	// fails the task's inputs with its reason. Every other dead letter of
+	// a map's task is answered on its reply subject (an input failed, the
+	// task could never run), the answer stored after it.
+	HeaderUnanswered = "Procq-Unanswered"
 	// HeaderTrimmed is set on a dead letter whose body was cut to fit the
 	// broker's max payload: the original body's size in bytes.
 	HeaderTrimmed = "Procq-Trimmed"
