@@ -235,7 +235,8 @@ func (c *Client) lookupQueue(ctx context.Context) (*protocol.Topology, error) {
 // JSON value, durable, each item to one getter, first in first out.
 // maxsize > 0 bounds it: Put then waits for room.
 func (c *Client) Queue(ctx context.Context, name string, maxsize int) (*msgq.Queue, error) {
-	q, err := msgq.Open(ctx, c.js, name, msgq.Config{MaxSize: maxsize, PutTimeout: c.cfg.Queue.PutTimeout, Replicas: c.cfg.Queue.Replicas}, c.log)
+	q, err := msgq.Open(ctx, c.js, name, msgq.Config{MaxSize: maxsize, PutTimeout: c.cfg.Queue.PutTimeout, Replicas: c.cfg.Queue.Replicas,
+		UseAsIs: !c.mayDeclare()}, c.log)
 	return q, replicasErr(c.cfg, err)
 }
 

@@ -331,6 +331,14 @@ func TestCluster(t *testing.T) {
 		if !found {
 			t.Errorf("no log line says PROCQ_TASKS went from 1 to 3 replicas")
 		}
+		// The firings' way into the task stream grew with it.
+		src, err := js.PushConsumer(t.Context(), protocol.SchedStream, protocol.SourceDurable(protocol.TasksStream))
+		if err != nil || src.CachedInfo().Config.Replicas != 3 {
+			t.Errorf("the task stream's source consumer: %v, want it on 3 replicas", err)
+			if err == nil {
+				t.Logf("its replicas: %d", src.CachedInfo().Config.Replicas)
+			}
+		}
 		c.waitCurrent()
 	})
 	t.Run("stream leader killed mid-map", func(t *testing.T) {

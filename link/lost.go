@@ -39,13 +39,16 @@ func Lost(nc *nats.Conn) error {
 }
 
 // Closed is nil while nc is open. Once it is closed it says how: Lost
-// when nats.go gave up reconnecting (the connection has an error), else
-// nats.ErrConnectionClosed (closed by the program itself).
+// when nats.go gave up reconnecting (the connection has the error that
+// ended it), else nats.ErrConnectionClosed (closed by the program itself).
+// Errors nats.go records while the link works on (a slow consumer, a
+// permission refused) stay its last error: they do not make a close lost.
 func Closed(nc *nats.Conn) error {
+	last := nc.LastError()
 	switch {
 	case !nc.IsClosed():
 		return nil
-	case nc.LastError() != nil:
+	case last != nil && !errors.Is(last, nats.ErrSlowConsumer) && !errors.Is(last, nats.ErrPermissionViolation):
 		return Lost(nc)
 	default:
 		return nats.ErrConnectionClosed

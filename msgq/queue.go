@@ -47,6 +47,11 @@ type Config struct {
 	PutTimeout time.Duration
 	// Replicas is the stream's replica count in a cluster. Defaults to protocol.DefaultReplicas.
 	Replicas int
+	// UseAsIs opens a queue that exists as it is, changing nothing of its
+	// stream: for a client whose credential may read the topology and not
+	// declare it (a consumer's role). A queue that does not exist is then
+	// created as usual, where the credential allows.
+	UseAsIs bool
 }
 
 // Queue is one named message queue.
@@ -86,14 +91,16 @@ func Open(ctx context.Context, js jetstream.JetStream, name string, cfg Config, 
 		return nil, fmt.Errorf("queue %s: %w", name, err)
 	}
 	sc := protocol.MsgQueueStreamConfig(name, max, cfg.Replicas, sched != nil)
-	for _, src := range sc.Sources {
-		if err := protocol.EnsureSourceConsumer(ctx, js, sc.Name, src, cfg.Replicas); err != nil {
+	st, err := js.Stream(ctx, sc.Name)
+	if err != nil || !cfg.UseAsIs {
+		for _, src := range sc.Sources {
+			if err := protocol.EnsureSourceConsumer(ctx, js, sc.Name, src, cfg.Replicas); err != nil {
+				return nil, fmt.Errorf("queue %s: %w", name, err)
+			}
+		}
+		if st, err = link.EnsureStream(ctx, js, sc, logger); err != nil {
 			return nil, fmt.Errorf("queue %s: %w", name, err)
 		}
-	}
-	st, err := link.EnsureStream(ctx, js, sc, logger)
-	if err != nil {
-		return nil, fmt.Errorf("queue %s: %w", name, err)
 	}
 	cons, err := st.Consumer(ctx, protocol.MsgQueueGetters)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {

@@ -21,6 +21,7 @@ import (
 	"github.com/procq/procq/broker"
 	"github.com/procq/procq/internal/natstest"
 	"github.com/procq/procq/msgq"
+	"github.com/procq/procq/protocol"
 )
 
 // The tests share one embedded broker, started once in TestMain; each test
@@ -547,5 +548,48 @@ func TestSharedByName(t *testing.T) {
 	c := open(t, name, msgq.Config{})
 	if n := getInt(t, c, time.Second); n != 4 {
 		t.Errorf("Get on a queue opened after the put = %d, want 4", n)
+	}
+}
+
+// A queue declared by an older procq (its delayed items sourced through
+// nats-server's own consumer) is declared again with its durable source
+// consumer by a client that may declare, and opened as it is by one that
+// may not (a consumer's role): its stream is left untouched, and its items
+// are got.
+func TestOlderQueueOpenedAsIsOrDeclaredAgain(t *testing.T) {
+	t.Parallel()
+	name := queueName()
+	ctx := testCtx(t)
+	j := js(t)
+	if _, err := protocol.EnsureSched(ctx, j, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	sc := protocol.MsgQueueStreamConfig(name, 0, 1, true)
+	sc.Sources[0].Consumer = nil // as before durable sources
+	if _, err := j.CreateStream(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	sources := func() []*jetstream.StreamSource {
+		s, err := j.Stream(ctx, sc.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.CachedInfo().Config.Sources
+	}
+	asIs := open(t, name, msgq.Config{UseAsIs: true})
+	if s := sources(); len(s) != 1 || s[0].Consumer != nil {
+		t.Errorf("opened as it is, the stream's sources became %+v", s)
+	}
+	putInts(t, asIs, 0, 2)
+	var got int
+	if err := asIs.GetInto(ctx, 2*time.Second, &got); err != nil || got != 0 {
+		t.Errorf("get from the queue opened as it is: %d, %v; want 0", got, err)
+	}
+	open(t, name, msgq.Config{})
+	if s := sources(); len(s) != 1 || s[0].Consumer == nil || s[0].Consumer.Name != protocol.SourceDurable(sc.Name) {
+		t.Errorf("declared again, the stream's sources are %+v, want PROCQ_SCHED through %s", s, protocol.SourceDurable(sc.Name))
+	}
+	if err := asIs.GetInto(ctx, 2*time.Second, &got); err != nil || got != 1 {
+		t.Errorf("get after the queue was declared again: %d, %v; want 1", got, err)
 	}
 }

@@ -250,18 +250,20 @@ func SourceConsumerConfig(src *jetstream.StreamSource, replicas int) jetstream.C
 }
 
 // EnsureSourceConsumer makes the durable consumer of SchedStream that src
-// reads through, before stream is declared with src. A stream that
-// sources through it already is left as it is: a consumer's role may
-// read the topology, not change it.
+// reads through, with its replicas, before stream is declared with src; a
+// stream that sources through it, and it as wanted, are left as they are.
 func EnsureSourceConsumer(ctx context.Context, js jetstream.JetStream, stream string, src *jetstream.StreamSource, replicas int) error {
+	cfg := SourceConsumerConfig(src, cmp.Or(replicas, DefaultReplicas))
 	if s, err := js.Stream(ctx, stream); err == nil {
 		for _, have := range s.CachedInfo().Config.Sources {
-			if have.Consumer != nil && *have.Consumer == *src.Consumer {
+			if have.Consumer == nil || *have.Consumer != *src.Consumer {
+				continue
+			}
+			if c, err := js.PushConsumer(ctx, SchedStream, cfg.Durable); err == nil && c.CachedInfo().Config.Replicas == cfg.Replicas {
 				return nil
 			}
 		}
 	}
-	cfg := SourceConsumerConfig(src, cmp.Or(replicas, DefaultReplicas))
 	if _, err := js.CreateOrUpdatePushConsumer(ctx, SchedStream, cfg); err != nil {
 		return fmt.Errorf("consumer %s of stream %s: %w", cfg.Durable, SchedStream, err)
 	}
