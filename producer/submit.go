@@ -217,6 +217,11 @@ func (m *mapping) confirm(ctx context.Context) {
 			continue
 		case <-sc.stored.Err():
 		case <-ctx.Done():
+			select { // acknowledged all the same: on the record
+			case <-sc.stored.Ok():
+				m.stored(sc.msg)
+			default:
+			}
 			continue // drain m.sent so the publisher never blocks
 		default:
 			lost = true
@@ -275,10 +280,6 @@ func (m *mapping) confirm(ctx context.Context) {
 			case m.fatal <- err:
 			default:
 			}
-			continue
-		}
-		for _, msg := range burst {
-			m.stored(msg)
 		}
 	}
 }
@@ -312,6 +313,7 @@ func (m *mapping) resend(ctx context.Context, msgs []*nats.Msg) error {
 	if err := q.publish(ctx, msgs[0]); err != nil {
 		return fmt.Errorf("submit #%s: %w", msgs[0].Header.Get(protocol.HeaderIndex), err)
 	}
+	m.stored(msgs[0])
 	futures := make([]jetstream.PubAckFuture, len(msgs))
 	for i, msg := range msgs[1:] {
 		futures[i+1], _ = q.js.PublishMsgAsync(msg) // a failure: published synchronously below
@@ -322,6 +324,7 @@ func (m *mapping) resend(ctx context.Context, msgs []*nats.Msg) error {
 		if f := futures[i+1]; f != nil {
 			select {
 			case <-f.Ok():
+				m.stored(msg)
 				continue
 			case <-f.Err():
 			case <-wait.Done():
@@ -333,6 +336,7 @@ func (m *mapping) resend(ctx context.Context, msgs []*nats.Msg) error {
 		if err := q.publish(ctx, msg); err != nil {
 			return fmt.Errorf("submit #%s: %w", msg.Header.Get(protocol.HeaderIndex), err)
 		}
+		m.stored(msg)
 	}
 	return nil
 }
