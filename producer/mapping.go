@@ -82,6 +82,9 @@ func (m *mapping) run(ctx context.Context, inputsFor func(context.Context) Input
 	defer func() { _ = noticeSub.Unsubscribe() }()
 	m.notices = notices
 	stopCancels, err := m.answerCancels(ctx)
+	if err != nil && ctx.Err() != nil {
+		err = context.Cause(ctx)
+	}
 	if err != nil {
 		stopResults()
 		yield(Result{}, &IncompleteError{NotSubmitted: 0, Err: err})
@@ -89,6 +92,9 @@ func (m *mapping) run(ctx context.Context, inputsFor func(context.Context) Input
 	}
 	defer stopCancels()
 	stopDead, err := m.watchDead(ctx)
+	if err != nil && ctx.Err() != nil {
+		err = context.Cause(ctx)
+	}
 	if err != nil {
 		stopResults()
 		yield(Result{}, &IncompleteError{NotSubmitted: 0, Err: err})
