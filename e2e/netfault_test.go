@@ -335,6 +335,15 @@ func (c *netCluster) run(t *testing.T, s scenario, n int) {
 	r := netRow{scenario: s.name, v: v, pause: pause, took: took, note: note}
 	netReport(t, r)
 	problems := v.Problems(s.quorum)
+	if note == "the map ended before the fault" {
+		problems = append(problems, "the map ended before the fault: the scenario tested nothing")
+	}
+	if !s.quorum && v.MapFailed {
+		// Every scenario that takes the quorum away gives it back well
+		// within queue.put_timeout (30 s): the puts wait, and the map
+		// completes.
+		problems = append(problems, "the map failed although the quorum was back within queue.put_timeout: "+v.Reason)
+	}
 	if s.quorum && pause > quorumPause {
 		problems = append(problems, fmt.Sprintf("results paused %.1fs while a quorum was up (bound %v: elections, the ack wait and a client's ping timeout)", pause.Seconds(), quorumPause))
 	}
