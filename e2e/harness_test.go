@@ -170,10 +170,17 @@ func (e *env) startIn(in io.Reader, exe string, args ...string) *proc {
 	e.t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, exe), args...)
 	cmd.Stdin = in
+	return e.startCmd(cmd, exe+" "+strings.Join(args, " "))
+}
+
+// startCmd starts cmd, an executable of bin/, in the test world as the
+// process named name: killed (continued first, should it be stopped) when
+// the test ends, its output logged when the test failed.
+func (e *env) startCmd(cmd *exec.Cmd, name string) *proc {
+	e.t.Helper()
 	cmd.Dir = e.dir
 	cmd.Env = e.environ()
-	p := &proc{t: e.t, name: exe + " " + strings.Join(args, " "), cmd: cmd,
-		stdout: &syncBuf{}, stderr: &syncBuf{}, done: make(chan struct{})}
+	p := &proc{t: e.t, name: name, cmd: cmd, stdout: &syncBuf{}, stderr: &syncBuf{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	if err := cmd.Start(); err != nil {
 		e.t.Fatalf("start %s: %v", p.name, err)
@@ -186,6 +193,7 @@ func (e *env) startIn(in io.Reader, exe string, args ...string) *proc {
 		select {
 		case <-p.done:
 		default:
+			_ = cmd.Process.Signal(syscall.SIGCONT)
 			_ = cmd.Process.Kill()
 			<-p.done
 		}

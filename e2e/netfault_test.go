@@ -135,32 +135,7 @@ func (c *netCluster) kill(i int) {
 // is the executable's).
 func (e *env) startNS(net *netfault.Net, i int, exe string, args ...string) *proc {
 	e.t.Helper()
-	cmd := net.Command(i, filepath.Join(binDir, exe), args...)
-	cmd.Dir = e.dir
-	cmd.Env = e.environ()
-	p := &proc{t: e.t, name: exe + "@" + net.NS(i) + " " + strings.Join(args, " "), cmd: cmd,
-		stdout: &syncBuf{}, stderr: &syncBuf{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
-	if err := cmd.Start(); err != nil {
-		e.t.Fatalf("start %s: %v", p.name, err)
-	}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	e.t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = cmd.Process.Signal(syscall.SIGCONT)
-			_ = cmd.Process.Kill()
-			<-p.done
-		}
-		if e.t.Failed() {
-			e.t.Logf("--- %s stdout:\n%s--- %s stderr:\n%s", p.name, p.stdout, p.name, p.stderr)
-		}
-	})
-	return p
+	return e.startCmd(net.Command(i, filepath.Join(binDir, exe), args...), exe+"@"+net.NS(i)+" "+strings.Join(args, " "))
 }
 
 // js connects the test to the cluster through every node.
