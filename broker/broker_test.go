@@ -215,3 +215,18 @@ func TestStoreKey(t *testing.T) {
 		t.Errorf("a key for a store written in the clear: %v, want ErrStoreKey", err)
 	}
 }
+
+// Config.SyncAlways reaches JetStream: the running server fsyncs before
+// each ack exactly when asked to.
+func TestSyncAlways(t *testing.T) {
+	for _, want := range []bool{false, true} {
+		srv, err := broker.Start(broker.Config{URL: "nats://127.0.0.1:0", StoreDir: t.TempDir(), SyncAlways: want}, quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := srv.SyncAlways(); got != want {
+			t.Errorf("SyncAlways() = %v with Config.SyncAlways %v", got, want)
+		}
+		srv.Shutdown()
+	}
+}

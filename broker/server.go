@@ -186,6 +186,10 @@ func start(cfg Config, host string, port int, lock *dirLock, logger *slog.Logger
 	return &Server{ns: ns, lock: lock, token: token}, nil
 }
 
+// SyncAlways tells whether JetStream fsyncs its store before each ack, as
+// the running server has it.
+func (s *Server) SyncAlways() bool { return s.ns.JetStreamConfig().SyncAlways }
+
 // ClientURL is the URL clients use to reach this server, with the real port.
 func (s *Server) ClientURL() string { return s.ns.ClientURL() }
 
