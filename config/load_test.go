@@ -153,6 +153,8 @@ func TestLoadErrors(t *testing.T) {
 		{name: "replicas over five", yaml: "queue:\n  replicas: 7\n", wantKey: "queue.replicas", wantSource: "file", wantMsg: "must be in [1, 5], got 7"},
 		{name: "replicas over cluster", yaml: "broker:\n  cluster:\n    name: c\n    routes: [nats-route://127.0.0.1:6222]\nqueue:\n  replicas: 3\n", wantKey: "queue.replicas", wantSource: "file", wantMsg: "more than the cluster's 2 nodes"},
 		{name: "env replicas", yaml: "", env: [2]string{"PROCQ_QUEUE_REPLICAS", "0"}, wantKey: "queue.replicas", wantSource: "environment PROCQ_QUEUE_REPLICAS", wantMsg: "must be in [1, 5], got 0"},
+		{name: "short sync_interval", yaml: "broker:\n  sync_interval: 10ms\n", wantKey: "broker.sync_interval", wantSource: "file", wantMsg: "must be in [100ms, 1h0m0s], got 10ms"},
+		{name: "env sync_interval", yaml: "", env: [2]string{"PROCQ_BROKER_SYNC_INTERVAL", "2h"}, wantKey: "broker.sync_interval", wantSource: "environment PROCQ_BROKER_SYNC_INTERVAL", wantMsg: "must be in [100ms, 1h0m0s], got 2h0m0s"},
 		{name: "short idle_timeout", yaml: "pool:\n  idle_timeout: 10ms\n", wantKey: "pool.idle_timeout", wantSource: "file", wantMsg: "must be in [1s, 24h0m0s]"},
 	}
 	for _, tt := range tests {
