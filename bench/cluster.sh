@@ -248,7 +248,7 @@ fmt() { # 12345 -> 12,345
 		s = $1; o = ""; while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) }; print s o }'
 }
 
-echo "Binaries: $built. Machine: $(nproc) cores. broker.sync_always: ${PROCQ_BROKER_SYNC_ALWAYS:-default}."
+echo "Binaries: $built. Machine: $(nproc) cores. broker.sync_always: ${PROCQ_BROKER_SYNC_ALWAYS:-default (true on the cluster nodes, false on R1)}."
 t0=$SECONDS
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 
