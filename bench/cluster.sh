@@ -17,6 +17,9 @@
 # lines for bench/all.sh: r3_over_r1_auto (a), failover_pause_s,
 # failover_election_s, failover_pause_minus_election_s (medians) and
 # failover_pause_minus_election_max_s (c).
+# CHUNKS="1" (default "1 0", 0 the automatic chunk) the chunk sizes of a.
+# PROCQ_* variables set by the caller reach every broker node and map
+# (e.g. PROCQ_BROKER_SYNC_ALWAYS=true); the script sets only its own.
 # The cluster is started by this script in a temp dir (free ports picked
 # at random in 20000-29999, never 4222), stopped at the end or on Ctrl-C.
 # Every wait is bounded. Logs stay in the printed temp dir when a run fails
@@ -28,6 +31,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 parts=${PARTS:-abc}
+chunks=${CHUNKS:-1 0}
 [ "${FAILOVER_ONLY:-0}" = 1 ] && parts=c
 rounds=${1:-3}
 n=${2:-100000}
@@ -244,7 +248,7 @@ fmt() { # 12345 -> 12,345
 		s = $1; o = ""; while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) }; print s o }'
 }
 
-echo "Binaries: $built. Machine: $(nproc) cores."
+echo "Binaries: $built. Machine: $(nproc) cores. broker.sync_always: ${PROCQ_BROKER_SYNC_ALWAYS:-default (true on the cluster nodes, false on R1)}."
 t0=$SECONDS
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -253,7 +257,7 @@ if [[ $parts == *a* ]]; then
 echo "a. R1 against R3: $n inputs, $rounds rounds" >&2
 declare -A res
 for r in $(seq "$rounds"); do
-	for chunk in 1 0; do
+	for chunk in $chunks; do
 		for side in r1 r3; do
 			pool "$side" "$work/logs/a-$side-chunk$chunk-$r" 2 "$chunk" 0s "$n"
 			v=$result
@@ -267,7 +271,7 @@ echo "### a. R1 against R3 ($n inputs, square --sleep 0s, 2 consumer processes, 
 echo
 echo "| chunk | R1 embedded inputs/s | R3 cluster inputs/s | R3 / R1 | R1 runs | R3 runs | CPU s per run R1 / R3 | cores busy during map R1 / R3 |"
 echo "|---|---|---|---|---|---|---|---|"
-for chunk in 1 0; do
+for chunk in $chunks; do
 	a=$(med "${res[r1,$chunk]}" 1)
 	b=$(med "${res[r3,$chunk]}" 1)
 	size=$(printf '%s' "${res[r1,$chunk]}${res[r3,$chunk]}" | grep -v '^-' | col 2 | head -1)
@@ -280,7 +284,7 @@ done
 echo
 echo "(CPU s per run: user + system CPU of every procq process of the run (producer, consumers, broker or the three cluster nodes) from its start to its exit. Cores busy: the whole machine's busy cores, of $(nproc), between the map's first and last output line, from /proc/stat; other users of the machine included.)"
 echo "a done in $((SECONDS - t0)) s" >&2
-echo "summary r3_over_r1_auto $(ratio "$(med "${res[r3,0]}" 1)" "$(med "${res[r1,0]}" 1)")"
+[[ " $chunks " == *" 0 "* ]] && echo "summary r3_over_r1_auto $(ratio "$(med "${res[r3,0]}" 1)" "$(med "${res[r1,0]}" 1)")"
 fi
 
 # --- b. consumer processes ---------------------------------------------------

@@ -215,3 +215,30 @@ func TestStoreKey(t *testing.T) {
 		t.Errorf("a key for a store written in the clear: %v, want ErrStoreKey", err)
 	}
 }
+
+// Config.SyncAlways and Config.SyncInterval reach JetStream: the running
+// server fsyncs before each ack exactly when asked to, and otherwise at
+// the interval asked for (nats-server's 2 minutes when none is).
+func TestSyncAlways(t *testing.T) {
+	for _, tt := range []struct {
+		always       bool
+		interval     time.Duration
+		wantInterval time.Duration
+	}{
+		{false, 0, 2 * time.Minute},
+		{true, 0, 2 * time.Minute},
+		{false, time.Second, time.Second},
+	} {
+		srv, err := broker.Start(broker.Config{URL: "nats://127.0.0.1:0", StoreDir: t.TempDir(), SyncAlways: tt.always, SyncInterval: tt.interval}, quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := srv.SyncAlways(); got != tt.always {
+			t.Errorf("SyncAlways() = %v with Config.SyncAlways %v", got, tt.always)
+		}
+		if got := srv.SyncInterval(); got != tt.wantInterval {
+			t.Errorf("SyncInterval() = %v with Config.SyncInterval %v, want %v", got, tt.interval, tt.wantInterval)
+		}
+		srv.Shutdown()
+	}
+}

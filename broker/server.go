@@ -31,6 +31,9 @@ type Config struct {
 	TokenFile string
 	// SyncAlways fsyncs the store before each ack. Defaults to false.
 	SyncAlways bool
+	// SyncInterval is how often the store is fsynced when SyncAlways is
+	// off. Zero: nats-server's default, 2 minutes.
+	SyncInterval time.Duration
 	// ReadyTimeout bounds the wait for the server to accept connections.
 	// Defaults to 10s.
 	ReadyTimeout time.Duration
@@ -141,6 +144,7 @@ func start(cfg Config, host string, port int, lock *dirLock, logger *slog.Logger
 		JetStream:     true,
 		StoreDir:      cfg.StoreDir,
 		SyncAlways:    cfg.SyncAlways,
+		SyncInterval:  cfg.SyncInterval,
 		Authorization: token,
 		JetStreamKey:  cfg.StoreKey,
 	}
@@ -185,6 +189,14 @@ func start(cfg Config, host string, port int, lock *dirLock, logger *slog.Logger
 	}
 	return &Server{ns: ns, lock: lock, token: token}, nil
 }
+
+// SyncAlways tells whether JetStream fsyncs its store before each ack, as
+// the running server has it.
+func (s *Server) SyncAlways() bool { return s.ns.JetStreamConfig().SyncAlways }
+
+// SyncInterval is how often JetStream fsyncs its store otherwise, as the
+// running server has it.
+func (s *Server) SyncInterval() time.Duration { return s.ns.JetStreamConfig().SyncInterval }
 
 // ClientURL is the URL clients use to reach this server, with the real port.
 func (s *Server) ClientURL() string { return s.ns.ClientURL() }

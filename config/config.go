@@ -59,9 +59,13 @@ type Broker struct {
 	// ConnectTimeout bounds how long a client waits for the broker to come
 	// up. Defaults to 30s.
 	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
-	// SyncAlways makes the embedded broker fsync before every ack. Defaults
-	// to false (fsync every 2 minutes).
+	// SyncAlways makes the broker fsync its store before every ack.
+	// Defaults to true on a node of a cluster (Cluster.Name set), false
+	// otherwise.
 	SyncAlways bool `mapstructure:"sync_always"`
+	// SyncInterval is how often the broker fsyncs its store when
+	// SyncAlways is off. Defaults to 2m.
+	SyncInterval time.Duration `mapstructure:"sync_interval"`
 	// Metrics is where the broker (standalone or embedded) serves its
 	// Prometheus metrics, /metrics: each queue's and stream's state from
 	// JetStream. host:port; a host left out binds 127.0.0.1; empty is off.
@@ -316,6 +320,7 @@ var defaults = map[string]any{
 	"broker.token_file":         "",
 	"broker.connect_timeout":    dur(link.DefaultConnectTimeout),
 	"broker.sync_always":        false,
+	"broker.sync_interval":      dur(2 * time.Minute),
 	"broker.metrics":            "",
 	"broker.monitor":            "",
 	"broker.ui":                 "",

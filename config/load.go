@@ -74,6 +74,7 @@ func Load(opts Options) (*Config, error) {
 	for k := range defaults {
 		c.values[k] = v.Get(k)
 	}
+	c.derive()
 	if err := c.validate(); err != nil {
 		var ve *Error
 		if errors.As(err, &ve) {
@@ -113,6 +114,18 @@ func trimAll(items []string) []string {
 		}
 	}
 	return out
+}
+
+// derive sets the keys whose default depends on others, unless the user
+// set them: broker.sync_always is true on a node of a cluster, whose
+// replicated streams would otherwise lose acknowledged messages to an OS
+// crash or power loss of a majority of nodes within the 2-minute fsync
+// interval (RELIABILITY.md, "fsync: broker.sync_always").
+func (c *Config) derive() {
+	if !c.src.set("broker.sync_always") && c.Broker.Cluster.Name != "" {
+		c.Broker.SyncAlways = true
+		c.values["broker.sync_always"] = true
+	}
 }
 
 // ErrorFor is an *Error for key, naming where its value came from (a flag,
@@ -188,6 +201,20 @@ type sources struct {
 	v     *viper.Viper
 	file  string
 	flags map[*pflag.Flag]string
+}
+
+// set tells whether the user set key: by a flag, in the environment or in
+// the file.
+func (s sources) set(key string) bool {
+	for f, k := range s.flags {
+		if k == key && f.Changed {
+			return true
+		}
+	}
+	if _, ok := os.LookupEnv(EnvName(key)); ok {
+		return true
+	}
+	return s.file != "" && s.v.InConfig(key)
 }
 
 func (s sources) of(key string) string {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -65,7 +66,9 @@ func TestShippedConfigMatchesDefaults(t *testing.T) {
 	}
 	for _, k := range Keys() {
 		leaf := k[strings.LastIndex(k, ".")+1:]
-		if !strings.Contains(string(b), "  "+leaf+":") {
+		// A key whose default derives from others is shown commented out:
+		// setting it would override the derivation.
+		if !strings.Contains(string(b), "  "+leaf+":") && !strings.Contains(string(b), "  # "+leaf+":") {
 			t.Errorf("config.yaml does not document %s", k)
 		}
 	}
@@ -150,6 +153,8 @@ func TestLoadErrors(t *testing.T) {
 		{name: "replicas over five", yaml: "queue:\n  replicas: 7\n", wantKey: "queue.replicas", wantSource: "file", wantMsg: "must be in [1, 5], got 7"},
 		{name: "replicas over cluster", yaml: "broker:\n  cluster:\n    name: c\n    routes: [nats-route://127.0.0.1:6222]\nqueue:\n  replicas: 3\n", wantKey: "queue.replicas", wantSource: "file", wantMsg: "more than the cluster's 2 nodes"},
 		{name: "env replicas", yaml: "", env: [2]string{"PROCQ_QUEUE_REPLICAS", "0"}, wantKey: "queue.replicas", wantSource: "environment PROCQ_QUEUE_REPLICAS", wantMsg: "must be in [1, 5], got 0"},
+		{name: "short sync_interval", yaml: "broker:\n  sync_interval: 10ms\n", wantKey: "broker.sync_interval", wantSource: "file", wantMsg: "must be in [100ms, 1h0m0s], got 10ms"},
+		{name: "env sync_interval", yaml: "", env: [2]string{"PROCQ_BROKER_SYNC_INTERVAL", "2h"}, wantKey: "broker.sync_interval", wantSource: "environment PROCQ_BROKER_SYNC_INTERVAL", wantMsg: "must be in [100ms, 1h0m0s], got 2h0m0s"},
 		{name: "short idle_timeout", yaml: "pool:\n  idle_timeout: 10ms\n", wantKey: "pool.idle_timeout", wantSource: "file", wantMsg: "must be in [1s, 24h0m0s]"},
 	}
 	for _, tt := range tests {
@@ -315,4 +320,60 @@ func TestDeployConfigsLoad(t *testing.T) {
 			t.Errorf("%s: urls %v embedded %v", f, c.Broker.URLs(), c.Broker.Embedded)
 		}
 	}
+}
+
+// broker.sync_always defaults to true on a node of a cluster, where the
+// streams are replicated, and to false on a single broker; a value set in
+// the file, the environment or by a flag wins either way, and a spawned
+// child gets the effective value.
+func TestSyncAlwaysDefault(t *testing.T) {
+	const node = "broker:\n  token: t\n  cluster:\n    name: procq\n    routes: [nats-route://127.0.0.1:6222, nats-route://127.0.0.1:6223, nats-route://127.0.0.1:6224]\n"
+	for _, tt := range []struct {
+		name, file, env string
+		want            bool
+	}{
+		{"single broker", "queue:\n  name: jobs\n", "", false},
+		{"single broker, file true", "broker:\n  sync_always: true\n", "", true},
+		{"cluster node", node, "", true},
+		{"cluster node with replicas 3", node + "queue:\n  replicas: 3\n", "", true},
+		{"cluster node, file false", node + "  sync_always: false\n", "", false},
+		{"cluster node, environment false", node, "false", false},
+		{"cluster node, file false, environment true", node + "  sync_always: false\n", "true", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.env != "" {
+				t.Setenv("PROCQ_BROKER_SYNC_ALWAYS", tt.env)
+			}
+			c, err := Load(Options{Path: writeFile(t, tt.file)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Broker.SyncAlways != tt.want {
+				t.Errorf("broker.sync_always = %v, want %v", c.Broker.SyncAlways, tt.want)
+			}
+			want := "PROCQ_BROKER_SYNC_ALWAYS=" + strconv.FormatBool(tt.want)
+			if env := c.Environ(); !slices.Contains(env, want) {
+				t.Errorf("Environ() lacks %s", want)
+			}
+			if tt.env == "" {
+				if d := loadFromEnviron(t, c); d.Broker.SyncAlways != tt.want {
+					t.Errorf("child's broker.sync_always = %v, want %v", d.Broker.SyncAlways, tt.want)
+				}
+			}
+		})
+	}
+	t.Run("flag", func(t *testing.T) {
+		fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+		fs.Bool("sync-always", false, "")
+		if err := fs.Parse([]string{"--sync-always=false"}); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load(Options{Path: writeFile(t, node), Flags: map[*pflag.Flag]string{fs.Lookup("sync-always"): "broker.sync_always"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Broker.SyncAlways {
+			t.Errorf("broker.sync_always = true with --sync-always=false on a cluster node")
+		}
+	})
 }

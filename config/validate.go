@@ -56,6 +56,7 @@ func (c *Config) validate() error {
 		{"broker.cluster.routes", eachOf(c.Broker.Cluster.Routes, checkRoute)},
 		{"broker.store_dir", nonEmpty(c.Broker.StoreDir)},
 		{"broker.connect_timeout", durIn(c.Broker.ConnectTimeout, time.Nanosecond, day)},
+		{"broker.sync_interval", durIn(c.Broker.SyncInterval, 100*time.Millisecond, time.Hour)},
 		{"queue.name", task.ValidName(c.Queue.Name)},
 		{"queue.messages", in(c.Queue.Messages, 0, 10_000_000)},
 		{"queue.pause_min", durIn(c.Queue.PauseMin, 0, time.Hour)},

@@ -110,7 +110,7 @@ func newEnv(t *testing.T, url string) *env {
 			t.Logf("--- %s ends:\n%s", filepath.Base(l), strings.Join(lines[max(0, len(lines)-25):], "\n"))
 		}
 	})
-	return &env{t: t, dir: dir, vars: map[string]string{
+	e := &env{t: t, dir: dir, vars: map[string]string{
 		"PROCQ_BROKER_URL":             url,
 		"PROCQ_BROKER_STORE_DIR":       filepath.Join(dir, "data"),
 		"PROCQ_BROKER_CONNECT_TIMEOUT": "20s",
@@ -121,6 +121,12 @@ func newEnv(t *testing.T, url string) *env {
 		"PROCQ_CONSUMERS_WORK_MAX":     "40ms",
 		"PROCQ_QUEUE_ACK_WAIT":         "2s",
 	}}
+	// E2E_SYNC_ALWAYS=true|false runs every broker of the suite with that
+	// broker.sync_always (the test environment may set no PROCQ_ variable).
+	if v, ok := os.LookupEnv("E2E_SYNC_ALWAYS"); ok {
+		e.vars["PROCQ_BROKER_SYNC_ALWAYS"] = v
+	}
+	return e
 }
 
 // anyPort is the broker URL of a test world whose standalone broker picks

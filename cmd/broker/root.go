@@ -63,7 +63,8 @@ func runBroker(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	logger.Info("broker ready", "url", srv.ClientURL(), "name", srv.Name(), "store_dir", cfg.Broker.StoreDir,
-		"token_file", cfg.Broker.TokenPath(), "cluster", cfg.Broker.Cluster.Name, "routes_listen", srv.ClusterAddr())
+		"token_file", cfg.Broker.TokenPath(), "cluster", cfg.Broker.Cluster.Name, "routes_listen", srv.ClusterAddr(),
+		"sync_always", srv.SyncAlways(), "sync_interval", srv.SyncInterval())
 	fmt.Fprintf(cmd.OutOrStdout(), "Broker: listening on %s (store %s)\n", srv.ClientURL(), cfg.Broker.StoreDir)
 	ectx, stopEndpoints := context.WithCancel(cmd.Context())
 	defer stopEndpoints()

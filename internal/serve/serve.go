@@ -28,15 +28,16 @@ import (
 // ServerConfig configures the embedded broker.
 func ServerConfig(c *config.Config) (broker.Config, error) {
 	sc := broker.Config{
-		URL:        c.Broker.URLs()[0],
-		StoreDir:   c.Broker.StoreDir,
-		Token:      c.Broker.Token,
-		TokenFile:  c.Broker.TokenPath(),
-		SyncAlways: c.Broker.SyncAlways,
-		Name:       c.Broker.Name,
-		StoreKey:   c.Broker.StoreKey,
-		Roles:      c.Broker.RoleCredentials,
-		Queue:      c.Queue.Name,
+		URL:          c.Broker.URLs()[0],
+		StoreDir:     c.Broker.StoreDir,
+		Token:        c.Broker.Token,
+		TokenFile:    c.Broker.TokenPath(),
+		SyncAlways:   c.Broker.SyncAlways,
+		SyncInterval: c.Broker.SyncInterval,
+		Name:         c.Broker.Name,
+		StoreKey:     c.Broker.StoreKey,
+		Roles:        c.Broker.RoleCredentials,
+		Queue:        c.Queue.Name,
 	}
 	sc.CredentialsDir = c.Broker.CredentialsPath()
 	t := c.Broker.TLS
