@@ -54,12 +54,29 @@ func (w *Worker) storeDead(ctx context.Context, j *job, reason string, unanswere
 	if unanswered {
 		dl.Header.Set(protocol.HeaderUnanswered, "1")
 	}
+	// One dead letter per task (and one more for its answer never
+	// stored): a task delivered again before the broker applied its Term
+	// (a broker slow to apply it, fsyncing every write under load, past
+	// the ack wait) is dead-lettered again, and the dead-letter stream
+	// drops the repeated id.
+	if meta, err := j.msg.Metadata(); err == nil {
+		id := "dead." + meta.Stream + "." + strconv.FormatUint(meta.Sequence.Stream, 10)
+		if unanswered {
+			id += ".unanswered"
+		}
+		dl.Header.Set(nats.MsgIdHdr, id)
+	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 	defer cancel()
-	if _, err := w.js.PublishMsg(pctx, dl); err != nil {
+	ack, err := w.js.PublishMsg(pctx, dl)
+	if err != nil {
 		j.logger().ErrorContext(ctx, "dead-letter publish failed, message handed back", "error", err, "reason", reason)
 		w.nak(ctx, j.msg, backoff(j.attempt), "hand back undead-lettered message")
 		return false
+	}
+	if ack.Duplicate {
+		j.logger().InfoContext(ctx, "dead letter stored already: the task came again before its removal", "reason", reason)
+		return true
 	}
 	w.cfg.Events.DeadLettered(j.kind)
 	return true

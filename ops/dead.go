@@ -177,6 +177,7 @@ func (d *DeadLetters) Requeue(ctx context.Context, id uint64) (uint64, error) {
 	for _, k := range deadHeaders {
 		msg.Header.Del(k)
 	}
+	msg.Header.Del(protocol.HeaderMsgID) // the dead letter's own
 	if orig != "" {
 		msg.Header.Set(protocol.HeaderMsgID, orig+".requeued."+strconv.FormatUint(id, 10))
 	}
