@@ -51,7 +51,14 @@ func report(t *testing.T, r row) {
 	if r.lost != 0 {
 		t.Errorf("%s: %d inputs lost", r.scenario, r.lost)
 	}
-	path := os.Getenv("RELIABILITY_OUT")
+	appendRow(t, "RELIABILITY_OUT", line)
+}
+
+// appendRow appends a table's line to the file the environment variable
+// names, if it is set: make reliability gathers the rows of every test.
+func appendRow(t *testing.T, variable, line string) {
+	t.Helper()
+	path := os.Getenv(variable)
 	if path == "" {
 		return
 	}
@@ -59,7 +66,7 @@ func report(t *testing.T, r row) {
 	defer reportMu.Unlock()
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
-		t.Errorf("reliability table: %v", err)
+		t.Errorf("%s table: %v", variable, err)
 		return
 	}
 	defer f.Close()

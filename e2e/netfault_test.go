@@ -228,8 +228,6 @@ type netRow struct {
 	note     string
 }
 
-var netReportMu sync.Mutex
-
 func (r netRow) line() string {
 	failed := "no"
 	if r.v.MapFailed {
@@ -244,19 +242,7 @@ func netReport(t *testing.T, r netRow) {
 	t.Helper()
 	line := r.line()
 	t.Log(line)
-	path := os.Getenv("NETFAULT_OUT")
-	if path == "" {
-		return
-	}
-	netReportMu.Lock()
-	defer netReportMu.Unlock()
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		t.Errorf("netfault table: %v", err)
-		return
-	}
-	defer f.Close()
-	fmt.Fprintln(f, line)
+	appendRow(t, "NETFAULT_OUT", line)
 }
 
 // run maps square over 1..n with tasks of 1 ms, runs the scenario's
