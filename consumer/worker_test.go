@@ -560,3 +560,41 @@ func TestOversizeAnswers(t *testing.T) {
 		t.Fatalf("dead letters %d, want 1 for input #3", len(dl))
 	}
 }
+
+// A task dead-lettered again, delivered before the broker applied the
+// removal that followed its first dead letter (a broker slow to apply a
+// Term, past the ack wait), leaves one dead letter: the second copy has
+// the first's id, and the dead-letter stream keeps one.
+func TestTaskDeadLetteredAgainStoredOnce(t *testing.T) {
+	const q = "again"
+	f := setup(t, q)
+	ctx := context.Background()
+	task := nats.NewMsg(protocol.WorkSubject(q, "r1"))
+	task.Header.Set(protocol.HeaderKind, "no-such-kind")
+	task.Header.Set(protocol.HeaderRun, "r1")
+	task.Data = []byte(`1`)
+	ack, err := f.js.PublishMsg(ctx, task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Its dead letter as a consumer stored it before the Term was lost.
+	first := nats.NewMsg(protocol.DeadSubject(q))
+	first.Header.Set(nats.MsgIdHdr, fmt.Sprintf("dead.%s.%d", protocol.TasksStream, ack.Sequence))
+	first.Header.Set(protocol.HeaderError, "unknown kind")
+	first.Data = []byte(`1`)
+	if _, err := f.js.PublishMsg(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	f.startRun(t, q, "r1")
+	f.sentinel(t, q, "r1")
+	if err := f.run(t, demo.Builtins(), consumer.Config{Name: "C-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := deadLetters(t, f, q); len(got) != 1 {
+		t.Errorf("%d dead letters of the task, want 1", len(got))
+	}
+	info, err := f.topo.Tasks.Info(ctx)
+	if err != nil || info.State.Msgs != 0 {
+		t.Errorf("the task stream holds %v messages (%v), want the task removed", info.State.Msgs, err)
+	}
+}

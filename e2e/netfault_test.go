@@ -285,7 +285,8 @@ func (c *netCluster) run(t *testing.T, s scenario, n int) {
 	}
 	at := time.Now()
 	note := "the map ended before the fault"
-	if p.running() { // else: it failed before (its row says how)
+	faulted := p.running() // else: it ended before (its row says how)
+	if faulted {
 		note = s.fault(t, w, p)
 		t.Logf("fault healed %.1fs after it began; waiting for the producer to exit", time.Since(at).Seconds())
 	}
@@ -301,7 +302,7 @@ func (c *netCluster) run(t *testing.T, s scenario, n int) {
 	r := netRow{scenario: s.name, v: v, pause: pause, took: took, note: note}
 	netReport(t, r)
 	problems := v.Problems(s.quorum)
-	if note == "the map ended before the fault" {
+	if !faulted {
 		problems = append(problems, "the map ended before the fault: the scenario tested nothing")
 	}
 	if !s.quorum && v.MapFailed {

@@ -92,6 +92,9 @@ func Open(ctx context.Context, js jetstream.JetStream, name string, cfg Config, 
 	}
 	sc := protocol.MsgQueueStreamConfig(name, max, cfg.Replicas, sched != nil)
 	st, err := js.Stream(ctx, sc.Name)
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) && cfg.UseAsIs {
+		return nil, fmt.Errorf("queue %s: %w", name, err)
+	}
 	if err != nil || !cfg.UseAsIs {
 		for _, src := range sc.Sources {
 			if err := protocol.EnsureSourceConsumer(ctx, js, sc.Name, src, cfg.Replicas); err != nil {

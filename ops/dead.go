@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -174,11 +175,18 @@ func (d *DeadLetters) Requeue(ctx context.Context, id uint64) (uint64, error) {
 	// would take it for a second copy.
 	msg.Header.Del(protocol.HeaderTaskID)
 	orig := m.Header.Get(protocol.HeaderOrigMsgID)
+	own := m.Header.Get(protocol.HeaderMsgID) // dead.<stream>.<the task's sequence>[.unanswered]
 	for _, k := range deadHeaders {
 		msg.Header.Del(k)
 	}
-	msg.Header.Del(protocol.HeaderMsgID) // the dead letter's own
-	if orig != "" {
+	msg.Header.Del(protocol.HeaderMsgID)
+	switch {
+	case own != "":
+		// One task, one requeue: a task whose answer was not stored has
+		// two dead letters (the second marked Procq-Unanswered), and
+		// requeuing both gives the task stream one id, kept once.
+		msg.Header.Set(protocol.HeaderMsgID, cmp.Or(orig, "task")+".requeued."+strings.TrimSuffix(own, ".unanswered"))
+	case orig != "":
 		msg.Header.Set(protocol.HeaderMsgID, orig+".requeued."+strconv.FormatUint(id, 10))
 	}
 	ack, err := d.js.PublishMsg(ctx, msg)

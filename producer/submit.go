@@ -235,6 +235,11 @@ func (m *mapping) confirm(ctx context.Context) {
 				case <-changed:
 				case <-timer.C:
 				case <-ctx.Done():
+					select { // acknowledged all the same: on the record
+					case <-sc.stored.Ok():
+						m.stored(sc.msg)
+					default:
+					}
 					continue
 				}
 			}
