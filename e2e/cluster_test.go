@@ -106,15 +106,22 @@ func (c *cluster) kill(i int) {
 // js connects the test itself to the cluster, through every node.
 func (c *cluster) js() jetstream.JetStream {
 	c.t.Helper()
-	nc, err := nats.Connect(strings.Join(c.urls[:], ","), nats.Token(clusterToken), nats.MaxReconnects(-1),
-		nats.RootCAs(c.certs.CA), nats.ClientCert(c.certs.Cert, c.certs.Key))
+	return clusterJS(c.t, c.urls[:], nats.RootCAs(c.certs.CA), nats.ClientCert(c.certs.Cert, c.certs.Key))
+}
+
+// clusterJS connects the test to a cluster through every node of urls,
+// reconnecting without end, with the cluster's token and opts; the
+// connection is closed when the test ends.
+func clusterJS(t *testing.T, urls []string, opts ...nats.Option) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(strings.Join(urls, ","), append([]nats.Option{nats.Token(clusterToken), nats.MaxReconnects(-1)}, opts...)...)
 	if err != nil {
-		c.t.Fatal(err)
+		t.Fatal(err)
 	}
-	c.t.Cleanup(nc.Close)
+	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
 	if err != nil {
-		c.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return js
 }

@@ -141,17 +141,7 @@ func (e *env) startNS(net *netfault.Net, i int, exe string, args ...string) *pro
 // js connects the test to the cluster through every node.
 func (c *netCluster) js() jetstream.JetStream {
 	c.t.Helper()
-	nc, err := nats.Connect(strings.Join(c.urls[:], ","), nats.Token(clusterToken), nats.MaxReconnects(-1),
-		nats.PingInterval(2*time.Second), nats.MaxPingsOutstanding(2))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	c.t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	return js
+	return clusterJS(c.t, c.urls[:], nats.PingInterval(2*time.Second), nats.MaxPingsOutstanding(2))
 }
 
 // leaderOf is the node that leads stream name, asked until a leader

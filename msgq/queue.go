@@ -97,7 +97,7 @@ func Open(ctx context.Context, js jetstream.JetStream, name string, cfg Config, 
 	}
 	if err != nil || !cfg.UseAsIs {
 		for _, src := range sc.Sources {
-			if err := protocol.EnsureSourceConsumer(ctx, js, sc.Name, src, cfg.Replicas); err != nil {
+			if err := protocol.EnsureSourceConsumer(ctx, js, src, cfg.Replicas); err != nil {
 				return nil, fmt.Errorf("queue %s: %w", name, err)
 			}
 		}

@@ -59,12 +59,17 @@ func (m *mapping) run(ctx context.Context, inputsFor func(context.Context) Input
 	defer cancel()
 	log := m.pool.log.With("map", m.id, "task", m.kind)
 
-	results, stopResults, err := m.subscribe(ctx)
-	if err != nil && ctx.Err() != nil {
-		err = context.Cause(ctx) // why it stopped, not that it was cancelled
-	}
-	if err != nil {
+	// fail ends a map whose setup failed: with why it stopped when it was
+	// stopped meanwhile, not that its setup was cancelled.
+	fail := func(err error) {
+		if ctx.Err() != nil {
+			err = context.Cause(ctx)
+		}
 		yield(Result{}, &IncompleteError{NotSubmitted: 0, Err: err})
+	}
+	results, stopResults, err := m.subscribe(ctx)
+	if err != nil {
+		fail(err)
 		return
 	}
 	notices := make(chan string, 1)
@@ -76,28 +81,22 @@ func (m *mapping) run(ctx context.Context, inputsFor func(context.Context) Input
 	})
 	if err != nil {
 		stopResults()
-		yield(Result{}, &IncompleteError{NotSubmitted: 0, Err: err})
+		fail(err)
 		return
 	}
 	defer func() { _ = noticeSub.Unsubscribe() }()
 	m.notices = notices
 	stopCancels, err := m.answerCancels(ctx)
-	if err != nil && ctx.Err() != nil {
-		err = context.Cause(ctx)
-	}
 	if err != nil {
 		stopResults()
-		yield(Result{}, &IncompleteError{NotSubmitted: 0, Err: err})
+		fail(err)
 		return
 	}
 	defer stopCancels()
 	stopDead, err := m.watchDead(ctx)
-	if err != nil && ctx.Err() != nil {
-		err = context.Cause(ctx)
-	}
 	if err != nil {
 		stopResults()
-		yield(Result{}, &IncompleteError{NotSubmitted: 0, Err: err})
+		fail(err)
 		return
 	}
 	defer stopDead()

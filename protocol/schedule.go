@@ -250,19 +250,12 @@ func SourceConsumerConfig(src *jetstream.StreamSource, replicas int) jetstream.C
 }
 
 // EnsureSourceConsumer makes the durable consumer of SchedStream that src
-// reads through, with its replicas, before stream is declared with src; a
-// stream that sources through it, and it as wanted, are left as they are.
-func EnsureSourceConsumer(ctx context.Context, js jetstream.JetStream, stream string, src *jetstream.StreamSource, replicas int) error {
+// reads through, with its replicas, before the stream is declared with
+// src; one there as wanted is left as it is.
+func EnsureSourceConsumer(ctx context.Context, js jetstream.JetStream, src *jetstream.StreamSource, replicas int) error {
 	cfg := SourceConsumerConfig(src, cmp.Or(replicas, DefaultReplicas))
-	if s, err := js.Stream(ctx, stream); err == nil {
-		for _, have := range s.CachedInfo().Config.Sources {
-			if have.Consumer == nil || *have.Consumer != *src.Consumer {
-				continue
-			}
-			if c, err := js.PushConsumer(ctx, SchedStream, cfg.Durable); err == nil && c.CachedInfo().Config.Replicas == cfg.Replicas {
-				return nil
-			}
-		}
+	if c, err := js.PushConsumer(ctx, SchedStream, cfg.Durable); err == nil && c.CachedInfo().Config.Replicas == cfg.Replicas {
+		return nil
 	}
 	if _, err := js.CreateOrUpdatePushConsumer(ctx, SchedStream, cfg); err != nil {
 		return fmt.Errorf("consumer %s of stream %s: %w", cfg.Durable, SchedStream, err)

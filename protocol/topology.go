@@ -164,7 +164,7 @@ func EnsureQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (
 			return nil, fmt.Errorf("bucket %s: %w", FiredBucket, err)
 		}
 		sources = []*jetstream.StreamSource{TasksSource()}
-		if err := EnsureSourceConsumer(ctx, js, TasksStream, sources[0], cfg.Replicas); err != nil {
+		if err := EnsureSourceConsumer(ctx, js, sources[0], cfg.Replicas); err != nil {
 			return nil, err
 		}
 		if topo.Counts, err = ensure(CountsStreamConfig(cfg.Replicas)); err != nil {
